@@ -1,0 +1,387 @@
+//! Admission: the one validation path every message takes before it becomes an entry.
+//!
+//! `govledger append` (files) and `govledger serve` (JetStream) both hand each
+//! message to [`Admission::admit`], which returns exactly one [`Entry`]: accepted, or
+//! rejected with a machine-readable [`RejectReason`] and a sentence for people.
+//! It fails closed: anything it cannot verify or validate is rejected, never applied,
+//! and no input makes it panic.
+//!
+//! Checks, in order (the first failure decides the reason):
+//! 1. body size within the limit (`oversized`), UTF-8 (`not_utf8`), JSON
+//!    (`malformed_json`), version (`unsupported_version`), known type
+//!    (`unknown_type`), the type's schema (`schema_violation`);
+//! 2. subject `gov.<tenant>.<kind>` with the body's tenant (`tenant_mismatch`) and
+//!    the type's family as kind (`schema_violation`);
+//! 3. `Gov-Key` and `Gov-Sig` present (`missing_header`) and well formed
+//!    (`bad_header`);
+//! 4. the key: known (`unknown_key`), not revoked or retired at the event time
+//!    (`revoked_key`), of the event's tenant (`tenant_mismatch`), an admin or
+//!    operator key for key events (`unauthorized_key`);
+//! 5. Ed25519 signature over the exact body bytes (`bad_signature`);
+//! 6. event id not already accepted for the tenant (`duplicate`);
+//! 7. the event is consistent with the key ring (`invariant_violation`).
+//!
+//! A rejected entry keeps the SHA-256 and length of the body, never the body.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::{Signature, VerifyingKey};
+use govledger_projections::{KeyProblem, KeyRing, KeyRole};
+use govledger_schemas::{
+    decode_body, peek_ids, DecodeLimits, Entry, Envelope, RejectReason, Seq, Verdict,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A message as it arrives: from JetStream, or a line of a file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    /// The NATS subject.
+    pub subject: String,
+    /// The exact body bytes.
+    pub body: Vec<u8>,
+    /// The `Gov-Key` header.
+    pub key_id: Option<String>,
+    /// The `Gov-Sig` header (standard base64).
+    pub signature: Option<String>,
+    /// JetStream stream sequence (0 for file input).
+    pub stream_seq: u64,
+    /// JetStream timestamp, unix ns: the event time.
+    pub time_ns: u64,
+}
+
+/// One trusted key in the trust file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustKey {
+    /// `<tenant>/<name>` (operator keys: `operator/<name>`).
+    pub key_id: String,
+    /// Standard base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+}
+
+/// A tenant's entry in the trust file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantTrust {
+    /// Keys that may register, rotate and revoke the tenant's producer keys.
+    pub admin_keys: Vec<TrustKey>,
+}
+
+/// The trust file given to `init --trust`: the roots of every signature check.
+///
+/// ```json
+/// {"operator": [{"key_id": "operator/root", "public_key": "<base64>"}],
+///  "tenants": {"acme": {"admin_keys": [{"key_id": "acme/admin", "public_key": "<base64>"}]}}}
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trust {
+    /// Operator root keys.
+    #[serde(default)]
+    pub operator: Vec<TrustKey>,
+    /// Tenants by id.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantTrust>,
+}
+
+/// A trust file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// Not JSON of the documented shape.
+    #[error("trust file is not valid: {0}")]
+    Parse(String),
+    /// A key entry is wrong.
+    #[error("trust file key {key_id:?}: {message}")]
+    Key {
+        /// The key.
+        key_id: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Trust {
+    /// Parses and checks a trust file.
+    pub fn from_json(text: &str) -> Result<Trust, TrustError> {
+        let t: Trust = serde_json::from_str(text).map_err(|e| TrustError::Parse(e.to_string()))?;
+        t.ring()?;
+        Ok(t)
+    }
+
+    /// The key ring holding these roots.
+    pub fn ring(&self) -> Result<KeyRing, TrustError> {
+        let mut ring = KeyRing::new();
+        let mut add = |k: &TrustKey, tenant: &str, role: KeyRole| -> Result<(), TrustError> {
+            let err = |message: String| TrustError::Key {
+                key_id: k.key_id.clone(),
+                message,
+            };
+            let id: govledger_schemas::KeyId = k.key_id.parse().map_err(|e| err(format!("{e}")))?;
+            if id.tenant_str() != tenant {
+                return Err(err(format!("must start with {tenant}/")));
+            }
+            let pk = public_key(&k.public_key).ok_or_else(|| {
+                err("public_key must be the base64 of a 32-byte Ed25519 key".into())
+            })?;
+            if ring.iter().any(|(id, _)| id == k.key_id) {
+                return Err(err("listed twice".into()));
+            }
+            ring.add_root(&k.key_id, tenant, pk.to_bytes(), role);
+            Ok(())
+        };
+        for k in &self.operator {
+            add(
+                k,
+                govledger_schemas::KeyId::OPERATOR_TENANT,
+                KeyRole::Operator,
+            )?;
+        }
+        for (tenant, t) in &self.tenants {
+            govledger_schemas::TenantId::try_from(tenant.clone())
+                .map_err(|e| TrustError::Parse(format!("tenant {tenant:?}: {e}")))?;
+            for k in &t.admin_keys {
+                add(k, tenant, KeyRole::Admin)?;
+            }
+        }
+        Ok(ring)
+    }
+}
+
+fn public_key(b64: &str) -> Option<VerifyingKey> {
+    let raw: [u8; 32] = B64.decode(b64).ok()?.try_into().ok()?;
+    VerifyingKey::from_bytes(&raw).ok()
+}
+
+/// The admission state: the key ring and the event ids of the batch being built.
+#[derive(Clone, Debug)]
+pub struct Admission {
+    ring: KeyRing,
+    limits: DecodeLimits,
+    batch_ids: BTreeSet<(String, String)>,
+}
+
+fn family(event_type: &str) -> &str {
+    event_type.split('.').next().unwrap_or(event_type)
+}
+
+impl Admission {
+    /// Admission over the trust roots of `trust`.
+    pub fn new(trust: &Trust, limits: DecodeLimits) -> Result<Self, TrustError> {
+        Ok(Admission {
+            ring: trust.ring()?,
+            limits,
+            batch_ids: BTreeSet::new(),
+        })
+    }
+
+    /// The key ring as it stands.
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// Folds an entry already in the ledger (rebuilding the ring on open).
+    pub fn replay(&mut self, entry: &Entry) {
+        if let (Verdict::Accepted { .. }, Some(body)) = (&entry.verdict, &entry.body) {
+            if let Ok(env) = decode_body(
+                body,
+                &DecodeLimits {
+                    max_body_bytes: usize::MAX,
+                },
+            ) {
+                self.ring.apply(&env, entry.time_ns);
+            }
+        }
+    }
+
+    /// Forgets the event ids of the batch just committed (they are in the ledger's
+    /// index now). Call after each successful append.
+    pub fn end_batch(&mut self) {
+        self.batch_ids.clear();
+    }
+
+    /// Admits one message. `seen(tenant, event_id)` answers whether the ledger
+    /// already holds an accepted entry with that id.
+    pub fn admit<E>(
+        &mut self,
+        msg: &Message,
+        seen: &dyn Fn(&str, &str) -> Result<bool, E>,
+    ) -> Result<Entry, E> {
+        match self.check(msg, seen)? {
+            Ok(env) => {
+                self.ring.apply(&env, msg.time_ns);
+                self.batch_ids
+                    .insert((env.tenant.to_string(), env.id.to_string()));
+                Ok(entry(
+                    msg,
+                    Verdict::Accepted {
+                        event_id: env.id.to_string(),
+                        event_type: env.kind().as_str().to_string(),
+                        tenant: env.tenant.to_string(),
+                    },
+                ))
+            }
+            Err(r) => Ok(entry(msg, r)),
+        }
+    }
+
+    fn check<E>(
+        &self,
+        msg: &Message,
+        seen: &dyn Fn(&str, &str) -> Result<bool, E>,
+    ) -> Result<Result<Envelope, Verdict>, E> {
+        let env = match decode_body(&msg.body, &self.limits) {
+            Ok(env) => env,
+            Err(e) => {
+                // Label the rejection with whatever id and tenant can still be read.
+                let (id, tenant) = peek_ids(&msg.body, &self.limits);
+                return Ok(Err(Verdict::Rejected {
+                    reason: e.reason(),
+                    detail: match &id {
+                        Some(id) => format!("event {id} rejected: {e}"),
+                        None => e.to_string(),
+                    },
+                    event_id: id.map(|i| i.to_string()),
+                    tenant: tenant.map(|t| t.to_string()),
+                }));
+            }
+        };
+        let tenant = env.tenant.as_str();
+        let id = env.id.as_str();
+        let rej = |reason: RejectReason, detail: String| {
+            Err(reject(
+                reason,
+                format!("event {id} rejected: {detail}"),
+                &env,
+            ))
+        };
+        let kind = env.kind();
+        let parts: Vec<&str> = msg.subject.split('.').collect();
+        match parts.as_slice() {
+            ["gov", t, k] if govledger_schemas::TenantId::validate(t).is_ok() => {
+                // The subject's shape is part of the schema, so a wrong kind is a
+                // schema_violation and is reported before a tenant_mismatch.
+                if *k != family(kind.as_str()) {
+                    return Ok(rej(
+                        RejectReason::SchemaViolation,
+                        format!(
+                            "a {} event must be published on gov.{tenant}.{}, not {}",
+                            kind.as_str(),
+                            family(kind.as_str()),
+                            msg.subject
+                        ),
+                    ));
+                }
+                if *t != tenant {
+                    return Ok(rej(
+                        RejectReason::TenantMismatch,
+                        format!(
+                            "subject {} names tenant {t}, the body tenant {tenant}",
+                            msg.subject
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                return Ok(rej(
+                    RejectReason::SchemaViolation,
+                    format!("subject {:?} is not gov.<tenant>.<kind>", msg.subject),
+                ))
+            }
+        }
+        let (Some(key_id), Some(sig)) = (&msg.key_id, &msg.signature) else {
+            let which = if msg.key_id.is_none() {
+                "Gov-Key"
+            } else {
+                "Gov-Sig"
+            };
+            return Ok(rej(
+                RejectReason::MissingHeader,
+                format!("header {which} is missing"),
+            ));
+        };
+        if govledger_schemas::KeyId::validate(key_id).is_err() {
+            return Ok(rej(
+                RejectReason::BadHeader,
+                format!("Gov-Key {key_id:?} is not a key id of the form <tenant>/<name>"),
+            ));
+        }
+        let Some(sig) = B64
+            .decode(sig.trim())
+            .ok()
+            .and_then(|s| Signature::from_slice(&s).ok())
+        else {
+            return Ok(rej(
+                RejectReason::BadHeader,
+                "Gov-Sig is not the standard base64 of a 64-byte Ed25519 signature".into(),
+            ));
+        };
+        let rec = match self
+            .ring
+            .signer(key_id, tenant, msg.time_ns, kind.is_key_event())
+        {
+            Ok(rec) => rec,
+            Err(KeyProblem::Unknown) => {
+                return Ok(rej(
+                    RejectReason::UnknownKey,
+                    format!("key {key_id} is not known"),
+                ))
+            }
+            Err(KeyProblem::Revoked(m)) => return Ok(rej(RejectReason::RevokedKey, m)),
+            Err(KeyProblem::TenantMismatch(m)) => return Ok(rej(RejectReason::TenantMismatch, m)),
+            Err(KeyProblem::Unauthorized(m)) => return Ok(rej(RejectReason::UnauthorizedKey, m)),
+        };
+        let verified = VerifyingKey::from_bytes(&rec.public_key)
+            .is_ok_and(|k| k.verify_strict(&msg.body, &sig).is_ok());
+        if !verified {
+            return Ok(rej(
+                RejectReason::BadSignature,
+                format!("signature does not verify with key {key_id}"),
+            ));
+        }
+        if self
+            .batch_ids
+            .contains(&(tenant.to_string(), id.to_string()))
+            || seen(tenant, id)?
+        {
+            return Ok(rej(
+                RejectReason::Duplicate,
+                format!("tenant {tenant} already has an accepted event {id}"),
+            ));
+        }
+        if let Err(m) = self.ring.check(&env) {
+            return Ok(rej(RejectReason::InvariantViolation, m));
+        }
+        Ok(Ok(env))
+    }
+}
+
+fn reject(reason: RejectReason, detail: String, env: &Envelope) -> Verdict {
+    Verdict::Rejected {
+        reason,
+        detail,
+        event_id: Some(env.id.to_string()),
+        tenant: Some(env.tenant.to_string()),
+    }
+}
+
+fn entry(msg: &Message, verdict: Verdict) -> Entry {
+    let accepted = matches!(verdict, Verdict::Accepted { .. });
+    Entry {
+        seq: Seq(0),
+        stream_seq: msg.stream_seq,
+        time_ns: msg.time_ns,
+        subject: msg.subject.clone(),
+        key_id: msg.key_id.clone(),
+        signature: msg
+            .signature
+            .as_ref()
+            .and_then(|s| B64.decode(s.trim()).ok()),
+        body_sha256: Sha256::digest(&msg.body).into(),
+        body_len: msg.body.len() as u64,
+        body: accepted.then(|| msg.body.clone()),
+        verdict,
+    }
+}

@@ -1,0 +1,147 @@
+//! C2SP tlog-checkpoint bodies, signed as C2SP signed notes ([`crate::note`]).
+//!
+//! A checkpoint body is:
+//!
+//! ```text
+//! <origin>
+//! <tree size, decimal>
+//! <base64 root hash>
+//! state-digest sha256:<64 lowercase hex>     (govledger's one extension line)
+//! ```
+//!
+//! each line ending in a newline. The extension line commits the signed tree to the
+//! digest of the projected governance state at that size, so a replica or a replay
+//! that folds the same entries can prove it reached the same state. A checkpoint with
+//! no extension lines (as Go's tlog writes them) parses too; other extension lines are
+//! kept, in order, and never interpreted.
+
+use crate::note::{NoteError, NoteSigner, NoteVerifier};
+use crate::tree::Hash;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+/// The prefix of govledger's extension line.
+pub const STATE_DIGEST_PREFIX: &str = "state-digest sha256:";
+
+/// A tree head: what a checkpoint commits to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The log's origin line, its unique name.
+    pub origin: String,
+    /// Number of leaves.
+    pub size: u64,
+    /// RFC 6962 root of the first `size` leaves.
+    pub root: Hash,
+    /// SHA-256 of the canonical projected state at `size`, when the log carries one.
+    pub state_digest: Option<Hash>,
+    /// Other extension lines, kept verbatim.
+    pub extensions: Vec<String>,
+}
+
+/// Why a checkpoint body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The body is not a tlog-checkpoint.
+    #[error("malformed checkpoint: {0}")]
+    Malformed(String),
+    /// The signed note around it is bad.
+    #[error(transparent)]
+    Note(#[from] NoteError),
+}
+
+impl Checkpoint {
+    /// The checkpoint body, as it is signed.
+    pub fn body(&self) -> String {
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        );
+        if let Some(d) = &self.state_digest {
+            s.push_str(STATE_DIGEST_PREFIX);
+            s.push_str(&hex(d));
+            s.push('\n');
+        }
+        for e in &self.extensions {
+            s.push_str(e);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Signs the body and returns the signed note text.
+    pub fn sign(&self, signer: &NoteSigner) -> Result<String, CheckpointError> {
+        Ok(signer.sign(&self.body())?)
+    }
+
+    /// Verifies `note` with `verifier` and parses its body.
+    pub fn open(note: &str, verifier: &NoteVerifier) -> Result<Checkpoint, CheckpointError> {
+        let text = verifier.open(note)?;
+        Self::parse_body(text)
+    }
+
+    /// Parses a checkpoint body (no signature check).
+    pub fn parse_body(text: &str) -> Result<Checkpoint, CheckpointError> {
+        let bad = |m: &str| CheckpointError::Malformed(m.to_string());
+        let text = text
+            .strip_suffix('\n')
+            .ok_or_else(|| bad("body must end in a newline"))?;
+        let mut lines = text.split('\n');
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| bad("empty origin line"))?;
+        let size_line = lines.next().ok_or_else(|| bad("missing size line"))?;
+        if size_line.is_empty()
+            || !size_line.bytes().all(|b| b.is_ascii_digit())
+            || (size_line.len() > 1 && size_line.starts_with('0'))
+        {
+            return Err(bad("size must be a decimal number without leading zeros"));
+        }
+        let size: u64 = size_line.parse().map_err(|_| bad("size out of range"))?;
+        let root_line = lines.next().ok_or_else(|| bad("missing root line"))?;
+        let root: Hash = B64
+            .decode(root_line)
+            .ok()
+            .and_then(|r| r.try_into().ok())
+            .ok_or_else(|| bad("root must be the base64 of 32 bytes"))?;
+        let mut state_digest = None;
+        let mut extensions = Vec::new();
+        for line in lines {
+            if line.is_empty() {
+                return Err(bad("empty extension line"));
+            }
+            match line.strip_prefix(STATE_DIGEST_PREFIX) {
+                Some(h) if state_digest.is_none() => {
+                    state_digest =
+                        Some(unhex(h).ok_or_else(|| bad("state digest must be 64 hex digits"))?)
+                }
+                _ => extensions.push(line.to_string()),
+            }
+        }
+        Ok(Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+            state_digest,
+            extensions,
+        })
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Hash> {
+    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}

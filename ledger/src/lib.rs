@@ -1,0 +1,362 @@
+//! govledger's tamper-evident log.
+//!
+//! **Its one job:** keep the sequence of ledger entries durable and provable. Every
+//! entry is a leaf of an RFC 6962 Merkle tree whose nodes are persisted beside it;
+//! checkpoints sign the tree head as C2SP signed notes; proofs of inclusion and
+//! consistency are served from the stored nodes in O(log n) reads; [`verify`]
+//! re-walks everything.
+//!
+//! **What it never does:** interpret governance. It does not know what a budget or
+//! an approval is; the projected state reaches it only as an opaque digest for the
+//! checkpoint's extension line. It never reads the wall clock.
+//!
+//! **Who calls it:** `govledger-ingest` appends admitted entries; `govledger-replay`
+//! and the CLI read entries, proofs and checkpoints.
+//!
+//! # Modules
+//! - [`tree`]: the RFC 6962 mathematics (hashes, persistent nodes, proofs, checks).
+//! - [`note`], [`checkpoint`]: C2SP signed notes and tlog-checkpoint bodies.
+//! - [`store`]: the storage seam, the RocksDB store and its in-memory twin.
+//! - [`verify`]: the full integrity walk.
+//!
+//! # Atomicity
+//! [`Ledger::append`] turns a batch into one [`store::WriteSet`]: entries, the tree
+//! nodes they complete, the event-id index, the new size and the caller's stream
+//! cursor. The store commits it as one synced RocksDB WriteBatch, so after a crash
+//! the log holds whole batches only, and the cursor names the last one.
+
+pub mod checkpoint;
+pub mod note;
+pub mod store;
+pub mod tree;
+pub mod verify;
+
+use checkpoint::{Checkpoint, CheckpointError};
+use govledger_schemas::{decode_entry, encode_entry, CodecError, Entry, Seq, Verdict};
+use note::{NoteError, NoteSigner};
+use std::collections::BTreeMap;
+use store::{keys, LogStore, StoreError, StoreNodes, WriteSet};
+use tree::{Hash, NodeId, Overlay, TreeError};
+
+/// The store format version written at creation.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Errors of ledger operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The tree could not be read (missing nodes mean a damaged store).
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// A stored entry does not decode.
+    #[error("entry {seq} does not decode: {source}")]
+    Codec {
+        /// The entry.
+        seq: u64,
+        /// Why.
+        source: CodecError,
+    },
+    /// Signing a checkpoint failed.
+    #[error(transparent)]
+    Note(#[from] NoteError),
+    /// A stored checkpoint is unreadable.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The store has not been initialised.
+    #[error("no ledger here: the store has no origin (run `govledger init` first)")]
+    NotInitialized,
+    /// The store was written by an unknown version.
+    #[error("store format {0} is not supported by this govledger (expects {expected})", expected = FORMAT_VERSION)]
+    Format(u64),
+    /// A question about entries or sizes the log does not have.
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+/// What an append reports for each entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The entry's position.
+    pub seq: Seq,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The parsed body.
+    pub checkpoint: Checkpoint,
+    /// The whole signed note text.
+    pub note: String,
+}
+
+/// The ledger over a store.
+pub struct Ledger<S: LogStore> {
+    store: S,
+    origin: String,
+    size: u64,
+}
+
+fn meta_u64(store: &dyn LogStore, key: &[u8]) -> Result<Option<u64>, LedgerError> {
+    match store.meta(key)? {
+        None => Ok(None),
+        Some(v) => keys::be_u64(&v).map(Some).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "meta {} is not a u64",
+                String::from_utf8_lossy(key)
+            ))
+            .into()
+        }),
+    }
+}
+
+impl<S: LogStore> Ledger<S> {
+    /// Writes the origin and format into a new, empty store.
+    pub fn create(store: S, origin: &str) -> Result<Self, LedgerError> {
+        if store.meta(keys::ORIGIN)?.is_none() {
+            store.commit(WriteSet {
+                meta: vec![
+                    (keys::ORIGIN, origin.as_bytes().to_vec()),
+                    (keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec()),
+                    (keys::SIZE, 0u64.to_be_bytes().to_vec()),
+                ],
+                ..WriteSet::default()
+            })?;
+        }
+        Self::open(store)
+    }
+
+    /// Opens an initialised store.
+    pub fn open(store: S) -> Result<Self, LedgerError> {
+        let origin = store
+            .meta(keys::ORIGIN)?
+            .ok_or(LedgerError::NotInitialized)?;
+        let origin = String::from_utf8(origin)
+            .map_err(|_| StoreError::Corrupt("origin is not UTF-8".into()))?;
+        let format = meta_u64(&store, keys::FORMAT)?.unwrap_or(0);
+        if format != FORMAT_VERSION {
+            return Err(LedgerError::Format(format));
+        }
+        let size = meta_u64(&store, keys::SIZE)?.unwrap_or(0);
+        Ok(Ledger {
+            store,
+            origin,
+            size,
+        })
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives the store back (to close or reopen it).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// The log's origin (its name in checkpoints).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Number of entries.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The last applied stream sequence, written with the batch that applied it.
+    pub fn cursor(&self) -> Result<Option<u64>, LedgerError> {
+        meta_u64(&self.store, keys::CURSOR)
+    }
+
+    /// The seq of the accepted entry with this event id, if any.
+    pub fn find_event(&self, tenant: &str, event_id: &str) -> Result<Option<Seq>, LedgerError> {
+        Ok(self.store.index(&keys::event(tenant, event_id))?.map(Seq))
+    }
+
+    /// Appends `entries` in order as one atomic, durable batch, assigning their
+    /// seqs, and records `cursor` (the last stream sequence they cover) with them.
+    /// Accepted entries are indexed by (tenant, event id); the caller (admission)
+    /// has already turned repeated ids into `duplicate` rejections.
+    pub fn append(
+        &mut self,
+        entries: Vec<Entry>,
+        cursor: Option<u64>,
+    ) -> Result<Vec<Appended>, LedgerError> {
+        let mut set = WriteSet::default();
+        let mut pending: BTreeMap<NodeId, Hash> = BTreeMap::new();
+        let mut out = Vec::with_capacity(entries.len());
+        let base = StoreNodes(&self.store);
+        let mut seq = self.size;
+        for mut entry in entries {
+            entry.seq = Seq(seq);
+            let leaf = encode_entry(&entry);
+            let lh = tree::leaf_hash(&leaf);
+            let reader = Overlay {
+                pending: &pending,
+                base: &base,
+            };
+            for (id, h) in tree::nodes_for_append(&reader, seq, lh)? {
+                pending.insert(id, h);
+            }
+            if let Verdict::Accepted {
+                event_id, tenant, ..
+            } = &entry.verdict
+            {
+                set.index.push((keys::event(tenant, event_id), seq));
+            }
+            set.entries.push((seq, leaf));
+            out.push(Appended {
+                seq: Seq(seq),
+                leaf_hash: lh,
+            });
+            seq += 1;
+        }
+        set.nodes = pending.into_iter().collect();
+        set.meta.push((keys::SIZE, seq.to_be_bytes().to_vec()));
+        if let Some(c) = cursor {
+            set.meta.push((keys::CURSOR, c.to_be_bytes().to_vec()));
+        }
+        self.store.commit(set)?;
+        self.size = seq;
+        Ok(out)
+    }
+
+    /// The leaf bytes and decoded entry at `seq`.
+    pub fn entry(&self, seq: u64) -> Result<(Vec<u8>, Entry), LedgerError> {
+        if seq >= self.size {
+            return Err(LedgerError::OutOfRange(format!(
+                "entry {seq} does not exist: the log has {} entries",
+                self.size
+            )));
+        }
+        let leaf = self
+            .store
+            .entry(seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} is missing from the store")))?;
+        let entry = decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })?;
+        Ok((leaf, entry))
+    }
+
+    /// The leaf hash of `seq`, as stored in the tree.
+    pub fn leaf_hash(&self, seq: u64) -> Result<Hash, LedgerError> {
+        self.check_size(seq + 1)?;
+        Ok(tree::NodeReader::node(
+            &StoreNodes(&self.store),
+            NodeId::new(0, seq),
+        )?)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), LedgerError> {
+        if size > self.size {
+            return Err(LedgerError::OutOfRange(format!(
+                "tree size {size} is beyond the log's {} entries",
+                self.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// The root of the tree of the first `size` entries.
+    pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
+        self.check_size(size)?;
+        Ok(tree::root(&StoreNodes(&self.store), size)?)
+    }
+
+    /// The current root.
+    pub fn root(&self) -> Result<Hash, LedgerError> {
+        self.root_at(self.size)
+    }
+
+    /// Inclusion proof of `seq` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.check_size(size)?;
+        if seq >= size {
+            return Err(LedgerError::OutOfRange(format!(
+                "entry {seq} is not in a tree of size {size}"
+            )));
+        }
+        Ok(tree::inclusion_proof(&StoreNodes(&self.store), seq, size)?)
+    }
+
+    /// Consistency proof between the trees of `old` and `new` entries.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.check_size(new)?;
+        if old > new {
+            return Err(LedgerError::OutOfRange(format!(
+                "old size {old} is larger than new size {new}"
+            )));
+        }
+        Ok(tree::consistency_proof(&StoreNodes(&self.store), old, new)?)
+    }
+
+    /// Signs and stores a checkpoint of the current tree, carrying `state_digest`
+    /// in its extension line. Returns the stored one if this size is already
+    /// checkpointed (checkpoints are never rewritten).
+    pub fn checkpoint(
+        &mut self,
+        signer: &NoteSigner,
+        state_digest: Option<Hash>,
+    ) -> Result<SignedCheckpoint, LedgerError> {
+        if let Some(existing) = self.checkpoint_at(self.size)? {
+            return Ok(existing);
+        }
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size: self.size,
+            root: self.root()?,
+            state_digest,
+            extensions: Vec::new(),
+        };
+        let note = cp.sign(signer)?;
+        self.store.commit(WriteSet {
+            checkpoints: vec![(self.size, note.clone())],
+            ..WriteSet::default()
+        })?;
+        Ok(SignedCheckpoint {
+            checkpoint: cp,
+            note,
+        })
+    }
+
+    /// The stored checkpoint at exactly `size`.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        match self.store.checkpoint(size)? {
+            None => Ok(None),
+            Some(note) => Ok(Some(parse_stored(note)?)),
+        }
+    }
+
+    /// The newest stored checkpoint.
+    pub fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        let mut last = None;
+        for item in self.store.scan_checkpoints() {
+            last = Some(item?);
+        }
+        last.map(|(_, note)| parse_stored(note)).transpose()
+    }
+
+    /// The smallest stored checkpoint whose size is at least `size`.
+    pub fn checkpoint_covering(&self, size: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        for item in self.store.scan_checkpoints() {
+            let (s, note) = item?;
+            if s >= size {
+                return Ok(Some(parse_stored(note)?));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn parse_stored(note: String) -> Result<SignedCheckpoint, LedgerError> {
+    let at = note
+        .rfind("\n\n")
+        .ok_or_else(|| StoreError::Corrupt("stored checkpoint is not a signed note".into()))?;
+    let checkpoint = Checkpoint::parse_body(&note[..=at])?;
+    Ok(SignedCheckpoint { checkpoint, note })
+}

@@ -1,0 +1,455 @@
+//! The storage seam: what the ledger needs from a key-value store, and two stores.
+//!
+//! [`LogStore`] is deliberately narrow: point reads, ordered scans and one atomic
+//! [`WriteSet`] commit. The ledger's logic ([`crate::Ledger`], [`crate::verify`])
+//! runs unchanged on [`RocksStore`] (production) and [`MemStore`] (tests, and a
+//! store that can be told to fail a commit on purpose). `tests/store_suite.rs` runs
+//! one suite against both.
+//!
+//! # What every implementation must guarantee
+//! - `commit` is atomic: after it returns, or after a crash at any moment during it,
+//!   either every key of the write set is visible or none is.
+//! - `commit` is durable on return (RocksDB: WriteBatch with `sync = true`).
+//! - Reads see exactly what was committed; nothing is invented or reordered.
+//!
+//! # Key layout (RocksDB column families), written only by [`keys`]
+//! | column family | key | value |
+//! |---|---|---|
+//! | `entries` | seq, u64 big-endian | the entry's canonical leaf bytes |
+//! | `nodes` | level u8, index u64 big-endian | 32-byte hash of that complete subtree |
+//! | `checkpoints` | tree size, u64 big-endian | the signed checkpoint note (UTF-8) |
+//! | `index` | `e` ‖ tenant ‖ 0x00 ‖ event id | seq of the accepted entry, u64 big-endian |
+//! | `meta` | `size`, `cursor`, `origin`, `format` | u64 big-endian, or UTF-8 |
+//!
+//! Big-endian numbers make RocksDB's byte order the numeric order, so scans run in
+//! seq order.
+
+use crate::tree::{Hash, NodeId, NodeReader, TreeError};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+/// Errors from a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// RocksDB reported an error.
+    #[error("RocksDB: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored value has the wrong shape (the store is damaged).
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// A commit was failed on purpose ([`MemStore::fail_commit`]).
+    #[error("injected write failure at commit {0}")]
+    Injected(u64),
+    /// The store is open read-only.
+    #[error("the store is open read-only")]
+    ReadOnly,
+}
+
+/// Everything one append (or checkpoint) writes, committed atomically.
+#[derive(Clone, Debug, Default)]
+pub struct WriteSet {
+    /// (seq, leaf bytes)
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// New complete-subtree hashes.
+    pub nodes: Vec<(NodeId, Hash)>,
+    /// (index key, seq)
+    pub index: Vec<(Vec<u8>, u64)>,
+    /// (tree size, signed note)
+    pub checkpoints: Vec<(u64, String)>,
+    /// (meta key, value)
+    pub meta: Vec<(&'static [u8], Vec<u8>)>,
+}
+
+/// Key encodings: the one place that decides how keys are laid out.
+pub mod keys {
+    use crate::tree::NodeId;
+
+    /// Meta key: number of entries.
+    pub const SIZE: &[u8] = b"size";
+    /// Meta key: last applied stream sequence.
+    pub const CURSOR: &[u8] = b"cursor";
+    /// Meta key: the log's origin.
+    pub const ORIGIN: &[u8] = b"origin";
+    /// Meta key: store format version.
+    pub const FORMAT: &[u8] = b"format";
+
+    /// `entries` key.
+    pub fn seq(seq: u64) -> [u8; 8] {
+        seq.to_be_bytes()
+    }
+
+    /// `nodes` key.
+    pub fn node(id: NodeId) -> [u8; 9] {
+        let mut k = [0u8; 9];
+        k[0] = id.level;
+        k[1..].copy_from_slice(&id.index.to_be_bytes());
+        k
+    }
+
+    /// `index` key of an accepted event id.
+    pub fn event(tenant: &str, event_id: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(2 + tenant.len() + event_id.len());
+        k.push(b'e');
+        k.extend_from_slice(tenant.as_bytes());
+        k.push(0);
+        k.extend_from_slice(event_id.as_bytes());
+        k
+    }
+
+    /// Reads a big-endian u64.
+    pub fn be_u64(v: &[u8]) -> Option<u64> {
+        Some(u64::from_be_bytes(v.try_into().ok()?))
+    }
+}
+
+/// A boxed fallible iterator, as the stores return them.
+pub type Scan<'a, T> = Box<dyn Iterator<Item = Result<T, StoreError>> + 'a>;
+
+/// The ledger's storage. See the module docs for the guarantees.
+pub trait LogStore: Send + Sync {
+    /// A meta value.
+    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Leaf bytes of entry `seq`.
+    fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Entries from `from` on, in seq order (as stored: gaps are possible in a
+    /// damaged store, and `verify` looks for them).
+    fn scan_entries(&self, from: u64) -> Scan<'_, (u64, Vec<u8>)>;
+    /// A stored node hash.
+    fn node(&self, id: NodeId) -> Result<Option<Hash>, StoreError>;
+    /// The nodes of one level, in index order.
+    fn scan_nodes(&self, level: u8) -> Scan<'_, (u64, Hash)>;
+    /// An index value.
+    fn index(&self, key: &[u8]) -> Result<Option<u64>, StoreError>;
+    /// The signed checkpoint stored for tree size `size`.
+    fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError>;
+    /// All stored checkpoints, by size.
+    fn scan_checkpoints(&self) -> Scan<'_, (u64, String)>;
+    /// Commits the write set atomically and durably.
+    fn commit(&self, set: WriteSet) -> Result<(), StoreError>;
+}
+
+/// Adapts a store to the tree's [`NodeReader`].
+pub struct StoreNodes<'a, S: ?Sized>(pub &'a S);
+
+impl<S: LogStore + ?Sized> NodeReader for StoreNodes<'_, S> {
+    fn node(&self, id: NodeId) -> Result<Hash, TreeError> {
+        match self.0.node(id) {
+            Ok(Some(h)) => Ok(h),
+            Ok(None) => Err(TreeError::MissingNode {
+                level: id.level,
+                index: id.index,
+            }),
+            Err(e) => Err(TreeError::Read(e.to_string())),
+        }
+    }
+}
+
+const CF_ENTRIES: &str = "entries";
+const CF_NODES: &str = "nodes";
+const CF_CHECKPOINTS: &str = "checkpoints";
+const CF_INDEX: &str = "index";
+const CF_META: &str = "meta";
+const CFS: [&str; 5] = [CF_ENTRIES, CF_NODES, CF_CHECKPOINTS, CF_INDEX, CF_META];
+
+/// How to open a RocksDB store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read-write, creating the store if it is missing.
+    Create,
+    /// Read-write; the store must exist.
+    ReadWrite,
+    /// Read-only: works while another process holds the store open for writing, and
+    /// sees what that process had made durable when this one opened.
+    ReadOnly,
+}
+
+/// The production store: one RocksDB database with a column family per kind of key.
+pub struct RocksStore {
+    db: rocksdb::DB,
+    read_only: bool,
+}
+
+impl RocksStore {
+    /// Opens the database at `path`.
+    pub fn open(path: &Path, mode: OpenMode) -> Result<Self, StoreError> {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(mode == OpenMode::Create);
+        opts.create_missing_column_families(mode == OpenMode::Create);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Keep the WAL on: durability comes from the synced WriteBatch.
+        let db = match mode {
+            OpenMode::ReadOnly => rocksdb::DB::open_cf_for_read_only(&opts, path, CFS, false)?,
+            _ => rocksdb::DB::open_cf(&opts, path, CFS)?,
+        };
+        Ok(RocksStore {
+            db,
+            read_only: mode == OpenMode::ReadOnly,
+        })
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
+    }
+
+    fn scan_cf<'a, T: 'a>(
+        &'a self,
+        cf: &str,
+        from: Vec<u8>,
+        map: impl Fn(&[u8], &[u8]) -> Result<Option<T>, StoreError> + 'a,
+    ) -> Scan<'a, T> {
+        let cf = match self.cf(cf) {
+            Ok(cf) => cf,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.fill_cache(false);
+        let it = self.db.iterator_cf_opt(
+            cf,
+            ro,
+            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
+        );
+        Box::new(
+            it.map(move |kv| {
+                let (k, v) = kv?;
+                map(&k, &v)
+            })
+            .map_while(|r| r.transpose()),
+        )
+    }
+}
+
+fn hash_value(v: &[u8]) -> Result<Hash, StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::Corrupt(format!("node value has {} bytes, not 32", v.len())))
+}
+
+fn u64_value(v: &[u8]) -> Result<u64, StoreError> {
+    keys::be_u64(v).ok_or_else(|| StoreError::Corrupt(format!("{} bytes, not a u64", v.len())))
+}
+
+impl LogStore for RocksStore {
+    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META)?, key)?)
+    }
+
+    fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_ENTRIES)?, keys::seq(seq))?)
+    }
+
+    fn scan_entries(&self, from: u64) -> Scan<'_, (u64, Vec<u8>)> {
+        self.scan_cf(CF_ENTRIES, keys::seq(from).to_vec(), |k, v| {
+            let seq = keys::be_u64(k)
+                .ok_or_else(|| StoreError::Corrupt("entry key is not a u64".into()))?;
+            Ok(Some((seq, v.to_vec())))
+        })
+    }
+
+    fn node(&self, id: NodeId) -> Result<Option<Hash>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_NODES)?, keys::node(id))? {
+            Some(v) => Ok(Some(hash_value(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_nodes(&self, level: u8) -> Scan<'_, (u64, Hash)> {
+        self.scan_cf(
+            CF_NODES,
+            keys::node(NodeId::new(level, 0)).to_vec(),
+            move |k, v| {
+                if k.len() != 9 {
+                    return Err(StoreError::Corrupt("node key is not 9 bytes".into()));
+                }
+                if k[0] != level {
+                    return Ok(None);
+                }
+                let index = keys::be_u64(&k[1..]).unwrap_or_default();
+                Ok(Some((index, hash_value(v)?)))
+            },
+        )
+    }
+
+    fn index(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_INDEX)?, key)? {
+            Some(v) => Ok(Some(u64_value(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
+        match self.db.get_cf(self.cf(CF_CHECKPOINTS)?, keys::seq(size))? {
+            Some(v) => Ok(Some(String::from_utf8(v).map_err(|_| {
+                StoreError::Corrupt(format!("checkpoint at size {size} is not UTF-8"))
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_checkpoints(&self) -> Scan<'_, (u64, String)> {
+        self.scan_cf(CF_CHECKPOINTS, Vec::new(), |k, v| {
+            let size = keys::be_u64(k)
+                .ok_or_else(|| StoreError::Corrupt("checkpoint key is not a u64".into()))?;
+            let note = String::from_utf8(v.to_vec()).map_err(|_| {
+                StoreError::Corrupt(format!("checkpoint at size {size} is not UTF-8"))
+            })?;
+            Ok(Some((size, note)))
+        })
+    }
+
+    fn commit(&self, set: WriteSet) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        let entries = self.cf(CF_ENTRIES)?;
+        for (seq, leaf) in &set.entries {
+            batch.put_cf(entries, keys::seq(*seq), leaf);
+        }
+        let nodes = self.cf(CF_NODES)?;
+        for (id, h) in &set.nodes {
+            batch.put_cf(nodes, keys::node(*id), h);
+        }
+        let index = self.cf(CF_INDEX)?;
+        for (k, seq) in &set.index {
+            batch.put_cf(index, k, seq.to_be_bytes());
+        }
+        let cps = self.cf(CF_CHECKPOINTS)?;
+        for (size, note) in &set.checkpoints {
+            batch.put_cf(cps, keys::seq(*size), note.as_bytes());
+        }
+        let meta = self.cf(CF_META)?;
+        for (k, v) in &set.meta {
+            batch.put_cf(meta, k, v);
+        }
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+}
+
+/// The in-memory twin of [`RocksStore`], for tests. It keeps the same guarantees
+/// (atomic commit; "durable" meaning visible to later reads) and can be told to fail
+/// a chosen commit, leaving nothing of it behind.
+#[derive(Default)]
+pub struct MemStore {
+    inner: RwLock<MemInner>,
+    commits: AtomicU64,
+    fail_at: AtomicU64,
+}
+
+#[derive(Default)]
+struct MemInner {
+    entries: BTreeMap<u64, Vec<u8>>,
+    nodes: BTreeMap<NodeId, Hash>,
+    index: BTreeMap<Vec<u8>, u64>,
+    checkpoints: BTreeMap<u64, String>,
+    meta: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the `n`-th commit from now on (1 = the next one) fail without applying
+    /// anything. 0 disarms.
+    pub fn fail_commit(&self, n: u64) {
+        let at = if n == 0 {
+            0
+        } else {
+            self.commits.load(Ordering::SeqCst) + n
+        };
+        self.fail_at.store(at, Ordering::SeqCst);
+    }
+
+    /// Number of commits attempted so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Runs `f` on the raw maps, to simulate tampering in tests.
+    pub fn tamper(&self, f: impl FnOnce(&mut BTreeMap<u64, Vec<u8>>, &mut BTreeMap<NodeId, Hash>)) {
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let MemInner { entries, nodes, .. } = &mut *g;
+        f(entries, nodes);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, MemInner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl LogStore for MemStore {
+    fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read().meta.get(key).cloned())
+    }
+
+    fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read().entries.get(&seq).cloned())
+    }
+
+    fn scan_entries(&self, from: u64) -> Scan<'_, (u64, Vec<u8>)> {
+        let items: Vec<_> = self
+            .read()
+            .entries
+            .range(from..)
+            .map(|(k, v)| Ok((*k, v.clone())))
+            .collect();
+        Box::new(items.into_iter())
+    }
+
+    fn node(&self, id: NodeId) -> Result<Option<Hash>, StoreError> {
+        Ok(self.read().nodes.get(&id).copied())
+    }
+
+    fn scan_nodes(&self, level: u8) -> Scan<'_, (u64, Hash)> {
+        let items: Vec<_> = self
+            .read()
+            .nodes
+            .range(NodeId::new(level, 0)..=NodeId::new(level, u64::MAX))
+            .map(|(k, v)| Ok((k.index, *v)))
+            .collect();
+        Box::new(items.into_iter())
+    }
+
+    fn index(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        Ok(self.read().index.get(key).copied())
+    }
+
+    fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
+        Ok(self.read().checkpoints.get(&size).cloned())
+    }
+
+    fn scan_checkpoints(&self) -> Scan<'_, (u64, String)> {
+        let items: Vec<_> = self
+            .read()
+            .checkpoints
+            .iter()
+            .map(|(k, v)| Ok((*k, v.clone())))
+            .collect();
+        Box::new(items.into_iter())
+    }
+
+    fn commit(&self, set: WriteSet) -> Result<(), StoreError> {
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_at.load(Ordering::SeqCst) == n {
+            return Err(StoreError::Injected(n));
+        }
+        // Every key is applied under one write lock; readers see all of it or none.
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        g.entries.extend(set.entries);
+        g.nodes.extend(set.nodes);
+        g.index.extend(set.index);
+        g.checkpoints.extend(set.checkpoints);
+        for (k, v) in set.meta {
+            g.meta.insert(k.to_vec(), v);
+        }
+        Ok(())
+    }
+}

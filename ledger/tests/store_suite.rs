@@ -1,0 +1,256 @@
+//! One suite, run against both stores: the RocksDB store and its in-memory twin.
+//! Plus what only the twin can do: fail a chosen commit, and rewrite the whole tree.
+
+use govledger_ledger::note::NoteSigner;
+use govledger_ledger::store::{LogStore, MemStore, OpenMode, RocksStore};
+use govledger_ledger::tree::{self, Frontier, NodeId};
+use govledger_ledger::verify::{verify, VerifyOptions};
+use govledger_ledger::{Ledger, LedgerError};
+use govledger_schemas::{encode_entry, Entry, RejectReason, Seq, Verdict};
+use proptest::prelude::*;
+
+fn entry(i: u64) -> Entry {
+    let body = format!("{{\"n\":{i}}}").into_bytes();
+    let verdict = if i % 5 == 4 {
+        Verdict::Rejected {
+            reason: RejectReason::BadSignature,
+            detail: format!("event e{i} rejected"),
+            event_id: Some(format!("e{i}")),
+            tenant: Some("acme".into()),
+        }
+    } else {
+        Verdict::Accepted {
+            event_id: format!("e{i}"),
+            event_type: "telemetry".into(),
+            tenant: "acme".into(),
+        }
+    };
+    let accepted = matches!(verdict, Verdict::Accepted { .. });
+    Entry {
+        seq: Seq(0),
+        stream_seq: 1000 + i,
+        time_ns: 1_700_000_000_000_000_000 + i,
+        subject: "gov.acme.telemetry".into(),
+        key_id: Some("acme/gw".into()),
+        signature: Some(vec![7; 64]),
+        body_sha256: govledger_schemas::body_digest(&body),
+        body_len: body.len() as u64,
+        body: accepted.then_some(body),
+        verdict,
+    }
+}
+
+fn signer() -> NoteSigner {
+    NoteSigner::from_seed("suite.test/log", [3; 32]).unwrap()
+}
+
+/// Appends `n` entries in batches of `batch`, checkpointing after each batch.
+fn fill<S: LogStore>(ledger: &mut Ledger<S>, n: u64, batch: u64) {
+    let mut i = ledger.size();
+    while i < n {
+        let end = (i + batch).min(n);
+        let out = ledger
+            .append((i..end).map(entry).collect(), Some(1000 + end - 1))
+            .unwrap();
+        assert_eq!(out.len() as u64, end - i);
+        assert_eq!(out[0].seq, Seq(i));
+        ledger.checkpoint(&signer(), Some([1; 32])).unwrap();
+        i = end;
+    }
+}
+
+/// The suite every store must pass.
+fn suite<S: LogStore>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
+    // An uninitialised store is refused.
+    assert!(matches!(
+        Ledger::open(make()),
+        Err(LedgerError::NotInitialized)
+    ));
+
+    let mut ledger = Ledger::create(make(), "suite.test/log").unwrap();
+    assert_eq!(ledger.size(), 0);
+    assert_eq!(ledger.root().unwrap(), tree::EMPTY_ROOT);
+    fill(&mut ledger, 333, 50);
+    assert_eq!(ledger.size(), 333);
+    assert_eq!(ledger.cursor().unwrap(), Some(1332));
+
+    // Entries read back with their seq; the tree agrees with a fresh in-memory fold.
+    let mut f = Frontier::new();
+    for seq in 0..333 {
+        let (leaf, e) = ledger.entry(seq).unwrap();
+        assert_eq!(e.seq, Seq(seq));
+        let mut expect = entry(seq);
+        expect.seq = Seq(seq);
+        assert_eq!(leaf, encode_entry(&expect));
+        assert_eq!(ledger.leaf_hash(seq).unwrap(), tree::leaf_hash(&leaf));
+        f.push(tree::leaf_hash(&leaf), |_, _| {});
+    }
+    assert_eq!(ledger.root().unwrap(), f.root());
+
+    // Proofs verify against stored checkpoints.
+    let cp = ledger.latest_checkpoint().unwrap().unwrap();
+    assert_eq!(cp.checkpoint.size, 333);
+    for seq in [0, 1, 100, 331, 332] {
+        let p = ledger.inclusion_proof(seq, 333).unwrap();
+        tree::verify_inclusion(
+            &ledger.leaf_hash(seq).unwrap(),
+            seq,
+            333,
+            &p,
+            &cp.checkpoint.root,
+        )
+        .unwrap();
+    }
+    let old = ledger.checkpoint_at(150).unwrap().unwrap();
+    let p = ledger.consistency_proof(150, 333).unwrap();
+    tree::verify_consistency(150, 333, &old.checkpoint.root, &cp.checkpoint.root, &p).unwrap();
+    assert!(ledger.entry(333).is_err());
+    assert!(ledger.inclusion_proof(5, 334).is_err());
+
+    // The event index holds accepted ids only.
+    assert_eq!(ledger.find_event("acme", "e3").unwrap(), Some(Seq(3)));
+    assert_eq!(ledger.find_event("acme", "e4").unwrap(), None);
+    assert_eq!(ledger.find_event("other", "e3").unwrap(), None);
+
+    // Checkpoints are never rewritten.
+    let again = ledger.checkpoint(&signer(), Some([9; 32])).unwrap();
+    assert_eq!(again, cp);
+
+    let report = verify(
+        &ledger,
+        &signer().verifier(),
+        &VerifyOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(report.ok(), "{:?}", report.problem);
+    assert_eq!(report.entries_checked, 333);
+    // One checkpoint per batch: sizes 50, 100, ..., 300 and 333.
+    assert_eq!(report.checkpoints_checked, 7);
+    // Everything survives a reopen.
+    let root = ledger.root().unwrap();
+    let store = reopen(ledger.into_store());
+    let ledger = Ledger::open(store).unwrap();
+    assert_eq!(ledger.size(), 333);
+    assert_eq!(ledger.root().unwrap(), root);
+    assert_eq!(ledger.cursor().unwrap(), Some(1332));
+}
+
+#[test]
+fn suite_on_memstore() {
+    suite(MemStore::new, |s| s);
+}
+
+#[test]
+fn suite_on_rocksdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let n = std::sync::atomic::AtomicU32::new(0);
+    suite(
+        || {
+            let p = path.join(
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    .to_string(),
+            );
+            RocksStore::open(&p, OpenMode::Create).unwrap()
+        },
+        |s| {
+            drop(s);
+            let last = n.load(std::sync::atomic::Ordering::SeqCst) - 1;
+            RocksStore::open(&path.join(last.to_string()), OpenMode::ReadWrite).unwrap()
+        },
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Fail the k-th commit: nothing of that batch is visible, the ledger carries on,
+    /// and the result after a retry equals a run that never failed.
+    #[test]
+    fn a_failed_commit_leaves_nothing_behind(k in 1u64..12, batch in 1u64..40) {
+        let store = MemStore::new();
+        let mut ledger = Ledger::create(store, "suite.test/log").unwrap();
+        ledger.store().fail_commit(k);
+        let mut i = 0u64;
+        let mut failed = false;
+        while i < 12 * batch {
+            let end = i + batch;
+            let before = (ledger.size(), ledger.root().unwrap(), ledger.cursor().unwrap());
+            match ledger.append((i..end).map(entry).collect(), Some(end)) {
+                Ok(_) => i = end,
+                Err(_) => {
+                    failed = true;
+                    prop_assert_eq!((ledger.size(), ledger.root().unwrap(), ledger.cursor().unwrap()), before);
+                    prop_assert!(ledger.store().entry(i).unwrap().is_none());
+                    prop_assert!(ledger.store().node(NodeId::new(0, i)).unwrap().is_none());
+                    prop_assert_eq!(ledger.find_event("acme", &format!("e{i}")).unwrap(), None);
+                }
+            }
+        }
+        prop_assert!(failed);
+        let mut clean = Ledger::create(MemStore::new(), "suite.test/log").unwrap();
+        let mut j = 0;
+        while j < 12 * batch {
+            clean.append((j..j + batch).map(entry).collect(), Some(j + batch)).unwrap();
+            j += batch;
+        }
+        prop_assert_eq!(ledger.root().unwrap(), clean.root().unwrap());
+        let report = verify(&ledger, &signer().verifier(), &VerifyOptions::default(), &mut |_| {}).unwrap();
+        prop_assert!(report.ok());
+    }
+}
+
+#[test]
+fn an_edit_with_a_rewritten_tree_is_caught_by_the_signed_root() {
+    let mut ledger = Ledger::create(MemStore::new(), "suite.test/log").unwrap();
+    fill(&mut ledger, 200, 64);
+    // Edit entry 70 and recompute every node so the tree agrees with the edit.
+    ledger.store().tamper(|entries, nodes| {
+        let mut e = entry(70);
+        e.seq = Seq(70);
+        e.stream_seq = 4242;
+        entries.insert(70, encode_entry(&e));
+        nodes.clear();
+        let mut f = Frontier::new();
+        for leaf in entries.values() {
+            f.push(tree::leaf_hash(leaf), |id, h| {
+                nodes.insert(id, *h);
+            });
+        }
+    });
+    let report = verify(
+        &ledger,
+        &signer().verifier(),
+        &VerifyOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let p = report.problem.expect("must fail");
+    assert_eq!(p.kind, "checkpoint_root_mismatch");
+    // The first checkpoint after the edit is at 128; the one before at 64.
+    assert_eq!(p.seq, Some(64));
+    assert!(p.message.contains("64..128"), "{}", p.message);
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_refused() {
+    let mut ledger = Ledger::create(MemStore::new(), "suite.test/log").unwrap();
+    fill(&mut ledger, 10, 10);
+    let other = NoteSigner::from_seed("suite.test/log", [4; 32]).unwrap();
+    let report = verify(
+        &ledger,
+        &other.verifier(),
+        &VerifyOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.problem.unwrap().kind, "checkpoint_signature");
+    let unsigned = VerifyOptions {
+        check_signatures: false,
+        ..VerifyOptions::default()
+    };
+    assert!(verify(&ledger, &other.verifier(), &unsigned, &mut |_| {})
+        .unwrap()
+        .ok());
+}

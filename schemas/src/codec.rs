@@ -1,0 +1,167 @@
+//! The canonical storage encoding of an [`Entry`]: the Merkle leaf bytes. **Frozen.**
+//!
+//! This module is the only place that turns entries into stored bytes. The leaf hash of
+//! RFC 6962 is computed over exactly these bytes, so changing a single byte of the
+//! layout breaks every existing log; a new layout needs a new magic.
+//!
+//! # Layout (`GLE1`)
+//!
+//! The encoding is bincode 2 with `standard().with_little_endian().with_fixed_int_encoding()`
+//! after a 4-byte magic. Written out, so it can be parsed without bincode:
+//!
+//! | # | field | bytes |
+//! |---|---|---|
+//! | 0 | magic | the 4 ASCII bytes `GLE1` (`47 4c 45 31`) |
+//! | 1 | `seq` | u64 LE |
+//! | 2 | `stream_seq` | u64 LE |
+//! | 3 | `time_ns` | u64 LE |
+//! | 4 | `subject` | *string* |
+//! | 5 | `key_id` | *option* of *string* |
+//! | 6 | `signature` | *option* of *bytes* |
+//! | 7 | `body_sha256` | 32 raw bytes, no length prefix |
+//! | 8 | `body_len` | u64 LE |
+//! | 9 | `body` | *option* of *bytes* |
+//! | 10 | `verdict` | u32 LE tag, then the variant's fields: |
+//! |    | tag 0 `Accepted` | `event_id` *string*, `event_type` *string*, `tenant` *string* |
+//! |    | tag 1 `Rejected` | `reason` u32 LE (see below), `detail` *string*, `event_id` *option* of *string*, `tenant` *option* of *string* |
+//!
+//! where
+//! - *string*: u64 LE byte length, then that many bytes of UTF-8 (no terminator);
+//! - *bytes*: u64 LE length, then that many raw bytes;
+//! - *option* of X: one byte `00` (absent, nothing follows) or `01` followed by X; any
+//!   other value is invalid.
+//!
+//! `reason` is [`RejectReason::code`](crate::RejectReason::code): 0 `oversized`,
+//! 1 `not_utf8`, 2 `malformed_json`, 3 `unsupported_version`, 4 `unknown_type`,
+//! 5 `schema_violation`, 6 `missing_header`, 7 `bad_header`, 8 `unknown_key`,
+//! 9 `revoked_key`, 10 `bad_signature`, 11 `tenant_mismatch`, 12 `unauthorized_key`,
+//! 13 `duplicate`, 14 `invariant_violation`. Numbers are never reused or reordered.
+//!
+//! # Decoding rules
+//!
+//! [`decode_entry`] accepts exactly the bytes [`encode_entry`] produces and nothing else:
+//! wrong magic, truncation, trailing bytes, invalid UTF-8, option bytes other than 0/1,
+//! unknown verdict tags or reason codes, inputs over [`MAX_ENTRY_BYTES`], and a body
+//! whose length or SHA-256 disagrees with `body_len`/`body_sha256` are all errors. Every
+//! field has a fixed-width or length-prefixed form, so the encoding is canonical:
+//! `encode(decode(b)) == b` whenever decoding succeeds, and a changed byte can never
+//! decode to the same entry.
+
+use crate::entry::Entry;
+
+/// The 4 magic bytes that open every encoded entry (format version 1).
+pub const ENTRY_MAGIC: [u8; 4] = *b"GLE1";
+
+/// The largest encoded entry [`decode_entry`] accepts: 16 MiB. Bodies are capped well
+/// below this ([`crate::decode::MAX_BODY_BYTES_CAP`]).
+pub const MAX_ENTRY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why stored bytes are not a valid entry.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The bytes do not start with [`ENTRY_MAGIC`].
+    #[error("not an entry: expected magic \"GLE1\"")]
+    BadMagic,
+    /// The input is larger than [`MAX_ENTRY_BYTES`].
+    #[error("encoded entry is {len} bytes, more than the limit of {max}")]
+    TooLarge {
+        /// Input length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The input ends in the middle of a field.
+    #[error("encoded entry is truncated")]
+    Truncated,
+    /// A string field is not valid UTF-8.
+    #[error("encoded entry has a string that is not valid UTF-8")]
+    InvalidUtf8,
+    /// An option byte, verdict tag or reason code has an unknown value.
+    #[error("encoded entry has unknown tag {found} for {type_name}")]
+    UnknownTag {
+        /// What was being decoded.
+        type_name: &'static str,
+        /// The tag found.
+        found: u32,
+    },
+    /// Bytes follow the last field.
+    #[error("encoded entry has {extra} trailing bytes")]
+    TrailingBytes {
+        /// How many.
+        extra: usize,
+    },
+    /// The stored body does not match `body_len` or `body_sha256`.
+    #[error("stored body does not match its recorded length and SHA-256")]
+    BodyMismatch,
+    /// Any other structural error reported by the decoder.
+    #[error("malformed encoded entry: {0}")]
+    Malformed(String),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+}
+
+fn decode_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<MAX_ENTRY_BYTES>()
+}
+
+/// Encodes `entry` to its canonical leaf bytes.
+pub fn encode_entry(entry: &Entry) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(128 + entry.subject.len() + entry.body.as_ref().map_or(0, |b| b.len()));
+    out.extend_from_slice(&ENTRY_MAGIC);
+    // Cannot fail: writing to a Vec is infallible and no field has a fallible encoding.
+    bincode::encode_into_std_write(entry, &mut out, config())
+        .expect("encoding an Entry into a Vec cannot fail");
+    out
+}
+
+/// Decodes canonical leaf bytes. See the module docs for what is rejected.
+pub fn decode_entry(bytes: &[u8]) -> Result<Entry, CodecError> {
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            max: MAX_ENTRY_BYTES,
+        });
+    }
+    let rest = bytes
+        .strip_prefix(&ENTRY_MAGIC)
+        .ok_or(CodecError::BadMagic)?;
+    let (entry, read): (Entry, usize) =
+        bincode::decode_from_slice(rest, decode_config()).map_err(map_err)?;
+    if read != rest.len() {
+        return Err(CodecError::TrailingBytes {
+            extra: rest.len().saturating_sub(read),
+        });
+    }
+    if !entry.body_is_consistent() {
+        return Err(CodecError::BodyMismatch);
+    }
+    Ok(entry)
+}
+
+fn map_err(e: bincode::error::DecodeError) -> CodecError {
+    use bincode::error::DecodeError as E;
+    match e {
+        E::UnexpectedEnd { .. } => CodecError::Truncated,
+        E::Utf8 { .. } => CodecError::InvalidUtf8,
+        E::UnexpectedVariant {
+            type_name, found, ..
+        } => CodecError::UnknownTag { type_name, found },
+        E::InvalidBooleanValue(b) => CodecError::UnknownTag {
+            type_name: "bool",
+            found: u32::from(b),
+        },
+        // A length prefix claims more than MAX_ENTRY_BYTES, which an input no larger
+        // than MAX_ENTRY_BYTES cannot hold.
+        E::LimitExceeded => CodecError::Truncated,
+        other => CodecError::Malformed(other.to_string()),
+    }
+}

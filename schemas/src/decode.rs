@@ -1,0 +1,884 @@
+//! Strict decoding of v1 bodies.
+//!
+//! [`decode_body`] is the only way to turn bytes into an [`Envelope`]. It checks, in
+//! this order, and stops at the first failure:
+//!
+//! 1. size ([`DecodeError::Oversized`]), before looking at any byte;
+//! 2. UTF-8 ([`DecodeError::NotUtf8`]);
+//! 3. JSON syntax, including trailing data and **duplicate object keys** at any depth
+//!    ([`DecodeError::MalformedJson`]) — a body whose meaning depends on which of two
+//!    `cost_micros` a reader picks must not be signed and accepted;
+//! 4. a top-level object with a supported `v` ([`DecodeError::UnsupportedVersion`]);
+//! 5. a known `type` ([`DecodeError::UnknownType`]);
+//! 6. every field of the envelope and the type, by hand, so errors name the exact field
+//!    path (`actor.agent`, `rule_ids[2]`) ([`DecodeError::Schema`]). Unknown fields are
+//!    reported before missing ones, since a typo usually explains both.
+//!
+//! The decoding is hand-written rather than `serde` derived: derived internally tagged
+//! enums cannot deny unknown fields, and serde's errors do not say which nested field
+//! was wrong. Optional fields may be absent or `null`.
+//!
+//! Echoes of input in error messages are truncated so a hostile body cannot make the
+//! stored rejection detail large.
+
+use base64::Engine as _;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::event::*;
+use crate::ids::{EventId, Ident, KeyId, TenantId};
+use crate::verdict::RejectReason;
+
+/// The default body size limit: 64 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Hard ceiling on [`DecodeLimits::max_body_bytes`]: 8 MiB. Larger configured limits are
+/// clamped to this, so every accepted body fits in an entry of at most
+/// [`crate::codec::MAX_ENTRY_BYTES`].
+pub const MAX_BODY_BYTES_CAP: usize = 8 * 1024 * 1024;
+
+/// Longest free-text `reason` accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 1024;
+
+/// Limits applied by [`decode_body`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Bodies longer than this many bytes are rejected as [`DecodeError::Oversized`].
+    /// Values above [`MAX_BODY_BYTES_CAP`] act as that cap.
+    pub max_body_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Why a body could not be decoded. Each variant maps to a [`RejectReason`] via
+/// [`DecodeError::reason`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The body is longer than [`DecodeLimits::max_body_bytes`].
+    #[error("body is {len} bytes, more than the limit of {max} bytes")]
+    Oversized {
+        /// The body length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The body is not valid UTF-8.
+    #[error("body is not valid UTF-8: invalid byte at offset {valid_up_to}")]
+    NotUtf8 {
+        /// Length of the longest valid UTF-8 prefix.
+        valid_up_to: usize,
+    },
+    /// The body is not one well-formed JSON value (syntax error, trailing data, duplicate
+    /// key, nesting too deep).
+    #[error("body is not well-formed JSON: {0}")]
+    MalformedJson(String),
+    /// `v` is a version this build does not understand.
+    #[error("unsupported schema version {0}: this build understands version 1")]
+    UnsupportedVersion(u32),
+    /// `type` is not a known event type.
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    /// A field is missing, unknown, of the wrong JSON type, or has a bad value.
+    #[error("schema violation in field `{field}`: {message}")]
+    Schema {
+        /// Path of the field, e.g. `cost_micros`, `actor.agent`, `rule_ids[2]`; `$` for
+        /// the body as a whole.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl DecodeError {
+    /// The machine-readable reject reason.
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            DecodeError::Oversized { .. } => RejectReason::Oversized,
+            DecodeError::NotUtf8 { .. } => RejectReason::NotUtf8,
+            DecodeError::MalformedJson(_) => RejectReason::MalformedJson,
+            DecodeError::UnsupportedVersion(_) => RejectReason::UnsupportedVersion,
+            DecodeError::UnknownType(_) => RejectReason::UnknownType,
+            DecodeError::Schema { .. } => RejectReason::SchemaViolation,
+        }
+    }
+
+    fn schema(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DecodeError::Schema {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Truncates user input echoed in messages.
+fn snippet(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(MAX).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Decodes and validates a v1 body. See the module docs for the order of checks.
+pub fn decode_body(body: &[u8], limits: &DecodeLimits) -> Result<Envelope, DecodeError> {
+    let mut root = parse_object(body, limits)?;
+
+    let v = match root.get("v") {
+        None => return Err(DecodeError::schema("v", "missing required field")),
+        Some(v) => v,
+    };
+    let v = match v.as_u64() {
+        Some(n) => u32::try_from(n)
+            .map_err(|_| DecodeError::schema("v", format!("unsupported schema version {n}")))?,
+        None => {
+            return Err(DecodeError::schema(
+                "v",
+                format!("expected a non-negative integer, found {}", describe(v)),
+            ))
+        }
+    };
+    if v != WIRE_VERSION {
+        return Err(DecodeError::UnsupportedVersion(v));
+    }
+
+    let kind = match root.get("type") {
+        None => return Err(DecodeError::schema("type", "missing required field")),
+        Some(Value::String(s)) => s
+            .parse::<EventType>()
+            .map_err(|_| DecodeError::UnknownType(snippet(s)))?,
+        Some(other) => {
+            return Err(DecodeError::schema(
+                "type",
+                format!("expected a string, found {}", describe(other)),
+            ))
+        }
+    };
+    root.remove("v");
+    root.remove("type");
+
+    let mut f = Fields::new(root, "", allowed_fields(kind))?;
+    let id: EventId = f.req("id")?;
+    let tenant: TenantId = f.req("tenant")?;
+    let event = decode_event(kind, &mut f)?;
+    Ok(Envelope {
+        v,
+        id,
+        tenant,
+        event,
+    })
+}
+
+/// The event id and tenant of a body, as far as they can be read, for labelling a
+/// rejection. Never fails: absent, invalid or unreadable values give `None`. Applies the
+/// same size, UTF-8 and JSON checks as [`decode_body`].
+pub fn peek_ids(body: &[u8], limits: &DecodeLimits) -> (Option<EventId>, Option<TenantId>) {
+    let Ok(root) = parse_object(body, limits) else {
+        return (None, None);
+    };
+    let id = root
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|s| EventId::try_from(s).ok());
+    let tenant = root
+        .get("tenant")
+        .and_then(Value::as_str)
+        .and_then(|s| TenantId::try_from(s).ok());
+    (id, tenant)
+}
+
+fn parse_object(body: &[u8], limits: &DecodeLimits) -> Result<Map<String, Value>, DecodeError> {
+    let max = limits.max_body_bytes.min(MAX_BODY_BYTES_CAP);
+    if body.len() > max {
+        return Err(DecodeError::Oversized {
+            len: body.len(),
+            max,
+        });
+    }
+    let text = std::str::from_utf8(body).map_err(|e| DecodeError::NotUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    let StrictValue(value) =
+        serde_json::from_str(text).map_err(|e| DecodeError::MalformedJson(e.to_string()))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(DecodeError::schema(
+            "$",
+            format!("the body must be a JSON object, found {}", describe(&other)),
+        )),
+    }
+}
+
+/// A JSON value parsed without losing information: duplicate keys are an error instead of
+/// "last one wins".
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key `{}`",
+                    snippet(&key)
+                )));
+            }
+            let StrictValue(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Describes a JSON value's kind for error messages.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) if n.is_f64() => format!("the fractional number {n}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {:?}", snippet(s)),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+    }
+}
+
+/// The fields of one JSON object being decoded, with the path prefix used in errors.
+struct Fields {
+    map: Map<String, Value>,
+    prefix: String,
+}
+
+impl Fields {
+    /// Takes ownership of `map`, rejecting any key not in `allowed`.
+    fn new(
+        map: Map<String, Value>,
+        prefix: &str,
+        allowed: &'static [&'static str],
+    ) -> Result<Self, DecodeError> {
+        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(DecodeError::schema(
+                format!("{prefix}{}", snippet(unknown)),
+                format!("unknown field; expected one of: {}", allowed.join(", ")),
+            ));
+        }
+        Ok(Self {
+            map,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// A required field.
+    fn req<T: FromJson>(&mut self, name: &str) -> Result<T, DecodeError> {
+        match self.map.remove(name) {
+            None => Err(DecodeError::schema(
+                self.path(name),
+                "missing required field",
+            )),
+            Some(v) => T::from_json(v, &self.path(name)),
+        }
+    }
+
+    /// An optional field: absent or `null` give `None`.
+    fn opt<T: FromJson>(&mut self, name: &str) -> Result<Option<T>, DecodeError> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => T::from_json(v, &self.path(name)).map(Some),
+        }
+    }
+
+    /// A required string of `min..=max` characters.
+    fn text(&mut self, name: &str, min: usize, max: usize) -> Result<String, DecodeError> {
+        let s: String = self.req(name)?;
+        check_len(&s, &self.path(name), min, max)?;
+        Ok(s)
+    }
+
+    /// An optional string of at most `max` characters.
+    fn opt_text(&mut self, name: &str, max: usize) -> Result<Option<String>, DecodeError> {
+        let s: Option<String> = self.opt(name)?;
+        if let Some(s) = &s {
+            check_len(s, &self.path(name), 0, max)?;
+        }
+        Ok(s)
+    }
+}
+
+fn check_len(s: &str, path: &str, min: usize, max: usize) -> Result<(), DecodeError> {
+    let n = s.chars().count();
+    if n < min || n > max {
+        let message = if min == 0 {
+            format!("must be at most {max} characters, found {n}")
+        } else {
+            format!("must be {min} to {max} characters, found {n}")
+        };
+        return Err(DecodeError::schema(path, message));
+    }
+    Ok(())
+}
+
+/// Conversion of one JSON value at `path` into a typed value.
+trait FromJson: Sized {
+    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError>;
+}
+
+fn wrong_type(path: &str, expected: &str, v: &Value) -> DecodeError {
+    DecodeError::schema(path, format!("expected {expected}, found {}", describe(v)))
+}
+
+impl FromJson for u64 {
+    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+        v.as_u64()
+            .ok_or_else(|| wrong_type(path, "a non-negative integer", &v))
+    }
+}
+
+impl FromJson for u32 {
+    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+        v.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| wrong_type(path, "a non-negative integer at most 4294967295", &v))
+    }
+}
+
+impl FromJson for bool {
+    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+        v.as_bool()
+            .ok_or_else(|| wrong_type(path, "true or false", &v))
+    }
+}
+
+impl FromJson for String {
+    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+        match v {
+            Value::String(s) => Ok(s),
+            other => Err(wrong_type(path, "a string", &other)),
+        }
+    }
+}
+
+impl<T: FromJson> FromJson for Vec<T> {
+    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+        match v {
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| T::from_json(item, &format!("{path}[{i}]")))
+                .collect(),
+            other => Err(wrong_type(path, "an array", &other)),
+        }
+    }
+}
+
+impl FromJson for Map<String, Value> {
+    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+        match v {
+            Value::Object(m) => Ok(m),
+            other => Err(wrong_type(path, "an object", &other)),
+        }
+    }
+}
+
+macro_rules! id_from_json {
+    ($($ty:ty),*) => {$(
+        impl FromJson for $ty {
+            fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+                let s = String::from_json(v, path)?;
+                <$ty>::try_from(s).map_err(|e| DecodeError::schema(path, e.to_string()))
+            }
+        }
+    )*};
+}
+id_from_json!(EventId, TenantId, KeyId, Ident);
+
+macro_rules! enum_from_json {
+    ($ty:ty { $($name:literal => $variant:expr),* $(,)? }) => {
+        impl FromJson for $ty {
+            fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+                let s = String::from_json(v, path)?;
+                match s.as_str() {
+                    $($name => Ok($variant),)*
+                    other => Err(DecodeError::schema(
+                        path,
+                        format!(
+                            "expected one of: {}; found {:?}",
+                            [$($name),*].join(", "),
+                            snippet(other)
+                        ),
+                    )),
+                }
+            }
+        }
+    };
+}
+enum_from_json!(RiskTier { "low" => RiskTier::Low, "medium" => RiskTier::Medium,
+    "high" => RiskTier::High, "critical" => RiskTier::Critical });
+enum_from_json!(Decision { "allow" => Decision::Allow, "deny" => Decision::Deny,
+    "require_approval" => Decision::RequireApproval });
+enum_from_json!(ApprovalScope { "once" => ApprovalScope::Once, "session" => ApprovalScope::Session });
+enum_from_json!(Outcome { "success" => Outcome::Success, "failure" => Outcome::Failure,
+    "error" => Outcome::Error });
+enum_from_json!(BudgetWindow { "day" => BudgetWindow::Day, "week" => BudgetWindow::Week,
+    "month" => BudgetWindow::Month, "total" => BudgetWindow::Total });
+enum_from_json!(KillScope { "session" => KillScope::Session, "agent" => KillScope::Agent,
+    "tenant" => KillScope::Tenant, "system" => KillScope::System });
+
+impl FromJson for ActorChain {
+    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+        let map = Map::from_json(v, path)?;
+        let mut f = Fields::new(map, &format!("{path}."), &["user", "agent", "service"])?;
+        let actor = ActorChain {
+            user: f.opt("user")?,
+            agent: f.opt("agent")?,
+            service: f.opt("service")?,
+        };
+        if actor.user.is_none() && actor.agent.is_none() && actor.service.is_none() {
+            return Err(DecodeError::schema(
+                path,
+                "at least one of `user`, `agent`, `service` must be set",
+            ));
+        }
+        Ok(actor)
+    }
+}
+
+impl FromJson for BudgetScope {
+    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+        let map = Map::from_json(v, path)?;
+        let mut f = Fields::new(map, &format!("{path}."), &["org", "team", "user", "agent"])?;
+        let scope = BudgetScope {
+            org: f.opt("org")?,
+            team: f.opt("team")?,
+            user: f.opt("user")?,
+            agent: f.opt("agent")?,
+        };
+        if scope == BudgetScope::default() {
+            return Err(DecodeError::schema(
+                path,
+                "at least one of `org`, `team`, `user`, `agent` must be set",
+            ));
+        }
+        Ok(scope)
+    }
+}
+
+/// Every top-level field allowed for `kind` (excluding `v` and `type`, checked first).
+fn allowed_fields(kind: EventType) -> &'static [&'static str] {
+    use EventType as T;
+    match kind {
+        T::SessionStarted | T::SessionSuspended | T::SessionResumed | T::SessionEnded => {
+            &["id", "tenant", "session", "actor", "reason"]
+        }
+        T::ActionProposed => &[
+            "id",
+            "tenant",
+            "proposal",
+            "session",
+            "actor",
+            "action",
+            "resource",
+            "args_digest",
+            "risk_tier",
+        ],
+        T::PolicyDecided => &[
+            "id",
+            "tenant",
+            "proposal",
+            "session",
+            "actor",
+            "decision",
+            "policy_id",
+            "policy_version",
+            "rule_ids",
+            "reason",
+        ],
+        T::ApprovalRequested => &[
+            "id", "tenant", "ticket", "proposal", "session", "actor", "reason",
+        ],
+        T::ApprovalGranted => &[
+            "id",
+            "tenant",
+            "ticket",
+            "proposal",
+            "session",
+            "approver",
+            "scope",
+            "max_count",
+            "max_cost_micros",
+            "resource_ids",
+            "expires_at_ns",
+        ],
+        T::ApprovalDenied => &[
+            "id", "tenant", "ticket", "proposal", "session", "approver", "reason",
+        ],
+        T::ActionExecuted => &[
+            "id",
+            "tenant",
+            "proposal",
+            "session",
+            "actor",
+            "outcome",
+            "cost_micros",
+            "tokens",
+            "ticket",
+        ],
+        T::BudgetConfigured => &[
+            "id",
+            "tenant",
+            "budget_id",
+            "scope",
+            "limit_tokens",
+            "limit_cost_micros",
+            "window",
+            "warn_thresholds_pct",
+            "kill_on_exceed",
+        ],
+        T::BudgetIncremented => &[
+            "id",
+            "tenant",
+            "scope",
+            "session",
+            "proposal",
+            "tokens",
+            "cost_micros",
+            "model",
+        ],
+        T::KillswitchEngaged | T::KillswitchReleased => {
+            &["id", "tenant", "scope", "target", "reason", "actor"]
+        }
+        T::KeyRegistered => &[
+            "id",
+            "tenant",
+            "key_id",
+            "public_key",
+            "valid_from_ns",
+            "valid_until_ns",
+        ],
+        T::KeyRotated => &[
+            "id",
+            "tenant",
+            "key_id",
+            "new_key_id",
+            "new_public_key",
+            "retire_old_at_ns",
+        ],
+        T::KeyRevoked => &["id", "tenant", "key_id", "reason"],
+        T::Telemetry => &["id", "tenant", "actor", "name", "data"],
+    }
+}
+
+fn decode_event(kind: EventType, f: &mut Fields) -> Result<Event, DecodeError> {
+    use EventType as T;
+    Ok(match kind {
+        T::SessionStarted => Event::SessionStarted(session_change(f)?),
+        T::SessionSuspended => Event::SessionSuspended(session_change(f)?),
+        T::SessionResumed => Event::SessionResumed(session_change(f)?),
+        T::SessionEnded => Event::SessionEnded(session_change(f)?),
+        T::ActionProposed => Event::ActionProposed(action_proposed(f)?),
+        T::PolicyDecided => Event::PolicyDecided(PolicyDecided {
+            proposal: f.req("proposal")?,
+            session: f.req("session")?,
+            actor: f.req("actor")?,
+            decision: f.req("decision")?,
+            policy_id: f.req("policy_id")?,
+            policy_version: f.text("policy_version", 1, 64)?,
+            rule_ids: f.req("rule_ids")?,
+            reason: f.text("reason", 0, MAX_REASON_CHARS)?,
+        }),
+        T::ApprovalRequested => Event::ApprovalRequested(ApprovalRequested {
+            ticket: f.req("ticket")?,
+            proposal: f.req("proposal")?,
+            session: f.req("session")?,
+            actor: f.req("actor")?,
+            reason: f.opt_text("reason", MAX_REASON_CHARS)?,
+        }),
+        T::ApprovalGranted => Event::ApprovalGranted(approval_granted(f)?),
+        T::ApprovalDenied => Event::ApprovalDenied(ApprovalDenied {
+            ticket: f.req("ticket")?,
+            proposal: f.req("proposal")?,
+            session: f.req("session")?,
+            approver: f.req("approver")?,
+            reason: f.text("reason", 0, MAX_REASON_CHARS)?,
+        }),
+        T::ActionExecuted => Event::ActionExecuted(ActionExecuted {
+            proposal: f.req("proposal")?,
+            session: f.req("session")?,
+            actor: f.req("actor")?,
+            outcome: f.req("outcome")?,
+            cost_micros: f.opt("cost_micros")?,
+            tokens: f.opt("tokens")?,
+            ticket: f.opt("ticket")?,
+        }),
+        T::BudgetConfigured => Event::BudgetConfigured(budget_configured(f)?),
+        T::BudgetIncremented => Event::BudgetIncremented(BudgetIncremented {
+            scope: f.req("scope")?,
+            session: f.opt("session")?,
+            proposal: f.opt("proposal")?,
+            tokens: f.req("tokens")?,
+            cost_micros: f.req("cost_micros")?,
+            model: f.req("model")?,
+        }),
+        T::KillswitchEngaged => Event::KillswitchEngaged(kill_switch(f)?),
+        T::KillswitchReleased => Event::KillswitchReleased(kill_switch(f)?),
+        T::KeyRegistered => Event::KeyRegistered(key_registered(f)?),
+        T::KeyRotated => Event::KeyRotated(key_rotated(f)?),
+        T::KeyRevoked => Event::KeyRevoked(KeyRevoked {
+            key_id: f.req("key_id")?,
+            reason: f.text("reason", 0, MAX_REASON_CHARS)?,
+        }),
+        T::Telemetry => Event::Telemetry(Telemetry {
+            actor: f.opt("actor")?,
+            name: f.req("name")?,
+            data: f.opt("data")?.unwrap_or_default(),
+        }),
+    })
+}
+
+fn session_change(f: &mut Fields) -> Result<SessionChange, DecodeError> {
+    Ok(SessionChange {
+        session: f.req("session")?,
+        actor: f.req("actor")?,
+        reason: f.opt_text("reason", MAX_REASON_CHARS)?,
+    })
+}
+
+fn action_proposed(f: &mut Fields) -> Result<ActionProposed, DecodeError> {
+    let proposal = f.req("proposal")?;
+    let session = f.req("session")?;
+    let actor: ActorChain = f.req("actor")?;
+    if actor.agent.is_none() {
+        return Err(DecodeError::schema(
+            "actor.agent",
+            "missing required field: an action is always proposed by an agent",
+        ));
+    }
+    let action = f.text("action", 1, 256)?;
+    let resource = f.req("resource")?;
+    let args_digest: String = f.req("args_digest")?;
+    if args_digest.len() != 64
+        || !args_digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(DecodeError::schema(
+            "args_digest",
+            format!(
+                "expected a SHA-256 digest as 64 lowercase hex digits, found {:?}",
+                snippet(&args_digest)
+            ),
+        ));
+    }
+    Ok(ActionProposed {
+        proposal,
+        session,
+        actor,
+        action,
+        resource,
+        args_digest,
+        risk_tier: f.req("risk_tier")?,
+    })
+}
+
+fn approval_granted(f: &mut Fields) -> Result<ApprovalGranted, DecodeError> {
+    let ticket = f.req("ticket")?;
+    let proposal = f.req("proposal")?;
+    let session = f.req("session")?;
+    let approver = f.req("approver")?;
+    let scope = f.req("scope")?;
+    let max_count: Option<u32> = f.opt("max_count")?;
+    if max_count == Some(0) {
+        return Err(DecodeError::schema(
+            "max_count",
+            "must be at least 1 (omit it for no limit)",
+        ));
+    }
+    Ok(ApprovalGranted {
+        ticket,
+        proposal,
+        session,
+        approver,
+        scope,
+        max_count,
+        max_cost_micros: f.opt("max_cost_micros")?,
+        resource_ids: f.req("resource_ids")?,
+        expires_at_ns: f.opt("expires_at_ns")?,
+    })
+}
+
+fn budget_configured(f: &mut Fields) -> Result<BudgetConfigured, DecodeError> {
+    let budget_id = f.req("budget_id")?;
+    let scope = f.req("scope")?;
+    let limit_tokens = f.opt("limit_tokens")?;
+    let limit_cost_micros = f.opt("limit_cost_micros")?;
+    if limit_tokens.is_none() && limit_cost_micros.is_none() {
+        return Err(DecodeError::schema(
+            "limit_tokens",
+            "at least one of `limit_tokens`, `limit_cost_micros` must be set",
+        ));
+    }
+    let window = f.req("window")?;
+    let raw: Vec<u64> = f.req("warn_thresholds_pct")?;
+    let mut warn_thresholds_pct = Vec::with_capacity(raw.len());
+    for (i, pct) in raw.into_iter().enumerate() {
+        let path = format!("warn_thresholds_pct[{i}]");
+        let pct = match u8::try_from(pct) {
+            Ok(p) if (1..=100).contains(&p) => p,
+            _ => {
+                return Err(DecodeError::schema(
+                    path,
+                    format!("expected a percentage from 1 to 100, found {pct}"),
+                ))
+            }
+        };
+        if let Some(prev) = warn_thresholds_pct.last() {
+            if pct <= *prev {
+                return Err(DecodeError::schema(
+                    path,
+                    format!("thresholds must be strictly ascending, but {pct} follows {prev}"),
+                ));
+            }
+        }
+        warn_thresholds_pct.push(pct);
+    }
+    Ok(BudgetConfigured {
+        budget_id,
+        scope,
+        limit_tokens,
+        limit_cost_micros,
+        window,
+        warn_thresholds_pct,
+        kill_on_exceed: f.opt("kill_on_exceed")?.unwrap_or(false),
+    })
+}
+
+fn kill_switch(f: &mut Fields) -> Result<KillSwitchChange, DecodeError> {
+    Ok(KillSwitchChange {
+        scope: f.req("scope")?,
+        target: f.req("target")?,
+        reason: f.text("reason", 0, MAX_REASON_CHARS)?,
+        actor: f.req("actor")?,
+    })
+}
+
+/// Checks a standard-base64 Ed25519 public key (32 bytes).
+fn public_key(f: &mut Fields, name: &str) -> Result<String, DecodeError> {
+    let s: String = f.req(name)?;
+    match base64::engine::general_purpose::STANDARD.decode(&s) {
+        Ok(bytes) if bytes.len() == 32 => Ok(s),
+        Ok(bytes) => Err(DecodeError::schema(
+            f.path(name),
+            format!(
+                "expected a 32-byte Ed25519 public key, found {} bytes",
+                bytes.len()
+            ),
+        )),
+        Err(e) => Err(DecodeError::schema(
+            f.path(name),
+            format!("expected standard base64 (with padding): {e}"),
+        )),
+    }
+}
+
+fn key_registered(f: &mut Fields) -> Result<KeyRegistered, DecodeError> {
+    let key_id = f.req("key_id")?;
+    let public_key = public_key(f, "public_key")?;
+    let valid_from_ns: Option<u64> = f.opt("valid_from_ns")?;
+    let valid_until_ns: Option<u64> = f.opt("valid_until_ns")?;
+    if let (Some(from), Some(until)) = (valid_from_ns, valid_until_ns) {
+        if until < from {
+            return Err(DecodeError::schema(
+                "valid_until_ns",
+                format!("must not be before valid_from_ns ({until} < {from})"),
+            ));
+        }
+    }
+    Ok(KeyRegistered {
+        key_id,
+        public_key,
+        valid_from_ns,
+        valid_until_ns,
+    })
+}
+
+fn key_rotated(f: &mut Fields) -> Result<KeyRotated, DecodeError> {
+    let key_id: KeyId = f.req("key_id")?;
+    let new_key_id: KeyId = f.req("new_key_id")?;
+    if new_key_id == key_id {
+        return Err(DecodeError::schema("new_key_id", "must differ from key_id"));
+    }
+    if new_key_id.tenant_str() != key_id.tenant_str() {
+        return Err(DecodeError::schema(
+            "new_key_id",
+            format!(
+                "must belong to the same tenant as key_id ({} vs {})",
+                new_key_id.tenant_str(),
+                key_id.tenant_str()
+            ),
+        ));
+    }
+    Ok(KeyRotated {
+        key_id,
+        new_key_id,
+        new_public_key: public_key(f, "new_public_key")?,
+        retire_old_at_ns: f.opt("retire_old_at_ns")?,
+    })
+}

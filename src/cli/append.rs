@@ -1,0 +1,152 @@
+//! `govledger append [FILE|-]`: JSON lines (as `gen` writes them) through admission.
+
+use super::Ctx;
+use crate::output::{b64, print_json};
+use anyhow::{Context, Result};
+use govledger_ingest::{Admission, Line};
+use govledger_ledger::store::RocksStore;
+use govledger_ledger::Ledger;
+use govledger_schemas::{DecodeLimits, Verdict};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Input file of JSON lines; `-` or nothing reads standard input.
+    pub input: Option<PathBuf>,
+    /// Entries per atomic batch (one synced RocksDB WriteBatch each).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch: u64,
+    /// Largest body accepted, in bytes; larger ones are rejected as `oversized`.
+    #[arg(long, default_value_t = 65_536)]
+    pub max_body_bytes: usize,
+    /// Do not sign a checkpoint at the end.
+    #[arg(long)]
+    pub no_checkpoint: bool,
+    /// Exactly-once for one input file: record each entry's line number as its
+    /// stream sequence and the last whole batch's line as the log's cursor, and skip
+    /// lines at or below the cursor. Re-running the same command after a crash
+    /// appends the rest, never a line twice.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// Rebuilds admission state (the key ring) from the entries already in the log.
+pub fn admission_for(
+    ctx: &Ctx,
+    ledger: &Ledger<RocksStore>,
+    limits: DecodeLimits,
+) -> Result<Admission> {
+    let mut adm = Admission::new(&ctx.data.trust()?, limits)?;
+    for entry in govledger_replay::entries_from(ledger, 0) {
+        adm.replay(&entry?);
+    }
+    Ok(adm)
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
+    let mut ledger = ctx.data.open_rw()?;
+    let signer = ctx.data.signer()?;
+    let mut adm = admission_for(
+        ctx,
+        &ledger,
+        DecodeLimits {
+            max_body_bytes: args.max_body_bytes,
+        },
+    )?;
+    let reader: Box<dyn BufRead> = match &args.input {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+    };
+    let start = ledger.size();
+    let mut accepted = 0u64;
+    let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut batch = Vec::new();
+    let skip_to = if args.resume {
+        ledger.cursor()?.unwrap_or(0)
+    } else {
+        0
+    };
+    let mut last_line = skip_to;
+    let flush = |ledger: &mut Ledger<RocksStore>,
+                 adm: &mut Admission,
+                 batch: &mut Vec<_>,
+                 last_line: u64|
+     -> Result<()> {
+        if !batch.is_empty() {
+            let cursor = args.resume.then_some(last_line);
+            ledger.append(std::mem::take(batch), cursor)?;
+            adm.end_batch();
+        }
+        Ok(())
+    };
+    for (n, line) in reader.lines().enumerate() {
+        let line_no = n as u64 + 1;
+        let line = line.with_context(|| format!("reading input line {line_no}"))?;
+        if line_no <= skip_to || line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Line = serde_json::from_str(&line)
+            .with_context(|| format!("input line {line_no} is not a govledger message line"))?;
+        let mut msg = parsed
+            .to_message()
+            .map_err(|e| anyhow::anyhow!("input line {line_no}: {e}"))?;
+        if args.resume {
+            msg.stream_seq = line_no;
+        }
+        last_line = line_no;
+        let entry = adm.admit(&msg, &|tenant, id| {
+            ledger.find_event(tenant, id).map(|s| s.is_some())
+        })?;
+        match &entry.verdict {
+            Verdict::Accepted { .. } => accepted += 1,
+            Verdict::Rejected { reason, .. } => *rejected.entry(reason.as_str()).or_default() += 1,
+        }
+        batch.push(entry);
+        if batch.len() as u64 >= args.batch {
+            flush(&mut ledger, &mut adm, &mut batch, last_line)?;
+        }
+    }
+    flush(&mut ledger, &mut adm, &mut batch, last_line)?;
+    let cp = if args.no_checkpoint {
+        None
+    } else {
+        Some(ledger.checkpoint(&signer, Some(adm.ring().digest()))?)
+    };
+    let root = ledger.root()?;
+    let appended = ledger.size() - start;
+    if ctx.json {
+        print_json(&json!({
+            "appended": appended,
+            "accepted": accepted,
+            "rejected": rejected,
+            "size": ledger.size(),
+            "root": b64(&root),
+            "checkpoint": cp.map(|c| c.note),
+        }));
+    } else {
+        println!(
+            "appended {appended} entries ({accepted} accepted, {} rejected); log size {}",
+            appended - accepted,
+            ledger.size()
+        );
+        for (reason, n) in &rejected {
+            println!("  rejected {reason}: {n}");
+        }
+        match cp {
+            Some(c) => println!(
+                "checkpoint at size {}: root {}",
+                c.checkpoint.size,
+                b64(&root)
+            ),
+            None => println!("root {} (no checkpoint signed)", b64(&root)),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

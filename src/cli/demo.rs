@@ -1,0 +1,338 @@
+//! `govledger demo`: the guided tour.
+//!
+//! A fresh ledger in a temporary directory (or `--keep DIR`), a scripted incident
+//! (an agent proposes, is denied, gets an approval, runs over its budget, is killed,
+//! and someone tries to slip in a forged event), appended through admission,
+//! checkpointed, proven and verified, printed step by step for a person to follow.
+
+use super::init;
+use super::Ctx;
+use crate::datadir::DataDir;
+use crate::output::{b64, print_json};
+use anyhow::{ensure, Context, Result};
+use govledger_ingest::gen::{derive_key, signed_line};
+use govledger_ingest::{Admission, Line, TenantTrust, Trust, TrustKey};
+use govledger_ledger::tree;
+use govledger_ledger::verify::{verify, VerifyOptions};
+use govledger_schemas::{DecodeLimits, Verdict};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Keep the demo ledger in this directory (must not hold a ledger yet) instead of
+    /// a temporary one, to explore it afterwards with the other commands.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
+
+const SEED: u64 = 7;
+const T0: u64 = 1_767_268_800_000_000_000; // 2026-01-01T12:00:00Z
+
+struct Step {
+    say: &'static str,
+    line: Line,
+}
+
+fn script() -> Vec<Step> {
+    let admin = derive_key(SEED, "acme/admin");
+    let gateway = derive_key(SEED, "acme/gateway");
+    let forger = derive_key(SEED, "mallory/stolen");
+    let actor = json!({"user": "alice", "agent": "agent-7"});
+    let mut t = T0;
+    let mut n = 0;
+    let mut ev = |say: &'static str,
+                  key: &ed25519_dalek::SigningKey,
+                  key_id: &str,
+                  kind: &str,
+                  fields: Value| {
+        n += 1;
+        t += 1_500_000_000;
+        Step {
+            say,
+            line: signed_line(key, key_id, "acme", kind, &format!("evt-{n:04}"), fields, t),
+        }
+    };
+    let gw_pk = b64(gateway.verifying_key().as_bytes());
+    vec![
+        ev(
+            "acme's admin registers the gateway's signing key",
+            &admin,
+            "acme/admin",
+            "key.registered",
+            json!({"key_id": "acme/gateway", "public_key": gw_pk}),
+        ),
+        ev(
+            "a $2.00 budget is set for agent-7",
+            &admin,
+            "acme/admin",
+            "budget.configured",
+            json!({"budget_id": "agent-7-daily", "scope": {"org": "acme", "agent": "agent-7"},
+                  "limit_cost_micros": 2_000_000u64, "window": "day", "warn_thresholds_pct": [80],
+                  "kill_on_exceed": true}),
+        ),
+        ev(
+            "alice starts a session with agent-7",
+            &gateway,
+            "acme/gateway",
+            "session.started",
+            json!({"session": "s-1", "actor": actor}),
+        ),
+        ev(
+            "agent-7 proposes a refund",
+            &gateway,
+            "acme/gateway",
+            "action.proposed",
+            json!({"proposal": "p-1", "session": "s-1", "actor": actor, "action": "payments.refund",
+                  "resource": "svc:payments", "args_digest": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                  "risk_tier": "high"}),
+        ),
+        ev(
+            "policy denies it: refunds over $500 need a human",
+            &gateway,
+            "acme/gateway",
+            "policy.decided",
+            json!({"proposal": "p-1", "session": "s-1", "actor": actor, "decision": "deny",
+                  "policy_id": "payments", "policy_version": "v12", "rule_ids": ["refund-limit"],
+                  "reason": "refund of $900 exceeds the $500 autonomous limit"}),
+        ),
+        ev(
+            "agent-7 proposes the refund again, asking for approval",
+            &gateway,
+            "acme/gateway",
+            "action.proposed",
+            json!({"proposal": "p-2", "session": "s-1", "actor": actor, "action": "payments.refund",
+                  "resource": "svc:payments", "args_digest": "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752",
+                  "risk_tier": "high"}),
+        ),
+        ev(
+            "policy requires approval",
+            &gateway,
+            "acme/gateway",
+            "policy.decided",
+            json!({"proposal": "p-2", "session": "s-1", "actor": actor, "decision": "require_approval",
+                  "policy_id": "payments", "policy_version": "v12", "rule_ids": ["refund-limit"],
+                  "reason": "refund above the autonomous limit"}),
+        ),
+        ev(
+            "an approval is requested",
+            &gateway,
+            "acme/gateway",
+            "approval.requested",
+            json!({"ticket": "t-1", "proposal": "p-2", "session": "s-1", "actor": actor}),
+        ),
+        ev(
+            "bob grants it, once, up to $1.50",
+            &gateway,
+            "acme/gateway",
+            "approval.granted",
+            json!({"ticket": "t-1", "proposal": "p-2", "session": "s-1", "approver": "bob",
+                  "scope": "once", "max_count": 1, "max_cost_micros": 1_500_000u64,
+                  "resource_ids": ["svc:payments"]}),
+        ),
+        ev(
+            "the refund runs",
+            &gateway,
+            "acme/gateway",
+            "action.executed",
+            json!({"proposal": "p-2", "session": "s-1", "actor": actor, "outcome": "success",
+                  "cost_micros": 1_400_000u64, "tokens": 52_000, "ticket": "t-1"}),
+        ),
+        ev(
+            "its model spend is counted: $1.40 of $2.00",
+            &gateway,
+            "acme/gateway",
+            "budget.incremented",
+            json!({"scope": {"org": "acme", "agent": "agent-7"}, "session": "s-1", "proposal": "p-2",
+                  "tokens": 52_000, "cost_micros": 1_400_000u64, "model": "claude-opus-5"}),
+        ),
+        ev(
+            "agent-7 keeps going: $0.90 more, past its $2.00 budget",
+            &gateway,
+            "acme/gateway",
+            "budget.incremented",
+            json!({"scope": {"org": "acme", "agent": "agent-7"}, "session": "s-1",
+                  "tokens": 31_000, "cost_micros": 900_000u64, "model": "claude-opus-5"}),
+        ),
+        ev(
+            "the guardian engages agent-7's kill switch",
+            &gateway,
+            "acme/gateway",
+            "killswitch.engaged",
+            json!({"scope": "agent", "target": "agent-7", "reason": "budget exceeded",
+                  "actor": {"service": "guardian"}}),
+        ),
+        ev(
+            "someone forges a release of the kill switch with a stolen key",
+            &forger,
+            "acme/gateway",
+            "killswitch.released",
+            json!({"scope": "agent", "target": "agent-7", "reason": "all good",
+                  "actor": {"user": "mallory"}}),
+        ),
+        ev(
+            "alice's session ends",
+            &gateway,
+            "acme/gateway",
+            "session.ended",
+            json!({"session": "s-1", "actor": actor, "reason": "agent killed"}),
+        ),
+    ]
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
+    let tmp;
+    let dir = match &args.keep {
+        Some(p) => DataDir::new(p),
+        None => {
+            tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
+            DataDir::new(tmp.path())
+        }
+    };
+    let human = !ctx.json;
+    let say = |s: String| {
+        if human {
+            println!("{s}");
+        }
+    };
+    let trust = Trust {
+        operator: vec![],
+        tenants: [(
+            "acme".to_string(),
+            TenantTrust {
+                admin_keys: vec![TrustKey {
+                    key_id: "acme/admin".into(),
+                    public_key: b64(derive_key(SEED, "acme/admin").verifying_key().as_bytes()),
+                }],
+            },
+        )]
+        .into(),
+    };
+    say("== govledger demo: an agent incident, recorded so it can be proven ==\n".into());
+    let (mut ledger, signer, first_cp) = init::create(&dir, "demo.govledger.local/acme", &trust)?;
+    say(format!("1. A fresh ledger in {}", dir.path.display()));
+    say(format!(
+        "   log verifier key: {}",
+        signer.verifier().to_key_string()
+    ));
+    say("   trust: acme's admin key; producer keys must be registered by it.\n".into());
+
+    say("2. The incident, as producers publish it (each event Ed25519-signed):".into());
+    let mut adm = Admission::new(&trust, DecodeLimits::default())?;
+    let steps = script();
+    let mut entries = Vec::new();
+    for step in &steps {
+        let msg = step.line.to_message().map_err(anyhow::Error::msg)?;
+        let entry = adm.admit(&msg, &|t, id| ledger.find_event(t, id).map(|s| s.is_some()))?;
+        let seq = ledger.size() + entries.len() as u64;
+        let verdict = match &entry.verdict {
+            Verdict::Accepted { event_type, .. } => format!("accepted  {event_type}"),
+            Verdict::Rejected { reason, .. } => {
+                format!("REJECTED  {} ({})", reason.as_str(), "fail closed")
+            }
+        };
+        say(format!("   #{seq:<2} {:<56} {verdict}", step.say));
+        entries.push(entry);
+    }
+    let accepted = entries.iter().filter(|e| e.is_accepted()).count();
+    let rejected: Vec<Value> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            e.reject_reason()
+                .map(|r| json!({"seq": ledger.size() + i as u64, "reason": r.as_str()}))
+        })
+        .collect();
+    let appended = ledger.append(entries, None)?;
+    adm.end_batch();
+    let forged_seq = appended[13].seq.0;
+    let kill_seq = appended[12].seq.0;
+    say(format!(
+        "   {} entries appended in one atomic, fsynced batch.\n",
+        appended.len()
+    ));
+
+    let cp = ledger.checkpoint(&signer, Some(adm.ring().digest()))?;
+    say("3. A signed checkpoint (C2SP tlog-checkpoint; Go's sumdb/note verifies it):".into());
+    for l in cp.note.lines() {
+        say(format!("   | {l}"));
+    }
+    say(String::new());
+
+    let (leaf, _) = ledger.entry(kill_seq)?;
+    let lh = tree::leaf_hash(&leaf);
+    let proof = ledger.inclusion_proof(kill_seq, cp.checkpoint.size)?;
+    tree::verify_inclusion(
+        &lh,
+        kill_seq,
+        cp.checkpoint.size,
+        &proof,
+        &cp.checkpoint.root,
+    )
+    .context("the demo's own inclusion proof failed")?;
+    say(format!(
+        "4. Proof that the kill switch (entry #{kill_seq}) is in that checkpoint: {} hashes, verified.",
+        proof.len()
+    ));
+    let cons = ledger.consistency_proof(first_cp.checkpoint.size, cp.checkpoint.size)?;
+    tree::verify_consistency(
+        first_cp.checkpoint.size,
+        cp.checkpoint.size,
+        &first_cp.checkpoint.root,
+        &cp.checkpoint.root,
+        &cons,
+    )
+    .context("the demo's own consistency proof failed")?;
+    say(format!(
+        "   Proof that the log only grew from size {} to {}: {} hashes, verified.\n",
+        first_cp.checkpoint.size,
+        cp.checkpoint.size,
+        cons.len()
+    ));
+    let (_, forged) = ledger.entry(forged_seq)?;
+    if let Verdict::Rejected { reason, detail, .. } = &forged.verdict {
+        say(format!(
+            "5. The forgery is on the record too, as entry #{forged_seq}: {} — {detail}.",
+            reason.as_str()
+        ));
+        say(
+            "   Its body is not kept, only its SHA-256 and length; nothing of it was applied.\n"
+                .into(),
+        );
+    }
+    let report = verify(
+        &ledger,
+        &signer.verifier(),
+        &VerifyOptions::default(),
+        &mut |_| {},
+    )?;
+    ensure!(report.ok(), "verify failed: {:?}", report.problem);
+    say(format!(
+        "6. verify re-walked all {} entries, {} tree nodes and {} checkpoints: intact.",
+        report.entries_checked, report.nodes_checked, report.checkpoints_checked
+    ));
+    say("   Edit, delete, reorder or truncate anything in the store and verify names the first bad entry.\n".into());
+    if human {
+        match &args.keep {
+            Some(p) => println!(
+                "Explore it: govledger --data {} entry --seq {kill_seq} | prove inclusion --seq {kill_seq} | verify",
+                p.display()
+            ),
+            None => println!("Run `govledger demo --keep DIR` to keep this ledger and explore it."),
+        }
+        println!("Budget and kill-switch enforcement (rejecting the over-budget increment) arrive with the projections work.");
+    } else {
+        print_json(&json!({
+            "data": dir.path.display().to_string(),
+            "entries": report.entries_checked,
+            "accepted": accepted,
+            "rejected": rejected,
+            "checkpoint": cp.note,
+            "inclusion": {"leaf_index": kill_seq, "tree_size": cp.checkpoint.size, "leaf_hash": b64(&lh),
+                          "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>()},
+            "verified": report.ok(),
+        }));
+    }
+    Ok(ExitCode::SUCCESS)
+}

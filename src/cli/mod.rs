@@ -1,0 +1,84 @@
+//! Command-line interface: one file per command, each with its arguments and its
+//! `run`. Every command takes `--data DIR` (or `GOVLEDGER_DATA`) and `--json`.
+
+mod append;
+mod checkpoint;
+mod demo;
+mod entry;
+mod gen;
+mod init;
+mod key;
+mod prove;
+mod verify;
+
+use crate::datadir::DataDir;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// govledger: a tamper-evident, event-sourced governance ledger for AI agents.
+#[derive(Parser, Debug)]
+#[command(name = "govledger", version, about, long_about = None)]
+pub struct Cli {
+    /// The ledger's data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "GOVLEDGER_DATA",
+        default_value = "govledger-data"
+    )]
+    pub data: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new ledger and its checkpoint signing key.
+    Init(init::Args),
+    /// Write a deterministic stream of signed events as JSON lines.
+    Gen(gen::Args),
+    /// Append JSON lines of signed events through admission.
+    Append(append::Args),
+    /// Sign a checkpoint of the current tree and print it.
+    Checkpoint(checkpoint::Args),
+    /// Print one entry.
+    Entry(entry::Args),
+    /// Print inclusion or consistency proofs.
+    #[command(subcommand)]
+    Prove(prove::Command),
+    /// Re-walk the whole log and check every hash and checkpoint.
+    Verify(verify::Args),
+    /// Show the log's verifier key.
+    #[command(subcommand)]
+    Key(key::Command),
+    /// A guided tour: a scripted incident appended, checkpointed, proven and verified.
+    Demo(demo::Args),
+}
+
+/// What every command gets.
+pub struct Ctx {
+    pub data: DataDir,
+    pub json: bool,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx {
+        data: DataDir::new(&cli.data),
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Gen(a) => gen::run(&ctx, a),
+        Command::Append(a) => append::run(&ctx, a),
+        Command::Checkpoint(a) => checkpoint::run(&ctx, a),
+        Command::Entry(a) => entry::run(&ctx, a),
+        Command::Prove(c) => prove::run(&ctx, c),
+        Command::Verify(a) => verify::run(&ctx, a),
+        Command::Key(c) => key::run(&ctx, c),
+        Command::Demo(a) => demo::run(&ctx, a),
+    }
+}

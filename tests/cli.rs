@@ -1,0 +1,176 @@
+//! End to end through the real binary and a real RocksDB store: gen → init → append
+//! → entry / prove / checkpoint / verify, the JSON contracts, and read-only access
+//! while another process holds the store.
+
+mod common;
+
+use common::{hash, Env};
+use govledger_ledger::checkpoint::Checkpoint;
+use govledger_ledger::note::NoteVerifier;
+use govledger_ledger::tree;
+
+#[test]
+fn generated_stream_is_accepted_end_to_end_and_verifies() {
+    let env = Env::new();
+    let lines = env.init_with_events(1500, 42, 3);
+    let out = env.json(&["append", lines.to_str().unwrap()]);
+    assert_eq!(out["appended"], 1500);
+    assert_eq!(
+        out["accepted"], 1500,
+        "every generated event must be accepted: {out}"
+    );
+    assert_eq!(out["size"], 1500);
+
+    let v = env.json(&["verify"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["entries_checked"], 1500);
+    // init's empty checkpoint and append's final one.
+    assert_eq!(v["checkpoints_checked"], 2);
+}
+
+#[test]
+fn gen_is_deterministic() {
+    let env = Env::new();
+    let a = env.run(&["gen", "--events", "300", "--seed", "9", "--tenants", "2"]);
+    let b = env.run(&["gen", "--events", "300", "--seed", "9", "--tenants", "2"]);
+    let c = env.run(&["gen", "--events", "300", "--seed", "10", "--tenants", "2"]);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    assert_ne!(a.stdout, c.stdout);
+    assert_eq!(a.stdout.iter().filter(|&&b| b == b'\n').count(), 300);
+}
+
+#[test]
+fn json_contracts_and_proofs_verify_against_the_signed_checkpoint() {
+    let env = Env::new();
+    let lines = env.init_with_events(300, 5, 2);
+    let first = env.json(&["checkpoint", "--latest"]);
+    assert_eq!(first["tree_size"], 0);
+    env.json(&["append", lines.to_str().unwrap()]);
+
+    let key = env.json(&["key", "show"]);
+    assert_eq!(key["origin"], "test.govledger/log");
+    let verifier = NoteVerifier::from_key_string(key["verifier_key"].as_str().unwrap()).unwrap();
+
+    let cp = env.json(&["checkpoint", "--latest"]);
+    assert_eq!(cp["tree_size"], 300);
+    let opened = Checkpoint::open(cp["checkpoint"].as_str().unwrap(), &verifier).unwrap();
+    assert_eq!(opened.size, 300);
+    assert_eq!(opened.root, hash(&cp["root"]));
+    assert!(
+        opened.state_digest.is_some(),
+        "checkpoint must carry a state digest"
+    );
+
+    let e = env.json(&["entry", "--seq", "17"]);
+    assert_eq!(e["seq"], 17);
+    let leaf = common::b64d(&e["leaf"]);
+    assert_eq!(tree::leaf_hash(&leaf), hash(&e["leaf_hash"]));
+    assert_eq!(e["verdict"], "accepted");
+    assert!(e["event"]["id"].is_string());
+
+    let inc = env.json(&["prove", "inclusion", "--seq", "17"]);
+    assert_eq!(inc["leaf_index"], 17);
+    assert_eq!(inc["tree_size"], 300);
+    assert_eq!(inc["leaf_hash"], e["leaf_hash"]);
+    let proof: Vec<[u8; 32]> = inc["proof"].as_array().unwrap().iter().map(hash).collect();
+    let signed = Checkpoint::open(inc["checkpoint"].as_str().unwrap(), &verifier).unwrap();
+    tree::verify_inclusion(&hash(&inc["leaf_hash"]), 17, 300, &proof, &signed.root).unwrap();
+
+    let cons = env.json(&["prove", "consistency", "--from", "0", "--to", "300"]);
+    assert_eq!(cons["proof"].as_array().unwrap().len(), 0);
+    let cons = env.json(&["prove", "consistency", "--from", "123", "--to", "300"]);
+    let proof: Vec<[u8; 32]> = cons["proof"].as_array().unwrap().iter().map(hash).collect();
+    assert_eq!(hash(&cons["new_root"]), signed.root);
+    tree::verify_consistency(123, 300, &hash(&cons["old_root"]), &signed.root, &proof).unwrap();
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let env = Env::new();
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("govledger init"));
+
+    let lines = env.init_with_events(10, 1, 1);
+    let again = env.run(&["init", "--origin", "x"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
+
+    env.json(&["append", lines.to_str().unwrap()]);
+    let out = env.run(&["entry", "--seq", "10"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the log has 10 entries"));
+    let out = env.run(&["prove", "consistency", "--from", "9", "--to", "11"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    std::fs::write(env.path("bad.jsonl"), "{\"subject\": 1}\n").unwrap();
+    let out = env.run(&["append", env.path("bad.jsonl").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("input line 1"));
+}
+
+#[test]
+fn read_only_commands_work_while_a_writer_holds_the_store() {
+    let env = Env::new();
+    let lines = env.init_with_events(50, 3, 1);
+    env.json(&["append", lines.to_str().unwrap()]);
+    // Hold the store open for writing, as `serve` does.
+    let writer = common::raw_db(&env.data());
+    let v = env.json(&["verify"]);
+    assert_eq!(v["ok"], true);
+    let e = env.json(&["entry", "--seq", "3"]);
+    assert_eq!(e["seq"], 3);
+    env.json(&["prove", "inclusion", "--seq", "3"]);
+    env.json(&["key", "show"]);
+    // A second writer is refused with a clear message.
+    let out = env.run(&["append", lines.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
+    drop(writer);
+}
+
+#[test]
+fn key_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.json(&["init", "--origin", "perm.test/log"]);
+    let mode = std::fs::metadata(env.data().join("log.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn demo_runs_and_verifies() {
+    let env = Env::new();
+    let out = std::process::Command::new(common::BIN)
+        .args(["--json", "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["rejected"][0]["reason"], "bad_signature");
+    // The kept variant leaves a ledger the other commands can open.
+    let kept = env.path("demo");
+    let out = std::process::Command::new(common::BIN)
+        .args(["demo", "--keep"])
+        .arg(&kept)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = std::process::Command::new(common::BIN)
+        .args(["--json", "--data"])
+        .arg(&kept)
+        .arg("verify")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+}
