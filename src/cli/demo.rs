@@ -218,43 +218,51 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     ));
     say("   trust: acme's admin key; producer keys must be registered by it.\n".into());
 
-    say("2. The incident, as producers publish it (each event Ed25519-signed):".into());
+    say("2. The incident, as producers publish it (each event Ed25519-signed).".into());
+    say("   Admission verifies each one; every message becomes exactly one entry:".into());
     let mut adm = Admission::new(&trust, DecodeLimits::default())?;
     let steps = script();
-    let mut entries = Vec::new();
-    for step in &steps {
-        let msg = step.line.to_message().map_err(anyhow::Error::msg)?;
-        let entry = adm.admit(&msg, &|t, id| ledger.find_event(t, id).map(|s| s.is_some()))?;
-        let seq = ledger.size() + entries.len() as u64;
-        let verdict = match &entry.verdict {
-            Verdict::Accepted { event_type, .. } => format!("accepted  {event_type}"),
-            Verdict::Rejected { reason, .. } => {
-                format!("REJECTED  {} ({})", reason.as_str(), "fail closed")
-            }
-        };
-        say(format!("   #{seq:<2} {:<56} {verdict}", step.say));
-        entries.push(entry);
+    let (first, second) = steps.split_at(9);
+    let mut accepted = 0;
+    let mut rejected: Vec<Value> = Vec::new();
+    let mut checkpoints = vec![first_cp];
+    for part in [first, second] {
+        let mut entries = Vec::new();
+        for step in part {
+            let msg = step.line.to_message().map_err(anyhow::Error::msg)?;
+            let entry = adm.admit(&msg, &|t, id| ledger.find_event(t, id).map(|s| s.is_some()))?;
+            let seq = ledger.size() + entries.len() as u64;
+            let verdict = match &entry.verdict {
+                Verdict::Accepted { event_type, .. } => {
+                    accepted += 1;
+                    format!("accepted  {event_type}")
+                }
+                Verdict::Rejected { reason, .. } => {
+                    rejected.push(json!({"seq": seq, "reason": reason.as_str()}));
+                    format!("REJECTED  {}", reason.as_str())
+                }
+            };
+            say(format!("   #{seq:<2} {:<66} {verdict}", step.say));
+            entries.push(entry);
+        }
+        let n = entries.len();
+        ledger.append(entries, None)?;
+        adm.end_batch();
+        let cp = ledger.checkpoint(&signer, Some(adm.ring().digest()))?;
+        say(format!(
+            "   -- {n} entries appended in one atomic, fsynced batch; checkpoint signed at size {}\n",
+            cp.checkpoint.size
+        ));
+        checkpoints.push(cp);
     }
-    let accepted = entries.iter().filter(|e| e.is_accepted()).count();
-    let rejected: Vec<Value> = entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| {
-            e.reject_reason()
-                .map(|r| json!({"seq": ledger.size() + i as u64, "reason": r.as_str()}))
-        })
-        .collect();
-    let appended = ledger.append(entries, None)?;
-    adm.end_batch();
-    let forged_seq = appended[13].seq.0;
-    let kill_seq = appended[12].seq.0;
-    say(format!(
-        "   {} entries appended in one atomic, fsynced batch.\n",
-        appended.len()
-    ));
+    let kill_seq = 12;
+    let forged_seq = 13;
+    let (mid, cp) = (&checkpoints[1], &checkpoints[2]);
 
-    let cp = ledger.checkpoint(&signer, Some(adm.ring().digest()))?;
-    say("3. A signed checkpoint (C2SP tlog-checkpoint; Go's sumdb/note verifies it):".into());
+    say(
+        "3. The latest signed checkpoint (C2SP tlog-checkpoint; Go's sumdb/note verifies it):"
+            .into(),
+    );
     for l in cp.note.lines() {
         say(format!("   | {l}"));
     }
@@ -275,21 +283,22 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         "4. Proof that the kill switch (entry #{kill_seq}) is in that checkpoint: {} hashes, verified.",
         proof.len()
     ));
-    let cons = ledger.consistency_proof(first_cp.checkpoint.size, cp.checkpoint.size)?;
+    let cons = ledger.consistency_proof(mid.checkpoint.size, cp.checkpoint.size)?;
     tree::verify_consistency(
-        first_cp.checkpoint.size,
+        mid.checkpoint.size,
         cp.checkpoint.size,
-        &first_cp.checkpoint.root,
+        &mid.checkpoint.root,
         &cp.checkpoint.root,
         &cons,
     )
     .context("the demo's own consistency proof failed")?;
     say(format!(
-        "   Proof that the log only grew from size {} to {}: {} hashes, verified.\n",
-        first_cp.checkpoint.size,
+        "   Proof that the log only grew between the checkpoints at {} and {}: {} hashes, verified.",
+        mid.checkpoint.size,
         cp.checkpoint.size,
         cons.len()
     ));
+    say("   Nothing signed at size 9 can have been changed to produce the size-15 tree.\n".into());
     let (_, forged) = ledger.entry(forged_seq)?;
     if let Verdict::Rejected { reason, detail, .. } = &forged.verdict {
         say(format!(
