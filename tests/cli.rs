@@ -26,6 +26,9 @@ fn generated_stream_is_accepted_end_to_end_and_verifies() {
     assert_eq!(v["entries_checked"], 1500);
     // init's empty checkpoint and append's final one.
     assert_eq!(v["checkpoints_checked"], 2);
+    let deep = env.json(&["verify", "--deep"]);
+    assert_eq!(deep["ok"], true, "{deep}");
+    assert_eq!(deep["root"], v["root"]);
 }
 
 #[test]

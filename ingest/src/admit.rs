@@ -10,8 +10,8 @@
 //! 1. body size within the limit (`oversized`), UTF-8 (`not_utf8`), JSON
 //!    (`malformed_json`), version (`unsupported_version`), known type
 //!    (`unknown_type`), the type's schema (`schema_violation`);
-//! 2. subject `gov.<tenant>.<kind>` with the body's tenant (`tenant_mismatch`) and
-//!    the type's family as kind (`schema_violation`);
+//! 2. subject: of the form `gov.<tenant>.<kind>` with the type's family as kind
+//!    (`schema_violation`), naming the body's tenant (`tenant_mismatch`);
 //! 3. `Gov-Key` and `Gov-Sig` present (`missing_header`) and well formed
 //!    (`bad_header`);
 //! 4. the key: known (`unknown_key`), not revoked or retired at the event time

@@ -180,7 +180,7 @@ fn main() {
     std::hint::black_box(bytes);
     let opts = VerifyOptions {
         check_signatures: false,
-        against: vec![],
+        ..VerifyOptions::default()
     };
     let start = Instant::now();
     let report = verify(&ledger, &signer.verifier(), &opts, &mut |_| {}).unwrap();

@@ -103,23 +103,9 @@ impl NoteSigner {
         let rest = s
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(|| NoteError::BadKey("signer key must start with PRIVATE+KEY+".into()))?;
-        let (name, id, key) = split_key(rest)?;
-        let bytes = B64
-            .decode(key)
-            .map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
-        let seed: [u8; 32] = match bytes.split_first() {
-            Some((&ALG_ED25519, seed)) => seed
-                .try_into()
-                .map_err(|_| NoteError::BadKey("Ed25519 seed must be 32 bytes".into()))?,
-            _ => return Err(NoteError::BadKey("not an Ed25519 key".into())),
-        };
-        let signer = Self::from_seed(name, seed)?;
-        if signer.key_id() != id {
-            return Err(NoteError::BadKey(format!(
-                "key id {id:08x} does not match the key ({:08x})",
-                signer.key_id()
-            )));
-        }
+        let (name, id, raw) = split_key(rest)?;
+        let signer = Self::from_seed(name, raw)?;
+        check_id(id, signer.key_id())?;
         Ok(signer)
     }
 
@@ -174,7 +160,9 @@ pub struct NoteVerifier {
     key: VerifyingKey,
 }
 
-fn split_key(s: &str) -> Result<(&str, u32, &str), NoteError> {
+/// Splits `<name>+<8 hex id>+<base64(0x01 ‖ 32 key bytes)>` (Go's note key format,
+/// less any `PRIVATE+KEY+` prefix) into its name, id and the 32 key bytes.
+fn split_key(s: &str) -> Result<(&str, u32, [u8; 32]), NoteError> {
     let mut parts = s.splitn(3, '+');
     let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(NoteError::BadKey(
@@ -187,34 +175,39 @@ fn split_key(s: &str) -> Result<(&str, u32, &str), NoteError> {
     }
     let id = u32::from_str_radix(id, 16)
         .map_err(|_| NoteError::BadKey("key id must be 8 hex digits".into()))?;
-    Ok((name, id, key))
+    let bytes = B64
+        .decode(key)
+        .map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
+    let raw: [u8; 32] = match bytes.split_first() {
+        Some((&ALG_ED25519, k)) => k
+            .try_into()
+            .map_err(|_| NoteError::BadKey("an Ed25519 key must be 32 bytes".into()))?,
+        _ => return Err(NoteError::BadKey("not an Ed25519 key".into())),
+    };
+    Ok((name, id, raw))
+}
+
+/// The key id written in a key string must be the one its name and key give.
+fn check_id(written: u32, actual: u32) -> Result<(), NoteError> {
+    if written != actual {
+        return Err(NoteError::BadKey(format!(
+            "key id {written:08x} does not match the key ({actual:08x})"
+        )));
+    }
+    Ok(())
 }
 
 impl NoteVerifier {
     /// Parses Go's verifier key `<name>+<hex id>+<base64(0x01 ‖ public key)>`.
     pub fn from_key_string(s: &str) -> Result<Self, NoteError> {
-        let (name, id, key) = split_key(s.trim_end_matches(['\n', '\r']))?;
-        let bytes = B64
-            .decode(key)
-            .map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
-        let public: [u8; 32] = match bytes.split_first() {
-            Some((&ALG_ED25519, k)) => k
-                .try_into()
-                .map_err(|_| NoteError::BadKey("Ed25519 key must be 32 bytes".into()))?,
-            _ => return Err(NoteError::BadKey("not an Ed25519 key".into())),
-        };
-        let key = VerifyingKey::from_bytes(&public)
+        let (name, id, raw) = split_key(s.trim_end_matches(['\n', '\r']))?;
+        let key = VerifyingKey::from_bytes(&raw)
             .map_err(|e| NoteError::BadKey(format!("not a valid Ed25519 point: {e}")))?;
         let v = NoteVerifier {
             name: name.to_string(),
             key,
         };
-        if v.key_id() != id {
-            return Err(NoteError::BadKey(format!(
-                "key id {id:08x} does not match the key ({:08x})",
-                v.key_id()
-            )));
-        }
+        check_id(id, v.key_id())?;
         Ok(v)
     }
 

@@ -208,6 +208,7 @@ impl RocksStore {
         };
         let mut ro = rocksdb::ReadOptions::default();
         ro.fill_cache(false);
+        ro.set_readahead_size(4 << 20);
         let it = self.db.iterator_cf_opt(
             cf,
             ro,

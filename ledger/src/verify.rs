@@ -25,14 +25,18 @@ use crate::note::NoteVerifier;
 use crate::store::{LogStore, Scan};
 use crate::tree::{self, Frontier, Hash};
 use crate::{Ledger, LedgerError};
-use govledger_schemas::decode_entry;
+use govledger_schemas::{decode_entry, entry_seq};
 use std::iter::Peekable;
+use std::sync::mpsc::SyncSender;
 
 /// What to check beyond the walk itself.
 #[derive(Clone, Debug)]
 pub struct VerifyOptions {
     /// Check the Ed25519 signature of every stored checkpoint (on by default).
     pub check_signatures: bool,
+    /// Fully decode every entry, not only its header (off by default: the leaf
+    /// hashes already cover every byte; this also proves each entry parses).
+    pub decode_entries: bool,
     /// Signed checkpoints kept outside the store, each checked against the log.
     pub against: Vec<String>,
 }
@@ -41,6 +45,7 @@ impl Default for VerifyOptions {
     fn default() -> Self {
         VerifyOptions {
             check_signatures: true,
+            decode_entries: false,
             against: Vec::new(),
         }
     }
@@ -185,14 +190,17 @@ pub fn verify<S: LogStore>(
 
     // Checkpoints at the current frontier size (size 0 first, then after each entry).
     macro_rules! check_checkpoints {
-        () => {{
+        () => {
+            check_checkpoints!(walk.report)
+        };
+        ($ret:expr) => {{
             let at = frontier.size();
             while let Some(item) = cps.next_if(|c| !matches!(c, Ok((s, _)) if *s > at)) {
                 let (s, note) = item?;
                 let root = frontier.root();
                 if let Some(p) = check_stored_checkpoint(s, at, &note, &root, prev_cp, ledger, verifier, opts) {
                     walk.report.problem = Some(p);
-                    return Ok(walk.report);
+                    return Ok($ret);
                 }
                 walk.report.checkpoints_checked += 1;
                 walk.report.last_checkpoint = Some(s);
@@ -209,7 +217,7 @@ pub fn verify<S: LogStore>(
                             cp.size
                         ),
                     ));
-                    return Ok(walk.report);
+                    return Ok($ret);
                 }
                 walk.report.against_checked += 1;
             }
@@ -217,71 +225,44 @@ pub fn verify<S: LogStore>(
     }
 
     check_checkpoints!();
-    for item in store.scan_entries(0) {
-        let (seq, leaf) = match item {
-            Ok(x) => x,
-            Err(e) => {
-                walk.report.problem = Some(problem("store", Some(frontier.size()), e.to_string()));
-                return Ok(walk.report);
+    // Two stages on two threads: the scanner reads entries, checks their place and
+    // hashes them; this thread folds the hashes into the tree, compares stored nodes
+    // and checks checkpoints. Dropping the receiver on an early return stops the
+    // scanner at its next send.
+    let deep = opts.decode_entries;
+    let outcome = std::thread::scope(|scope| -> Result<Option<VerifyReport>, LedgerError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Scanned>>(8);
+        scope.spawn(move || scan(store, size, deep, tx));
+        for chunk in rx {
+            for item in chunk {
+                let leaf = match item {
+                    Scanned::Leaf(h) => h,
+                    Scanned::Problem(p) => {
+                        walk.report.problem = Some(p);
+                        return Ok(Some(walk.report.clone()));
+                    }
+                };
+                let mut bad = None;
+                frontier.push(leaf, |id, h| {
+                    if bad.is_none() {
+                        bad = walk.check_node(id, h);
+                    }
+                });
+                if let Some(p) = bad {
+                    walk.report.problem = Some(p);
+                    return Ok(Some(walk.report.clone()));
+                }
+                walk.report.entries_checked += 1;
+                if walk.report.entries_checked.is_multiple_of(65_536) {
+                    progress(walk.report.entries_checked);
+                }
+                check_checkpoints!(Some(walk.report.clone()));
             }
-        };
-        let expected = frontier.size();
-        if seq >= size {
-            walk.report.problem = Some(problem(
-                "entry_beyond_size",
-                Some(seq),
-                format!(
-                    "entry {seq} is stored beyond the log's recorded size of {size}: \
-                     it was appended behind the ledger's back"
-                ),
-            ));
-            return Ok(walk.report);
         }
-        if seq != expected {
-            walk.report.problem = Some(problem(
-                "missing_entry",
-                Some(expected),
-                format!("entry {expected} is missing: it was deleted"),
-            ));
-            return Ok(walk.report);
-        }
-        match decode_entry(&leaf) {
-            Err(e) => {
-                walk.report.problem = Some(problem(
-                    "undecodable_entry",
-                    Some(seq),
-                    format!("entry {seq} does not decode ({e}): it was edited"),
-                ));
-                return Ok(walk.report);
-            }
-            Ok(entry) if entry.seq.0 != seq => {
-                walk.report.problem = Some(problem(
-                    "misplaced_entry",
-                    Some(seq),
-                    format!(
-                        "the entry stored at seq {seq} is entry {}: entries were moved or swapped",
-                        entry.seq.0
-                    ),
-                ));
-                return Ok(walk.report);
-            }
-            Ok(_) => {}
-        }
-        let mut bad = None;
-        frontier.push(tree::leaf_hash(&leaf), |id, h| {
-            if bad.is_none() {
-                bad = walk.check_node(id, h);
-            }
-        });
-        if let Some(p) = bad {
-            walk.report.problem = Some(p);
-            return Ok(walk.report);
-        }
-        walk.report.entries_checked += 1;
-        if walk.report.entries_checked.is_multiple_of(65_536) {
-            progress(walk.report.entries_checked);
-        }
-        check_checkpoints!();
+        Ok(None)
+    })?;
+    if let Some(report) = outcome {
+        return Ok(report);
     }
     progress(walk.report.entries_checked);
     if frontier.size() < size {
@@ -337,6 +318,80 @@ pub fn verify<S: LogStore>(
     }
     walk.report.root = Some(frontier.root());
     Ok(walk.report)
+}
+
+/// What the scanner stage hands on: a leaf hash in seq order, or the first problem.
+enum Scanned {
+    Leaf(Hash),
+    Problem(Problem),
+}
+
+/// The scanner stage: entries in order, each checked for place and (optionally)
+/// decoded, then hashed.
+fn scan(store: &dyn LogStore, size: u64, deep: bool, tx: SyncSender<Vec<Scanned>>) {
+    const CHUNK: usize = 4096;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut expected = 0u64;
+    for item in store.scan_entries(0) {
+        let problem = match item {
+            Err(e) => Some(problem("store", Some(expected), e.to_string())),
+            Ok((seq, _)) if seq >= size => Some(problem(
+                "entry_beyond_size",
+                Some(seq),
+                format!(
+                    "entry {seq} is stored beyond the log's recorded size of {size}: \
+                     it was appended behind the ledger's back"
+                ),
+            )),
+            Ok((seq, _)) if seq != expected => Some(problem(
+                "missing_entry",
+                Some(expected),
+                format!("entry {expected} is missing: it was deleted"),
+            )),
+            Ok((seq, leaf)) => {
+                let header = if deep {
+                    decode_entry(&leaf).map(|e| e.seq)
+                } else {
+                    entry_seq(&leaf)
+                };
+                match header {
+                    Err(e) => Some(problem(
+                        "undecodable_entry",
+                        Some(seq),
+                        format!("entry {seq} does not decode ({e}): it was edited"),
+                    )),
+                    Ok(s) if s.0 != seq => Some(problem(
+                        "misplaced_entry",
+                        Some(seq),
+                        format!(
+                            "the entry stored at seq {seq} is entry {}: entries were moved or swapped",
+                            s.0
+                        ),
+                    )),
+                    Ok(_) => {
+                        chunk.push(Scanned::Leaf(tree::leaf_hash(&leaf)));
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(p) = problem {
+            chunk.push(Scanned::Problem(p));
+            let _ = tx.send(chunk);
+            return;
+        }
+        expected += 1;
+        if chunk.len() == CHUNK
+            && tx
+                .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                .is_err()
+        {
+            return;
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(chunk);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -128,6 +128,13 @@ fn verifier_key_matches_go_note() {
         NoteVerifier::from_key_string(vkey).unwrap(),
         test_signer().verifier()
     );
+    // Malformed key strings are refused, never half-read.
+    let wrong_id = vkey.replace("+a5d4f0c5+", "+a5d4f0c6+");
+    assert!(NoteVerifier::from_key_string(&wrong_id).is_err());
+    assert!(NoteVerifier::from_key_string("vectors.tlogverify.test/log+a5d4f0c5").is_err());
+    assert!(NoteVerifier::from_key_string("bad name+a5d4f0c5+AQU=").is_err());
+    assert!(NoteVerifier::from_key_string(&vkey.replace("+AQU+", "+AgU+")).is_err());
+    assert!(NoteSigner::from_key_string(vkey).is_err());
     // The signer key string round-trips in Go's PRIVATE+KEY format.
     let skey = test_signer().to_key_string();
     assert!(skey.starts_with("PRIVATE+KEY+vectors.tlogverify.test/log+a5d4f0c5+"));

@@ -48,6 +48,7 @@
 //! decode to the same entry.
 
 use crate::entry::Entry;
+use crate::ids::Seq;
 
 /// The 4 magic bytes that open every encoded entry (format version 1).
 pub const ENTRY_MAGIC: [u8; 4] = *b"GLE1";
@@ -121,6 +122,20 @@ pub fn encode_entry(entry: &Entry) -> Vec<u8> {
     bincode::encode_into_std_write(entry, &mut out, config())
         .expect("encoding an Entry into a Vec cannot fail");
     out
+}
+
+/// Reads only the header of canonical leaf bytes: checks the magic and returns the
+/// entry's `seq` (field 1), without decoding the rest. `verify` uses it to find
+/// moved entries at scan speed; the leaf hash already covers every other byte.
+pub fn entry_seq(bytes: &[u8]) -> Result<Seq, CodecError> {
+    let rest = bytes
+        .strip_prefix(&ENTRY_MAGIC)
+        .ok_or(CodecError::BadMagic)?;
+    let seq: [u8; 8] = rest
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(CodecError::Truncated)?;
+    Ok(Seq(u64::from_le_bytes(seq)))
 }
 
 /// Decodes canonical leaf bytes. See the module docs for what is rejected.

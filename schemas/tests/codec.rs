@@ -345,3 +345,29 @@ proptest! {
         prop_assert!(decode_entry(&bytes[..n]).is_err());
     }
 }
+
+#[test]
+fn entry_seq_reads_the_header_only() {
+    for (name, e) in golden_entries() {
+        let bytes = encode_entry(&e);
+        assert_eq!(govledger_schemas::entry_seq(&bytes), Ok(e.seq), "{name}");
+        // The header alone is enough; the rest is not looked at.
+        assert_eq!(
+            govledger_schemas::entry_seq(&bytes[..12]),
+            Ok(e.seq),
+            "{name}"
+        );
+        assert_eq!(
+            govledger_schemas::entry_seq(&bytes[..11]),
+            Err(CodecError::Truncated),
+            "{name}"
+        );
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        assert_eq!(
+            govledger_schemas::entry_seq(&bad),
+            Err(CodecError::BadMagic),
+            "{name}"
+        );
+    }
+}

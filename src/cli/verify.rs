@@ -17,6 +17,10 @@ pub struct Args {
     /// Skip checking checkpoint signatures (faster; hashes are still all checked).
     #[arg(long)]
     pub no_signatures: bool,
+    /// Also fully decode every entry (the hashes already cover every byte; this
+    /// proves each entry still parses in this version's format).
+    #[arg(long)]
+    pub deep: bool,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
@@ -30,6 +34,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     }
     let opts = VerifyOptions {
         check_signatures: !args.no_signatures,
+        decode_entries: args.deep,
         against,
     };
     let show_progress = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
