@@ -34,9 +34,8 @@ pub mod verify;
 use checkpoint::{Checkpoint, CheckpointError};
 use govledger_schemas::{decode_entry, encode_entry, CodecError, Entry, Seq, Verdict};
 use note::{NoteError, NoteSigner};
-use std::collections::BTreeMap;
 use store::{keys, LogStore, StoreError, StoreNodes, WriteSet};
-use tree::{Hash, NodeId, Overlay, TreeError};
+use tree::{Frontier, Hash, NodeId, TreeError};
 
 /// The store format version written at creation.
 pub const FORMAT_VERSION: u64 = 1;
@@ -98,7 +97,9 @@ pub struct SignedCheckpoint {
 pub struct Ledger<S: LogStore> {
     store: S,
     origin: String,
-    size: u64,
+    /// The right edge of the tree (O(log n) hashes): appends extend it in memory,
+    /// so an append reads nothing from the store.
+    frontier: Frontier,
 }
 
 fn meta_u64(store: &dyn LogStore, key: &[u8]) -> Result<Option<u64>, LedgerError> {
@@ -142,10 +143,11 @@ impl<S: LogStore> Ledger<S> {
             return Err(LedgerError::Format(format));
         }
         let size = meta_u64(&store, keys::SIZE)?.unwrap_or(0);
+        let frontier = Frontier::from_nodes(&StoreNodes(&store), size)?;
         Ok(Ledger {
             store,
             origin,
-            size,
+            frontier,
         })
     }
 
@@ -166,7 +168,7 @@ impl<S: LogStore> Ledger<S> {
 
     /// Number of entries.
     pub fn size(&self) -> u64 {
-        self.size
+        self.frontier.size()
     }
 
     /// The last applied stream sequence, written with the batch that applied it.
@@ -189,21 +191,16 @@ impl<S: LogStore> Ledger<S> {
         cursor: Option<u64>,
     ) -> Result<Vec<Appended>, LedgerError> {
         let mut set = WriteSet::default();
-        let mut pending: BTreeMap<NodeId, Hash> = BTreeMap::new();
+        let mut frontier = self.frontier.clone();
         let mut out = Vec::with_capacity(entries.len());
-        let base = StoreNodes(&self.store);
-        let mut seq = self.size;
+        set.entries.reserve(entries.len());
+        set.nodes.reserve(2 * entries.len());
         for mut entry in entries {
+            let seq = frontier.size();
             entry.seq = Seq(seq);
             let leaf = encode_entry(&entry);
             let lh = tree::leaf_hash(&leaf);
-            let reader = Overlay {
-                pending: &pending,
-                base: &base,
-            };
-            for (id, h) in tree::nodes_for_append(&reader, seq, lh)? {
-                pending.insert(id, h);
-            }
+            frontier.push(lh, |id, h| set.nodes.push((id, *h)));
             if let Verdict::Accepted {
                 event_id, tenant, ..
             } = &entry.verdict
@@ -215,24 +212,28 @@ impl<S: LogStore> Ledger<S> {
                 seq: Seq(seq),
                 leaf_hash: lh,
             });
-            seq += 1;
         }
-        set.nodes = pending.into_iter().collect();
-        set.meta.push((keys::SIZE, seq.to_be_bytes().to_vec()));
+        // Key order: RocksDB's memtable inserts a sorted run far faster than keys
+        // alternating between tree levels or tenants.
+        set.nodes.sort_unstable_by_key(|(id, _)| *id);
+        set.index.sort_unstable();
+        set.meta
+            .push((keys::SIZE, frontier.size().to_be_bytes().to_vec()));
         if let Some(c) = cursor {
             set.meta.push((keys::CURSOR, c.to_be_bytes().to_vec()));
         }
+        // Only a committed batch moves the in-memory edge.
         self.store.commit(set)?;
-        self.size = seq;
+        self.frontier = frontier;
         Ok(out)
     }
 
     /// The leaf bytes and decoded entry at `seq`.
     pub fn entry(&self, seq: u64) -> Result<(Vec<u8>, Entry), LedgerError> {
-        if seq >= self.size {
+        if seq >= self.size() {
             return Err(LedgerError::OutOfRange(format!(
                 "entry {seq} does not exist: the log has {} entries",
-                self.size
+                self.size()
             )));
         }
         let leaf = self
@@ -253,10 +254,10 @@ impl<S: LogStore> Ledger<S> {
     }
 
     fn check_size(&self, size: u64) -> Result<(), LedgerError> {
-        if size > self.size {
+        if size > self.size() {
             return Err(LedgerError::OutOfRange(format!(
                 "tree size {size} is beyond the log's {} entries",
-                self.size
+                self.size()
             )));
         }
         Ok(())
@@ -268,9 +269,9 @@ impl<S: LogStore> Ledger<S> {
         Ok(tree::root(&StoreNodes(&self.store), size)?)
     }
 
-    /// The current root.
+    /// The current root (from memory: no reads).
     pub fn root(&self) -> Result<Hash, LedgerError> {
-        self.root_at(self.size)
+        Ok(self.frontier.root())
     }
 
     /// Inclusion proof of `seq` in the tree of `size` entries.
@@ -303,19 +304,19 @@ impl<S: LogStore> Ledger<S> {
         signer: &NoteSigner,
         state_digest: Option<Hash>,
     ) -> Result<SignedCheckpoint, LedgerError> {
-        if let Some(existing) = self.checkpoint_at(self.size)? {
+        if let Some(existing) = self.checkpoint_at(self.size())? {
             return Ok(existing);
         }
         let cp = Checkpoint {
             origin: self.origin.clone(),
-            size: self.size,
+            size: self.size(),
             root: self.root()?,
             state_digest,
             extensions: Vec::new(),
         };
         let note = cp.sign(signer)?;
         self.store.commit(WriteSet {
-            checkpoints: vec![(self.size, note.clone())],
+            checkpoints: vec![(self.size(), note.clone())],
             ..WriteSet::default()
         })?;
         Ok(SignedCheckpoint {

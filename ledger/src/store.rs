@@ -178,11 +178,22 @@ impl RocksStore {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(mode == OpenMode::Create);
         opts.create_missing_column_families(mode == OpenMode::Create);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         // Keep the WAL on: durability comes from the synced WriteBatch.
+        let cfs = CFS.map(|name| {
+            let mut cf = rocksdb::Options::default();
+            // Hashes do not compress; entries (JSON bodies) and the rest do.
+            cf.set_compression_type(if name == CF_NODES {
+                rocksdb::DBCompressionType::None
+            } else {
+                rocksdb::DBCompressionType::Lz4
+            });
+            rocksdb::ColumnFamilyDescriptor::new(name, cf)
+        });
         let db = match mode {
-            OpenMode::ReadOnly => rocksdb::DB::open_cf_for_read_only(&opts, path, CFS, false)?,
-            _ => rocksdb::DB::open_cf(&opts, path, CFS)?,
+            OpenMode::ReadOnly => {
+                rocksdb::DB::open_cf_descriptors_read_only(&opts, path, cfs, false)?
+            }
+            _ => rocksdb::DB::open_cf_descriptors(&opts, path, cfs)?,
         };
         Ok(RocksStore {
             db,

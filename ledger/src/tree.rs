@@ -128,47 +128,6 @@ impl NodeReader for BTreeMap<NodeId, Hash> {
     }
 }
 
-/// A reader that first looks in nodes not yet committed (an append in progress) and
-/// then in the store.
-pub struct Overlay<'a, R: ?Sized> {
-    /// Nodes written by the pending batch.
-    pub pending: &'a BTreeMap<NodeId, Hash>,
-    /// The committed store.
-    pub base: &'a R,
-}
-
-impl<R: NodeReader + ?Sized> NodeReader for Overlay<'_, R> {
-    fn node(&self, id: NodeId) -> Result<Hash, TreeError> {
-        match self.pending.get(&id) {
-            Some(h) => Ok(*h),
-            None => self.base.node(id),
-        }
-    }
-}
-
-/// The nodes that appending leaf number `index` (0-based) with hash `leaf` creates:
-/// the leaf itself and every parent it completes, bottom-up. Reads the left siblings
-/// (at most log2(index) nodes) through `reader`.
-pub fn nodes_for_append(
-    reader: &dyn NodeReader,
-    index: u64,
-    leaf: Hash,
-) -> Result<Vec<(NodeId, Hash)>, TreeError> {
-    let mut out = vec![(NodeId::new(0, index), leaf)];
-    let mut level = 0u8;
-    let mut i = index;
-    let mut hash = leaf;
-    // A node at an odd index completes its parent, whose left child is at i - 1.
-    while i & 1 == 1 {
-        let left = reader.node(NodeId::new(level, i - 1))?;
-        hash = node_hash(&left, &hash);
-        level += 1;
-        i >>= 1;
-        out.push((NodeId::new(level, i), hash));
-    }
-    Ok(out)
-}
-
 /// Largest power of two strictly smaller than `n` (n ≥ 2): RFC 6962's split point k.
 fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);
@@ -441,6 +400,20 @@ impl Frontier {
         Self::default()
     }
 
+    /// The right edge of the stored tree of `size` leaves: one node per set bit of
+    /// `size`, largest subtree first, so O(log n) reads.
+    pub fn from_nodes(reader: &dyn NodeReader, size: u64) -> Result<Self, TreeError> {
+        let mut stack = Vec::new();
+        let mut start = 0u64;
+        for level in (0..64u8).rev() {
+            if size & (1u64 << level) != 0 {
+                stack.push((level, reader.node(NodeId::new(level, start >> level))?));
+                start += 1u64 << level;
+            }
+        }
+        Ok(Frontier { size, stack })
+    }
+
     /// Number of leaves pushed.
     pub fn size(&self) -> u64 {
         self.size
@@ -488,11 +461,11 @@ mod tests {
 
     fn build(n: u64) -> BTreeMap<NodeId, Hash> {
         let mut nodes = BTreeMap::new();
+        let mut f = Frontier::new();
         for i in 0..n {
-            let leaf = leaf_hash(format!("leaf-{i}").as_bytes());
-            for (id, h) in nodes_for_append(&nodes, i, leaf).unwrap() {
-                nodes.insert(id, h);
-            }
+            f.push(leaf_hash(format!("leaf-{i}").as_bytes()), |id, h| {
+                nodes.insert(id, *h);
+            });
         }
         nodes
     }
@@ -522,10 +495,38 @@ mod tests {
                 });
             }
             assert_eq!(seen, nodes, "completed nodes differ at size {n}");
+            // Every stored node is the MTH of the leaves it covers.
+            for (id, h) in &nodes {
+                let lo = id.index << id.level;
+                let hi = lo + (1u64 << id.level);
+                let sub: Vec<Hash> = leaves[lo as usize..hi as usize].to_vec();
+                let oracle = rs_merkle::MerkleTree::<Rfc6962Hasher>::from_leaves(&sub);
+                assert_eq!(oracle.root(), Some(*h), "node {id:?}");
+            }
             let stored = root(&nodes, n).unwrap();
             assert_eq!(f.root(), stored);
             let oracle = rs_merkle::MerkleTree::<Rfc6962Hasher>::from_leaves(&leaves);
             assert_eq!(oracle.root(), Some(stored), "rs_merkle disagrees at {n}");
+        }
+    }
+
+    #[test]
+    fn frontier_restored_from_nodes_continues_the_same_tree() {
+        let nodes = build(300);
+        for n in [0u64, 1, 2, 3, 7, 8, 100, 255, 256, 299] {
+            let mut f = Frontier::from_nodes(&nodes, n).unwrap();
+            assert_eq!(f.size(), n);
+            assert_eq!(f.root(), root(&nodes, n).unwrap(), "root at {n}");
+            let mut completed = BTreeMap::new();
+            for i in n..300 {
+                f.push(leaf_hash(format!("leaf-{i}").as_bytes()), |id, h| {
+                    completed.insert(id, *h);
+                });
+            }
+            assert_eq!(f.root(), root(&nodes, 300).unwrap(), "continued from {n}");
+            for (id, h) in completed {
+                assert_eq!(nodes.get(&id), Some(&h), "node {id:?} continued from {n}");
+            }
         }
     }
 

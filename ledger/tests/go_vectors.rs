@@ -34,11 +34,12 @@ fn hashes(v: &Value) -> Vec<Hash> {
 /// A tree of `leaf-0 .. leaf-(n-1)`, built through the persistent-node append path.
 fn build(n: u64) -> BTreeMap<NodeId, Hash> {
     let mut nodes = BTreeMap::new();
+    let mut frontier = tree::Frontier::new();
     for i in 0..n {
         let leaf = tree::leaf_hash(format!("leaf-{i}").as_bytes());
-        for (id, hash) in tree::nodes_for_append(&nodes, i, leaf).unwrap() {
-            nodes.insert(id, hash);
-        }
+        frontier.push(leaf, |id, hash| {
+            nodes.insert(id, *hash);
+        });
     }
     nodes
 }

@@ -13,11 +13,12 @@ fn nodes() -> &'static BTreeMap<NodeId, Hash> {
     static NODES: OnceLock<BTreeMap<NodeId, Hash>> = OnceLock::new();
     NODES.get_or_init(|| {
         let mut nodes = BTreeMap::new();
+        let mut frontier = tree::Frontier::new();
         for i in 0..MAX {
             let leaf = tree::leaf_hash(&i.to_be_bytes());
-            for (id, h) in tree::nodes_for_append(&nodes, i, leaf).unwrap() {
-                nodes.insert(id, h);
-            }
+            frontier.push(leaf, |id, h| {
+                nodes.insert(id, *h);
+            });
         }
         nodes
     })
