@@ -220,18 +220,35 @@ impl RocksStore {
         let mut ro = rocksdb::ReadOptions::default();
         ro.fill_cache(false);
         ro.set_readahead_size(4 << 20);
-        let it = self.db.iterator_cf_opt(
-            cf,
-            ro,
-            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
-        );
-        Box::new(
-            it.map(move |kv| {
-                let (k, v) = kv?;
-                map(&k, &v)
-            })
-            .map_while(|r| r.transpose()),
-        )
+        // A raw iterator hands out borrowed slices: one allocation per item (the
+        // caller's), not three.
+        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        it.seek(&from);
+        let mut done = false;
+        Box::new(std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let item = match (it.key(), it.value()) {
+                (Some(k), Some(v)) => map(k, v),
+                _ => {
+                    done = true;
+                    return it.status().err().map(|e| Err(e.into()));
+                }
+            };
+            it.next();
+            match item {
+                Ok(Some(t)) => Some(Ok(t)),
+                Ok(None) => {
+                    done = true;
+                    None
+                }
+                Err(e) => {
+                    done = true;
+                    Some(Err(e))
+                }
+            }
+        }))
     }
 }
 

@@ -331,8 +331,7 @@ enum Scanned {
 fn scan(store: &dyn LogStore, size: u64, deep: bool, tx: SyncSender<Vec<Scanned>>) {
     const CHUNK: usize = 4096;
     let mut chunk = Vec::with_capacity(CHUNK);
-    let mut expected = 0u64;
-    for item in store.scan_entries(0) {
+    for (item, expected) in store.scan_entries(0).zip(0u64..) {
         let problem = match item {
             Err(e) => Some(problem("store", Some(expected), e.to_string())),
             Ok((seq, _)) if seq >= size => Some(problem(
@@ -380,7 +379,6 @@ fn scan(store: &dyn LogStore, size: u64, deep: bool, tx: SyncSender<Vec<Scanned>
             let _ = tx.send(chunk);
             return;
         }
-        expected += 1;
         if chunk.len() == CHUNK
             && tx
                 .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))

@@ -65,6 +65,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         )),
     };
     let start = ledger.size();
+    let show_progress = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut accepted = 0u64;
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut batch = Vec::new();
@@ -111,9 +112,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         batch.push(entry);
         if batch.len() as u64 >= args.batch {
             flush(&mut ledger, &mut adm, &mut batch, last_line)?;
+            if show_progress {
+                eprint!("\rappended {} entries", ledger.size() - start);
+            }
         }
     }
     flush(&mut ledger, &mut adm, &mut batch, last_line)?;
+    if show_progress {
+        eprintln!("\rappended {} entries", ledger.size() - start);
+    }
     let cp = if args.no_checkpoint {
         None
     } else {
