@@ -161,6 +161,24 @@ pub struct Admission {
     ring: KeyRing,
     limits: DecodeLimits,
     batch_ids: BTreeSet<(String, String)>,
+    verify_threads: usize,
+}
+
+/// A signature checked ahead of admission: the public key it was checked against
+/// and whether it verified.
+type Preverified = Option<([u8; 32], bool)>;
+
+/// Below this many messages a batch is checked on the calling thread alone.
+const PARALLEL_MIN: usize = 32;
+
+fn decode_sig(sig: &str) -> Option<Signature> {
+    B64.decode(sig.trim())
+        .ok()
+        .and_then(|s| Signature::from_slice(&s).ok())
+}
+
+fn verify_sig(public_key: &[u8; 32], body: &[u8], sig: &Signature) -> bool {
+    VerifyingKey::from_bytes(public_key).is_ok_and(|k| k.verify_strict(body, sig).is_ok())
 }
 
 fn family(event_type: &str) -> &str {
@@ -174,7 +192,67 @@ impl Admission {
             ring: trust.ring()?,
             limits,
             batch_ids: BTreeSet::new(),
+            verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
+    }
+
+    /// How many threads [`Admission::admit_batch`] checks signatures on (default:
+    /// the machine's parallelism; at least 1).
+    pub fn set_verify_threads(&mut self, n: usize) {
+        self.verify_threads = n.max(1);
+    }
+
+    /// Checks each message's signature against the key its `Gov-Key` names in the
+    /// ring as it stands, on up to `verify_threads` threads. Pure: admission later
+    /// uses a result only if the key it settles on is the same one, so a key
+    /// registered or rotated inside the batch is still judged in order.
+    fn preverify(&self, msgs: &[&Message]) -> Vec<Preverified> {
+        let one = |m: &Message| -> Preverified {
+            if m.body.len() > self.limits.max_body_bytes {
+                return None;
+            }
+            let pk = self.ring.public_key(m.key_id.as_deref()?)?;
+            let sig = decode_sig(m.signature.as_deref()?)?;
+            Some((pk, verify_sig(&pk, &m.body, &sig)))
+        };
+        let threads = self.verify_threads.min(msgs.len() / PARALLEL_MIN).max(1);
+        if threads == 1 {
+            return msgs.iter().map(|m| one(m)).collect();
+        }
+        let chunk = msgs.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let mut parts = msgs.chunks(chunk);
+            let first = parts.next().unwrap_or_default();
+            let handles: Vec<_> = parts
+                .map(|part| s.spawn(move || part.iter().map(|m| one(m)).collect::<Vec<_>>()))
+                .collect();
+            let mut out: Vec<Preverified> = first.iter().map(|m| one(m)).collect();
+            for h in handles {
+                match h.join() {
+                    Ok(v) => out.extend(v),
+                    // Cannot happen (verification does not panic); if it did, the
+                    // sequential path checks every remaining message itself.
+                    Err(_) => out.resize(msgs.len(), None),
+                }
+            }
+            out.resize(msgs.len(), None);
+            out
+        })
+    }
+
+    /// Admits a batch in order, exactly one entry per message, with the signature
+    /// checks spread over threads first. Same verdicts as calling
+    /// [`Admission::admit`] on each message in turn.
+    pub fn admit_batch<E>(
+        &mut self,
+        msgs: &[&Message],
+        seen: &dyn Fn(&str, &str) -> Result<bool, E>,
+    ) -> Result<Vec<Entry>, E> {
+        let pre = self.preverify(msgs);
+        msgs.iter()
+            .zip(pre)
+            .map(|(m, p)| self.admit_checked(m, p, seen))
+            .collect()
     }
 
     /// The key ring as it stands.
@@ -209,7 +287,16 @@ impl Admission {
         msg: &Message,
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
     ) -> Result<Entry, E> {
-        match self.check(msg, seen)? {
+        self.admit_checked(msg, None, seen)
+    }
+
+    fn admit_checked<E>(
+        &mut self,
+        msg: &Message,
+        pre: Preverified,
+        seen: &dyn Fn(&str, &str) -> Result<bool, E>,
+    ) -> Result<Entry, E> {
+        match self.check(msg, pre, seen)? {
             Ok(env) => {
                 self.ring.apply(&env, msg.time_ns);
                 self.batch_ids
@@ -230,6 +317,7 @@ impl Admission {
     fn check<E>(
         &self,
         msg: &Message,
+        pre: Preverified,
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
     ) -> Result<Result<Envelope, Verdict>, E> {
         let env = match decode_body(&msg.body, &self.limits) {
@@ -308,11 +396,7 @@ impl Admission {
                 format!("Gov-Key {key_id:?} is not a key id of the form <tenant>/<name>"),
             ));
         }
-        let Some(sig) = B64
-            .decode(sig.trim())
-            .ok()
-            .and_then(|s| Signature::from_slice(&s).ok())
-        else {
+        let Some(sig) = decode_sig(sig) else {
             return Ok(rej(
                 RejectReason::BadHeader,
                 "Gov-Sig is not the standard base64 of a 64-byte Ed25519 signature".into(),
@@ -333,8 +417,10 @@ impl Admission {
             Err(KeyProblem::TenantMismatch(m)) => return Ok(rej(RejectReason::TenantMismatch, m)),
             Err(KeyProblem::Unauthorized(m)) => return Ok(rej(RejectReason::UnauthorizedKey, m)),
         };
-        let verified = VerifyingKey::from_bytes(&rec.public_key)
-            .is_ok_and(|k| k.verify_strict(&msg.body, &sig).is_ok());
+        let verified = match pre {
+            Some((pk, ok)) if pk == rec.public_key => ok,
+            _ => verify_sig(&rec.public_key, &msg.body, &sig),
+        };
         if !verified {
             return Ok(rej(
                 RejectReason::BadSignature,

@@ -77,7 +77,7 @@ fn ledger_append(dir: &std::path::Path, batch: u64, total: u64) -> Duration {
     while i < total {
         let end = (i + batch).min(total);
         ledger
-            .append((i..end).map(entry).collect(), Some(end))
+            .append(&mut (i..end).map(entry).collect::<Vec<_>>(), Some(end))
             .unwrap();
         i = end;
     }
@@ -143,7 +143,7 @@ fn main() {
     let start = Instant::now();
     let mut i = 0;
     while i < 204_800 {
-        mem.append((i..i + 1024).map(entry).collect(), Some(i))
+        mem.append(&mut (i..i + 1024).map(entry).collect::<Vec<_>>(), Some(i))
             .unwrap();
         i += 1024;
     }

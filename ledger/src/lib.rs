@@ -182,12 +182,12 @@ impl<S: LogStore> Ledger<S> {
     }
 
     /// Appends `entries` in order as one atomic, durable batch, assigning their
-    /// seqs, and records `cursor` (the last stream sequence they cover) with them.
+    /// seqs (written into `entries`), and records `cursor` (the last stream sequence they cover) with them.
     /// Accepted entries are indexed by (tenant, event id); the caller (admission)
     /// has already turned repeated ids into `duplicate` rejections.
     pub fn append(
         &mut self,
-        entries: Vec<Entry>,
+        entries: &mut [Entry],
         cursor: Option<u64>,
     ) -> Result<Vec<Appended>, LedgerError> {
         let mut set = WriteSet::default();
@@ -195,10 +195,10 @@ impl<S: LogStore> Ledger<S> {
         let mut out = Vec::with_capacity(entries.len());
         set.entries.reserve(entries.len());
         set.nodes.reserve(2 * entries.len());
-        for mut entry in entries {
+        for entry in entries.iter_mut() {
             let seq = frontier.size();
             entry.seq = Seq(seq);
-            let leaf = encode_entry(&entry);
+            let leaf = encode_entry(entry);
             let lh = tree::leaf_hash(&leaf);
             frontier.push(lh, |id, h| set.nodes.push((id, *h)));
             if let Verdict::Accepted {

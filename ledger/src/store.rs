@@ -166,6 +166,9 @@ pub enum OpenMode {
     ReadOnly,
 }
 
+/// Bytes all memtables together may hold before RocksDB flushes them.
+pub const MEMTABLE_BUDGET: usize = 64 << 20;
+
 /// The production store: one RocksDB database with a column family per kind of key.
 pub struct RocksStore {
     db: rocksdb::DB,
@@ -179,6 +182,9 @@ impl RocksStore {
         opts.create_if_missing(mode == OpenMode::Create);
         opts.create_missing_column_families(mode == OpenMode::Create);
         // Keep the WAL on: durability comes from the synced WriteBatch.
+        // Memtables of all column families together stay under this many bytes, so
+        // the store's memory does not grow with the log (see README, "Memory").
+        opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
         let cfs = CFS.map(|name| {
             let mut cf = rocksdb::Options::default();
             // Hashes do not compress; entries (JSON bodies) and the rest do.

@@ -50,7 +50,10 @@ fn fill<S: LogStore>(ledger: &mut Ledger<S>, n: u64, batch: u64) {
     while i < n {
         let end = (i + batch).min(n);
         let out = ledger
-            .append((i..end).map(entry).collect(), Some(1000 + end - 1))
+            .append(
+                &mut (i..end).map(entry).collect::<Vec<_>>(),
+                Some(1000 + end - 1),
+            )
             .unwrap();
         assert_eq!(out.len() as u64, end - i);
         assert_eq!(out[0].seq, Seq(i));
@@ -177,7 +180,7 @@ proptest! {
         while i < 12 * batch {
             let end = i + batch;
             let before = (ledger.size(), ledger.root().unwrap(), ledger.cursor().unwrap());
-            match ledger.append((i..end).map(entry).collect(), Some(end)) {
+            match ledger.append(&mut (i..end).map(entry).collect::<Vec<_>>(), Some(end)) {
                 Ok(_) => i = end,
                 Err(_) => {
                     failed = true;
@@ -192,7 +195,7 @@ proptest! {
         let mut clean = Ledger::create(MemStore::new(), "suite.test/log").unwrap();
         let mut j = 0;
         while j < 12 * batch {
-            clean.append((j..j + batch).map(entry).collect(), Some(j + batch)).unwrap();
+            clean.append(&mut (j..j + batch).map(entry).collect::<Vec<_>>(), Some(j + batch)).unwrap();
             j += batch;
         }
         prop_assert_eq!(ledger.root().unwrap(), clean.root().unwrap());

@@ -106,6 +106,11 @@ impl KeyRing {
         self.keys.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The public key recorded under `key_id`, whatever its status.
+    pub fn public_key(&self, key_id: &str) -> Option<[u8; 32]> {
+        self.keys.get(key_id).map(|r| r.public_key)
+    }
+
     /// The key `key_id` if it may sign an event of `tenant` at `time_ns`.
     pub fn signer(
         &self,

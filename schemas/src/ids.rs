@@ -183,21 +183,33 @@ macro_rules! string_id {
     };
 }
 
-/// A tenant id: `[a-z0-9_-]{1,64}`. Appears in subjects (`gov.<tenant>.<kind>`), bodies
-/// and key ids; all three must agree.
+/// A tenant id: `[a-z0-9_-]{1,64}`, except the names in [`TenantId::RESERVED`].
+/// Appears in subjects (`gov.<tenant>.<kind>`), bodies and key ids; all three must
+/// agree.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct TenantId(String);
 
-string_id!(TenantId, |s| check_chars(
-    "tenant id",
-    s,
-    64,
-    tenant_byte,
-    "[a-z0-9_-]{1,64}"
-));
+string_id!(TenantId, |s| {
+    check_chars("tenant id", s, 64, tenant_byte, "[a-z0-9_-]{1,64}")?;
+    if TenantId::RESERVED.contains(&s) {
+        return Err(IdError::new(
+            "tenant id",
+            s,
+            "is reserved: gov.receipts.>, gov.alerts.> and gov.checkpoints carry govledger's own publications",
+        ));
+    }
+    Ok(())
+});
 
-/// An event id, unique per tenant: `[A-Za-z0-9._:-]{1,128}`. Also sent as `Nats-Msg-Id`.
+impl TenantId {
+    /// Names no tenant may take, because `gov.<name>.` subjects are govledger's own
+    /// publications (receipts, alerts, checkpoints).
+    pub const RESERVED: [&'static str; 3] = ["receipts", "alerts", "checkpoints"];
+}
+
+/// An event id, unique per tenant: `[A-Za-z0-9._:-]{1,128}`. Producers send
+/// `<tenant>:<event id>` as `Nats-Msg-Id`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EventId(String);

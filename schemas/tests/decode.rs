@@ -441,6 +441,17 @@ fn bad_ids() {
         "tenant",
         "must not be empty",
     );
+    for reserved in govledger_schemas::TenantId::RESERVED {
+        assert_schema(
+            decode(&set(
+                example(EventType::KeyRevoked),
+                "tenant",
+                json!(reserved),
+            )),
+            "tenant",
+            "is reserved",
+        );
+    }
     assert_schema(
         decode(&set(example(EventType::KeyRevoked), "id", json!("a/b"))),
         "id",

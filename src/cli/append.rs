@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::output::{b64, print_json};
 use anyhow::{Context, Result};
-use govledger_ingest::{Admission, Line};
+use govledger_ingest::{Admission, Line, Message};
 use govledger_ledger::store::RocksStore;
 use govledger_ledger::Ledger;
 use govledger_schemas::{DecodeLimits, Verdict};
@@ -68,23 +68,38 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let show_progress = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut accepted = 0u64;
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut batch = Vec::new();
+    let mut batch: Vec<Message> = Vec::new();
     let skip_to = if args.resume {
         ledger.cursor()?.unwrap_or(0)
     } else {
         0
     };
     let mut last_line = skip_to;
-    let flush = |ledger: &mut Ledger<RocksStore>,
-                 adm: &mut Admission,
-                 batch: &mut Vec<_>,
-                 last_line: u64|
+    // Admits the batch (signatures checked on every core), tallies, appends.
+    let mut flush = |ledger: &mut Ledger<RocksStore>,
+                     adm: &mut Admission,
+                     batch: &mut Vec<Message>,
+                     last_line: u64|
      -> Result<()> {
-        if !batch.is_empty() {
-            let cursor = args.resume.then_some(last_line);
-            ledger.append(std::mem::take(batch), cursor)?;
-            adm.end_batch();
+        if batch.is_empty() {
+            return Ok(());
         }
+        let refs: Vec<&Message> = batch.iter().collect();
+        let mut entries = adm.admit_batch(&refs, &|tenant, id| {
+            ledger.find_event(tenant, id).map(|s| s.is_some())
+        })?;
+        for entry in &entries {
+            match &entry.verdict {
+                Verdict::Accepted { .. } => accepted += 1,
+                Verdict::Rejected { reason, .. } => {
+                    *rejected.entry(reason.as_str()).or_default() += 1
+                }
+            }
+        }
+        let cursor = args.resume.then_some(last_line);
+        ledger.append(&mut entries, cursor)?;
+        batch.clear();
+        adm.end_batch();
         Ok(())
     };
     for (n, line) in reader.lines().enumerate() {
@@ -102,14 +117,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             msg.stream_seq = line_no;
         }
         last_line = line_no;
-        let entry = adm.admit(&msg, &|tenant, id| {
-            ledger.find_event(tenant, id).map(|s| s.is_some())
-        })?;
-        match &entry.verdict {
-            Verdict::Accepted { .. } => accepted += 1,
-            Verdict::Rejected { reason, .. } => *rejected.entry(reason.as_str()).or_default() += 1,
-        }
-        batch.push(entry);
+        batch.push(msg);
         if batch.len() as u64 >= args.batch {
             flush(&mut ledger, &mut adm, &mut batch, last_line)?;
             if show_progress {

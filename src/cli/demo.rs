@@ -6,21 +6,43 @@
 //! checkpointed, proven and verified, printed step by step for a person to follow.
 
 use super::init;
+use super::natsargs::runtime;
 use super::Ctx;
 use crate::datadir::DataDir;
 use crate::output::{b64, print_json};
-use anyhow::{ensure, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
+use futures::StreamExt;
+use govledger_ingest::devserver::DevServer;
 use govledger_ingest::gen::{derive_key, signed_line};
+use govledger_ingest::metrics::Metrics;
+use govledger_ingest::nats::{connect, ensure_stream, NatsConfig, StreamSettings};
+use govledger_ingest::publish::{publish_lines, PublishOptions};
+use govledger_ingest::serve::{self, ServeConfig};
 use govledger_ingest::{Admission, Line, TenantTrust, Trust, TrustKey};
 use govledger_ledger::tree;
 use govledger_ledger::verify::{verify, VerifyOptions};
 use govledger_schemas::{DecodeLimits, Verdict};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn event_id_of(line: &Line) -> String {
+    let body = line.body_bytes().unwrap_or_default();
+    govledger_schemas::peek_ids(&body, &DecodeLimits::default())
+        .0
+        .map(|i| i.to_string())
+        .unwrap_or_default()
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Use this NATS server (its stream GOV must be empty or missing) instead of
+    /// starting a private nats-server from PATH ($NATS_SERVER_BIN) on a free port.
+    #[arg(long)]
+    pub nats_url: Option<String>,
     /// Keep the demo ledger in this directory (must not hold a ledger yet) instead of
     /// a temporary one, to explore it afterwards with the other commands.
     #[arg(long)]
@@ -210,7 +232,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         .into(),
     };
     say("== govledger demo: an agent incident, recorded so it can be proven ==\n".into());
-    let (mut ledger, signer, first_cp) = init::create(&dir, "demo.govledger.local/acme", &trust)?;
+    let (ledger, signer, first_cp) = init::create(&dir, "demo.govledger.local/acme", &trust)?;
     say(format!("1. A fresh ledger in {}", dir.path.display()));
     say(format!(
         "   log verifier key: {}",
@@ -218,43 +240,125 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     ));
     say("   trust: acme's admin key; producer keys must be registered by it.\n".into());
 
-    say("2. The incident, as producers publish it (each event Ed25519-signed).".into());
-    say("   Admission verifies each one; every message becomes exactly one entry:".into());
-    let mut adm = Admission::new(&trust, DecodeLimits::default())?;
+    say(
+        "2. The incident, as producers publish it to NATS JetStream (each event Ed25519-signed)."
+            .into(),
+    );
+    let (server, url) = match &args.nats_url {
+        Some(u) => (None, u.clone()),
+        None => {
+            let s = DevServer::start(&dir.path.join("nats"))
+                .map_err(|e| anyhow!("the demo starts its own nats-server: {e}"))?;
+            let url = s.url();
+            (Some(s), url)
+        }
+    };
+    say(format!(
+        "   nats-server: {url}{}",
+        if server.is_some() {
+            " (started by the demo, JetStream store in the demo directory)"
+        } else {
+            ""
+        }
+    ));
+    say(
+        "   `serve` consumes the stream; every message becomes exactly one entry and a receipt:"
+            .into(),
+    );
     let steps = script();
     let (first, second) = steps.split_at(9);
+    let says: BTreeMap<String, &str> = steps
+        .iter()
+        .map(|s| (event_id_of(&s.line), s.say))
+        .collect();
     let mut accepted = 0;
     let mut rejected: Vec<Value> = Vec::new();
     let mut checkpoints = vec![first_cp];
-    for part in [first, second] {
-        let mut entries = Vec::new();
-        for step in part {
-            let msg = step.line.to_message().map_err(anyhow::Error::msg)?;
-            let entry = adm.admit(&msg, &|t, id| ledger.find_event(t, id).map(|s| s.is_some()))?;
-            let seq = ledger.size() + entries.len() as u64;
-            let verdict = match &entry.verdict {
-                Verdict::Accepted { event_type, .. } => {
-                    accepted += 1;
-                    format!("accepted  {event_type}")
-                }
-                Verdict::Rejected { reason, .. } => {
-                    rejected.push(json!({"seq": seq, "reason": reason.as_str()}));
-                    format!("REJECTED  {}", reason.as_str())
-                }
+    let nats = NatsConfig {
+        url,
+        name: "govledger demo".into(),
+        ..NatsConfig::default()
+    };
+    let stream = StreamSettings::default();
+    let rt = runtime()?;
+    let external = args.nats_url.is_some();
+    let mut held_ledger = Some(ledger);
+    let ledger = rt.block_on(async {
+        let mut ledger = held_ledger.take().context("the ledger")?;
+        let client = connect(&nats).await?;
+        let js = async_nats::jetstream::new(client.clone());
+        let mut st = ensure_stream(&js, &stream).await?;
+        let held = st.info().await.map(|i| i.state.messages).unwrap_or(0);
+        ensure!(
+            !(external && held > 0),
+            "stream {} on {} already holds {held} messages; the demo needs an empty stream \
+             (point --nats-url at a scratch server, or leave it out to let the demo start one)",
+            stream.name,
+            nats.url
+        );
+        let mut receipts = client.subscribe("gov.receipts.acme").await?;
+        client.flush().await?;
+        for (part, stop_at) in [(first, 9u64), (second, 15u64)] {
+            let lines = part.iter().map(|s| Ok(s.line.clone()));
+            publish_lines(&client, &stream, lines, &PublishOptions::default(), &mut |_| {}).await?;
+            let mut adm = Admission::new(&trust, DecodeLimits::default())?;
+            for e in govledger_replay::entries_from(&ledger, 0) {
+                adm.replay(&e?);
+            }
+            let cfg = ServeConfig {
+                nats: nats.clone(),
+                stream: stream.clone(),
+                checkpoint_every: 0,
+                checkpoint_interval: Duration::ZERO,
+                stop_at_size: Some(stop_at),
+                ..ServeConfig::default()
             };
-            say(format!("   #{seq:<2} {:<66} {verdict}", step.say));
-            entries.push(entry);
+            ledger = serve::run(
+                cfg,
+                ledger,
+                adm,
+                signer.clone(),
+                Arc::new(Metrics::new()),
+                std::future::pending(),
+            )
+            .await?;
+            for _ in part {
+                let m = tokio::time::timeout(Duration::from_secs(30), receipts.next())
+                    .await
+                    .context("no receipt from serve within 30 s")?
+                    .context("the receipt subscription closed")?;
+                let r: Value = serde_json::from_slice(&m.payload)?;
+                let seq = r["seq"].as_u64().unwrap_or_default();
+                let id = r["event_id"].as_str().unwrap_or_default();
+                let verdict = match r["reason"].as_str() {
+                    None => {
+                        accepted += 1;
+                        "accepted".to_string()
+                    }
+                    Some(reason) => {
+                        rejected.push(json!({"seq": seq, "reason": reason}));
+                        format!("REJECTED  {reason}")
+                    }
+                };
+                say(format!(
+                    "   #{seq:<2} {:<66} {verdict}",
+                    says.get(id).copied().unwrap_or("?")
+                ));
+            }
+            let cp = ledger
+                .latest_checkpoint()?
+                .context("serve signed no checkpoint")?;
+            say(format!(
+                "   -- serve appended {} entries in one atomic, fsynced batch, then receipted them; \
+                 checkpoint signed at size {}\n",
+                part.len(),
+                cp.checkpoint.size
+            ));
+            checkpoints.push(cp);
         }
-        let n = entries.len();
-        ledger.append(entries, None)?;
-        adm.end_batch();
-        let cp = ledger.checkpoint(&signer, Some(adm.ring().digest()))?;
-        say(format!(
-            "   -- {n} entries appended in one atomic, fsynced batch; checkpoint signed at size {}\n",
-            cp.checkpoint.size
-        ));
-        checkpoints.push(cp);
-    }
+        Ok::<_, anyhow::Error>(ledger)
+    })?;
+    drop(server);
     let kill_seq = 12;
     let forged_seq = 13;
     let (mid, cp) = (&checkpoints[1], &checkpoints[2]);

@@ -8,7 +8,11 @@ mod entry;
 mod gen;
 mod init;
 mod key;
+mod natsargs;
 mod prove;
+mod publish;
+mod serve;
+mod status;
 mod verify;
 
 use crate::datadir::DataDir;
@@ -57,6 +61,12 @@ pub enum Command {
     Key(key::Command),
     /// A guided tour: a scripted incident appended, checkpointed, proven and verified.
     Demo(demo::Args),
+    /// Consume governance events from NATS JetStream into the ledger.
+    Serve(serve::Args),
+    /// Publish signed event lines (as `gen` writes them) to NATS JetStream.
+    Publish(publish::Args),
+    /// Show the ledger's size, stream cursor and newest checkpoint.
+    Status(status::Args),
 }
 
 /// What every command gets.
@@ -80,5 +90,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(&ctx, a),
         Command::Key(c) => key::run(&ctx, c),
         Command::Demo(a) => demo::run(&ctx, a),
+        Command::Serve(a) => serve::run_cmd(&ctx, a),
+        Command::Publish(a) => publish::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
     }
 }

@@ -3,9 +3,15 @@
 
 #![allow(dead_code)]
 
+pub mod nats;
+
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_govledger");
 
@@ -89,6 +95,146 @@ impl Env {
             trust.to_str().unwrap(),
         ]);
         lines
+    }
+}
+
+/// A running `govledger serve`, its stderr drained into a log and a line channel.
+pub struct Serve {
+    pub child: Child,
+    pub http: Option<u16>,
+    lines: mpsc::Receiver<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Env {
+    /// Starts `govledger --data DATA serve --nats-url URL <extra>` with /metrics on a
+    /// free port. `RUST_LOG=info` so that its progress lines can be waited on.
+    pub fn spawn_serve(&self, url: &str, extra: &[&str]) -> Serve {
+        let http = nats::free_port();
+        let mut child = Command::new(BIN)
+            .arg("--data")
+            .arg(self.data())
+            .args(["serve", "--nats-url", url, "--http"])
+            .arg(format!("127.0.0.1:{http}"))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn govledger serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        let log: Arc<Mutex<String>> = Arc::default();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+                let _ = tx.send(line);
+            }
+        });
+        Serve {
+            child,
+            http: Some(http),
+            lines,
+            log,
+        }
+    }
+
+    /// `status --json`.
+    pub fn status(&self) -> Value {
+        self.json(&["status"])
+    }
+}
+
+impl Serve {
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits until serve writes a line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "serve never wrote {needle:?} within {timeout:?}; its log:\n{}",
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit on its own; kills it and fails after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "serve did not exit within {timeout:?}; its log:\n{}",
+                    self.log()
+                );
+            }
+            // Wake on the next log line or after a short while, whichever is first.
+            let _ = self.lines.recv_timeout(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM: a graceful stop.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.wait_exit(Duration::from_secs(60))
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `GET path` on its HTTP port: (status code, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let port = self.http.expect("serve was started with --http");
+        let mut s =
+            std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics port");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read response");
+        let code = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {text}"));
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (code, body)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,465 @@
+//! Ingest benchmark: end to end on one machine (publisher, nats-server and `serve`
+//! in one process tree), beside baselines measured in the same run.
+//!
+//! Prints, for the same N generated, signed events:
+//! - raw Ed25519 `verify_strict` on one thread, and admission (`admit_batch`:
+//!   schema, keys, signatures on every core) without NATS or RocksDB;
+//! - raw JetStream: publish with acks, then consume with an ordered consumer and with
+//!   a durable pull consumer acking each message (the measurement behind the choice
+//!   of consumer, README "Exactly once, in stream order");
+//! - `serve` catching up on a backlog, and sustained (publisher running beside it);
+//! - publish-to-receipt latency p50/p99 at a fixed offered load, beside raw
+//!   JetStream publish-to-delivery latency at the same load.
+//!
+//! `cargo bench -p govledger-ingest --bench ingest`. Environment:
+//! `GOVLEDGER_BENCH_EVENTS` (default 200,000), `GOVLEDGER_BENCH_RATE` (offered load
+//! for the latency runs, default 5,000/s), `GOVLEDGER_BENCH_SECS` (their length,
+//! default 6), `NATS_SERVER_BIN`.
+
+use async_nats::jetstream::{self, consumer, stream};
+use ed25519_dalek::{Signature, VerifyingKey};
+use futures::StreamExt;
+use govledger_ingest::devserver::DevServer;
+use govledger_ingest::gen::derive_key;
+use govledger_ingest::metrics::Metrics;
+use govledger_ingest::nats::{NatsConfig, StreamSettings};
+use govledger_ingest::publish::{msg_id, publish_lines, PublishOptions};
+use govledger_ingest::serve::{self, ServeConfig};
+use govledger_ingest::{Admission, GenOptions, Generator, Line, Message, Trust};
+use govledger_ledger::note::NoteSigner;
+use govledger_ledger::store::{OpenMode, RocksStore};
+use govledger_ledger::Ledger;
+use govledger_schemas::{peek_ids, DecodeLimits};
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rate(n: u64, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+fn row(name: &str, per_sec: f64, base: f64) {
+    println!(
+        "{name:<58} {per_sec:>12.0}/s  {:>6.2}x",
+        per_sec / base.max(1e-9)
+    );
+}
+
+struct Setup {
+    lines: Vec<Line>,
+    msgs: Vec<Message>,
+    trust: Trust,
+}
+
+fn events(n: u64, seed: u64) -> Setup {
+    let gen = Generator::new(GenOptions {
+        events: n,
+        seed,
+        tenants: 8,
+        ..GenOptions::default()
+    });
+    let trust = gen.trust();
+    let lines: Vec<Line> = gen.collect();
+    let msgs = lines
+        .iter()
+        .map(|l| l.to_message().expect("generated lines have bodies"))
+        .collect();
+    Setup { lines, msgs, trust }
+}
+
+fn fresh_ledger(
+    dir: &std::path::Path,
+    trust: &Trust,
+) -> (Ledger<RocksStore>, Admission, NoteSigner) {
+    let store = RocksStore::open(dir, OpenMode::Create).expect("store");
+    let ledger = Ledger::create(store, "bench.govledger/ingest").expect("ledger");
+    let adm = Admission::new(trust, DecodeLimits::default()).expect("admission");
+    let signer = NoteSigner::generate("bench.govledger/ingest").expect("signer");
+    (ledger, adm, signer)
+}
+
+fn headers(m: &Message) -> async_nats::HeaderMap {
+    let mut h = async_nats::HeaderMap::new();
+    if let (Some(id), Some(t)) = peek_ids(&m.body, &DecodeLimits::default()) {
+        h.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            msg_id(t.as_str(), id.as_str()).as_str(),
+        );
+    }
+    h.insert("Gov-Key", m.key_id.clone().unwrap_or_default().as_str());
+    h.insert("Gov-Sig", m.signature.clone().unwrap_or_default().as_str());
+    h
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let n = env_u64("GOVLEDGER_BENCH_EVENTS", 200_000);
+    let load = env_u64("GOVLEDGER_BENCH_RATE", 5_000);
+    let secs = env_u64("GOVLEDGER_BENCH_SECS", 6);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut nats = DevServer::start(&tmp.path().join("nats")).unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "ingest bench: {n} events, {} cores, nats-server {}",
+        std::thread::available_parallelism().map_or(1, |p| p.get()),
+        govledger_ingest::devserver::binary_version()
+            .map(|v| format!("{}.{}.{}", v.0, v.1, v.2))
+            .unwrap_or_default()
+    );
+    let setup = events(n, 1);
+
+    // ---- CPU baselines ----
+    let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
+    let t = Instant::now();
+    let mut ok = 0u64;
+    for m in &setup.msgs {
+        let Some(kid) = &m.key_id else { continue };
+        let vk = *keys
+            .entry(kid.clone())
+            .or_insert_with(|| derive_key(1, kid).verifying_key());
+        let sig = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            m.signature.as_deref().unwrap_or_default(),
+        )
+        .ok()
+        .and_then(|s| Signature::from_slice(&s).ok());
+        if let Some(sig) = sig {
+            ok += u64::from(vk.verify_strict(&m.body, &sig).is_ok());
+        }
+    }
+    let raw_verify = rate(n, t.elapsed());
+    assert_eq!(ok, n, "every generated signature verifies");
+    println!("\n-- CPU (no NATS, no RocksDB) --");
+    row(
+        "raw Ed25519 verify_strict, 1 thread [baseline]",
+        raw_verify,
+        raw_verify,
+    );
+    let mut adm = Admission::new(&setup.trust, DecodeLimits::default()).expect("admission");
+    let t = Instant::now();
+    let refs: Vec<&Message> = setup.msgs.iter().collect();
+    for chunk in refs.chunks(1024) {
+        let never = |_: &str, _: &str| Ok::<bool, Infallible>(false);
+        let _ = adm.admit_batch(chunk, &never);
+        adm.end_batch();
+    }
+    row(
+        "admission (decode, keys, verify on all cores), batch 1024",
+        rate(n, t.elapsed()),
+        raw_verify,
+    );
+
+    // ---- raw JetStream ----
+    let (raw_pub, raw_ordered, raw_durable) = rt.block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = jetstream::new(client.clone());
+        let st = js
+            .create_stream(stream::Config {
+                name: "RAW".into(),
+                subjects: vec!["raw.>".into()],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .expect("raw stream");
+        let t = Instant::now();
+        let mut acks = VecDeque::new();
+        for m in &setup.msgs {
+            let subject = format!("raw.{}", m.subject);
+            acks.push_back(
+                js.publish_with_headers(subject, headers(m), m.body.clone().into())
+                    .await
+                    .expect("publish"),
+            );
+            if acks.len() >= 256 {
+                acks.pop_front().expect("ack").await.expect("acked");
+            }
+        }
+        for a in acks {
+            a.await.expect("acked");
+        }
+        let raw_pub = rate(n, t.elapsed());
+
+        let t = Instant::now();
+        let c = st
+            .create_consumer(consumer::pull::OrderedConfig::default())
+            .await
+            .expect("ordered consumer");
+        let mut msgs = c.messages().await.expect("messages");
+        for _ in 0..n {
+            msgs.next().await.expect("message").expect("ok");
+        }
+        let raw_ordered = rate(n, t.elapsed());
+        drop(msgs);
+
+        let t = Instant::now();
+        let c = st
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("bench".into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .expect("durable consumer");
+        let mut msgs = c.messages().await.expect("messages");
+        for _ in 0..n {
+            let m = msgs.next().await.expect("message").expect("ok");
+            m.ack().await.expect("ack");
+        }
+        let raw_durable = rate(n, t.elapsed());
+        js.delete_stream("RAW").await.expect("delete");
+        (raw_pub, raw_ordered, raw_durable)
+    });
+    println!("\n-- raw JetStream, same bytes and headers --");
+    row(
+        "publish with acks (256 in flight) [baseline]",
+        raw_pub,
+        raw_pub,
+    );
+    row("consume: ordered consumer", raw_ordered, raw_pub);
+    row(
+        "consume: durable pull consumer, ack each",
+        raw_durable,
+        raw_pub,
+    );
+
+    // ---- serve ----
+    let nats_cfg = NatsConfig {
+        url: nats.url(),
+        ..NatsConfig::default()
+    };
+    let stream = StreamSettings::default();
+    let cfg = |stop: Option<u64>| ServeConfig {
+        nats: nats_cfg.clone(),
+        stream: stream.clone(),
+        stop_at_size: stop,
+        ..ServeConfig::default()
+    };
+    let (publish_rate, catch_up, sustained) = rt.block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let t = Instant::now();
+        publish_all(&client, &stream, &setup.lines).await;
+        let publish_rate = rate(n, t.elapsed());
+
+        let (ledger, adm, signer) = fresh_ledger(&tmp.path().join("catchup"), &setup.trust);
+        let t = Instant::now();
+        let ledger = serve::run(
+            cfg(Some(n)),
+            ledger,
+            adm,
+            signer,
+            Arc::new(Metrics::new()),
+            std::future::pending(),
+        )
+        .await
+        .expect("serve");
+        assert_eq!(ledger.size(), n);
+        let catch_up = rate(n, t.elapsed());
+        drop(ledger);
+        jetstream::new(client.clone())
+            .delete_stream("GOV")
+            .await
+            .expect("delete");
+
+        // Sustained: the publisher runs beside serve; time until serve holds all.
+        let (ledger, adm, signer) = fresh_ledger(&tmp.path().join("sustained"), &setup.trust);
+        govledger_ingest::nats::ensure_stream(&jetstream::new(client.clone()), &stream)
+            .await
+            .expect("stream");
+        let t = Instant::now();
+        let serving = tokio::spawn(serve::run(
+            cfg(Some(n)),
+            ledger,
+            adm,
+            signer,
+            Arc::new(Metrics::new()),
+            std::future::pending(),
+        ));
+        publish_all(&client, &stream, &setup.lines).await;
+        let ledger = serving.await.expect("join").expect("serve");
+        assert_eq!(ledger.size(), n);
+        let sustained = rate(n, t.elapsed());
+        jetstream::new(client.clone())
+            .delete_stream("GOV")
+            .await
+            .expect("delete");
+        (publish_rate, catch_up, sustained)
+    });
+    println!("\n-- govledger, signed events (ratios to raw JetStream publish) --");
+    row("govledger publish (with acks)", publish_rate, raw_pub);
+    row(
+        "serve: catch up on a backlog (verify, append, fsync, receipts)",
+        catch_up,
+        raw_pub,
+    );
+    row(
+        "serve: sustained, publisher running beside it",
+        sustained,
+        raw_pub,
+    );
+
+    // ---- latency at a fixed offered load ----
+    let m = load * secs;
+    let lat = events(m, 2);
+    let (raw_lat, gov_lat) = rt.block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = jetstream::new(client.clone());
+
+        // Raw: publish at the load, an ordered consumer receives.
+        let st = js
+            .create_stream(stream::Config {
+                name: "RAW".into(),
+                subjects: vec!["raw.>".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("raw stream");
+        let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let c = st
+            .create_consumer(consumer::pull::OrderedConfig::default())
+            .await
+            .expect("consumer");
+        let mut msgs = c.messages().await.expect("messages");
+        let seen = sent.clone();
+        let receiver = tokio::spawn(async move {
+            let mut l = Vec::with_capacity(m as usize);
+            while (l.len() as u64) < m {
+                let msg = msgs.next().await.expect("message").expect("ok");
+                let i: u64 = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("Bench-I"))
+                    .and_then(|v| v.as_str().parse().ok())
+                    .expect("index header");
+                let at = seen.lock().expect("lock").get(&i).copied();
+                if let Some(at) = at {
+                    l.push(at.elapsed());
+                }
+            }
+            l
+        });
+        offer(&js, &lat.msgs, load, &sent, "raw.").await;
+        let mut raw_lat = receiver.await.expect("join");
+        js.delete_stream("RAW").await.expect("delete");
+
+        // govledger: publish at the load to GOV, serve running, time to receipt.
+        let (ledger, adm, signer) = fresh_ledger(&tmp.path().join("latency"), &lat.trust);
+        govledger_ingest::nats::ensure_stream(&js, &stream)
+            .await
+            .expect("stream");
+        let mut receipts = client.subscribe("gov.receipts.>").await.expect("sub");
+        client.flush().await.expect("flush");
+        let serving = tokio::spawn(serve::run(
+            ServeConfig {
+                batch_wait: Duration::from_millis(1),
+                ..cfg(Some(m))
+            },
+            ledger,
+            adm,
+            signer,
+            Arc::new(Metrics::new()),
+            std::future::pending(),
+        ));
+        let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let seen = sent.clone();
+        let receiver = tokio::spawn(async move {
+            let mut l = Vec::with_capacity(m as usize);
+            while (l.len() as u64) < m {
+                let r = receipts.next().await.expect("receipt");
+                let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("json");
+                let seq = v["seq"].as_u64().expect("seq");
+                let at = seen.lock().expect("lock").get(&seq).copied();
+                if let Some(at) = at {
+                    l.push(at.elapsed());
+                }
+            }
+            l
+        });
+        offer(&js, &lat.msgs, load, &sent, "").await;
+        let mut gov_lat = receiver.await.expect("join");
+        serving.await.expect("join").expect("serve");
+        raw_lat.sort();
+        gov_lat.sort();
+        (raw_lat, gov_lat)
+    });
+    println!("\n-- latency at {load} events/s for {secs} s --");
+    for (name, l) in [
+        (
+            "raw JetStream publish -> ordered consumer [baseline]",
+            &raw_lat,
+        ),
+        ("govledger publish -> receipt (verified, fsynced)", &gov_lat),
+    ] {
+        println!(
+            "{name:<58} p50 {:>7.2} ms  p99 {:>7.2} ms",
+            percentile(l, 0.50).as_secs_f64() * 1e3,
+            percentile(l, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    nats.kill();
+}
+
+/// Publishes all `lines` with `govledger publish`'s code, as fast as acks allow.
+async fn publish_all(client: &async_nats::Client, stream: &StreamSettings, lines: &[Line]) {
+    let lines = lines.iter().cloned().map(Ok);
+    publish_lines(
+        client,
+        stream,
+        lines,
+        &PublishOptions::default(),
+        &mut |_| {},
+    )
+    .await
+    .expect("publish");
+}
+
+/// Publishes `msgs` at `load` per second, recording each send time under its index
+/// (which is also its ledger seq: one stream, one ledger, in order).
+async fn offer(
+    js: &jetstream::Context,
+    msgs: &[Message],
+    load: u64,
+    sent: &Arc<Mutex<HashMap<u64, Instant>>>,
+    prefix: &str,
+) {
+    let start = Instant::now();
+    let mut acks = VecDeque::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let due = start + Duration::from_secs_f64(i as f64 / load as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let mut h = headers(m);
+        h.insert("Bench-I", i.to_string().as_str());
+        sent.lock().expect("lock").insert(i as u64, Instant::now());
+        acks.push_back(
+            js.publish_with_headers(format!("{prefix}{}", m.subject), h, m.body.clone().into())
+                .await
+                .expect("publish"),
+        );
+        while acks.len() > 256 {
+            acks.pop_front().expect("ack").await.expect("acked");
+        }
+    }
+    for a in acks {
+        a.await.expect("acked");
+    }
+}

@@ -1,0 +1,172 @@
+//! Counters for `/metrics` (Prometheus text format) and `/healthz`.
+//!
+//! Plain atomics, written by the consumer loop and read by the HTTP handler; no
+//! locks on the hot path.
+
+use govledger_schemas::{Entry, RejectReason, Verdict};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the batch latency histogram buckets.
+const LATENCY_BUCKETS: [f64; 9] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// The serve loop's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    ready: AtomicBool,
+    consumed: AtomicU64,
+    accepted: AtomicU64,
+    rejected: [AtomicU64; RejectReason::ALL.len()],
+    batches: AtomicU64,
+    last_batch_size: AtomicU64,
+    latency_micros_sum: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    lag: AtomicU64,
+    checkpoint_size: AtomicU64,
+}
+
+impl Metrics {
+    /// All zero, not ready.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the consumer is bound and running.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Relaxed);
+    }
+
+    /// True while the consumer runs.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Relaxed)
+    }
+
+    /// Messages the server says are still pending for the consumer.
+    pub fn set_lag(&self, pending: u64) {
+        self.lag.store(pending, Relaxed);
+    }
+
+    /// Size of the newest signed checkpoint.
+    pub fn set_checkpoint(&self, size: u64) {
+        self.checkpoint_size.store(size, Relaxed);
+    }
+
+    /// Records one appended batch.
+    pub fn record_batch(&self, entries: &[Entry], took: Duration) {
+        self.batches.fetch_add(1, Relaxed);
+        self.last_batch_size.store(entries.len() as u64, Relaxed);
+        self.consumed.fetch_add(entries.len() as u64, Relaxed);
+        for e in entries {
+            match &e.verdict {
+                Verdict::Accepted { .. } => {
+                    self.accepted.fetch_add(1, Relaxed);
+                }
+                Verdict::Rejected { reason, .. } => {
+                    self.rejected[reason.code() as usize].fetch_add(1, Relaxed);
+                }
+            }
+        }
+        self.latency_micros_sum
+            .fetch_add(took.as_micros() as u64, Relaxed);
+        let secs = took.as_secs_f64();
+        for (b, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+            if secs <= bound {
+                b.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Entries consumed so far (accepted + rejected).
+    pub fn consumed(&self) -> u64 {
+        self.consumed.load(Relaxed)
+    }
+
+    /// Entries accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Relaxed)
+    }
+
+    /// Entries rejected so far, by reason (reasons with none left out).
+    pub fn rejected(&self) -> Vec<(RejectReason, u64)> {
+        RejectReason::ALL
+            .iter()
+            .map(|r| (*r, self.rejected[r.code() as usize].load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Size of the newest checkpoint signed while serving (0: none yet).
+    pub fn checkpoint_size(&self) -> u64 {
+        self.checkpoint_size.load(Relaxed)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter(
+            "govledger_consumed_total",
+            "Messages turned into entries.",
+            self.consumed.load(Relaxed),
+        );
+        counter(
+            "govledger_accepted_total",
+            "Entries accepted.",
+            self.accepted.load(Relaxed),
+        );
+        counter(
+            "govledger_batches_total",
+            "Batches appended.",
+            self.batches.load(Relaxed),
+        );
+        let _ = writeln!(
+            s,
+            "# HELP govledger_rejected_total Entries rejected, by reason.\n# TYPE govledger_rejected_total counter"
+        );
+        for r in RejectReason::ALL {
+            let _ = writeln!(
+                s,
+                "govledger_rejected_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                self.rejected[r.code() as usize].load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP govledger_batch_size Entries in the last batch.\n# TYPE govledger_batch_size gauge\ngovledger_batch_size {}",
+            self.last_batch_size.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP govledger_batch_seconds Admission and durable append time per batch.\n# TYPE govledger_batch_seconds histogram"
+        );
+        for (b, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+            let _ = writeln!(
+                s,
+                "govledger_batch_seconds_bucket{{le=\"{bound}\"}} {}",
+                b.load(Relaxed)
+            );
+        }
+        let batches = self.batches.load(Relaxed);
+        let _ = writeln!(s, "govledger_batch_seconds_bucket{{le=\"+Inf\"}} {batches}");
+        let _ = writeln!(
+            s,
+            "govledger_batch_seconds_sum {}\ngovledger_batch_seconds_count {batches}",
+            self.latency_micros_sum.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "# HELP govledger_consumer_lag Messages pending for the consumer.\n# TYPE govledger_consumer_lag gauge\ngovledger_consumer_lag {}",
+            self.lag.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP govledger_checkpoint_size Tree size of the newest signed checkpoint.\n# TYPE govledger_checkpoint_size gauge\ngovledger_checkpoint_size {}",
+            self.checkpoint_size.load(Relaxed)
+        );
+        s
+    }
+}

@@ -1,0 +1,386 @@
+//! `govledger serve`: the JetStream consumer loop.
+//!
+//! One loop, in stream order:
+//! 1. take messages from an **ordered consumer** that starts just after the ledger's
+//!    cursor, until the batch is full or its time bound passes;
+//! 2. skip what the cursor already covers (a redelivery after a crash) and
+//!    govledger's own publications (`gov.receipts.>`, `gov.alerts.>`,
+//!    `gov.checkpoints`, which the default `gov.>` stream also captures);
+//! 3. admit every other message ([`crate::admit`]): exactly one entry each;
+//! 4. append the batch and the last stream sequence as one synced WriteBatch;
+//! 5. only then publish receipts, alerts, and a checkpoint when one is due.
+//!
+//! Why an ordered consumer and not a durable pull consumer with acks: the ledger's
+//! cursor, written in the same WriteBatch as the entries, is the only record of
+//! progress that cannot disagree with the log. An ordered consumer keeps no server
+//! state to reconcile, is recreated from our own position on every restart or gap,
+//! and needs no acknowledgement round trips. A durable consumer's ack floor would be
+//! a second, weaker copy of the cursor (acked after the commit, so always behind).
+//!
+//! Checkpoints are due every `checkpoint_every` entries or `checkpoint_interval`,
+//! whichever comes first. The interval reads the wall clock only to decide *when*
+//! to sign; nothing signed depends on it. Replicas that cosign must use the count
+//! alone (interval 0) so they sign the same sizes.
+
+use crate::admit::{Admission, Message};
+use crate::metrics::Metrics;
+use crate::nats::{
+    check_server, connect_notifying, ensure_stream, NatsConfig, NatsError, StreamSettings,
+};
+use async_nats::jetstream::{self, consumer};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use futures::StreamExt;
+use govledger_ledger::note::NoteSigner;
+use govledger_ledger::store::LogStore;
+use govledger_ledger::{Appended, Ledger, LedgerError};
+use govledger_schemas::{Entry, Verdict};
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Header a producer may set to get its receipt published to that subject too.
+pub const REPLY_HEADER: &str = "Gov-Reply";
+
+/// Everything `serve` needs to know.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// NATS connection.
+    pub nats: NatsConfig,
+    /// The stream to bind or create.
+    pub stream: StreamSettings,
+    /// Most messages per batch (one WriteBatch each).
+    pub batch_max: usize,
+    /// Longest a message waits for its batch to fill.
+    pub batch_wait: Duration,
+    /// Sign a checkpoint after this many new entries (0: never by count).
+    pub checkpoint_every: u64,
+    /// Sign a checkpoint when this much time passed with new entries (zero: never by time).
+    pub checkpoint_interval: Duration,
+    /// Stop once the ledger holds this many entries (tests and one-shot catch-up).
+    pub stop_at_size: Option<u64>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            nats: NatsConfig::default(),
+            stream: StreamSettings::default(),
+            batch_max: 1024,
+            batch_wait: Duration::from_millis(20),
+            checkpoint_every: 10_000,
+            checkpoint_interval: Duration::from_secs(1),
+            stop_at_size: None,
+        }
+    }
+}
+
+/// Why `serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// NATS or JetStream.
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    /// The ledger.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+fn subject_tenant(subject: &str) -> &str {
+    let mut parts = subject.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("gov"), Some(t)) if !t.is_empty() => t,
+        _ => "_",
+    }
+}
+
+/// govledger's own publications, which a `gov.>` stream captures too.
+fn is_own_output(subject: &str) -> bool {
+    subject == "gov.checkpoints"
+        || subject.starts_with("gov.receipts.")
+        || subject.starts_with("gov.alerts.")
+}
+
+struct Pending {
+    msg: Message,
+    reply: Option<String>,
+}
+
+/// Turns a JetStream message into an admission [`Message`]; `None` for our own
+/// publications. The time is the JetStream timestamp, never our clock.
+fn to_message(m: &jetstream::Message) -> Result<(u64, Option<Pending>), NatsError> {
+    let info = m
+        .info()
+        .map_err(|e| NatsError::Other(format!("message without JetStream metadata: {e}")))?;
+    let seq = info.stream_sequence;
+    let subject = m.subject.as_str();
+    if is_own_output(subject) {
+        return Ok((seq, None));
+    }
+    let time_ns = u64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(0);
+    let header = |name: &str| {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_string())
+    };
+    Ok((
+        seq,
+        Some(Pending {
+            msg: Message {
+                subject: subject.to_string(),
+                body: m.payload.to_vec(),
+                key_id: header("Gov-Key"),
+                signature: header("Gov-Sig"),
+                stream_seq: seq,
+                time_ns,
+            },
+            reply: header(REPLY_HEADER),
+        }),
+    ))
+}
+
+/// The consumer loop. Runs until `shutdown` resolves (finishing the batch in hand),
+/// `stop_at_size` is reached, or an error occurs. Returns the ledger.
+pub async fn run<S: LogStore>(
+    cfg: ServeConfig,
+    mut ledger: Ledger<S>,
+    mut admission: Admission,
+    signer: NoteSigner,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Ledger<S>, ServeError> {
+    let reconnected = Arc::new(tokio::sync::Notify::new());
+    let client = connect_notifying(&cfg.nats, Some(reconnected.clone())).await?;
+    check_server(&client)?;
+    tracing::info!(version = %client.server_info().version, "connected to nats-server");
+    let js = jetstream::new(client.clone());
+    let stream = ensure_stream(&js, &cfg.stream).await?;
+    let mut cursor = ledger.cursor()?.unwrap_or(0);
+    let mut messages = open_messages(&stream, &cfg.stream.name, cursor + 1).await?;
+    // The first connection's notice is not a reconnect (if it came already).
+    let _ = futures::FutureExt::now_or_never(reconnected.notified());
+    metrics.set_ready(true);
+    tracing::info!(cursor, size = ledger.size(), "consuming");
+
+    let mut since_checkpoint = 0u64;
+    let mut last_checkpoint = Instant::now();
+    let mut batch: Vec<Pending> = Vec::with_capacity(cfg.batch_max);
+    let mut batch_last_seq = cursor;
+    let mut deadline = tokio::time::Instant::now() + cfg.batch_wait;
+    tokio::pin!(shutdown);
+    let mut stopping = false;
+
+    loop {
+        if batch.is_empty() && cfg.stop_at_size.is_some_and(|n| ledger.size() >= n) {
+            break;
+        }
+        let full = batch.len() >= cfg.batch_max;
+        let mut flush = full;
+        let mut reopen = false;
+        if !full {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => { stopping = true; flush = true; }
+                next = messages.next() => match next {
+                    Some(Ok(m)) => {
+                        let (seq, pending) = to_message(&m)?;
+                        if let Ok(info) = m.info() { metrics.set_lag(info.pending); }
+                        if seq <= cursor {
+                            continue; // already in the ledger: a redelivery
+                        }
+                        if batch_last_seq == cursor {
+                            deadline = tokio::time::Instant::now() + cfg.batch_wait;
+                        }
+                        batch_last_seq = seq;
+                        if let Some(p) = pending { batch.push(p); }
+                    }
+                    Some(Err(e)) => {
+                        // The ordered consumer recreates itself after gaps and missed
+                        // heartbeats; an error that reaches us (a server restart lost
+                        // the consumer, say) means it cannot: flush what we hold, then
+                        // open a new one after the cursor.
+                        tracing::warn!(error = %e, "consumer error; reopening it after the cursor");
+                        reopen = true;
+                        flush = true;
+                    }
+                    None => {
+                        // The consumer ended (it normally recreates itself): flush,
+                        // then open a new one after the cursor.
+                        tracing::warn!("consumer ended; reopening it after the cursor");
+                        reopen = true;
+                        flush = true;
+                    }
+                },
+                _ = reconnected.notified() => {
+                    // After a reconnect the server may have lost our (in-memory)
+                    // consumer: flush and reopen after the cursor right away.
+                    reopen = true;
+                    flush = true;
+                }
+                _ = tokio::time::sleep_until(deadline), if batch_last_seq > cursor => { flush = true; }
+            }
+        }
+        if flush && batch_last_seq > cursor {
+            let started = Instant::now();
+            let msgs: Vec<&Message> = batch.iter().map(|p| &p.msg).collect();
+            let mut entries: Vec<Entry> = tokio::task::block_in_place(|| {
+                admission.admit_batch(&msgs, &|tenant, id| {
+                    ledger.find_event(tenant, id).map(|s| s.is_some())
+                })
+            })?;
+            let appended =
+                tokio::task::block_in_place(|| ledger.append(&mut entries, Some(batch_last_seq)))?;
+            admission.end_batch();
+            cursor = batch_last_seq;
+            metrics.record_batch(&entries, started.elapsed());
+            publish_outcomes(&client, &batch, &entries, &appended).await;
+            since_checkpoint += appended.len() as u64;
+            batch.clear();
+            let due_by_count = cfg.checkpoint_every > 0 && since_checkpoint >= cfg.checkpoint_every;
+            let due_by_time = !cfg.checkpoint_interval.is_zero()
+                && since_checkpoint > 0
+                && last_checkpoint.elapsed() >= cfg.checkpoint_interval;
+            if due_by_count || due_by_time || (stopping && since_checkpoint > 0) {
+                checkpoint(&client, &mut ledger, &signer, &admission, &metrics).await?;
+                since_checkpoint = 0;
+                last_checkpoint = Instant::now();
+            }
+        }
+        if stopping || cfg.stop_at_size.is_some_and(|n| ledger.size() >= n) {
+            break;
+        }
+        if reopen {
+            batch_last_seq = cursor;
+            metrics.set_ready(false);
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match open_messages(&stream, &cfg.stream.name, cursor + 1).await {
+                    Ok(m) => {
+                        messages = m;
+                        metrics.set_ready(true);
+                        tracing::info!(cursor, "consuming again");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reopen the consumer yet");
+                        tokio::select! {
+                            _ = &mut shutdown => { stopping = true; break; }
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+            if stopping {
+                break;
+            }
+        }
+    }
+    if since_checkpoint > 0 {
+        checkpoint(&client, &mut ledger, &signer, &admission, &metrics).await?;
+    }
+    metrics.set_ready(false);
+    let _ = client.flush().await;
+    Ok(ledger)
+}
+
+/// An ordered consumer from stream sequence `start`.
+async fn open_messages(
+    stream: &jetstream::stream::Stream,
+    name: &str,
+    start: u64,
+) -> Result<consumer::pull::Ordered, NatsError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| NatsError::Stream {
+        stream: name.to_string(),
+        message: format!("{what}: {e}"),
+    };
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err("cannot create the ordered consumer", &e))?;
+    consumer
+        .messages()
+        .await
+        .map_err(|e| err("cannot consume", &e))
+}
+
+async fn checkpoint<S: LogStore>(
+    client: &async_nats::Client,
+    ledger: &mut Ledger<S>,
+    signer: &NoteSigner,
+    admission: &Admission,
+    metrics: &Metrics,
+) -> Result<(), ServeError> {
+    let cp =
+        tokio::task::block_in_place(|| ledger.checkpoint(signer, Some(admission.ring().digest())))?;
+    metrics.set_checkpoint(cp.checkpoint.size);
+    if let Err(e) = client
+        .publish("gov.checkpoints", cp.note.clone().into_bytes().into())
+        .await
+    {
+        tracing::warn!(error = %e, "cannot publish checkpoint");
+    }
+    Ok(())
+}
+
+/// After the batch is durable: a receipt per entry on `gov.receipts.<tenant>` (and
+/// to the producer's `Gov-Reply` subject), an alert per rejection on
+/// `gov.alerts.<tenant>`. Publishing is best effort: the ledger is the record.
+async fn publish_outcomes(
+    client: &async_nats::Client,
+    batch: &[Pending],
+    entries: &[Entry],
+    appended: &[Appended],
+) {
+    for ((p, e), a) in batch.iter().zip(entries).zip(appended) {
+        let tenant = e
+            .tenant()
+            .map(str::to_string)
+            .unwrap_or_else(|| subject_tenant(&p.msg.subject).to_string());
+        let (verdict, reason, detail) = match &e.verdict {
+            Verdict::Accepted { .. } => ("accepted", None, None),
+            Verdict::Rejected { reason, detail, .. } => {
+                ("rejected", Some(reason.as_str()), Some(detail.as_str()))
+            }
+        };
+        let receipt = json!({
+            "event_id": e.event_id(),
+            "seq": a.seq.0,
+            "leaf_hash": B64.encode(a.leaf_hash),
+            "verdict": verdict,
+            "reason": reason,
+        });
+        let body: Vec<u8> = receipt.to_string().into_bytes();
+        let _ = client
+            .publish(format!("gov.receipts.{tenant}"), body.clone().into())
+            .await;
+        if let Some(reply) = &p.reply {
+            let _ = client.publish(reply.clone(), body.into()).await;
+        }
+        if let (Some(reason), Some(detail)) = (reason, detail) {
+            let alert = json!({
+                "kind": "rejected",
+                "seq": a.seq.0,
+                "event_id": e.event_id(),
+                "tenant": tenant,
+                "subject": p.msg.subject,
+                "reason": reason,
+                "detail": detail,
+            });
+            let _ = client
+                .publish(
+                    format!("gov.alerts.{tenant}"),
+                    alert.to_string().into_bytes().into(),
+                )
+                .await;
+        }
+    }
+}

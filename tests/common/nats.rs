@@ -1,0 +1,45 @@
+//! A real nats-server per test: its own free loopback port and its own JetStream
+//! store directory, so tests never share state and can kill and restart it. The
+//! binary is `$NATS_SERVER_BIN` when set, else `nats-server` from PATH.
+
+pub use govledger_ingest::devserver::free_port as try_free_port;
+use govledger_ingest::devserver::DevServer;
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    try_free_port().expect("a free loopback port")
+}
+
+/// A private nats-server and the directory holding its store.
+pub struct NatsServer {
+    server: DevServer,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start() -> NatsServer {
+        let dir = tempfile::tempdir().expect("tempdir for nats-server");
+        let server = DevServer::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        NatsServer { server, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn log(&self) -> String {
+        self.server.log()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        self.server.kill();
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.server
+            .restart()
+            .unwrap_or_else(|e| panic!("nats-server restart failed: {e}"));
+    }
+}

@@ -1,0 +1,444 @@
+//! `govledger serve` against a real nats-server started by the test: events
+//! published to JetStream become entries in stream order, each receipted; bad
+//! messages become rejected entries with an alert and never stall the consumer;
+//! republishing after the duplicate window is a `duplicate` rejection; /healthz and
+//! /metrics report what happened.
+
+mod common;
+
+use async_nats::jetstream;
+use async_nats::HeaderMap;
+use common::nats::NatsServer;
+use common::Env;
+use futures::StreamExt;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Collects `n` messages from `sub` (as JSON), failing after [`WAIT`].
+async fn take_json(sub: &mut async_nats::Subscriber, n: usize) -> Vec<Value> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let m = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} messages arrived", out.len()))
+            .expect("subscription open");
+        out.push(serde_json::from_slice(&m.payload).expect("a JSON message"));
+    }
+    out
+}
+
+fn lines_of(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("read events")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// The event id in a generated line's body.
+fn event_id(line: &Value) -> String {
+    let body: Value =
+        serde_json::from_str(line["body"].as_str().expect("body")).expect("body is JSON");
+    body["id"].as_str().expect("id").to_string()
+}
+
+#[test]
+fn published_events_become_entries_in_stream_order_with_receipts_and_checkpoints() {
+    const N: u64 = 600;
+    let nats = NatsServer::start();
+    let env = Env::new();
+    let events = env.init_with_events(N, 11, 3);
+    let rt = rt();
+    let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
+    let (mut receipts, mut checkpoints) = rt.block_on(async {
+        let r = client.subscribe("gov.receipts.>").await.expect("sub");
+        let c = client.subscribe("gov.checkpoints").await.expect("sub");
+        client.flush().await.expect("flush");
+        (r, c)
+    });
+
+    let mut serve = env.spawn_serve(
+        &nats.url(),
+        &[
+            "--stop-at-size",
+            &N.to_string(),
+            "--checkpoint-every",
+            "200",
+            "--checkpoint-ms",
+            "0",
+            "--batch-max",
+            "64",
+        ],
+    );
+    let published = env.json(&[
+        "publish",
+        "--nats-url",
+        &nats.url(),
+        events.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(published["published"], N);
+    assert_eq!(published["duplicates"], 0);
+    let status = serve.wait_exit(WAIT);
+    assert!(status.success(), "serve failed: {}", serve.log());
+
+    // One receipt per event, after the entry is durable, matching the entry.
+    let receipts = rt.block_on(take_json(&mut receipts, N as usize));
+    let want: BTreeSet<String> = lines_of(&events).iter().map(event_id).collect();
+    let got: BTreeSet<String> = receipts
+        .iter()
+        .map(|r| r["event_id"].as_str().expect("event_id").to_string())
+        .collect();
+    assert_eq!(got, want, "every event receipted exactly once");
+    for r in receipts.iter().step_by(37) {
+        assert_eq!(r["verdict"], "accepted", "{r}");
+        assert_eq!(r["reason"], Value::Null);
+        let e = env.json(&["entry", "--seq", &r["seq"].to_string()]);
+        assert_eq!(e["leaf_hash"], r["leaf_hash"]);
+        assert_eq!(e["event_id"], r["event_id"]);
+    }
+
+    // Stream order: entry i holds the i-th event the stream delivered.
+    let mut last = 0;
+    for seq in 0..N {
+        let e = env.json(&["entry", "--seq", &seq.to_string()]);
+        let s = e["stream_seq"].as_u64().expect("stream_seq");
+        assert!(s > last, "entry {seq}: stream_seq {s} after {last}");
+        last = s;
+    }
+
+    // Checkpoints by count, the last one at the final size, as `checkpoint` shows it.
+    let notes: Vec<String> = rt.block_on(async {
+        let mut v = Vec::new();
+        loop {
+            let m = tokio::time::timeout(WAIT, checkpoints.next())
+                .await
+                .expect("a checkpoint")
+                .expect("subscription open");
+            let note = String::from_utf8(m.payload.to_vec()).expect("utf-8 note");
+            let size: u64 = note
+                .lines()
+                .nth(1)
+                .expect("size line")
+                .parse()
+                .expect("size");
+            v.push(note);
+            if size == N {
+                return v;
+            }
+        }
+    });
+    assert!(
+        notes.len() >= 3,
+        "a checkpoint at least every 200 entries: {notes:?}"
+    );
+    let cp = env.json(&["checkpoint"]);
+    assert_eq!(cp["checkpoint"].as_str(), notes.last().map(String::as_str));
+    // The cursor is the last stream message consumed: our own receipts and
+    // checkpoints, which the gov.> stream stores too, come after the last event.
+    let cursor = env.status()["cursor"].as_u64().expect("cursor");
+    assert!(
+        cursor >= last,
+        "cursor {cursor} behind the last entry's {last}"
+    );
+    env.json(&["verify"]);
+}
+
+/// A JetStream publish with headers; returns the ack.
+async fn js_publish(
+    js: &jetstream::Context,
+    subject: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> jetstream::publish::PublishAck {
+    let mut h = HeaderMap::new();
+    for (k, v) in headers {
+        h.insert(*k, *v);
+    }
+    js.publish_with_headers(subject.to_string(), h, body.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack")
+}
+
+#[test]
+fn bad_messages_are_rejected_entries_with_alerts_and_the_consumer_goes_on() {
+    let nats = NatsServer::start();
+    let env = Env::new();
+    let events = env.init_with_events(3, 5, 1);
+    let lines = lines_of(&events);
+    let rt = rt();
+    let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
+    let _in_runtime = rt.enter();
+    let js = jetstream::new(client.clone());
+    let (mut receipts, mut alerts, mut reply) = rt.block_on(async {
+        let r = client.subscribe("gov.receipts.>").await.expect("sub");
+        let a = client.subscribe("gov.alerts.>").await.expect("sub");
+        let p = client.subscribe("test.reply.1").await.expect("sub");
+        client.flush().await.expect("flush");
+        (r, a, p)
+    });
+    let mut serve = env.spawn_serve(&nats.url(), &["--stop-at-size", "7"]);
+    serve.wait_for_line("consuming", WAIT);
+
+    let good = |i: usize| {
+        let l = &lines[i];
+        (
+            l["subject"].as_str().expect("subject").to_string(),
+            l["key"].as_str().expect("key").to_string(),
+            l["sig"].as_str().expect("sig").to_string(),
+            l["body"].as_str().expect("body").as_bytes().to_vec(),
+        )
+    };
+    let (s0, k0, g0, b0) = good(0);
+    let (s1, k1, g1, b1) = good(1);
+    let (s2, k2, g2, b2) = good(2);
+    // Still valid JSON of the right schema, but not the bytes that were signed.
+    let id1 = event_id(&lines[1]);
+    let forged = String::from_utf8(b1.clone())
+        .expect("utf-8")
+        .replacen(&id1, &format!("{id1}x"), 1)
+        .into_bytes();
+    rt.block_on(async {
+        js_publish(&js, &s0, &[("Gov-Key", &k0), ("Gov-Sig", &g0)], b0).await;
+        js_publish(
+            &js,
+            &s1,
+            &[("Gov-Key", &k1), ("Gov-Sig", &g1)],
+            b"{not json".to_vec(),
+        )
+        .await;
+        js_publish(
+            &js,
+            &s1,
+            &[("Gov-Key", &k1), ("Gov-Sig", &g1)],
+            vec![0xff, 0xfe, 0x00],
+        )
+        .await;
+        js_publish(&js, &s1, &[], b1.clone()).await;
+        js_publish(&js, &s1, &[("Gov-Key", &k1), ("Gov-Sig", &g1)], forged).await;
+        js_publish(&js, &s1, &[("Gov-Key", &k1), ("Gov-Sig", &g1)], b1).await;
+        js_publish(
+            &js,
+            &s2,
+            &[
+                ("Gov-Key", &k2),
+                ("Gov-Sig", &g2),
+                ("Gov-Reply", "test.reply.1"),
+            ],
+            b2,
+        )
+        .await;
+    });
+    assert!(serve.wait_exit(WAIT).success(), "{}", serve.log());
+
+    let receipts = rt.block_on(take_json(&mut receipts, 7));
+    let verdicts: Vec<(&str, Option<&str>)> = receipts
+        .iter()
+        .map(|r| {
+            (
+                r["verdict"].as_str().expect("verdict"),
+                r["reason"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("accepted", None),
+            ("rejected", Some("malformed_json")),
+            ("rejected", Some("not_utf8")),
+            ("rejected", Some("missing_header")),
+            ("rejected", Some("bad_signature")),
+            ("accepted", None),
+            ("accepted", None),
+        ]
+    );
+    let seqs: Vec<u64> = receipts
+        .iter()
+        .map(|r| r["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (0..7).collect::<Vec<_>>());
+
+    let alerts = rt.block_on(take_json(&mut alerts, 4));
+    let reasons: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["reason"].as_str().expect("reason"))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "malformed_json",
+            "not_utf8",
+            "missing_header",
+            "bad_signature"
+        ]
+    );
+    for a in &alerts {
+        assert!(a["detail"].as_str().is_some_and(|d| !d.is_empty()), "{a}");
+    }
+
+    // The producer that asked for a reply got the receipt of its event there.
+    let r = rt.block_on(take_json(&mut reply, 1));
+    assert_eq!(r[0], receipts[6]);
+
+    // A rejected entry keeps the digest and size of the body, not the body.
+    let e = env.json(&["entry", "--seq", "2"]);
+    assert_eq!(e["verdict"], "rejected");
+    assert_eq!(e["body_len"], 3);
+    assert_eq!(e["body"], Value::Null);
+    env.json(&["verify"]);
+}
+
+#[test]
+fn republishing_an_accepted_event_after_the_duplicate_window_is_a_duplicate_rejection() {
+    let nats = NatsServer::start();
+    let env = Env::new();
+    let events = env.init_with_events(1, 9, 1);
+    let line = &lines_of(&events)[0];
+    let (subject, key, sig, body) = (
+        line["subject"].as_str().expect("subject"),
+        line["key"].as_str().expect("key"),
+        line["sig"].as_str().expect("sig"),
+        line["body"].as_str().expect("body").as_bytes().to_vec(),
+    );
+    let id = format!("{}:{}", "acme", event_id(line));
+    let rt = rt();
+    let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
+    let _in_runtime = rt.enter();
+    let js = jetstream::new(client.clone());
+    rt.block_on(async {
+        js.create_stream(jetstream::stream::Config {
+            name: "GOV".into(),
+            subjects: vec!["gov.>".into()],
+            storage: jetstream::stream::StorageType::File,
+            duplicate_window: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+        let headers = [
+            ("Gov-Key", key),
+            ("Gov-Sig", sig),
+            ("Nats-Msg-Id", id.as_str()),
+        ];
+        let first = js_publish(&js, subject, &headers, body.clone()).await;
+        assert!(!first.duplicate);
+        // Within the window JetStream drops the copy itself.
+        let again = js_publish(&js, subject, &headers, body.clone()).await;
+        assert!(
+            again.duplicate,
+            "a republish within the window is deduplicated"
+        );
+        assert_eq!(again.sequence, first.sequence);
+        // Once the window has passed, JetStream stores it again: the ledger must
+        // catch it. Try until JetStream takes it (backing off between tries).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ack = js_publish(&js, subject, &headers, body.clone()).await;
+            if !ack.duplicate {
+                assert!(ack.sequence > first.sequence);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "window never passed"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut serve = env.spawn_serve(&nats.url(), &["--stop-at-size", "2"]);
+    assert!(serve.wait_exit(WAIT).success(), "{}", serve.log());
+    let first = env.json(&["entry", "--seq", "0"]);
+    let second = env.json(&["entry", "--seq", "1"]);
+    assert_eq!(first["verdict"], "accepted");
+    assert_eq!(second["verdict"], "rejected");
+    assert_eq!(second["reason"], "duplicate");
+    assert_eq!(second["body_sha256"], first["body_sha256"]);
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+        .trim()
+        .parse::<f64>()
+        .expect("a number") as u64
+}
+
+#[test]
+fn healthz_and_metrics_report_the_consumer() {
+    const N: u64 = 40;
+    let nats = NatsServer::start();
+    let env = Env::new();
+    let events = env.init_with_events(N, 4, 2);
+    let rt = rt();
+    let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
+    let mut receipts = rt.block_on(async {
+        let r = client.subscribe("gov.receipts.>").await.expect("sub");
+        client.flush().await.expect("flush");
+        r
+    });
+    let mut serve = env.spawn_serve(
+        &nats.url(),
+        &["--checkpoint-ms", "0", "--checkpoint-every", "0"],
+    );
+    serve.wait_for_line("consuming", WAIT);
+    assert_eq!(serve.http_get("/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(serve.http_get("/nope").0, 404);
+
+    env.json(&[
+        "publish",
+        "--nats-url",
+        &nats.url(),
+        events.to_str().expect("path"),
+    ]);
+    rt.block_on(async {
+        client
+            .publish("gov.acme.action", "{}".into())
+            .await
+            .expect("publish");
+        client.flush().await.expect("flush");
+    });
+    rt.block_on(take_json(&mut receipts, N as usize + 1));
+
+    let (code, text) = serve.http_get("/metrics");
+    assert_eq!(code, 200);
+    assert_eq!(metric(&text, "govledger_consumed_total"), N + 1);
+    assert_eq!(metric(&text, "govledger_accepted_total"), N);
+    assert_eq!(
+        metric(
+            &text,
+            "govledger_rejected_total{reason=\"schema_violation\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(&text, "govledger_rejected_total{reason=\"bad_signature\"}"),
+        0
+    );
+    let batches = metric(&text, "govledger_batches_total");
+    assert!(batches >= 1);
+    assert_eq!(metric(&text, "govledger_batch_seconds_count"), batches);
+    assert_eq!(metric(&text, "govledger_consumer_lag"), 0);
+    assert_eq!(
+        metric(&text, "govledger_checkpoint_size"),
+        0,
+        "no checkpoint by count or time"
+    );
+
+    // A graceful stop signs a last checkpoint over everything appended.
+    assert!(serve.terminate().success(), "{}", serve.log());
+    assert_eq!(env.status()["last_checkpoint"], N + 1);
+}
