@@ -14,7 +14,8 @@
 //! `cargo bench -p govledger-ingest --bench ingest`. Environment:
 //! `GOVLEDGER_BENCH_EVENTS` (default 200,000), `GOVLEDGER_BENCH_RATE` (offered load
 //! for the latency runs, default 5,000/s), `GOVLEDGER_BENCH_SECS` (their length,
-//! default 6), `NATS_SERVER_BIN`.
+//! default 6), `GOVLEDGER_BENCH_ONLY=latency` (only the latency runs),
+//! `NATS_SERVER_BIN`.
 
 use async_nats::jetstream::{self, consumer, stream};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -124,124 +125,7 @@ fn main() {
             .map(|v| format!("{}.{}.{}", v.0, v.1, v.2))
             .unwrap_or_default()
     );
-    let setup = events(n, 1);
-
-    // ---- CPU baselines ----
-    let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
-    let t = Instant::now();
-    let mut ok = 0u64;
-    for m in &setup.msgs {
-        let Some(kid) = &m.key_id else { continue };
-        let vk = *keys
-            .entry(kid.clone())
-            .or_insert_with(|| derive_key(1, kid).verifying_key());
-        let sig = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            m.signature.as_deref().unwrap_or_default(),
-        )
-        .ok()
-        .and_then(|s| Signature::from_slice(&s).ok());
-        if let Some(sig) = sig {
-            ok += u64::from(vk.verify_strict(&m.body, &sig).is_ok());
-        }
-    }
-    let raw_verify = rate(n, t.elapsed());
-    assert_eq!(ok, n, "every generated signature verifies");
-    println!("\n-- CPU (no NATS, no RocksDB) --");
-    row(
-        "raw Ed25519 verify_strict, 1 thread [baseline]",
-        raw_verify,
-        raw_verify,
-    );
-    let mut adm = Admission::new(&setup.trust, DecodeLimits::default()).expect("admission");
-    let t = Instant::now();
-    let refs: Vec<&Message> = setup.msgs.iter().collect();
-    for chunk in refs.chunks(1024) {
-        let never = |_: &str, _: &str| Ok::<bool, Infallible>(false);
-        let _ = adm.admit_batch(chunk, &never);
-        adm.end_batch();
-    }
-    row(
-        "admission (decode, keys, verify on all cores), batch 1024",
-        rate(n, t.elapsed()),
-        raw_verify,
-    );
-
-    // ---- raw JetStream ----
-    let (raw_pub, raw_ordered, raw_durable) = rt.block_on(async {
-        let client = async_nats::connect(nats.url()).await.expect("connect");
-        let js = jetstream::new(client.clone());
-        let st = js
-            .create_stream(stream::Config {
-                name: "RAW".into(),
-                subjects: vec!["raw.>".into()],
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .expect("raw stream");
-        let t = Instant::now();
-        let mut acks = VecDeque::new();
-        for m in &setup.msgs {
-            let subject = format!("raw.{}", m.subject);
-            acks.push_back(
-                js.publish_with_headers(subject, headers(m), m.body.clone().into())
-                    .await
-                    .expect("publish"),
-            );
-            if acks.len() >= 256 {
-                acks.pop_front().expect("ack").await.expect("acked");
-            }
-        }
-        for a in acks {
-            a.await.expect("acked");
-        }
-        let raw_pub = rate(n, t.elapsed());
-
-        let t = Instant::now();
-        let c = st
-            .create_consumer(consumer::pull::OrderedConfig::default())
-            .await
-            .expect("ordered consumer");
-        let mut msgs = c.messages().await.expect("messages");
-        for _ in 0..n {
-            msgs.next().await.expect("message").expect("ok");
-        }
-        let raw_ordered = rate(n, t.elapsed());
-        drop(msgs);
-
-        let t = Instant::now();
-        let c = st
-            .create_consumer(consumer::pull::Config {
-                durable_name: Some("bench".into()),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ..Default::default()
-            })
-            .await
-            .expect("durable consumer");
-        let mut msgs = c.messages().await.expect("messages");
-        for _ in 0..n {
-            let m = msgs.next().await.expect("message").expect("ok");
-            m.ack().await.expect("ack");
-        }
-        let raw_durable = rate(n, t.elapsed());
-        js.delete_stream("RAW").await.expect("delete");
-        (raw_pub, raw_ordered, raw_durable)
-    });
-    println!("\n-- raw JetStream, same bytes and headers --");
-    row(
-        "publish with acks (256 in flight) [baseline]",
-        raw_pub,
-        raw_pub,
-    );
-    row("consume: ordered consumer", raw_ordered, raw_pub);
-    row(
-        "consume: durable pull consumer, ack each",
-        raw_durable,
-        raw_pub,
-    );
-
-    // ---- serve ----
+    // serve settings, shared by the throughput and latency runs
     let nats_cfg = NatsConfig {
         url: nats.url(),
         ..NatsConfig::default()
@@ -253,69 +137,188 @@ fn main() {
         stop_at_size: stop,
         ..ServeConfig::default()
     };
-    let (publish_rate, catch_up, sustained) = rt.block_on(async {
-        let client = async_nats::connect(nats.url()).await.expect("connect");
-        let t = Instant::now();
-        publish_all(&client, &stream, &setup.lines).await;
-        let publish_rate = rate(n, t.elapsed());
+    if std::env::var("GOVLEDGER_BENCH_ONLY").as_deref() != Ok("latency") {
+        let setup = events(n, 1);
 
-        let (ledger, adm, signer) = fresh_ledger(&tmp.path().join("catchup"), &setup.trust);
+        // ---- CPU baselines ----
+        let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
         let t = Instant::now();
-        let ledger = serve::run(
-            cfg(Some(n)),
-            ledger,
-            adm,
-            signer,
-            Arc::new(Metrics::new()),
-            std::future::pending(),
-        )
-        .await
-        .expect("serve");
-        assert_eq!(ledger.size(), n);
-        let catch_up = rate(n, t.elapsed());
-        drop(ledger);
-        jetstream::new(client.clone())
-            .delete_stream("GOV")
-            .await
-            .expect("delete");
-
-        // Sustained: the publisher runs beside serve; time until serve holds all.
-        let (ledger, adm, signer) = fresh_ledger(&tmp.path().join("sustained"), &setup.trust);
-        govledger_ingest::nats::ensure_stream(&jetstream::new(client.clone()), &stream)
-            .await
-            .expect("stream");
+        let mut ok = 0u64;
+        for m in &setup.msgs {
+            let Some(kid) = &m.key_id else { continue };
+            let vk = *keys
+                .entry(kid.clone())
+                .or_insert_with(|| derive_key(1, kid).verifying_key());
+            let sig = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                m.signature.as_deref().unwrap_or_default(),
+            )
+            .ok()
+            .and_then(|s| Signature::from_slice(&s).ok());
+            if let Some(sig) = sig {
+                ok += u64::from(vk.verify_strict(&m.body, &sig).is_ok());
+            }
+        }
+        let raw_verify = rate(n, t.elapsed());
+        assert_eq!(ok, n, "every generated signature verifies");
+        println!("\n-- CPU (no NATS, no RocksDB) --");
+        row(
+            "raw Ed25519 verify_strict, 1 thread [baseline]",
+            raw_verify,
+            raw_verify,
+        );
+        let mut adm = Admission::new(&setup.trust, DecodeLimits::default()).expect("admission");
         let t = Instant::now();
-        let serving = tokio::spawn(serve::run(
-            cfg(Some(n)),
-            ledger,
-            adm,
-            signer,
-            Arc::new(Metrics::new()),
-            std::future::pending(),
-        ));
-        publish_all(&client, &stream, &setup.lines).await;
-        let ledger = serving.await.expect("join").expect("serve");
-        assert_eq!(ledger.size(), n);
-        let sustained = rate(n, t.elapsed());
-        jetstream::new(client.clone())
-            .delete_stream("GOV")
-            .await
-            .expect("delete");
-        (publish_rate, catch_up, sustained)
-    });
-    println!("\n-- govledger, signed events (ratios to raw JetStream publish) --");
-    row("govledger publish (with acks)", publish_rate, raw_pub);
-    row(
-        "serve: catch up on a backlog (verify, append, fsync, receipts)",
-        catch_up,
-        raw_pub,
-    );
-    row(
-        "serve: sustained, publisher running beside it",
-        sustained,
-        raw_pub,
-    );
+        let refs: Vec<&Message> = setup.msgs.iter().collect();
+        for chunk in refs.chunks(1024) {
+            let never = |_: &str, _: &str| Ok::<bool, Infallible>(false);
+            let _ = adm.admit_batch(chunk, &never);
+            adm.end_batch();
+        }
+        row(
+            "admission (decode, keys, verify on all cores), batch 1024",
+            rate(n, t.elapsed()),
+            raw_verify,
+        );
 
+        // ---- raw JetStream ----
+        let (raw_pub, raw_ordered, raw_durable) = rt.block_on(async {
+            let client = async_nats::connect(nats.url()).await.expect("connect");
+            let js = jetstream::new(client.clone());
+            let st = js
+                .create_stream(stream::Config {
+                    name: "RAW".into(),
+                    subjects: vec!["raw.>".into()],
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .expect("raw stream");
+            let t = Instant::now();
+            let mut acks = VecDeque::new();
+            for m in &setup.msgs {
+                let subject = format!("raw.{}", m.subject);
+                acks.push_back(
+                    js.publish_with_headers(subject, headers(m), m.body.clone().into())
+                        .await
+                        .expect("publish"),
+                );
+                if acks.len() >= 256 {
+                    acks.pop_front().expect("ack").await.expect("acked");
+                }
+            }
+            for a in acks {
+                a.await.expect("acked");
+            }
+            let raw_pub = rate(n, t.elapsed());
+
+            let t = Instant::now();
+            let c = st
+                .create_consumer(consumer::pull::OrderedConfig::default())
+                .await
+                .expect("ordered consumer");
+            let mut msgs = c.messages().await.expect("messages");
+            for _ in 0..n {
+                msgs.next().await.expect("message").expect("ok");
+            }
+            let raw_ordered = rate(n, t.elapsed());
+            drop(msgs);
+
+            let t = Instant::now();
+            let c = st
+                .create_consumer(consumer::pull::Config {
+                    durable_name: Some("bench".into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ..Default::default()
+                })
+                .await
+                .expect("durable consumer");
+            let mut msgs = c.messages().await.expect("messages");
+            for _ in 0..n {
+                let m = msgs.next().await.expect("message").expect("ok");
+                m.ack().await.expect("ack");
+            }
+            let raw_durable = rate(n, t.elapsed());
+            js.delete_stream("RAW").await.expect("delete");
+            (raw_pub, raw_ordered, raw_durable)
+        });
+        println!("\n-- raw JetStream, same bytes and headers --");
+        row(
+            "publish with acks (256 in flight) [baseline]",
+            raw_pub,
+            raw_pub,
+        );
+        row("consume: ordered consumer", raw_ordered, raw_pub);
+        row(
+            "consume: durable pull consumer, ack each",
+            raw_durable,
+            raw_pub,
+        );
+
+        // ---- serve ----
+        let (publish_rate, catch_up, sustained) = rt.block_on(async {
+            let client = async_nats::connect(nats.url()).await.expect("connect");
+            let t = Instant::now();
+            publish_all(&client, &stream, &setup.lines).await;
+            let publish_rate = rate(n, t.elapsed());
+
+            let (ledger, adm, signer) = fresh_ledger(&tmp.path().join("catchup"), &setup.trust);
+            let t = Instant::now();
+            let ledger = serve::run(
+                cfg(Some(n)),
+                ledger,
+                adm,
+                signer,
+                Arc::new(Metrics::new()),
+                std::future::pending(),
+            )
+            .await
+            .expect("serve");
+            assert_eq!(ledger.size(), n);
+            let catch_up = rate(n, t.elapsed());
+            drop(ledger);
+            jetstream::new(client.clone())
+                .delete_stream("GOV")
+                .await
+                .expect("delete");
+
+            // Sustained: the publisher runs beside serve; time until serve holds all.
+            let (ledger, adm, signer) = fresh_ledger(&tmp.path().join("sustained"), &setup.trust);
+            govledger_ingest::nats::ensure_stream(&jetstream::new(client.clone()), &stream)
+                .await
+                .expect("stream");
+            let t = Instant::now();
+            let serving = tokio::spawn(serve::run(
+                cfg(Some(n)),
+                ledger,
+                adm,
+                signer,
+                Arc::new(Metrics::new()),
+                std::future::pending(),
+            ));
+            publish_all(&client, &stream, &setup.lines).await;
+            let ledger = serving.await.expect("join").expect("serve");
+            assert_eq!(ledger.size(), n);
+            let sustained = rate(n, t.elapsed());
+            jetstream::new(client.clone())
+                .delete_stream("GOV")
+                .await
+                .expect("delete");
+            (publish_rate, catch_up, sustained)
+        });
+        println!("\n-- govledger, signed events (ratios to raw JetStream publish) --");
+        row("govledger publish (with acks)", publish_rate, raw_pub);
+        row(
+            "serve: catch up on a backlog (verify, append, fsync, receipts)",
+            catch_up,
+            raw_pub,
+        );
+        row(
+            "serve: sustained, publisher running beside it",
+            sustained,
+            raw_pub,
+        );
+    }
     // ---- latency at a fixed offered load ----
     let m = load * secs;
     let lat = events(m, 2);
@@ -369,7 +372,7 @@ fn main() {
         client.flush().await.expect("flush");
         let serving = tokio::spawn(serve::run(
             ServeConfig {
-                batch_wait: Duration::from_millis(1),
+                batch_wait: Duration::ZERO,
                 ..cfg(Some(m))
             },
             ledger,

@@ -68,7 +68,7 @@ impl Default for ServeConfig {
             nats: NatsConfig::default(),
             stream: StreamSettings::default(),
             batch_max: 1024,
-            batch_wait: Duration::from_millis(20),
+            batch_wait: Duration::ZERO,
             checkpoint_every: 10_000,
             checkpoint_interval: Duration::from_secs(1),
             stop_at_size: None,
@@ -218,6 +218,12 @@ pub async fn run<S: LogStore>(
                     // After a reconnect the server may have lost our (in-memory)
                     // consumer: flush and reopen after the cursor right away.
                     reopen = true;
+                    flush = true;
+                }
+                // Group commit (batch_wait 0): nothing more is ready this instant, so
+                // commit what we hold; under load the next batch grows while this
+                // one syncs.
+                _ = std::future::ready(()), if cfg.batch_wait.is_zero() && batch_last_seq > cursor => {
                     flush = true;
                 }
                 _ = tokio::time::sleep_until(deadline), if batch_last_seq > cursor => { flush = true; }

@@ -29,7 +29,9 @@ pub struct Args {
     /// Most messages per batch; each batch is one synced WriteBatch [default: 1024].
     #[arg(long)]
     pub batch_max: Option<usize>,
-    /// Longest a message waits for its batch to fill, in ms [default: 20].
+    /// Longest a message waits for its batch to fill, in ms. 0 (the default) is group
+    /// commit: a batch is committed as soon as no further message is ready, and grows
+    /// under load while the previous one syncs.
     #[arg(long)]
     pub batch_wait_ms: Option<u64>,
     /// Sign a checkpoint every N new entries; 0 turns it off [default: 10000].
