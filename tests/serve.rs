@@ -435,7 +435,10 @@ fn healthz_and_metrics_report_the_consumer() {
     // it has caught up with them the lag it reports is 0.
     let deadline = std::time::Instant::now() + WAIT;
     while metric(&serve.http_get("/metrics").1, "govledger_consumer_lag") != 0 {
-        assert!(std::time::Instant::now() < deadline, "the lag never reached 0");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lag never reached 0"
+        );
         std::thread::sleep(Duration::from_millis(20)); // poll interval
     }
     assert_eq!(

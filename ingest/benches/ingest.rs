@@ -100,6 +100,28 @@ fn headers(m: &Message) -> async_nats::HeaderMap {
     h
 }
 
+/// Verifies every message's signature with `verify_strict`; returns how many verify.
+fn raw_verify_all(msgs: &[Message]) -> u64 {
+    let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
+    let mut ok = 0u64;
+    for m in msgs {
+        let Some(kid) = &m.key_id else { continue };
+        let vk = *keys
+            .entry(kid.clone())
+            .or_insert_with(|| derive_key(1, kid).verifying_key());
+        let sig = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            m.signature.as_deref().unwrap_or_default(),
+        )
+        .ok()
+        .and_then(|s| Signature::from_slice(&s).ok());
+        if let Some(sig) = sig {
+            ok += u64::from(vk.verify_strict(&m.body, &sig).is_ok());
+        }
+    }
+    ok
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -141,30 +163,26 @@ fn main() {
         let setup = events(n, 1);
 
         // ---- CPU baselines ----
-        let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
         let t = Instant::now();
-        let mut ok = 0u64;
-        for m in &setup.msgs {
-            let Some(kid) = &m.key_id else { continue };
-            let vk = *keys
-                .entry(kid.clone())
-                .or_insert_with(|| derive_key(1, kid).verifying_key());
-            let sig = base64::Engine::decode(
-                &base64::engine::general_purpose::STANDARD,
-                m.signature.as_deref().unwrap_or_default(),
-            )
-            .ok()
-            .and_then(|s| Signature::from_slice(&s).ok());
-            if let Some(sig) = sig {
-                ok += u64::from(vk.verify_strict(&m.body, &sig).is_ok());
-            }
-        }
+        let ok = raw_verify_all(&setup.msgs);
         let raw_verify = rate(n, t.elapsed());
         assert_eq!(ok, n, "every generated signature verifies");
         println!("\n-- CPU (no NATS, no RocksDB) --");
         row(
             "raw Ed25519 verify_strict, 1 thread [baseline]",
             raw_verify,
+            raw_verify,
+        );
+        let t = Instant::now();
+        let halves = setup.msgs.split_at(setup.msgs.len() / 2);
+        let ok2 = std::thread::scope(|sc| {
+            let other = sc.spawn(|| raw_verify_all(halves.1));
+            raw_verify_all(halves.0) + other.join().expect("verify thread")
+        });
+        assert_eq!(ok2, n);
+        row(
+            "raw Ed25519 verify_strict, 2 threads (the machine's ceiling)",
+            rate(n, t.elapsed()),
             raw_verify,
         );
         let mut adm = Admission::new(&setup.trust, DecodeLimits::default()).expect("admission");

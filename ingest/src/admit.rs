@@ -28,7 +28,7 @@ use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 use govledger_projections::{KeyProblem, KeyRing, KeyRole};
 use govledger_schemas::{
-    decode_body, peek_ids, DecodeLimits, Entry, Envelope, RejectReason, Seq, Verdict,
+    decode_body, peek_ids, DecodeError, DecodeLimits, Entry, Envelope, RejectReason, Seq, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -164,9 +164,14 @@ pub struct Admission {
     verify_threads: usize,
 }
 
-/// A signature checked ahead of admission: the public key it was checked against
-/// and whether it verified.
-type Preverified = Option<([u8; 32], bool)>;
+/// Work done ahead of admission, in parallel: the decoded body, and the signature
+/// checked against the key the ring held for its `Gov-Key` when the batch began
+/// (that key and whether it verified).
+#[derive(Default)]
+struct Pre {
+    decoded: Option<Result<Envelope, DecodeError>>,
+    sig: Option<([u8; 32], bool)>,
+}
 
 /// Below this many messages a batch is checked on the calling thread alone.
 const PARALLEL_MIN: usize = 32;
@@ -196,24 +201,29 @@ impl Admission {
         })
     }
 
-    /// How many threads [`Admission::admit_batch`] checks signatures on (default:
+    /// How many threads [`Admission::admit_batch`] decodes and verifies on (default:
     /// the machine's parallelism; at least 1).
     pub fn set_verify_threads(&mut self, n: usize) {
         self.verify_threads = n.max(1);
     }
 
-    /// Checks each message's signature against the key its `Gov-Key` names in the
-    /// ring as it stands, on up to `verify_threads` threads. Pure: admission later
-    /// uses a result only if the key it settles on is the same one, so a key
-    /// registered or rotated inside the batch is still judged in order.
-    fn preverify(&self, msgs: &[&Message]) -> Vec<Preverified> {
-        let one = |m: &Message| -> Preverified {
+    /// Decodes each body and checks each signature against the key its `Gov-Key`
+    /// names in the ring as it stands, on up to `verify_threads` threads. Pure:
+    /// admission later uses a signature result only if the key it settles on is the
+    /// same one, so a key registered or rotated inside the batch is still judged in
+    /// order.
+    fn precheck(&self, msgs: &[&Message]) -> Vec<Pre> {
+        let sig = |m: &Message| -> Option<([u8; 32], bool)> {
             if m.body.len() > self.limits.max_body_bytes {
                 return None;
             }
             let pk = self.ring.public_key(m.key_id.as_deref()?)?;
             let sig = decode_sig(m.signature.as_deref()?)?;
             Some((pk, verify_sig(&pk, &m.body, &sig)))
+        };
+        let one = |m: &Message| Pre {
+            decoded: Some(decode_body(&m.body, &self.limits)),
+            sig: sig(m),
         };
         let threads = self.verify_threads.min(msgs.len() / PARALLEL_MIN).max(1);
         if threads == 1 {
@@ -226,16 +236,16 @@ impl Admission {
             let handles: Vec<_> = parts
                 .map(|part| s.spawn(move || part.iter().map(|m| one(m)).collect::<Vec<_>>()))
                 .collect();
-            let mut out: Vec<Preverified> = first.iter().map(|m| one(m)).collect();
+            let mut out: Vec<Pre> = first.iter().map(|m| one(m)).collect();
             for h in handles {
                 match h.join() {
                     Ok(v) => out.extend(v),
-                    // Cannot happen (verification does not panic); if it did, the
-                    // sequential path checks every remaining message itself.
-                    Err(_) => out.resize(msgs.len(), None),
+                    // Cannot happen (decoding and verification do not panic); if it
+                    // did, the sequential path checks every remaining message itself.
+                    Err(_) => out.resize_with(msgs.len(), Pre::default),
                 }
             }
-            out.resize(msgs.len(), None);
+            out.resize_with(msgs.len(), Pre::default);
             out
         })
     }
@@ -248,7 +258,7 @@ impl Admission {
         msgs: &[&Message],
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
     ) -> Result<Vec<Entry>, E> {
-        let pre = self.preverify(msgs);
+        let pre = self.precheck(msgs);
         msgs.iter()
             .zip(pre)
             .map(|(m, p)| self.admit_checked(m, p, seen))
@@ -287,13 +297,13 @@ impl Admission {
         msg: &Message,
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
     ) -> Result<Entry, E> {
-        self.admit_checked(msg, None, seen)
+        self.admit_checked(msg, Pre::default(), seen)
     }
 
     fn admit_checked<E>(
         &mut self,
         msg: &Message,
-        pre: Preverified,
+        pre: Pre,
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
     ) -> Result<Entry, E> {
         match self.check(msg, pre, seen)? {
@@ -317,10 +327,14 @@ impl Admission {
     fn check<E>(
         &self,
         msg: &Message,
-        pre: Preverified,
+        pre: Pre,
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
     ) -> Result<Result<Envelope, Verdict>, E> {
-        let env = match decode_body(&msg.body, &self.limits) {
+        let decoded = match pre.decoded {
+            Some(d) => d,
+            None => decode_body(&msg.body, &self.limits),
+        };
+        let env = match decoded {
             Ok(env) => env,
             Err(e) => {
                 // Label the rejection with whatever id and tenant can still be read.
@@ -417,7 +431,7 @@ impl Admission {
             Err(KeyProblem::TenantMismatch(m)) => return Ok(rej(RejectReason::TenantMismatch, m)),
             Err(KeyProblem::Unauthorized(m)) => return Ok(rej(RejectReason::UnauthorizedKey, m)),
         };
-        let verified = match pre {
+        let verified = match pre.sig {
             Some((pk, ok)) if pk == rec.public_key => ok,
             _ => verify_sig(&rec.public_key, &msg.body, &sig),
         };
