@@ -413,6 +413,12 @@ fn healthz_and_metrics_report_the_consumer() {
     });
     rt.block_on(take_json(&mut receipts, N as usize + 1));
 
+    // Read-only commands work while serve holds the store.
+    let e = env.json(&["entry", "--seq", "0"]);
+    assert_eq!(e["verdict"], "accepted");
+    assert_eq!(env.json(&["verify"])["ok"], true);
+    assert_eq!(env.status()["size"], N + 1);
+
     let (code, text) = serve.http_get("/metrics");
     assert_eq!(code, 200);
     assert_eq!(metric(&text, "govledger_consumed_total"), N + 1);
@@ -450,4 +456,78 @@ fn healthz_and_metrics_report_the_consumer() {
     // A graceful stop signs a last checkpoint over everything appended.
     assert!(serve.terminate().success(), "{}", serve.log());
     assert_eq!(env.status()["last_checkpoint"], N + 1);
+}
+
+#[test]
+fn serve_and_publish_authenticate_from_flags_env_or_config_and_fail_clearly_without() {
+    const N: u64 = 5;
+    let nats = NatsServer::start_with(&["--auth", "s3cret-token"]);
+    let env = Env::new();
+    let events = env.init_with_events(N, 2, 1);
+    let events = events.to_str().expect("utf-8 path");
+
+    // No credentials: a clear error and exit code 2, nothing consumed.
+    let out = env.run(&[
+        "serve",
+        "--http",
+        "off",
+        "--nats-url",
+        &nats.url(),
+        "--stop-at-size",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot connect to NATS at"), "{err}");
+    assert!(err.to_lowercase().contains("authorization"), "{err}");
+
+    // The token from the environment.
+    let out = std::process::Command::new(common::BIN)
+        .args(["--json", "publish", "--nats-url", &nats.url(), events])
+        .env("NATS_TOKEN", "s3cret-token")
+        .output()
+        .expect("publish");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A config file with an unknown key is refused, naming the file and the key.
+    let bad = env.path("bad.toml");
+    std::fs::write(&bad, "[serve]\nbatch_maxx = 3\n").expect("write");
+    let out = env.run(&["serve", "--config", bad.to_str().expect("path")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("batch_maxx"),
+        "{err}"
+    );
+
+    // The token and everything else from the config file.
+    let cfg = env.path("govledger.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[nats]\nurl = \"{}\"\ntoken = \"s3cret-token\"\n\n[serve]\nhttp = \"off\"\nbatch_max = 2\n",
+            nats.url()
+        ),
+    )
+    .expect("write");
+    let out = env.run(&[
+        "--json",
+        "serve",
+        "--config",
+        cfg.to_str().expect("path"),
+        "--stop-at-size",
+        &N.to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("serve --json");
+    assert_eq!(summary["size"], N);
+    assert_eq!(summary["accepted"], N);
 }

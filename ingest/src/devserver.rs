@@ -51,6 +51,7 @@ pub fn free_port() -> std::io::Result<u16> {
 /// A running private nats-server.
 pub struct DevServer {
     port: u16,
+    extra: Vec<String>,
     store: PathBuf,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
@@ -60,8 +61,14 @@ impl DevServer {
     /// Starts one with its JetStream store under `dir`, on a free port, and waits
     /// until it says it is ready.
     pub fn start(dir: &Path) -> Result<DevServer, String> {
+        Self::start_with(dir, &[])
+    }
+
+    /// [`DevServer::start`] with extra nats-server arguments (e.g. `--auth TOKEN`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Result<DevServer, String> {
         let mut s = DevServer {
             port: 0,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             store: dir.join("jetstream"),
             child: None,
             log: Arc::default(),
@@ -104,6 +111,7 @@ impl DevServer {
                 "-sd",
             ])
             .arg(&self.store)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -18,8 +18,13 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        Self::start_with(&[])
+    }
+
+    /// With extra nats-server arguments, e.g. `["--auth", "s3cret"]`.
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let dir = tempfile::tempdir().expect("tempdir for nats-server");
-        let server = DevServer::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let server = DevServer::start_with(dir.path(), extra).unwrap_or_else(|e| panic!("{e}"));
         NatsServer { server, _dir: dir }
     }
 
