@@ -164,13 +164,25 @@ pub struct Admission {
     verify_threads: usize,
 }
 
-/// Work done ahead of admission, in parallel: the decoded body, and the signature
+/// Work done ahead of admission, in parallel: the decoded body; the signature
 /// checked against the key the ring held for its `Gov-Key` when the batch began
-/// (that key and whether it verified).
-#[derive(Default)]
-struct Pre {
+/// (that key and whether it verified); and whether the committed ledger already
+/// holds the event id. Each is used only where the sequential checks reach it, so
+/// the first failing check still decides the reason.
+struct Pre<E> {
     decoded: Option<Result<Envelope, DecodeError>>,
     sig: Option<([u8; 32], bool)>,
+    seen: Option<Result<bool, E>>,
+}
+
+impl<E> Default for Pre<E> {
+    fn default() -> Self {
+        Pre {
+            decoded: None,
+            sig: None,
+            seen: None,
+        }
+    }
 }
 
 /// Below this many messages a batch is checked on the calling thread alone.
@@ -212,7 +224,11 @@ impl Admission {
     /// admission later uses a signature result only if the key it settles on is the
     /// same one, so a key registered or rotated inside the batch is still judged in
     /// order.
-    fn precheck(&self, msgs: &[&Message]) -> Vec<Pre> {
+    fn precheck<E: Send>(
+        &self,
+        msgs: &[&Message],
+        seen: &(dyn Fn(&str, &str) -> Result<bool, E> + Sync),
+    ) -> Vec<Pre<E>> {
         let sig = |m: &Message| -> Option<([u8; 32], bool)> {
             if m.body.len() > self.limits.max_body_bytes {
                 return None;
@@ -221,9 +237,17 @@ impl Admission {
             let sig = decode_sig(m.signature.as_deref()?)?;
             Some((pk, verify_sig(&pk, &m.body, &sig)))
         };
-        let one = |m: &Message| Pre {
-            decoded: Some(decode_body(&m.body, &self.limits)),
-            sig: sig(m),
+        let one = |m: &Message| {
+            let decoded = decode_body(&m.body, &self.limits);
+            let seen = match &decoded {
+                Ok(env) => Some(seen(env.tenant.as_str(), env.id.as_str())),
+                Err(_) => None,
+            };
+            Pre {
+                decoded: Some(decoded),
+                sig: sig(m),
+                seen,
+            }
         };
         let threads = self.verify_threads.min(msgs.len() / PARALLEL_MIN).max(1);
         if threads == 1 {
@@ -236,7 +260,7 @@ impl Admission {
             let handles: Vec<_> = parts
                 .map(|part| s.spawn(move || part.iter().map(|m| one(m)).collect::<Vec<_>>()))
                 .collect();
-            let mut out: Vec<Pre> = first.iter().map(|m| one(m)).collect();
+            let mut out: Vec<Pre<E>> = first.iter().map(|m| one(m)).collect();
             for h in handles {
                 match h.join() {
                     Ok(v) => out.extend(v),
@@ -250,15 +274,15 @@ impl Admission {
         })
     }
 
-    /// Admits a batch in order, exactly one entry per message, with the signature
-    /// checks spread over threads first. Same verdicts as calling
+    /// Admits a batch in order, exactly one entry per message, with decoding,
+    /// signature checks and the ledger's duplicate lookups spread over threads first. Same verdicts as calling
     /// [`Admission::admit`] on each message in turn.
-    pub fn admit_batch<E>(
+    pub fn admit_batch<E: Send>(
         &mut self,
         msgs: &[&Message],
-        seen: &dyn Fn(&str, &str) -> Result<bool, E>,
+        seen: &(dyn Fn(&str, &str) -> Result<bool, E> + Sync),
     ) -> Result<Vec<Entry>, E> {
-        let pre = self.precheck(msgs);
+        let pre = self.precheck(msgs, seen);
         msgs.iter()
             .zip(pre)
             .map(|(m, p)| self.admit_checked(m, p, seen))
@@ -303,7 +327,7 @@ impl Admission {
     fn admit_checked<E>(
         &mut self,
         msg: &Message,
-        pre: Pre,
+        pre: Pre<E>,
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
     ) -> Result<Entry, E> {
         match self.check(msg, pre, seen)? {
@@ -327,7 +351,7 @@ impl Admission {
     fn check<E>(
         &self,
         msg: &Message,
-        pre: Pre,
+        pre: Pre<E>,
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
     ) -> Result<Result<Envelope, Verdict>, E> {
         let decoded = match pre.decoded {
@@ -441,10 +465,14 @@ impl Admission {
                 format!("signature does not verify with key {key_id}"),
             ));
         }
-        if self
-            .batch_ids
-            .contains(&(tenant.to_string(), id.to_string()))
-            || seen(tenant, id)?
+        let in_ledger = match pre.seen {
+            Some(answer) => answer?,
+            None => seen(tenant, id)?,
+        };
+        if in_ledger
+            || self
+                .batch_ids
+                .contains(&(tenant.to_string(), id.to_string()))
         {
             return Ok(rej(
                 RejectReason::Duplicate,

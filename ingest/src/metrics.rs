@@ -47,6 +47,11 @@ impl Metrics {
         self.lag.store(pending, Relaxed);
     }
 
+    /// Messages pending for the consumer, as last reported.
+    pub fn lag(&self) -> u64 {
+        self.lag.load(Relaxed)
+    }
+
     /// Size of the newest signed checkpoint.
     pub fn set_checkpoint(&self, size: u64) {
         self.checkpoint_size.store(size, Relaxed);

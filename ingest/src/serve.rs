@@ -40,6 +40,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often `serve` logs its progress while entries arrive.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
 /// Header a producer may set to get its receipt published to that subject too.
 pub const REPLY_HEADER: &str = "Gov-Reply";
 
@@ -166,6 +169,9 @@ pub async fn run<S: LogStore>(
     tracing::info!(cursor, size = ledger.size(), "consuming");
 
     let mut since_checkpoint = 0u64;
+    // Progress lines for operators, every PROGRESS_EVERY while entries arrive.
+    let mut progress_at = Instant::now();
+    let mut progress_size = ledger.size();
     let mut last_checkpoint = Instant::now();
     let mut batch: Vec<Pending> = Vec::with_capacity(cfg.batch_max);
     let mut batch_last_seq = cursor;
@@ -244,6 +250,18 @@ pub async fn run<S: LogStore>(
             metrics.record_batch(&entries, started.elapsed());
             publish_outcomes(&client, &batch, &entries, &appended).await;
             since_checkpoint += appended.len() as u64;
+            if progress_at.elapsed() >= PROGRESS_EVERY {
+                let secs = progress_at.elapsed().as_secs_f64();
+                tracing::info!(
+                    size = ledger.size(),
+                    cursor,
+                    lag = metrics.lag(),
+                    per_sec = ((ledger.size() - progress_size) as f64 / secs).round(),
+                    "appending"
+                );
+                progress_at = Instant::now();
+                progress_size = ledger.size();
+            }
             batch.clear();
             let due_by_count = cfg.checkpoint_every > 0 && since_checkpoint >= cfg.checkpoint_every;
             let due_by_time = !cfg.checkpoint_interval.is_zero()
