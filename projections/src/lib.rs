@@ -12,10 +12,14 @@
 //! **Who calls it:** `govledger-ingest` (admission: which key may sign what),
 //! `govledger-replay` and the CLI (state queries).
 //!
-//! This first version holds the key ring ([`keys`]), which admission needs to verify
-//! signatures; budgets, approvals, kill switches, sessions and the state digest come
-//! with the projections issue.
+//! Today it holds the key ring ([`keys`]), which admission needs to verify
+//! signatures, and the session and kill-switch gates ([`gates`]: lifecycle and the
+//! "no action outside an active session or under a kill switch" invariants, not yet
+//! enforced at ingest). Proposals, approvals, budgets, detection rules, the state
+//! digest and snapshots come with the rest of the projections issue.
 
+pub mod gates;
 pub mod keys;
 
+pub use gates::{Gates, Kill, Session, SessionStatus};
 pub use keys::{KeyProblem, KeyRecord, KeyRing, KeyRole, KeyStatus};

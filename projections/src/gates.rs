@@ -1,0 +1,292 @@
+//! Sessions and kill switches: the gates every action must pass.
+//!
+//! A pure fold, like every projection: [`Gates::check`] says whether an event is
+//! consistent with the state (an `Err` is an invariant violation, with a sentence
+//! for people), [`Gates::apply`] folds an accepted event in. Neither reads a clock or
+//! does I/O; maps are `BTreeMap`s.
+//!
+//! Sessions move `active → suspended → active → … → ended`; `session.started`
+//! creates one (there is no separate "created" step on the wire: a started session
+//! is active). Transitions not in this graph are violations:
+//!
+//! | event | allowed from |
+//! |---|---|
+//! | `session.started` | (no such session) |
+//! | `session.suspended` | active |
+//! | `session.resumed` | suspended |
+//! | `session.ended` | active, suspended |
+//!
+//! An *action* — `action.proposed`, `policy.decided` with `allow`, or
+//! `action.executed` — needs its session to exist and be active, and no engaged kill
+//! switch in its scope: the session, the actor's agent, the tenant, or the system
+//! (which covers every tenant). Engaging an engaged switch is allowed (the newest
+//! reason stands); releasing one that is not engaged is a violation.
+//!
+//! Not yet wired into admission. When it is, admission must also require that a
+//! `system` switch is engaged or released with an operator key: a tenant's admin must
+//! not be able to stop every other tenant. `Gates` sees events, not keys.
+
+use govledger_schemas::{ActorChain, Decision, Envelope, Event, KillScope};
+use std::collections::BTreeMap;
+
+/// Where a session stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SessionStatus {
+    /// Started or resumed: actions may run.
+    Active,
+    /// Suspended: no actions until resumed.
+    Suspended,
+    /// Ended: for good.
+    Ended,
+}
+
+impl SessionStatus {
+    /// `active`, `suspended` or `ended`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Active => "active",
+            SessionStatus::Suspended => "suspended",
+            SessionStatus::Ended => "ended",
+        }
+    }
+}
+
+/// One session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Where it stands.
+    pub status: SessionStatus,
+    /// The agent that started it, if named.
+    pub agent: Option<String>,
+    /// The user that started it, if named.
+    pub user: Option<String>,
+    /// Event time of its last change, unix ns.
+    pub since_ns: u64,
+}
+
+/// An engaged kill switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kill {
+    /// Why.
+    pub reason: String,
+    /// Event time it was engaged, unix ns.
+    pub since_ns: u64,
+}
+
+/// Sessions by (tenant, session id) and engaged kill switches by (tenant, scope,
+/// target); system switches by target alone, since they cover every tenant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Gates {
+    sessions: BTreeMap<(String, String), Session>,
+    kills: BTreeMap<(String, KillScope, String), Kill>,
+    system_kills: BTreeMap<String, Kill>,
+}
+
+/// The session, agent and actor an action event acts in, if it is one.
+fn action_of(event: &Event) -> Option<(&str, &ActorChain)> {
+    match event {
+        Event::ActionProposed(a) => Some((a.session.as_str(), &a.actor)),
+        Event::PolicyDecided(d) if d.decision == Decision::Allow => {
+            Some((d.session.as_str(), &d.actor))
+        }
+        Event::ActionExecuted(x) => Some((x.session.as_str(), &x.actor)),
+        _ => None,
+    }
+}
+
+fn scope_name(scope: KillScope) -> &'static str {
+    match scope {
+        KillScope::Session => "session",
+        KillScope::Agent => "agent",
+        KillScope::Tenant => "tenant",
+        KillScope::System => "system",
+    }
+}
+
+impl Gates {
+    /// No sessions, no kill switches.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The session `session` of `tenant`.
+    pub fn session(&self, tenant: &str, session: &str) -> Option<&Session> {
+        self.sessions
+            .get(&(tenant.to_string(), session.to_string()))
+    }
+
+    /// Every session, ordered by (tenant, session id).
+    pub fn sessions(&self) -> impl Iterator<Item = (&str, &str, &Session)> {
+        self.sessions
+            .iter()
+            .map(|((t, s), v)| (t.as_str(), s.as_str(), v))
+    }
+
+    /// Every engaged kill switch as (tenant, scope, target, kill); system switches
+    /// with tenant `*`.
+    pub fn kills(&self) -> impl Iterator<Item = (&str, KillScope, &str, &Kill)> {
+        self.system_kills
+            .iter()
+            .map(|(target, k)| ("*", KillScope::System, target.as_str(), k))
+            .chain(
+                self.kills
+                    .iter()
+                    .map(|((t, scope, target), k)| (t.as_str(), *scope, target.as_str(), k)),
+            )
+    }
+
+    /// The engaged kill switch that stops an action of `agent` in `session` of
+    /// `tenant`, if any: (scope, target, kill).
+    pub fn blocking(
+        &self,
+        tenant: &str,
+        session: &str,
+        agent: Option<&str>,
+    ) -> Option<(KillScope, &str, &Kill)> {
+        if let Some((target, k)) = self.system_kills.iter().next() {
+            return Some((KillScope::System, target.as_str(), k));
+        }
+        let key = |scope: KillScope, target: &str| (tenant.to_string(), scope, target.to_string());
+        let mut candidates = vec![(KillScope::Tenant, tenant), (KillScope::Session, session)];
+        if let Some(a) = agent {
+            candidates.push((KillScope::Agent, a));
+        }
+        candidates.into_iter().find_map(|(scope, target)| {
+            self.kills
+                .get_key_value(&key(scope, target))
+                .map(|((_, s, t), k)| (*s, t.as_str(), k))
+        })
+    }
+
+    /// Whether `env` is consistent with the state; `Err` says why not.
+    pub fn check(&self, env: &Envelope) -> Result<(), String> {
+        let tenant = env.tenant.as_str();
+        let status = |session: &str| self.session(tenant, session).map(|s| s.status);
+        let transition =
+            |session: &str, verb: &str, allowed: &[SessionStatus]| match status(session) {
+                None => Err(format!(
+                    "session {session} of {tenant} was never started; it cannot be {verb}"
+                )),
+                Some(s) if !allowed.contains(&s) => Err(format!(
+                    "session {session} of {tenant} is {}; it cannot be {verb}",
+                    s.as_str()
+                )),
+                Some(_) => Ok(()),
+            };
+        match &env.event {
+            Event::SessionStarted(c) => match status(c.session.as_str()) {
+                Some(s) => Err(format!(
+                    "session {} of {tenant} already exists ({})",
+                    c.session.as_str(),
+                    s.as_str()
+                )),
+                None => Ok(()),
+            },
+            Event::SessionSuspended(c) => {
+                transition(c.session.as_str(), "suspended", &[SessionStatus::Active])
+            }
+            Event::SessionResumed(c) => {
+                transition(c.session.as_str(), "resumed", &[SessionStatus::Suspended])
+            }
+            Event::SessionEnded(c) => transition(
+                c.session.as_str(),
+                "ended",
+                &[SessionStatus::Active, SessionStatus::Suspended],
+            ),
+            Event::KillswitchReleased(k) => {
+                let engaged = match k.scope {
+                    KillScope::System => self.system_kills.contains_key(k.target.as_str()),
+                    scope => self.kills.contains_key(&(
+                        tenant.to_string(),
+                        scope,
+                        k.target.as_str().to_string(),
+                    )),
+                };
+                if engaged {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "no {} kill switch on {} is engaged for {tenant}; there is nothing to release",
+                        scope_name(k.scope),
+                        k.target.as_str()
+                    ))
+                }
+            }
+            event => match action_of(event) {
+                None => Ok(()),
+                Some((session, actor)) => {
+                    let agent = actor.agent.as_ref().map(|a| a.as_str());
+                    if let Some((scope, target, kill)) = self.blocking(tenant, session, agent) {
+                        return Err(format!(
+                            "{} is stopped by the {} kill switch on {target} (engaged at {}: {})",
+                            env.kind().as_str(),
+                            scope_name(scope),
+                            kill.since_ns,
+                            kill.reason
+                        ));
+                    }
+                    match status(session) {
+                        Some(SessionStatus::Active) => Ok(()),
+                        Some(s) => Err(format!(
+                            "{} in session {session} of {tenant}, which is {}",
+                            env.kind().as_str(),
+                            s.as_str()
+                        )),
+                        None => Err(format!(
+                            "{} in session {session} of {tenant}, which was never started",
+                            env.kind().as_str()
+                        )),
+                    }
+                }
+            },
+        }
+    }
+
+    /// Folds in an accepted event at event time `time_ns`. Events that do not
+    /// touch sessions or kill switches change nothing.
+    pub fn apply(&mut self, env: &Envelope, time_ns: u64) {
+        let tenant = env.tenant.as_str().to_string();
+        let mut set = |c: &govledger_schemas::SessionChange, status: SessionStatus| {
+            let key = (tenant.clone(), c.session.as_str().to_string());
+            let s = self.sessions.entry(key).or_insert_with(|| Session {
+                status,
+                agent: c.actor.agent.as_ref().map(|a| a.as_str().to_string()),
+                user: c.actor.user.as_ref().map(|u| u.as_str().to_string()),
+                since_ns: time_ns,
+            });
+            s.status = status;
+            s.since_ns = time_ns;
+        };
+        match &env.event {
+            Event::SessionStarted(c) | Event::SessionResumed(c) => set(c, SessionStatus::Active),
+            Event::SessionSuspended(c) => set(c, SessionStatus::Suspended),
+            Event::SessionEnded(c) => set(c, SessionStatus::Ended),
+            Event::KillswitchEngaged(k) => {
+                let kill = Kill {
+                    reason: k.reason.clone(),
+                    since_ns: time_ns,
+                };
+                match k.scope {
+                    KillScope::System => {
+                        self.system_kills
+                            .insert(k.target.as_str().to_string(), kill);
+                    }
+                    scope => {
+                        self.kills
+                            .insert((tenant, scope, k.target.as_str().to_string()), kill);
+                    }
+                }
+            }
+            Event::KillswitchReleased(k) => match k.scope {
+                KillScope::System => {
+                    self.system_kills.remove(k.target.as_str());
+                }
+                scope => {
+                    self.kills
+                        .remove(&(tenant, scope, k.target.as_str().to_string()));
+                }
+            },
+            _ => {}
+        }
+    }
+}
