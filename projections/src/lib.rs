@@ -13,13 +13,18 @@
 //! `govledger-replay` and the CLI (state queries).
 //!
 //! Today it holds the key ring ([`keys`]), which admission needs to verify
-//! signatures, and the session and kill-switch gates ([`gates`]: lifecycle and the
-//! "no action outside an active session or under a kill switch" invariants, not yet
-//! enforced at ingest). Proposals, approvals, budgets, detection rules, the state
-//! digest and snapshots come with the rest of the projections issue.
+//! signatures; the session and kill-switch gates ([`gates`]: lifecycle, and no
+//! action outside an active session or under a kill switch); and the flows of
+//! proposals, decisions, approvals and executions ([`flows`]: no decision or
+//! approval for an unknown proposal, no execution without an allow decision or an
+//! approval in scope). Gates and flows are not yet enforced at ingest. Budgets,
+//! detection rules, the state digest and snapshots come with the rest of the
+//! projections issue.
 
+pub mod flows;
 pub mod gates;
 pub mod keys;
 
+pub use flows::{Flows, Grant, Proposal, ProposalStatus, Ticket, TicketStatus};
 pub use gates::{Gates, Kill, Session, SessionStatus};
 pub use keys::{KeyProblem, KeyRecord, KeyRing, KeyRole, KeyStatus};

@@ -1,0 +1,507 @@
+//! Proposals, decisions, approvals and executions: which action was allowed, by what.
+//!
+//! A pure fold like every projection: [`Flows::check`] says whether an event is
+//! consistent with the state at event time `time_ns` (an `Err` is an invariant
+//! violation, with a sentence for people); [`Flows::apply`] folds an accepted event
+//! in. Everything is keyed by tenant, so a reference to another tenant's proposal
+//! or ticket is a reference to an unknown one.
+//!
+//! The rules:
+//! - `action.proposed` opens a proposal; reusing a proposal id is a violation.
+//! - `policy.decided`, `approval.requested`, `approval.granted|denied` must name a
+//!   known proposal, in the proposal's own session. A ticket is requested once and
+//!   decided once, for the proposal it was requested for.
+//! - `action.executed` must name a known proposal, in its session, and be covered by
+//!   an `allow` decision on it or by a granted approval:
+//!   - `once` covers the proposal it was granted for; `session` covers every later
+//!     proposal of the same action in that session;
+//!   - not expired at the execution's event time (`expires_at_ns` is exclusive);
+//!   - `resource_ids`, when not empty, include the proposal's resource;
+//!   - uses left: `max_count` (default 1 for `once`, unlimited for `session`) minus
+//!     the executions it already covered;
+//!   - spend left: the execution's `cost_micros` fits in `max_cost_micros` minus the
+//!     spend it already covered.
+//!
+//!   When the execution names a `ticket`, that approval must cover it; otherwise an
+//!   `allow` decision, or else the first covering approval in ticket-id order, is
+//!   used. The approval used has one use and the execution's cost taken off.
+
+use govledger_schemas::{ApprovalGranted, ApprovalScope, Decision, Envelope, Event, RiskTier};
+use std::collections::BTreeMap;
+
+/// Where a proposal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProposalStatus {
+    /// Proposed, no decision yet.
+    Proposed,
+    /// The policy allowed it.
+    Allowed,
+    /// The policy denied it.
+    Denied,
+    /// The policy asked for a human approval.
+    AwaitingApproval,
+    /// Executed at least once.
+    Executed,
+}
+
+impl ProposalStatus {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposalStatus::Proposed => "proposed",
+            ProposalStatus::Allowed => "allowed",
+            ProposalStatus::Denied => "denied",
+            ProposalStatus::AwaitingApproval => "awaiting_approval",
+            ProposalStatus::Executed => "executed",
+        }
+    }
+}
+
+/// One proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Its session.
+    pub session: String,
+    /// The proposing agent, if named.
+    pub agent: Option<String>,
+    /// The action.
+    pub action: String,
+    /// The resource.
+    pub resource: String,
+    /// Its risk tier.
+    pub risk_tier: RiskTier,
+    /// Where it stands.
+    pub status: ProposalStatus,
+    /// The last policy decision on it.
+    pub decision: Option<Decision>,
+    /// Executions recorded.
+    pub executions: u32,
+}
+
+/// Where an approval ticket stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TicketStatus {
+    /// Requested, not decided.
+    Requested,
+    /// Granted with these terms and this much used.
+    Granted(Grant),
+    /// Denied.
+    Denied,
+}
+
+/// A granted approval and what is left of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Who approved.
+    pub approver: String,
+    /// `once` or `session`.
+    pub scope: ApprovalScope,
+    /// Most executions it covers (None: unlimited).
+    pub max_count: Option<u32>,
+    /// Most spend it covers, micro-units (None: unlimited).
+    pub max_cost_micros: Option<u64>,
+    /// Resources it covers (empty: any).
+    pub resource_ids: Vec<String>,
+    /// Expiry, unix ns, exclusive.
+    pub expires_at_ns: Option<u64>,
+    /// Executions covered so far.
+    pub used_count: u32,
+    /// Spend covered so far, micro-units.
+    pub used_cost_micros: u64,
+}
+
+/// One approval ticket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    /// The proposal it was requested for.
+    pub proposal: String,
+    /// Its session.
+    pub session: String,
+    /// Where it stands.
+    pub status: TicketStatus,
+}
+
+/// Proposals and tickets by (tenant, id).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flows {
+    proposals: BTreeMap<(String, String), Proposal>,
+    tickets: BTreeMap<(String, String), Ticket>,
+}
+
+/// What covers an execution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Cover {
+    Allowed,
+    Ticket(String),
+}
+
+fn grant_of(g: &ApprovalGranted) -> Grant {
+    Grant {
+        approver: g.approver.as_str().to_string(),
+        scope: g.scope,
+        max_count: match (g.max_count, g.scope) {
+            (Some(n), _) => Some(n),
+            (None, ApprovalScope::Once) => Some(1),
+            (None, ApprovalScope::Session) => None,
+        },
+        max_cost_micros: g.max_cost_micros,
+        resource_ids: g
+            .resource_ids
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect(),
+        expires_at_ns: g.expires_at_ns,
+        used_count: 0,
+        used_cost_micros: 0,
+    }
+}
+
+impl Flows {
+    /// No proposals, no tickets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The proposal `id` of `tenant`.
+    pub fn proposal(&self, tenant: &str, id: &str) -> Option<&Proposal> {
+        self.proposals.get(&(tenant.to_string(), id.to_string()))
+    }
+
+    /// The ticket `id` of `tenant`.
+    pub fn ticket(&self, tenant: &str, id: &str) -> Option<&Ticket> {
+        self.tickets.get(&(tenant.to_string(), id.to_string()))
+    }
+
+    /// Every proposal, ordered by (tenant, id).
+    pub fn proposals(&self) -> impl Iterator<Item = (&str, &str, &Proposal)> {
+        self.proposals
+            .iter()
+            .map(|((t, p), v)| (t.as_str(), p.as_str(), v))
+    }
+
+    /// Every ticket, ordered by (tenant, id).
+    pub fn tickets(&self) -> impl Iterator<Item = (&str, &str, &Ticket)> {
+        self.tickets
+            .iter()
+            .map(|((t, k), v)| (t.as_str(), k.as_str(), v))
+    }
+
+    /// The known proposal `id` of `tenant` in `session`, or why not.
+    fn known(
+        &self,
+        tenant: &str,
+        id: &str,
+        session: &str,
+        what: &str,
+    ) -> Result<&Proposal, String> {
+        let p = self
+            .proposal(tenant, id)
+            .ok_or_else(|| format!("{what} for proposal {id}, which {tenant} never proposed"))?;
+        if p.session != session {
+            return Err(format!(
+                "{what} names session {session}, but proposal {id} belongs to session {}",
+                p.session
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Why `grant` (ticket `id`) does not cover executing `p` (proposal `pid`) at
+    /// `time_ns` with `cost`, if it does not.
+    fn uncovered(
+        grant: &Grant,
+        ticket: &Ticket,
+        id: &str,
+        pid: &str,
+        p: &Proposal,
+        time_ns: u64,
+        cost: u64,
+    ) -> Option<String> {
+        match grant.scope {
+            ApprovalScope::Once if ticket.proposal != pid => {
+                return Some(format!(
+                    "approval {id} was granted once, for proposal {}",
+                    ticket.proposal
+                ))
+            }
+            ApprovalScope::Session if ticket.session != p.session => {
+                return Some(format!(
+                    "approval {id} covers session {}, not {}",
+                    ticket.session, p.session
+                ))
+            }
+            _ => {}
+        }
+        if let Some(exp) = grant.expires_at_ns {
+            if time_ns >= exp {
+                return Some(format!("approval {id} expired at {exp}"));
+            }
+        }
+        if !grant.resource_ids.is_empty() && !grant.resource_ids.contains(&p.resource) {
+            return Some(format!(
+                "approval {id} does not cover resource {}",
+                p.resource
+            ));
+        }
+        if grant.max_count.is_some_and(|m| grant.used_count >= m) {
+            return Some(format!(
+                "approval {id} is used up ({} of {} executions)",
+                grant.used_count,
+                grant.max_count.unwrap_or_default()
+            ));
+        }
+        if let Some(max) = grant.max_cost_micros {
+            if grant.used_cost_micros.saturating_add(cost) > max {
+                return Some(format!(
+                    "approval {id} covers {max} micro-units, {} already used; this execution costs {cost}",
+                    grant.used_cost_micros
+                ));
+            }
+        }
+        None
+    }
+
+    /// What covers an execution of proposal `pid`, or why nothing does.
+    fn cover(
+        &self,
+        tenant: &str,
+        pid: &str,
+        p: &Proposal,
+        ticket: Option<&str>,
+        time_ns: u64,
+        cost: u64,
+    ) -> Result<Cover, String> {
+        let same_action = |t: &Ticket| {
+            t.proposal == pid
+                || self
+                    .proposal(tenant, &t.proposal)
+                    .is_some_and(|q| q.action == p.action)
+        };
+        if let Some(id) = ticket {
+            let t = self.ticket(tenant, id).ok_or_else(|| {
+                format!("execution relies on ticket {id}, which {tenant} never requested")
+            })?;
+            let TicketStatus::Granted(g) = &t.status else {
+                return Err(format!(
+                    "execution relies on ticket {id}, which was not granted"
+                ));
+            };
+            if g.scope == ApprovalScope::Session && !same_action(t) {
+                return Err(format!(
+                    "approval {id} covers action {:?} in its session, not {}",
+                    self.proposal(tenant, &t.proposal)
+                        .map(|q| q.action.as_str())
+                        .unwrap_or("?"),
+                    p.action
+                ));
+            }
+            return match Self::uncovered(g, t, id, pid, p, time_ns, cost) {
+                None => Ok(Cover::Ticket(id.to_string())),
+                Some(why) => Err(why),
+            };
+        }
+        if p.decision == Some(Decision::Allow) {
+            return Ok(Cover::Allowed);
+        }
+        let mut why_not = Vec::new();
+        for ((t, id), ticket) in self.tickets.range((tenant.to_string(), String::new())..) {
+            if t != tenant {
+                break;
+            }
+            let TicketStatus::Granted(g) = &ticket.status else {
+                continue;
+            };
+            let candidate = match g.scope {
+                ApprovalScope::Once => ticket.proposal == pid,
+                ApprovalScope::Session => ticket.session == p.session && same_action(ticket),
+            };
+            if !candidate {
+                continue;
+            }
+            match Self::uncovered(g, ticket, id, pid, p, time_ns, cost) {
+                None => return Ok(Cover::Ticket(id.clone())),
+                Some(why) => why_not.push(why),
+            }
+        }
+        Err(if why_not.is_empty() {
+            format!("proposal {pid} has no allow decision and no approval in scope")
+        } else {
+            format!(
+                "proposal {pid} has no allow decision, and {}",
+                why_not.join("; ")
+            )
+        })
+    }
+
+    /// Whether `env` is consistent with the state at event time `time_ns`.
+    pub fn check(&self, env: &Envelope, time_ns: u64) -> Result<(), String> {
+        let tenant = env.tenant.as_str();
+        match &env.event {
+            Event::ActionProposed(a) => match self.proposal(tenant, a.proposal.as_str()) {
+                Some(_) => Err(format!(
+                    "proposal {} of {tenant} already exists",
+                    a.proposal.as_str()
+                )),
+                None => Ok(()),
+            },
+            Event::PolicyDecided(d) => self
+                .known(tenant, d.proposal.as_str(), d.session.as_str(), "decision")
+                .map(|_| ()),
+            Event::ApprovalRequested(r) => {
+                self.known(
+                    tenant,
+                    r.proposal.as_str(),
+                    r.session.as_str(),
+                    "approval request",
+                )?;
+                match self.ticket(tenant, r.ticket.as_str()) {
+                    Some(_) => Err(format!(
+                        "ticket {} of {tenant} already exists",
+                        r.ticket.as_str()
+                    )),
+                    None => Ok(()),
+                }
+            }
+            Event::ApprovalGranted(g) => self.decidable(
+                tenant,
+                g.ticket.as_str(),
+                g.proposal.as_str(),
+                g.session.as_str(),
+            ),
+            Event::ApprovalDenied(d) => self.decidable(
+                tenant,
+                d.ticket.as_str(),
+                d.proposal.as_str(),
+                d.session.as_str(),
+            ),
+            Event::ActionExecuted(x) => {
+                let pid = x.proposal.as_str();
+                let p = self.known(tenant, pid, x.session.as_str(), "execution")?;
+                self.cover(
+                    tenant,
+                    pid,
+                    p,
+                    x.ticket.as_ref().map(|t| t.as_str()),
+                    time_ns,
+                    x.cost_micros.unwrap_or(0),
+                )
+                .map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn decidable(
+        &self,
+        tenant: &str,
+        ticket: &str,
+        proposal: &str,
+        session: &str,
+    ) -> Result<(), String> {
+        self.known(tenant, proposal, session, "approval decision")?;
+        let t = self
+            .ticket(tenant, ticket)
+            .ok_or_else(|| format!("ticket {ticket} of {tenant} was never requested"))?;
+        if t.proposal != proposal {
+            return Err(format!(
+                "ticket {ticket} was requested for proposal {}, not {proposal}",
+                t.proposal
+            ));
+        }
+        match t.status {
+            TicketStatus::Requested => Ok(()),
+            _ => Err(format!("ticket {ticket} of {tenant} was already decided")),
+        }
+    }
+
+    /// Folds in an accepted event at event time `time_ns`.
+    pub fn apply(&mut self, env: &Envelope, time_ns: u64) {
+        let tenant = env.tenant.as_str().to_string();
+        match &env.event {
+            Event::ActionProposed(a) => {
+                self.proposals
+                    .entry((tenant, a.proposal.as_str().to_string()))
+                    .or_insert_with(|| Proposal {
+                        session: a.session.as_str().to_string(),
+                        agent: a.actor.agent.as_ref().map(|x| x.as_str().to_string()),
+                        action: a.action.clone(),
+                        resource: a.resource.as_str().to_string(),
+                        risk_tier: a.risk_tier,
+                        status: ProposalStatus::Proposed,
+                        decision: None,
+                        executions: 0,
+                    });
+            }
+            Event::PolicyDecided(d) => {
+                if let Some(p) = self
+                    .proposals
+                    .get_mut(&(tenant, d.proposal.as_str().to_string()))
+                {
+                    p.decision = Some(d.decision);
+                    if p.status != ProposalStatus::Executed {
+                        p.status = match d.decision {
+                            Decision::Allow => ProposalStatus::Allowed,
+                            Decision::Deny => ProposalStatus::Denied,
+                            Decision::RequireApproval => ProposalStatus::AwaitingApproval,
+                        };
+                    }
+                }
+            }
+            Event::ApprovalRequested(r) => {
+                self.tickets
+                    .entry((tenant, r.ticket.as_str().to_string()))
+                    .or_insert_with(|| Ticket {
+                        proposal: r.proposal.as_str().to_string(),
+                        session: r.session.as_str().to_string(),
+                        status: TicketStatus::Requested,
+                    });
+            }
+            Event::ApprovalGranted(g) => {
+                if let Some(t) = self
+                    .tickets
+                    .get_mut(&(tenant, g.ticket.as_str().to_string()))
+                {
+                    t.status = TicketStatus::Granted(grant_of(g));
+                }
+            }
+            Event::ApprovalDenied(d) => {
+                if let Some(t) = self
+                    .tickets
+                    .get_mut(&(tenant, d.ticket.as_str().to_string()))
+                {
+                    t.status = TicketStatus::Denied;
+                }
+            }
+            Event::ActionExecuted(x) => {
+                let pid = x.proposal.as_str().to_string();
+                let cost = x.cost_micros.unwrap_or(0);
+                let Some(p) = self.proposals.get(&(tenant.clone(), pid.clone())) else {
+                    return;
+                };
+                let cover = self.cover(
+                    &tenant,
+                    &pid,
+                    p,
+                    x.ticket.as_ref().map(|t| t.as_str()),
+                    time_ns,
+                    cost,
+                );
+                if let Ok(Cover::Ticket(id)) = cover {
+                    if let Some(Ticket {
+                        status: TicketStatus::Granted(g),
+                        ..
+                    }) = self.tickets.get_mut(&(tenant.clone(), id))
+                    {
+                        g.used_count = g.used_count.saturating_add(1);
+                        g.used_cost_micros = g.used_cost_micros.saturating_add(cost);
+                    }
+                }
+                if let Some(p) = self.proposals.get_mut(&(tenant, pid)) {
+                    p.executions = p.executions.saturating_add(1);
+                    p.status = ProposalStatus::Executed;
+                }
+            }
+            _ => {}
+        }
+    }
+}
