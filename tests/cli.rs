@@ -160,6 +160,9 @@ fn demo_runs_and_verifies() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verified"], true);
     assert_eq!(v["rejected"][0]["reason"], "bad_signature");
+    // The proposal made under the engaged kill switch is refused.
+    assert_eq!(v["rejected"][1]["reason"], "invariant_violation");
+    assert_eq!(v["rejected"][1]["seq"], 14);
     // The kept variant leaves a ledger the other commands can open.
     let kept = env.path("demo");
     let out = std::process::Command::new(common::BIN)

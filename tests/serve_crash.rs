@@ -48,17 +48,24 @@ fn every_event_exactly_once_in_stream_order_through_serve_kills_and_nats_restart
 
     let mut nats = NatsServer::start();
     let env = Env::new();
-    // EVENTS for the steady publisher, and two more that the test publishes itself
-    // right after each nats-server restart.
-    let all = env.init_with_events(EVENTS + 2, 21, 4);
-    let text = std::fs::read_to_string(&all).expect("events");
-    let lines: Vec<&str> = text.lines().collect();
-    let events = env.path("steady.jsonl");
-    std::fs::write(&events, lines[..EVENTS as usize].join("\n")).expect("write");
+    // EVENTS for the steady publisher; and two markers that the test publishes
+    // itself right after each nats-server restart: telemetry signed by acme's admin
+    // key (a trust root), valid at any point of the stream.
+    let events = env.init_with_events(EVENTS, 21, 4);
+    let admin = govledger_ingest::gen::derive_key(21, "acme/admin");
     let markers: Vec<std::path::PathBuf> = (0..2)
         .map(|i| {
+            let line = govledger_ingest::gen::signed_line(
+                &admin,
+                "acme/admin",
+                "acme",
+                "telemetry",
+                &format!("marker-{i}"),
+                serde_json::json!({"name": "marker", "data": {"restart": i}}),
+                0,
+            );
             let p = env.path(&format!("marker-{i}.jsonl"));
-            std::fs::write(&p, lines[EVENTS as usize + i]).expect("write");
+            std::fs::write(&p, serde_json::to_string(&line).expect("json")).expect("write");
             p
         })
         .collect();
@@ -70,6 +77,11 @@ fn every_event_exactly_once_in_stream_order_through_serve_kills_and_nats_restart
             "publish",
             "--rate",
             "200",
+            // One publish at a time: a retried publish cannot be overtaken, so the
+            // stream keeps the file's order and every event passes the ledger's
+            // stateful checks (sessions, flows).
+            "--max-in-flight",
+            "1",
             "--nats-url",
             &nats.url(),
         ])

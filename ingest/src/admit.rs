@@ -19,16 +19,22 @@
 //!    operator key for key events (`unauthorized_key`);
 //! 5. Ed25519 signature over the exact body bytes (`bad_signature`);
 //! 6. event id not already accepted for the tenant (`duplicate`);
-//! 7. the event is consistent with the key ring (`invariant_violation`).
+//! 7. the event is consistent with the state (`invariant_violation`): the key ring;
+//!    sessions and kill switches ([`govledger_projections::gates`]); proposals,
+//!    decisions, approvals and executions ([`govledger_projections::flows`]).
+//!
+//! A `system` kill switch is engaged or released only with an operator key
+//! (`unauthorized_key`): it stops every tenant.
 //!
 //! A rejected entry keeps the SHA-256 and length of the body, never the body.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
-use govledger_projections::{KeyProblem, KeyRing, KeyRole};
+use govledger_projections::{Flows, Gates, KeyProblem, KeyRing, KeyRole};
 use govledger_schemas::{
-    decode_body, peek_ids, DecodeError, DecodeLimits, Entry, Envelope, RejectReason, Seq, Verdict,
+    decode_body, peek_ids, DecodeError, DecodeLimits, Entry, Envelope, Event, KillScope,
+    RejectReason, Seq, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -155,10 +161,13 @@ fn public_key(b64: &str) -> Option<VerifyingKey> {
     VerifyingKey::from_bytes(&raw).ok()
 }
 
-/// The admission state: the key ring and the event ids of the batch being built.
+/// The admission state: the key ring, the gates and flows, and the event ids of the
+/// batch being built.
 #[derive(Clone, Debug)]
 pub struct Admission {
     ring: KeyRing,
+    gates: Gates,
+    flows: Flows,
     limits: DecodeLimits,
     batch_ids: BTreeSet<(String, String)>,
     verify_threads: usize,
@@ -207,6 +216,8 @@ impl Admission {
     pub fn new(trust: &Trust, limits: DecodeLimits) -> Result<Self, TrustError> {
         Ok(Admission {
             ring: trust.ring()?,
+            gates: Gates::new(),
+            flows: Flows::new(),
             limits,
             batch_ids: BTreeSet::new(),
             verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -289,6 +300,23 @@ impl Admission {
             .collect()
     }
 
+    /// Folds an accepted event into every projection admission keeps.
+    fn fold(&mut self, env: &Envelope, time_ns: u64) {
+        self.ring.apply(env, time_ns);
+        self.gates.apply(env, time_ns);
+        self.flows.apply(env, time_ns);
+    }
+
+    /// Sessions and kill switches as they stand.
+    pub fn gates(&self) -> &Gates {
+        &self.gates
+    }
+
+    /// Proposals and approvals as they stand.
+    pub fn flows(&self) -> &Flows {
+        &self.flows
+    }
+
     /// The key ring as it stands.
     pub fn ring(&self) -> &KeyRing {
         &self.ring
@@ -303,7 +331,7 @@ impl Admission {
                     max_body_bytes: usize::MAX,
                 },
             ) {
-                self.ring.apply(&env, entry.time_ns);
+                self.fold(&env, entry.time_ns);
             }
         }
     }
@@ -332,7 +360,7 @@ impl Admission {
     ) -> Result<Entry, E> {
         match self.check(msg, pre, seen)? {
             Ok(env) => {
-                self.ring.apply(&env, msg.time_ns);
+                self.fold(&env, msg.time_ns);
                 self.batch_ids
                     .insert((env.tenant.to_string(), env.id.to_string()));
                 Ok(entry(
@@ -455,6 +483,16 @@ impl Admission {
             Err(KeyProblem::TenantMismatch(m)) => return Ok(rej(RejectReason::TenantMismatch, m)),
             Err(KeyProblem::Unauthorized(m)) => return Ok(rej(RejectReason::UnauthorizedKey, m)),
         };
+        if let Event::KillswitchEngaged(k) | Event::KillswitchReleased(k) = &env.event {
+            if k.scope == KillScope::System && rec.role != KeyRole::Operator {
+                return Ok(rej(
+                    RejectReason::UnauthorizedKey,
+                    format!(
+                        "a system kill switch stops every tenant and needs an operator key; {key_id} is not one"
+                    ),
+                ));
+            }
+        }
         let verified = match pre.sig {
             Some((pk, ok)) if pk == rec.public_key => ok,
             _ => verify_sig(&rec.public_key, &msg.body, &sig),
@@ -479,7 +517,12 @@ impl Admission {
                 format!("tenant {tenant} already has an accepted event {id}"),
             ));
         }
-        if let Err(m) = self.ring.check(&env) {
+        if let Err(m) = self
+            .ring
+            .check(&env)
+            .and_then(|()| self.gates.check(&env))
+            .and_then(|()| self.flows.check(&env, msg.time_ns))
+        {
             return Ok(rej(RejectReason::InvariantViolation, m));
         }
         Ok(Ok(env))

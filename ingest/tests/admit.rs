@@ -44,8 +44,24 @@ fn trust() -> Trust {
     trust
 }
 
+/// Admission over [`trust`], with session `s-000001` started in acme and globex (by
+/// their admin keys), so that actions have an active session to run in.
 fn admission() -> Admission {
-    Admission::new(&trust(), DecodeLimits::default()).expect("the test trust is valid")
+    let mut adm =
+        Admission::new(&trust(), DecodeLimits::default()).expect("the test trust is valid");
+    for tenant in ["acme", "globex"] {
+        let msg = signed(
+            &format!("{tenant}/admin"),
+            tenant,
+            "session.started",
+            "sess-start",
+            session(),
+            T0,
+        );
+        assert_accepted(&admit(&mut adm, &msg), &msg);
+    }
+    adm.end_batch();
+    adm
 }
 
 fn never_seen(_: &str, _: &str) -> Result<bool, Infallible> {
@@ -112,7 +128,7 @@ fn action(key_id: &str, tenant: &str, id: &str, t: u64) -> Message {
         tenant,
         "action.proposed",
         id,
-        proposal("p-0000001"),
+        proposal(&format!("p-{id}")),
         t,
     )
 }
@@ -805,6 +821,177 @@ fn replaying_accepted_entries_rebuilds_the_same_key_ring() {
     }
     assert_eq!(rebuilt.ring().digest(), adm.ring().digest());
     assert_eq!(rebuilt.ring(), adm.ring());
+    assert_eq!(rebuilt.gates(), adm.gates());
+    assert_eq!(rebuilt.flows(), adm.flows());
+    assert!(rebuilt.flows().proposal("acme", "p-evt-1").is_some());
+}
+
+// ---- the projections' invariants, enforced at admission ----
+
+fn executed(key_id: &str, tenant: &str, id: &str, proposal: &str, t: u64) -> Message {
+    signed(
+        key_id,
+        tenant,
+        "action.executed",
+        id,
+        json!({"proposal": proposal, "session": "s-000001",
+               "actor": {"user": "user-1", "agent": "agent-1"}, "outcome": "success"}),
+        t,
+    )
+}
+
+fn killswitch(
+    key_id: &str,
+    tenant: &str,
+    kind: &str,
+    id: &str,
+    scope: &str,
+    target: &str,
+) -> Message {
+    signed(
+        key_id,
+        tenant,
+        kind,
+        id,
+        json!({"scope": scope, "target": target, "reason": "runaway",
+               "actor": {"service": "guardian"}}),
+        T0 + 50,
+    )
+}
+
+#[test]
+fn invariant_violation_an_action_outside_an_active_session() {
+    let mut adm = with_producers();
+    let mut msg = signed(
+        "acme/gateway",
+        "acme",
+        "action.proposed",
+        "evt-1",
+        json!({"proposal": "p-1", "session": "s-unknown",
+               "actor": {"user": "user-1", "agent": "agent-1"},
+               "action": "payments.refund", "resource": "svc:payments",
+               "args_digest": "ab".repeat(32), "risk_tier": "high"}),
+        T0 + 1,
+    );
+    let e = admit(&mut adm, &msg);
+    assert_rejected(
+        &e,
+        &msg,
+        RejectReason::InvariantViolation,
+        &["evt-1", "s-unknown", "never started"],
+    );
+    msg = signed(
+        "acme/gateway",
+        "acme",
+        "session.ended",
+        "end-1",
+        session(),
+        T0 + 2,
+    );
+    assert_accepted(&admit(&mut adm, &msg), &msg);
+    let msg = action("acme/gateway", "acme", "evt-2", T0 + 3);
+    let e = admit(&mut adm, &msg);
+    assert_rejected(
+        &e,
+        &msg,
+        RejectReason::InvariantViolation,
+        &["evt-2", "ended"],
+    );
+}
+
+#[test]
+fn invariant_violation_an_execution_without_allow_or_approval() {
+    let mut adm = with_producers();
+    let msg = action("acme/gateway", "acme", "evt-1", T0 + 1);
+    assert_accepted(&admit(&mut adm, &msg), &msg);
+    let msg = executed("acme/gateway", "acme", "evt-2", "p-evt-1", T0 + 2);
+    let e = admit(&mut adm, &msg);
+    assert_rejected(
+        &e,
+        &msg,
+        RejectReason::InvariantViolation,
+        &["p-evt-1", "no allow decision"],
+    );
+    // A decision for a proposal of another tenant is one for an unknown proposal.
+    let msg = signed(
+        "globex/gateway",
+        "globex",
+        "policy.decided",
+        "evt-3",
+        json!({"proposal": "p-evt-1", "session": "s-000001",
+               "actor": {"user": "user-1", "agent": "agent-1"}, "decision": "allow",
+               "policy_id": "p", "policy_version": "1", "rule_ids": [], "reason": "r"}),
+        T0 + 3,
+    );
+    let e = admit(&mut adm, &msg);
+    assert_rejected(
+        &e,
+        &msg,
+        RejectReason::InvariantViolation,
+        &["p-evt-1", "globex never proposed"],
+    );
+}
+
+#[test]
+fn invariant_violation_an_action_under_an_engaged_kill_switch() {
+    let mut adm = with_producers();
+    let msg = killswitch(
+        "acme/gateway",
+        "acme",
+        "killswitch.engaged",
+        "k-1",
+        "agent",
+        "agent-1",
+    );
+    assert_accepted(&admit(&mut adm, &msg), &msg);
+    let msg = action("acme/gateway", "acme", "evt-1", T0 + 60);
+    let e = admit(&mut adm, &msg);
+    assert_rejected(
+        &e,
+        &msg,
+        RejectReason::InvariantViolation,
+        &["evt-1", "agent kill switch on agent-1"],
+    );
+    // globex's agent-1 is another agent.
+    let msg = action("globex/gateway", "globex", "evt-1", T0 + 60);
+    assert_accepted(&admit(&mut adm, &msg), &msg);
+}
+
+#[test]
+fn a_system_kill_switch_needs_an_operator_key() {
+    let mut adm = with_producers();
+    let msg = killswitch(
+        "acme/admin",
+        "acme",
+        "killswitch.engaged",
+        "k-1",
+        "system",
+        "all",
+    );
+    let e = admit(&mut adm, &msg);
+    assert_rejected(
+        &e,
+        &msg,
+        RejectReason::UnauthorizedKey,
+        &["k-1", "operator key", "acme/admin"],
+    );
+    let msg = killswitch(
+        "operator/root",
+        "acme",
+        "killswitch.engaged",
+        "k-2",
+        "system",
+        "all",
+    );
+    assert_accepted(&admit(&mut adm, &msg), &msg);
+    let msg = action("globex/gateway", "globex", "evt-1", T0 + 60);
+    let e = admit(&mut adm, &msg);
+    assert_rejected(
+        &e,
+        &msg,
+        RejectReason::InvariantViolation,
+        &["system kill switch on all"],
+    );
 }
 
 #[test]

@@ -194,6 +194,15 @@ fn script() -> Vec<Step> {
                   "actor": {"user": "mallory"}}),
         ),
         ev(
+            "agent-7 tries one more refund while its kill switch is engaged",
+            &gateway,
+            "acme/gateway",
+            "action.proposed",
+            json!({"proposal": "p-3", "session": "s-1", "actor": actor, "action": "payments.refund",
+                  "resource": "svc:payments", "args_digest": "b1946ac92492d2347c6235b4d2611184a6f0e0ee3b63b0bb5e2f0a37b04a2a5c",
+                  "risk_tier": "high"}),
+        ),
+        ev(
             "alice's session ends",
             &gateway,
             "acme/gateway",
@@ -298,7 +307,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         );
         let mut receipts = client.subscribe("gov.receipts.acme").await?;
         client.flush().await?;
-        for (part, stop_at) in [(first, 9u64), (second, 15u64)] {
+        for (part, stop_at) in [(first, 9u64), (second, steps.len() as u64)] {
             let lines = part.iter().map(|s| Ok(s.line.clone()));
             publish_lines(&client, &stream, lines, &PublishOptions::default(), &mut |_| {}).await?;
             let mut adm = Admission::new(&trust, DecodeLimits::default())?;
@@ -349,7 +358,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 .latest_checkpoint()?
                 .context("serve signed no checkpoint")?;
             say(format!(
-                "   -- serve appended {} entries in one atomic, fsynced batch, then receipted them; \
+                "   -- serve appended {} entries (each batch one atomic, fsynced write), then receipted them; \
                  checkpoint signed at size {}\n",
                 part.len(),
                 cp.checkpoint.size
@@ -402,7 +411,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         cp.checkpoint.size,
         cons.len()
     ));
-    say("   Nothing signed at size 9 can have been changed to produce the size-15 tree.\n".into());
+    say(format!(
+        "   Nothing signed at size 9 can have been changed to produce the size-{} tree.\n",
+        cp.checkpoint.size
+    ));
     let (_, forged) = ledger.entry(forged_seq)?;
     if let Verdict::Rejected { reason, detail, .. } = &forged.verdict {
         say(format!(
@@ -434,7 +446,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             ),
             None => println!("Run `govledger demo --keep DIR` to keep this ledger and explore it."),
         }
-        println!("Budget and kill-switch enforcement (rejecting the over-budget increment) arrive with the projections work.");
+        println!("Budget enforcement (rejecting the over-budget increment) arrives with the rest of the projections work.");
     } else {
         print_json(&json!({
             "data": dir.path.display().to_string(),
