@@ -23,15 +23,19 @@
 //!    sessions and kill switches ([`govledger_projections::gates`]); proposals,
 //!    decisions, approvals and executions ([`govledger_projections::flows`]).
 //!
+//! 8. a `budget.incremented` fits every budget that applies to it
+//!    (`budget_exceeded`; never counted).
+//!
 //! A `system` kill switch is engaged or released only with an operator key
-//! (`unauthorized_key`): it stops every tenant.
+//! (`unauthorized_key`): it stops every tenant. Accepted increments that cross a
+//! budget's warning threshold leave a [`BudgetWarning`] for [`Admission::take_warnings`].
 //!
 //! A rejected entry keeps the SHA-256 and length of the body, never the body.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
-use govledger_projections::{Flows, Gates, KeyProblem, KeyRing, KeyRole};
+use govledger_projections::{BudgetWarning, Budgets, Flows, Gates, KeyProblem, KeyRing, KeyRole};
 use govledger_schemas::{
     decode_body, peek_ids, DecodeError, DecodeLimits, Entry, Envelope, Event, KillScope,
     RejectReason, Seq, Verdict,
@@ -168,6 +172,8 @@ pub struct Admission {
     ring: KeyRing,
     gates: Gates,
     flows: Flows,
+    budgets: Budgets,
+    warnings: Vec<(String, BudgetWarning)>,
     limits: DecodeLimits,
     batch_ids: BTreeSet<(String, String)>,
     verify_threads: usize,
@@ -218,6 +224,8 @@ impl Admission {
             ring: trust.ring()?,
             gates: Gates::new(),
             flows: Flows::new(),
+            budgets: Budgets::new(),
+            warnings: Vec::new(),
             limits,
             batch_ids: BTreeSet::new(),
             verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -300,11 +308,24 @@ impl Admission {
             .collect()
     }
 
-    /// Folds an accepted event into every projection admission keeps.
-    fn fold(&mut self, env: &Envelope, time_ns: u64) {
+    /// Folds an accepted event into every projection admission keeps; returns the
+    /// budget warnings it raised.
+    fn fold(&mut self, env: &Envelope, time_ns: u64) -> Vec<BudgetWarning> {
         self.ring.apply(env, time_ns);
         self.gates.apply(env, time_ns);
         self.flows.apply(env, time_ns);
+        self.budgets.apply(env, time_ns)
+    }
+
+    /// Budgets as they stand.
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// The budget warnings raised since the last call, each with the event id of the
+    /// accepted increment that raised it, in admission order.
+    pub fn take_warnings(&mut self) -> Vec<(String, BudgetWarning)> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Sessions and kill switches as they stand.
@@ -331,7 +352,8 @@ impl Admission {
                     max_body_bytes: usize::MAX,
                 },
             ) {
-                self.fold(&env, entry.time_ns);
+                // Warnings were raised when the entry was admitted; not again.
+                let _ = self.fold(&env, entry.time_ns);
             }
         }
     }
@@ -360,7 +382,10 @@ impl Admission {
     ) -> Result<Entry, E> {
         match self.check(msg, pre, seen)? {
             Ok(env) => {
-                self.fold(&env, msg.time_ns);
+                let raised = self.fold(&env, msg.time_ns);
+                let id = env.id.to_string();
+                self.warnings
+                    .extend(raised.into_iter().map(|w| (id.clone(), w)));
                 self.batch_ids
                     .insert((env.tenant.to_string(), env.id.to_string()));
                 Ok(entry(
@@ -524,6 +549,9 @@ impl Admission {
             .and_then(|()| self.flows.check(&env, msg.time_ns))
         {
             return Ok(rej(RejectReason::InvariantViolation, m));
+        }
+        if let Err(m) = self.budgets.check(&env, msg.time_ns) {
+            return Ok(rej(RejectReason::BudgetExceeded, m));
         }
         Ok(Ok(env))
     }

@@ -209,10 +209,11 @@ impl Generator {
                     json!({"key_id": key_id, "public_key": pk}),
                 ));
             }
+            // Generous: no generated stream comes near it within a month.
             t.queue.push_back((
                 "budget.configured".into(),
                 json!({"budget_id": "org-monthly", "scope": {"org": name},
-                       "limit_cost_micros": 500_000_000u64, "limit_tokens": 50_000_000u64,
+                       "limit_cost_micros": 100_000_000_000u64, "limit_tokens": 100_000_000_000u64,
                        "window": "month", "warn_thresholds_pct": [80, 95]}),
             ));
         }

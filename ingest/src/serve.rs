@@ -249,6 +249,7 @@ pub async fn run<S: LogStore>(
             cursor = batch_last_seq;
             metrics.record_batch(&entries, started.elapsed());
             publish_outcomes(&client, &batch, &entries, &appended).await;
+            publish_warnings(&client, &entries, &appended, admission.take_warnings()).await;
             since_checkpoint += appended.len() as u64;
             if progress_at.elapsed() >= PROGRESS_EVERY {
                 let secs = progress_at.elapsed().as_secs_f64();
@@ -353,6 +354,43 @@ async fn checkpoint<S: LogStore>(
         tracing::warn!(error = %e, "cannot publish checkpoint");
     }
     Ok(())
+}
+
+/// After the batch is durable: an alert per budget warning on `gov.alerts.<tenant>`:
+/// `{"kind": "budget_warning", "seq", "event_id", "tenant", "budget_id", "measure",
+/// "threshold_pct", "used", "limit"}`.
+async fn publish_warnings(
+    client: &async_nats::Client,
+    entries: &[Entry],
+    appended: &[Appended],
+    warnings: Vec<(String, govledger_projections::BudgetWarning)>,
+) {
+    for (event_id, w) in warnings {
+        let seq = entries
+            .iter()
+            .zip(appended)
+            .find(|(e, _)| {
+                e.event_id() == Some(event_id.as_str()) && e.tenant() == Some(w.tenant.as_str())
+            })
+            .map(|(_, a)| a.seq.0);
+        let alert = json!({
+            "kind": "budget_warning",
+            "seq": seq,
+            "event_id": event_id,
+            "tenant": w.tenant,
+            "budget_id": w.budget_id,
+            "measure": w.measure,
+            "threshold_pct": w.threshold_pct,
+            "used": w.used,
+            "limit": w.limit,
+        });
+        let _ = client
+            .publish(
+                format!("gov.alerts.{}", w.tenant),
+                alert.to_string().into_bytes().into(),
+            )
+            .await;
+    }
 }
 
 /// After the batch is durable: a receipt per entry on `gov.receipts.<tenant>` (and

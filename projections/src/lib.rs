@@ -21,10 +21,12 @@
 //! detection rules, the state digest and snapshots come with the rest of the
 //! projections issue.
 
+pub mod budgets;
 pub mod flows;
 pub mod gates;
 pub mod keys;
 
+pub use budgets::{Budget, BudgetWarning, Budgets};
 pub use flows::{Flows, Grant, Proposal, ProposalStatus, Ticket, TicketStatus};
 pub use gates::{Gates, Kill, Session, SessionStatus};
 pub use keys::{KeyProblem, KeyRecord, KeyRing, KeyRole, KeyStatus};

@@ -35,7 +35,9 @@
 //! 1 `not_utf8`, 2 `malformed_json`, 3 `unsupported_version`, 4 `unknown_type`,
 //! 5 `schema_violation`, 6 `missing_header`, 7 `bad_header`, 8 `unknown_key`,
 //! 9 `revoked_key`, 10 `bad_signature`, 11 `tenant_mismatch`, 12 `unauthorized_key`,
-//! 13 `duplicate`, 14 `invariant_violation`. Numbers are never reused or reordered.
+//! 13 `duplicate`, 14 `invariant_violation`, 15 `budget_exceeded` (added after v1's
+//! first release: older readers refuse entries carrying it). Numbers are never reused
+//! or reordered.
 //!
 //! # Decoding rules
 //!

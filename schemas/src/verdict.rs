@@ -59,6 +59,9 @@ pub enum RejectReason {
     Duplicate,
     /// Code 14: event contradicts the projected state.
     InvariantViolation,
+    /// Code 15: a budget increment would take an applicable budget past its limit
+    /// (never counted).
+    BudgetExceeded,
 }
 
 /// A string or number is not a known [`RejectReason`].
@@ -84,6 +87,7 @@ impl RejectReason {
         RejectReason::UnauthorizedKey,
         RejectReason::Duplicate,
         RejectReason::InvariantViolation,
+        RejectReason::BudgetExceeded,
     ];
 
     /// The stable snake_case code.
@@ -104,6 +108,7 @@ impl RejectReason {
             RejectReason::UnauthorizedKey => "unauthorized_key",
             RejectReason::Duplicate => "duplicate",
             RejectReason::InvariantViolation => "invariant_violation",
+            RejectReason::BudgetExceeded => "budget_exceeded",
         }
     }
 
@@ -125,6 +130,7 @@ impl RejectReason {
             RejectReason::UnauthorizedKey => 12,
             RejectReason::Duplicate => 13,
             RejectReason::InvariantViolation => 14,
+            RejectReason::BudgetExceeded => 15,
         }
     }
 
@@ -201,8 +207,8 @@ mod tests {
             assert_eq!(RejectReason::from_code(r.code()), Some(*r));
             assert_eq!(r.as_str().parse::<RejectReason>(), Ok(*r));
         }
-        assert_eq!(RejectReason::ALL.len(), 15);
-        assert_eq!(RejectReason::from_code(15), None);
+        assert_eq!(RejectReason::ALL.len(), 16);
+        assert_eq!(RejectReason::from_code(16), None);
         assert!("Duplicate".parse::<RejectReason>().is_err());
     }
 
@@ -213,7 +219,8 @@ mod tests {
             joined.join(","),
             "oversized,not_utf8,malformed_json,unsupported_version,unknown_type,\
              schema_violation,missing_header,bad_header,unknown_key,revoked_key,\
-             bad_signature,tenant_mismatch,unauthorized_key,duplicate,invariant_violation"
+             bad_signature,tenant_mismatch,unauthorized_key,duplicate,invariant_violation,\
+             budget_exceeded"
         );
     }
 }

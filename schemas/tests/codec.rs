@@ -202,12 +202,12 @@ fn decode_errors() {
         Err(CodecError::UnknownTag { found: 2, .. })
     ));
     let mut bad_reason = good_r.clone();
-    bad_reason[tag_at + 4] = 15;
+    bad_reason[tag_at + 4] = 16;
     assert_eq!(
         decode_entry(&bad_reason),
         Err(CodecError::UnknownTag {
             type_name: "RejectReason",
-            found: 15
+            found: 16
         })
     );
 

@@ -7,7 +7,7 @@ use govledger_ingest::{Admission, Line, Message};
 use govledger_ledger::store::RocksStore;
 use govledger_ledger::Ledger;
 use govledger_schemas::{DecodeLimits, Verdict};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -68,6 +68,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let show_progress = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut accepted = 0u64;
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut warnings: Vec<Value> = Vec::new();
     let mut batch: Vec<Message> = Vec::new();
     let skip_to = if args.resume {
         ledger.cursor()?.unwrap_or(0)
@@ -97,7 +98,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             }
         }
         let cursor = args.resume.then_some(last_line);
-        ledger.append(&mut entries, cursor)?;
+        let appended = ledger.append(&mut entries, cursor)?;
+        for (event_id, w) in adm.take_warnings() {
+            let seq = entries
+                .iter()
+                .zip(&appended)
+                .find(|(e, _)| e.event_id() == Some(event_id.as_str()))
+                .map(|(_, a)| a.seq.0);
+            warnings.push(json!({"seq": seq, "event_id": event_id, "tenant": w.tenant,
+                "budget_id": w.budget_id, "measure": w.measure,
+                "threshold_pct": w.threshold_pct, "used": w.used, "limit": w.limit}));
+        }
         batch.clear();
         adm.end_batch();
         Ok(())
@@ -141,6 +152,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             "appended": appended,
             "accepted": accepted,
             "rejected": rejected,
+            "budget_warnings": warnings,
             "size": ledger.size(),
             "root": b64(&root),
             "checkpoint": cp.map(|c| c.note),
@@ -153,6 +165,18 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         );
         for (reason, n) in &rejected {
             println!("  rejected {reason}: {n}");
+        }
+        for w in &warnings {
+            println!(
+                "  budget warning: {} {} of {} reached {}% of {} ({}) at entry {}",
+                w["tenant"].as_str().unwrap_or_default(),
+                w["budget_id"].as_str().unwrap_or_default(),
+                w["measure"].as_str().unwrap_or_default(),
+                w["threshold_pct"],
+                w["limit"],
+                w["used"],
+                w["seq"]
+            );
         }
         match cp {
             Some(c) => println!(

@@ -170,7 +170,7 @@ fn script() -> Vec<Step> {
                   "tokens": 52_000, "cost_micros": 1_400_000u64, "model": "claude-opus-5"}),
         ),
         ev(
-            "agent-7 keeps going: $0.90 more, past its $2.00 budget",
+            "agent-7 tries to spend $0.90 more, past its $2.00 budget",
             &gateway,
             "acme/gateway",
             "budget.incremented",
@@ -446,7 +446,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             ),
             None => println!("Run `govledger demo --keep DIR` to keep this ledger and explore it."),
         }
-        println!("Budget enforcement (rejecting the over-budget increment) arrives with the rest of the projections work.");
+        println!("Budgets, approvals, sessions and kill switches are checked before append: the over-budget");
+        println!("spend (#11) and the proposal under the kill switch (#14) were refused, and stay on the record.");
     } else {
         print_json(&json!({
             "data": dir.path.display().to_string(),

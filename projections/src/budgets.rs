@@ -1,0 +1,271 @@
+//! Budgets: limits on tokens and spend, per identity scope and accounting window.
+//!
+//! A pure fold like every projection: [`Budgets::check`] says whether a
+//! `budget.incremented` fits every budget that applies to it at its event time
+//! (an `Err` names the first budget it would exceed); [`Budgets::apply`] counts an
+//! accepted increment and returns the warning thresholds it crossed, for alerts.
+//!
+//! - **Matching by identity subset.** A budget's scope names some of org, team,
+//!   user, agent; it applies to an increment whose scope has every one of those
+//!   levels with the same value. A budget with only `org` applies to every user and
+//!   agent of that org. Several budgets can apply at once; all must hold.
+//! - **Windows by event time** (UTC): `day`, `week` (ISO weeks, from Monday),
+//!   `month` (calendar), `total` (never resets). Counters restart at the first
+//!   increment of a new window.
+//! - **Limits** are integers: tokens and micro-units of money. An increment that
+//!   would take any applicable budget past a limit is refused and never counted;
+//!   reaching a limit exactly is allowed.
+//! - **Warnings**: crossing `warn_thresholds_pct` of a limit (the first increment at
+//!   or above the threshold in the window) is reported once per window.
+//! - `budget.configured` for an existing id replaces its terms and keeps the
+//!   current window's counters.
+
+use govledger_schemas::{BudgetConfigured, BudgetScope, BudgetWindow, Envelope, Event};
+use std::collections::BTreeMap;
+
+const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
+
+/// The window an event time falls in: an ordinal that changes exactly when the
+/// window does (day number, ISO week number, year × 12 + month, or 0).
+pub fn window_index(window: BudgetWindow, time_ns: u64) -> u64 {
+    let days = time_ns / NS_PER_DAY;
+    match window {
+        BudgetWindow::Day => days,
+        // 1970-01-01 was a Thursday; shifting by 3 days starts weeks on Monday.
+        BudgetWindow::Week => (days + 3) / 7,
+        BudgetWindow::Month => {
+            let (y, m) = year_month(days);
+            y * 12 + (m - 1)
+        }
+        BudgetWindow::Total => 0,
+    }
+}
+
+/// The civil (proleptic Gregorian) year and month of `days` since 1970-01-01.
+fn year_month(days: u64) -> (u64, u64) {
+    // Howard Hinnant's days-to-civil algorithm, for non-negative day counts.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month)
+}
+
+/// Whether a budget of scope `budget` applies to spend of scope `spend`.
+pub fn applies(budget: &BudgetScope, spend: &BudgetScope) -> bool {
+    let level = |b: &Option<govledger_schemas::Ident>, s: &Option<govledger_schemas::Ident>| {
+        b.as_ref().is_none_or(|b| s.as_ref() == Some(b))
+    };
+    level(&budget.org, &spend.org)
+        && level(&budget.team, &spend.team)
+        && level(&budget.user, &spend.user)
+        && level(&budget.agent, &spend.agent)
+}
+
+/// One budget: its terms and the current window's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The terms, as last configured.
+    pub terms: BudgetConfigured,
+    /// The window the counters belong to ([`window_index`]).
+    pub window: u64,
+    /// Tokens counted in the window.
+    pub tokens: u64,
+    /// Spend counted in the window, micro-units.
+    pub cost_micros: u64,
+}
+
+/// A warning threshold crossed by an increment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetWarning {
+    /// The tenant.
+    pub tenant: String,
+    /// The budget.
+    pub budget_id: String,
+    /// `tokens` or `cost_micros`.
+    pub measure: &'static str,
+    /// The threshold crossed, percent.
+    pub threshold_pct: u8,
+    /// Use after the increment.
+    pub used: u64,
+    /// The limit.
+    pub limit: u64,
+}
+
+/// Budgets by (tenant, budget id).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Budgets {
+    budgets: BTreeMap<(String, String), Budget>,
+}
+
+impl Budget {
+    /// Counters as they would stand at `window`, before any increment.
+    fn at(&self, window: u64) -> (u64, u64) {
+        if self.window == window {
+            (self.tokens, self.cost_micros)
+        } else {
+            (0, 0)
+        }
+    }
+}
+
+fn pct_reached(used: u64, limit: u64, pct: u8) -> bool {
+    // used / limit >= pct / 100, in integers.
+    u128::from(used) * 100 >= u128::from(limit) * u128::from(pct)
+}
+
+impl Budgets {
+    /// No budgets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The budget `id` of `tenant`.
+    pub fn budget(&self, tenant: &str, id: &str) -> Option<&Budget> {
+        self.budgets.get(&(tenant.to_string(), id.to_string()))
+    }
+
+    /// Every budget, ordered by (tenant, id).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &Budget)> {
+        self.budgets
+            .iter()
+            .map(|((t, b), v)| (t.as_str(), b.as_str(), v))
+    }
+
+    /// The budgets of `tenant` that apply to `spend`, in id order.
+    pub fn applicable<'a>(
+        &'a self,
+        tenant: &'a str,
+        spend: &'a BudgetScope,
+    ) -> impl Iterator<Item = (&'a str, &'a Budget)> + 'a {
+        self.budgets
+            .range((tenant.to_string(), String::new())..)
+            .take_while(move |((t, _), _)| t == tenant)
+            .filter(move |(_, b)| applies(&b.terms.scope, spend))
+            .map(|((_, id), b)| (id.as_str(), b))
+    }
+
+    /// Whether spending `tokens` and `cost_micros` under `spend` at `time_ns` stays
+    /// within every applicable budget of `tenant`; `Err` names the first it would
+    /// exceed.
+    pub fn fits(
+        &self,
+        tenant: &str,
+        spend: &BudgetScope,
+        tokens: u64,
+        cost_micros: u64,
+        time_ns: u64,
+    ) -> Result<(), String> {
+        for (id, b) in self.applicable(tenant, spend) {
+            let (t, c) = b.at(window_index(b.terms.window, time_ns));
+            let window = format!("{:?}", b.terms.window).to_lowercase();
+            if let Some(limit) = b.terms.limit_cost_micros {
+                let after = c.saturating_add(cost_micros);
+                if after > limit {
+                    return Err(format!(
+                        "budget {id} would be exceeded: spend {after} of {limit} micro-units this {window}"
+                    ));
+                }
+            }
+            if let Some(limit) = b.terms.limit_tokens {
+                let after = t.saturating_add(tokens);
+                if after > limit {
+                    return Err(format!(
+                        "budget {id} would be exceeded: {after} of {limit} tokens this {window}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `env` is consistent with the budgets at event time `time_ns`.
+    pub fn check(&self, env: &Envelope, time_ns: u64) -> Result<(), String> {
+        match &env.event {
+            Event::BudgetIncremented(i) => self.fits(
+                env.tenant.as_str(),
+                &i.scope,
+                i.tokens,
+                i.cost_micros,
+                time_ns,
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Folds in an accepted event at event time `time_ns`; returns the warning
+    /// thresholds an increment crossed.
+    pub fn apply(&mut self, env: &Envelope, time_ns: u64) -> Vec<BudgetWarning> {
+        let tenant = env.tenant.as_str();
+        match &env.event {
+            Event::BudgetConfigured(c) => {
+                let window = window_index(c.window, time_ns);
+                let b = self
+                    .budgets
+                    .entry((tenant.to_string(), c.budget_id.as_str().to_string()))
+                    .or_insert_with(|| Budget {
+                        terms: c.clone(),
+                        window,
+                        tokens: 0,
+                        cost_micros: 0,
+                    });
+                if b.terms.window != c.window {
+                    // Another kind of window: the old counters mean nothing in it.
+                    b.window = window;
+                    b.tokens = 0;
+                    b.cost_micros = 0;
+                }
+                b.terms = c.clone();
+                Vec::new()
+            }
+            Event::BudgetIncremented(i) => {
+                let mut warnings = Vec::new();
+                for ((t, id), b) in self.budgets.iter_mut() {
+                    if t != tenant || !applies(&b.terms.scope, &i.scope) {
+                        continue;
+                    }
+                    let window = window_index(b.terms.window, time_ns);
+                    let (tokens, cost) = b.at(window);
+                    let after = (
+                        tokens.saturating_add(i.tokens),
+                        cost.saturating_add(i.cost_micros),
+                    );
+                    for (measure, limit, before, now) in [
+                        ("cost_micros", b.terms.limit_cost_micros, cost, after.1),
+                        ("tokens", b.terms.limit_tokens, tokens, after.0),
+                    ] {
+                        let Some(limit) = limit else { continue };
+                        // Report the highest threshold this increment crossed.
+                        if let Some(&pct) = b
+                            .terms
+                            .warn_thresholds_pct
+                            .iter()
+                            .rev()
+                            .find(|&&p| pct_reached(now, limit, p))
+                        {
+                            if !pct_reached(before, limit, pct) {
+                                warnings.push(BudgetWarning {
+                                    tenant: t.clone(),
+                                    budget_id: id.clone(),
+                                    measure,
+                                    threshold_pct: pct,
+                                    used: now,
+                                    limit,
+                                });
+                            }
+                        }
+                    }
+                    b.window = window;
+                    b.tokens = after.0;
+                    b.cost_micros = after.1;
+                }
+                warnings
+            }
+            _ => Vec::new(),
+        }
+    }
+}
