@@ -197,3 +197,97 @@ fn demo_runs_and_verifies() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
 }
+
+/// `state VIEW` on the demo's ledger: the state the incident left, and `--at` for
+/// the state part-way through.
+#[test]
+fn state_views_show_what_the_incident_left() {
+    let env = Env::new();
+    let kept = env.path("demo");
+    let out = std::process::Command::new(common::BIN)
+        .args(["demo", "--keep"])
+        .arg(&kept)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(common::BIN)
+            .args(["--json", "--data"])
+            .arg(&kept)
+            .arg("state")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "state {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let s = state(&["sessions"]);
+    assert_eq!(s["entries_folded"], 16);
+    assert_eq!(s["items"][0]["session"], "s-1");
+    assert_eq!(s["items"][0]["status"], "ended");
+
+    let k = state(&["killswitches", "--tenant", "acme"]);
+    assert_eq!(k["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(k["items"][0]["scope"], "agent");
+    assert_eq!(k["items"][0]["target"], "agent-7");
+
+    // The over-budget increment was refused, so only the first one counts.
+    let b = state(&["budgets"]);
+    assert_eq!(b["items"][0]["budget_id"], "agent-7-daily");
+    assert_eq!(b["items"][0]["cost_micros"], 1_400_000);
+    assert_eq!(b["items"][0]["limit_cost_micros"], 2_000_000);
+    assert_eq!(b["items"][0]["scope"]["agent"], "agent-7");
+
+    let a = state(&["approvals"]);
+    assert_eq!(a["items"][0]["ticket"], "t-1");
+    assert_eq!(a["items"][0]["status"], "granted");
+    assert_eq!(a["items"][0]["used_count"], 1);
+    assert_eq!(a["items"][0]["used_cost_micros"], 1_400_000);
+
+    let keys = state(&["keys"]);
+    let roles: Vec<(&str, &str)> = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["key_id"].as_str().unwrap(), k["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [("acme/admin", "admin"), ("acme/gateway", "producer")]
+    );
+
+    // Right after the grant (#8): nothing used yet, no kill switch, session active.
+    let a = state(&["approvals", "--at", "8"]);
+    assert_eq!(a["entries_folded"], 9);
+    assert_eq!(a["items"][0]["used_count"], 0);
+    assert_eq!(
+        state(&["killswitches", "--at", "8"])["items"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        state(&["sessions", "--at", "8"])["items"][0]["status"],
+        "active"
+    );
+    // Another tenant sees nothing; a seq past the end is a clear error.
+    assert_eq!(
+        state(&["sessions", "--tenant", "globex"])["items"],
+        serde_json::json!([])
+    );
+    let out = std::process::Command::new(common::BIN)
+        .args(["--data"])
+        .arg(&kept)
+        .args(["state", "sessions", "--at", "99"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("entries 0 to 15 only"));
+}

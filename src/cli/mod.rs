@@ -12,6 +12,7 @@ mod natsargs;
 mod prove;
 mod publish;
 mod serve;
+mod state;
 mod status;
 mod verify;
 
@@ -67,6 +68,8 @@ pub enum Command {
     Publish(publish::Args),
     /// Show the ledger's size, stream cursor and newest checkpoint.
     Status(status::Args),
+    /// Show the projected governance state (budgets, approvals, kill switches, sessions, keys).
+    State(state::Args),
 }
 
 /// What every command gets.
@@ -93,5 +96,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run_cmd(&ctx, a),
         Command::Publish(a) => publish::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
+        Command::State(a) => state::run(&ctx, a),
     }
 }
