@@ -291,3 +291,95 @@ fn state_views_show_what_the_incident_left() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("entries 0 to 15 only"));
 }
+
+/// `check`: the pre-check answers from the demo's final state without writing.
+#[test]
+fn check_answers_whether_a_spend_fits_and_no_kill_switch_covers_it() {
+    let env = Env::new();
+    let kept = env.path("demo");
+    let out = std::process::Command::new(common::BIN)
+        .args(["demo", "--keep"])
+        .arg(&kept)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let out = std::process::Command::new(common::BIN)
+            .args(["--json", "--data"])
+            .arg(&kept)
+            .args(["check", "--tenant", "acme", "--org", "acme"])
+            .args(args)
+            .output()
+            .unwrap();
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), v)
+    };
+    let size_before = env_size(&kept);
+    // agent-7 is under a kill switch, and $0.70 more passes its $2.00 budget. Event
+    // time is the JetStream timestamp: judge the budget's day at the kill switch's.
+    let out = std::process::Command::new(common::BIN)
+        .args(["--json", "--data"])
+        .arg(&kept)
+        .args(["state", "killswitches"])
+        .output()
+        .unwrap();
+    let kills: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let day = kills["items"][0]["since_ns"].to_string();
+    let day = day.as_str();
+    let (code, v) = check(&[
+        "--agent",
+        "agent-7",
+        "--cost-micros",
+        "700000",
+        "--at-ns",
+        day,
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["allowed"], false);
+    let reasons = v["reasons"].to_string();
+    assert!(
+        reasons.contains("agent kill switch on agent-7"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("budget agent-7-daily would be exceeded"),
+        "{reasons}"
+    );
+    assert_eq!(v["budgets"][0]["cost_micros_after"], 2_100_000);
+    // Another agent has no budget and no kill switch.
+    let (code, v) = check(&[
+        "--agent",
+        "agent-8",
+        "--cost-micros",
+        "700000",
+        "--at-ns",
+        day,
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["allowed"], true);
+    assert_eq!(v["budgets"], serde_json::json!([]));
+    // In an ended session nothing may run.
+    let (code, v) = check(&["--agent", "agent-8", "--session", "s-1", "--at-ns", day]);
+    assert_eq!(code, Some(1));
+    assert!(v["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("session s-1 is ended"));
+    assert_eq!(env_size(&kept), size_before, "check writes nothing");
+}
+
+fn env_size(data: &std::path::Path) -> u64 {
+    let out = std::process::Command::new(common::BIN)
+        .args(["--json", "--data"])
+        .arg(data)
+        .arg("status")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["size"].as_u64().unwrap()
+}

@@ -2,6 +2,7 @@
 //! `run`. Every command takes `--data DIR` (or `GOVLEDGER_DATA`) and `--json`.
 
 mod append;
+mod check;
 mod checkpoint;
 mod demo;
 mod entry;
@@ -70,6 +71,8 @@ pub enum Command {
     Status(status::Args),
     /// Show the projected governance state (budgets, approvals, kill switches, sessions, keys).
     State(state::Args),
+    /// Would an action's spend fit its budgets, outside every kill switch? (Writes nothing.)
+    Check(check::Args),
 }
 
 /// What every command gets.
@@ -97,5 +100,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish(a) => publish::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::State(a) => state::run(&ctx, a),
+        Command::Check(a) => check::run(&ctx, a),
     }
 }
