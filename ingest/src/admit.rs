@@ -317,6 +317,17 @@ impl Admission {
         self.budgets.apply(env, time_ns)
     }
 
+    /// The digest of the whole projected state (key ring, gates, flows, budgets),
+    /// as checkpoints carry it ([`govledger_projections::canon`]).
+    pub fn state_digest(&self) -> [u8; 32] {
+        govledger_projections::state_digest(
+            self.ring.digest(),
+            self.gates.digest(),
+            self.flows.digest(),
+            self.budgets.digest(),
+        )
+    }
+
     /// Budgets as they stand.
     pub fn budgets(&self) -> &Budgets {
         &self.budgets

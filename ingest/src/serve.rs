@@ -345,7 +345,7 @@ async fn checkpoint<S: LogStore>(
     metrics: &Metrics,
 ) -> Result<(), ServeError> {
     let cp =
-        tokio::task::block_in_place(|| ledger.checkpoint(signer, Some(admission.ring().digest())))?;
+        tokio::task::block_in_place(|| ledger.checkpoint(signer, Some(admission.state_digest())))?;
     metrics.set_checkpoint(cp.checkpoint.size);
     if let Err(e) = client
         .publish("gov.checkpoints", cp.note.clone().into_bytes().into())

@@ -823,6 +823,9 @@ fn replaying_accepted_entries_rebuilds_the_same_key_ring() {
     assert_eq!(rebuilt.ring(), adm.ring());
     assert_eq!(rebuilt.gates(), adm.gates());
     assert_eq!(rebuilt.flows(), adm.flows());
+    assert_eq!(rebuilt.budgets(), adm.budgets());
+    assert_eq!(rebuilt.state_digest(), adm.state_digest());
+    assert_ne!(adm.state_digest(), admission().state_digest());
     assert!(rebuilt.flows().proposal("acme", "p-evt-1").is_some());
 }
 

@@ -20,6 +20,7 @@
 //! - `budget.configured` for an existing id replaces its terms and keeps the
 //!   current window's counters.
 
+use crate::canon::Canon;
 use govledger_schemas::{BudgetConfigured, BudgetScope, BudgetWindow, Envelope, Event};
 use std::collections::BTreeMap;
 
@@ -181,6 +182,29 @@ impl Budgets {
             }
         }
         Ok(())
+    }
+
+    /// SHA-256 of the canonical encoding ([`crate::canon`]): tag `"govledger
+    /// budgets v1"`; budgets (tenant, id, scope org/team/user/agent as optional
+    /// strings, token limit, cost limit, window tag day 0 / week 1 / month 2 / total
+    /// 3, warning thresholds, kill_on_exceed, window index, tokens, cost).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut c = Canon::new("govledger budgets v1");
+        c.u64(self.budgets.len() as u64);
+        for ((t, id), b) in &self.budgets {
+            let s = &b.terms.scope;
+            c.str(t).str(id);
+            for level in [&s.org, &s.team, &s.user, &s.agent] {
+                c.opt_str(level.as_ref().map(|x| x.as_str()));
+            }
+            c.opt_u64(b.terms.limit_tokens)
+                .opt_u64(b.terms.limit_cost_micros);
+            c.u8(b.terms.window as u8)
+                .bytes(&b.terms.warn_thresholds_pct);
+            c.u8(u8::from(b.terms.kill_on_exceed));
+            c.u64(b.window).u64(b.tokens).u64(b.cost_micros);
+        }
+        c.finish()
     }
 
     /// Whether `env` is consistent with the budgets at event time `time_ns`.

@@ -26,6 +26,7 @@
 //!   `allow` decision, or else the first covering approval in ticket-id order, is
 //!   used. The approval used has one use and the execution's cost taken off.
 
+use crate::canon::Canon;
 use govledger_schemas::{ApprovalGranted, ApprovalScope, Decision, Envelope, Event, RiskTier};
 use std::collections::BTreeMap;
 
@@ -331,6 +332,54 @@ impl Flows {
                 why_not.join("; ")
             )
         })
+    }
+
+    /// SHA-256 of the canonical encoding ([`crate::canon`]): tag `"govledger flows
+    /// v1"`; proposals (tenant, id, session, agent, action, resource, risk tier tag
+    /// low 0 … critical 3, status tag in [`ProposalStatus`] order, decision as an
+    /// optional tag allow 0 / deny 1 / require_approval 2, executions); tickets
+    /// (tenant, id, proposal, session, status tag requested 0 / granted 1 / denied 2,
+    /// and for granted: approver, scope tag once 0 / session 1, max count, max cost,
+    /// resource ids, expiry, used count, used cost).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut c = Canon::new("govledger flows v1");
+        c.u64(self.proposals.len() as u64);
+        for ((t, id), p) in &self.proposals {
+            c.str(t).str(id).str(&p.session).opt_str(p.agent.as_deref());
+            c.str(&p.action)
+                .str(&p.resource)
+                .u8(p.risk_tier as u8)
+                .u8(p.status as u8);
+            match p.decision {
+                None => c.u8(0),
+                Some(d) => c.u8(1).u8(d as u8),
+            };
+            c.u32(p.executions);
+        }
+        c.u64(self.tickets.len() as u64);
+        for ((t, id), k) in &self.tickets {
+            c.str(t).str(id).str(&k.proposal).str(&k.session);
+            match &k.status {
+                TicketStatus::Requested => {
+                    c.u8(0);
+                }
+                TicketStatus::Granted(g) => {
+                    c.u8(1).str(&g.approver).u8(g.scope as u8);
+                    c.opt_u32(g.max_count).opt_u64(g.max_cost_micros);
+                    c.u64(g.resource_ids.len() as u64);
+                    for r in &g.resource_ids {
+                        c.str(r);
+                    }
+                    c.opt_u64(g.expires_at_ns)
+                        .u32(g.used_count)
+                        .u64(g.used_cost_micros);
+                }
+                TicketStatus::Denied => {
+                    c.u8(2);
+                }
+            }
+        }
+        c.finish()
     }
 
     /// Whether `env` is consistent with the state at event time `time_ns`.

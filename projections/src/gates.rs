@@ -26,6 +26,7 @@
 //! `system` switch is engaged or released with an operator key: a tenant's admin must
 //! not be able to stop every other tenant. `Gates` sees events, not keys.
 
+use crate::canon::Canon;
 use govledger_schemas::{ActorChain, Decision, Envelope, Event, KillScope};
 use std::collections::BTreeMap;
 
@@ -156,6 +157,33 @@ impl Gates {
                 .get_key_value(&key(scope, target))
                 .map(|((_, s, t), k)| (*s, t.as_str(), k))
         })
+    }
+
+    /// SHA-256 of the canonical encoding ([`crate::canon`]): tag `"govledger gates
+    /// v1"`; sessions (tenant, id, status tag active 0 / suspended 1 / ended 2, agent,
+    /// user, since); kill switches (tenant, scope tag session 0 / agent 1 / tenant 2 /
+    /// system 3, target, reason, since); system switches (target, reason, since).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut c = Canon::new("govledger gates v1");
+        c.u64(self.sessions.len() as u64);
+        for ((t, id), s) in &self.sessions {
+            c.str(t).str(id).u8(s.status as u8);
+            c.opt_str(s.agent.as_deref()).opt_str(s.user.as_deref());
+            c.u64(s.since_ns);
+        }
+        c.u64(self.kills.len() as u64);
+        for ((t, scope, target), k) in &self.kills {
+            c.str(t)
+                .u8(*scope as u8)
+                .str(target)
+                .str(&k.reason)
+                .u64(k.since_ns);
+        }
+        c.u64(self.system_kills.len() as u64);
+        for (target, k) in &self.system_kills {
+            c.str(target).str(&k.reason).u64(k.since_ns);
+        }
+        c.finish()
     }
 
     /// Whether `env` is consistent with the state; `Err` says why not.

@@ -143,7 +143,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let cp = if args.no_checkpoint {
         None
     } else {
-        Some(ledger.checkpoint(&signer, Some(adm.ring().digest()))?)
+        Some(ledger.checkpoint(&signer, Some(adm.state_digest()))?)
     };
     let root = ledger.root()?;
     let appended = ledger.size() - start;

@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         let mut ledger = ctx.data.open_rw()?;
         let signer = ctx.data.signer()?;
         let adm = super::append::admission_for(ctx, &ledger, DecodeLimits::default())?;
-        ledger.checkpoint(&signer, Some(adm.ring().digest()))?
+        ledger.checkpoint(&signer, Some(adm.state_digest()))?
     };
     print(ctx, &cp);
     Ok(ExitCode::SUCCESS)

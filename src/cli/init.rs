@@ -38,7 +38,6 @@ pub fn create(
     }
     let signer = NoteSigner::generate(origin)
         .with_context(|| format!("--origin {origin:?} cannot name a log"))?;
-    let ring = trust.ring()?;
     std::fs::create_dir_all(&dir.path)
         .with_context(|| format!("cannot create {}", dir.path.display()))?;
     write_file_atomic(
@@ -53,7 +52,11 @@ pub fn create(
     )?;
     let store = RocksStore::open(&dir.db(), OpenMode::Create)?;
     let mut ledger = Ledger::create(store, origin)?;
-    let cp = ledger.checkpoint(&signer, Some(ring.digest()))?;
+    // The empty log's state: the trust roots and nothing else.
+    let state =
+        govledger_ingest::Admission::new(trust, govledger_schemas::DecodeLimits::default())?
+            .state_digest();
+    let cp = ledger.checkpoint(&signer, Some(state))?;
     Ok((ledger, signer, cp))
 }
 
