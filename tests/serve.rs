@@ -531,3 +531,89 @@ fn serve_and_publish_authenticate_from_flags_env_or_config_and_fail_clearly_with
     assert_eq!(summary["size"], N);
     assert_eq!(summary["accepted"], N);
 }
+
+#[test]
+fn detection_rules_from_the_config_file_raise_alerts() {
+    let nats = NatsServer::start();
+    let env = Env::new();
+    env.init_with_events(1, 8, 1);
+    // acme's admin key (a trust root) signs a session and three denied proposals.
+    let admin = govledger_ingest::gen::derive_key(8, "acme/admin");
+    let actor = serde_json::json!({"user": "u-1", "agent": "agent-9"});
+    let mut lines = vec![govledger_ingest::gen::signed_line(
+        &admin,
+        "acme/admin",
+        "acme",
+        "session.started",
+        "e-0",
+        serde_json::json!({"session": "s-1", "actor": actor}),
+        0,
+    )];
+    for i in 1..=3 {
+        lines.push(govledger_ingest::gen::signed_line(
+            &admin,
+            "acme/admin",
+            "acme",
+            "action.proposed",
+            &format!("e-p{i}"),
+            serde_json::json!({"proposal": format!("p-{i}"), "session": "s-1", "actor": actor,
+                               "action": "db.drop", "resource": "db:prod",
+                               "args_digest": "ab".repeat(32), "risk_tier": "critical"}),
+            0,
+        ));
+        lines.push(govledger_ingest::gen::signed_line(
+            &admin,
+            "acme/admin",
+            "acme",
+            "policy.decided",
+            &format!("e-d{i}"),
+            serde_json::json!({"proposal": format!("p-{i}"), "session": "s-1", "actor": actor,
+                               "decision": "deny", "policy_id": "db", "policy_version": "1",
+                               "rule_ids": [], "reason": "no"}),
+            0,
+        ));
+    }
+    let file = env.path("denied.jsonl");
+    let text: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::to_string(l).expect("json"))
+        .collect();
+    std::fs::write(&file, text.join("\n")).expect("write");
+    let cfg = env.path("detect.toml");
+    std::fs::write(&cfg, "[detect]\ndenials_max = 2\nvelocity_max = 0\n").expect("write");
+
+    let rt = rt();
+    let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
+    let mut alerts = rt.block_on(async {
+        let a = client.subscribe("gov.alerts.acme").await.expect("sub");
+        client.flush().await.expect("flush");
+        a
+    });
+    let size = lines.len().to_string();
+    let mut serve = env.spawn_serve(
+        &nats.url(),
+        &[
+            "--config",
+            cfg.to_str().expect("path"),
+            "--stop-at-size",
+            &size,
+        ],
+    );
+    env.json(&[
+        "publish",
+        "--nats-url",
+        &nats.url(),
+        file.to_str().expect("path"),
+    ]);
+    assert!(serve.wait_exit(WAIT).success(), "{}", serve.log());
+    let got = rt.block_on(take_json(&mut alerts, 1));
+    assert_eq!(got[0]["kind"], "detection");
+    assert_eq!(got[0]["rule"], "repeated_denials");
+    assert_eq!(got[0]["agent"], "agent-9");
+    assert_eq!(got[0]["event_id"], "e-d2");
+    let seq = got[0]["seq"].as_u64().expect("seq");
+    assert_eq!(
+        env.json(&["entry", "--seq", &seq.to_string()])["event_id"],
+        "e-d2"
+    );
+}

@@ -35,7 +35,10 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
-use govledger_projections::{BudgetWarning, Budgets, Flows, Gates, KeyProblem, KeyRing, KeyRole};
+use govledger_projections::{
+    BudgetWarning, Budgets, DetectConfig, Detection, Detector, Flows, Gates, KeyProblem, KeyRing,
+    KeyRole,
+};
 use govledger_schemas::{
     decode_body, peek_ids, DecodeError, DecodeLimits, Entry, Envelope, Event, KillScope,
     RejectReason, Seq, Verdict,
@@ -174,6 +177,8 @@ pub struct Admission {
     flows: Flows,
     budgets: Budgets,
     warnings: Vec<(String, BudgetWarning)>,
+    detector: Detector,
+    detections: Vec<(String, Detection)>,
     limits: DecodeLimits,
     batch_ids: BTreeSet<(String, String)>,
     verify_threads: usize,
@@ -226,6 +231,8 @@ impl Admission {
             flows: Flows::new(),
             budgets: Budgets::new(),
             warnings: Vec::new(),
+            detector: Detector::new(DetectConfig::default()),
+            detections: Vec::new(),
             limits,
             batch_ids: BTreeSet::new(),
             verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -309,12 +316,25 @@ impl Admission {
     }
 
     /// Folds an accepted event into every projection admission keeps; returns the
-    /// budget warnings it raised.
-    fn fold(&mut self, env: &Envelope, time_ns: u64) -> Vec<BudgetWarning> {
+    /// budget warnings and detections it raised.
+    fn fold(&mut self, env: &Envelope, time_ns: u64) -> (Vec<BudgetWarning>, Vec<Detection>) {
         self.ring.apply(env, time_ns);
         self.gates.apply(env, time_ns);
         self.flows.apply(env, time_ns);
-        self.budgets.apply(env, time_ns)
+        let warnings = self.budgets.apply(env, time_ns);
+        (warnings, self.detector.observe(env, time_ns))
+    }
+
+    /// Sets the detection rules' thresholds. Call before replaying the log, so the
+    /// detector's tracks are rebuilt under the same rules.
+    pub fn set_detect_config(&mut self, config: DetectConfig) {
+        self.detector = Detector::new(config);
+    }
+
+    /// The detections raised since the last call, each with the event id of the
+    /// accepted event that raised it, in admission order.
+    pub fn take_detections(&mut self) -> Vec<(String, Detection)> {
+        std::mem::take(&mut self.detections)
     }
 
     /// The digest of the whole projected state (key ring, gates, flows, budgets),
@@ -363,7 +383,7 @@ impl Admission {
                     max_body_bytes: usize::MAX,
                 },
             ) {
-                // Warnings were raised when the entry was admitted; not again.
+                // Alerts were raised when the entry was admitted; not again.
                 let _ = self.fold(&env, entry.time_ns);
             }
         }
@@ -393,10 +413,12 @@ impl Admission {
     ) -> Result<Entry, E> {
         match self.check(msg, pre, seen)? {
             Ok(env) => {
-                let raised = self.fold(&env, msg.time_ns);
+                let (warnings, detections) = self.fold(&env, msg.time_ns);
                 let id = env.id.to_string();
                 self.warnings
-                    .extend(raised.into_iter().map(|w| (id.clone(), w)));
+                    .extend(warnings.into_iter().map(|w| (id.clone(), w)));
+                self.detections
+                    .extend(detections.into_iter().map(|d| (id.clone(), d)));
                 self.batch_ids
                     .insert((env.tenant.to_string(), env.id.to_string()));
                 Ok(entry(

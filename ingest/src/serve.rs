@@ -250,6 +250,7 @@ pub async fn run<S: LogStore>(
             metrics.record_batch(&entries, started.elapsed());
             publish_outcomes(&client, &batch, &entries, &appended).await;
             publish_warnings(&client, &entries, &appended, admission.take_warnings()).await;
+            publish_detections(&client, &entries, &appended, admission.take_detections()).await;
             since_checkpoint += appended.len() as u64;
             if progress_at.elapsed() >= PROGRESS_EVERY {
                 let secs = progress_at.elapsed().as_secs_f64();
@@ -356,6 +357,42 @@ async fn checkpoint<S: LogStore>(
     Ok(())
 }
 
+/// The seq of the accepted entry `event_id` of `tenant` in this batch.
+fn seq_of(entries: &[Entry], appended: &[Appended], tenant: &str, event_id: &str) -> Option<u64> {
+    entries
+        .iter()
+        .zip(appended)
+        .find(|(e, _)| e.event_id() == Some(event_id) && e.tenant() == Some(tenant))
+        .map(|(_, a)| a.seq.0)
+}
+
+/// After the batch is durable: an alert per detection on `gov.alerts.<tenant>`:
+/// `{"kind": "detection", "rule", "seq", "event_id", "tenant", "agent", "detail"}`.
+async fn publish_detections(
+    client: &async_nats::Client,
+    entries: &[Entry],
+    appended: &[Appended],
+    detections: Vec<(String, govledger_projections::Detection)>,
+) {
+    for (event_id, d) in detections {
+        let alert = json!({
+            "kind": "detection",
+            "rule": d.rule,
+            "seq": seq_of(entries, appended, &d.tenant, &event_id),
+            "event_id": event_id,
+            "tenant": d.tenant,
+            "agent": d.agent,
+            "detail": d.detail,
+        });
+        let _ = client
+            .publish(
+                format!("gov.alerts.{}", d.tenant),
+                alert.to_string().into_bytes().into(),
+            )
+            .await;
+    }
+}
+
 /// After the batch is durable: an alert per budget warning on `gov.alerts.<tenant>`:
 /// `{"kind": "budget_warning", "seq", "event_id", "tenant", "budget_id", "measure",
 /// "threshold_pct", "used", "limit"}`.
@@ -366,13 +403,7 @@ async fn publish_warnings(
     warnings: Vec<(String, govledger_projections::BudgetWarning)>,
 ) {
     for (event_id, w) in warnings {
-        let seq = entries
-            .iter()
-            .zip(appended)
-            .find(|(e, _)| {
-                e.event_id() == Some(event_id.as_str()) && e.tenant() == Some(w.tenant.as_str())
-            })
-            .map(|(_, a)| a.seq.0);
+        let seq = seq_of(entries, appended, &w.tenant, &event_id);
         let alert = json!({
             "kind": "budget_warning",
             "seq": seq,

@@ -23,12 +23,14 @@
 
 pub mod budgets;
 pub mod canon;
+pub mod detect;
 pub mod flows;
 pub mod gates;
 pub mod keys;
 
 pub use budgets::{Budget, BudgetWarning, Budgets};
 pub use canon::state_digest;
+pub use detect::{DetectConfig, Detection, Detector};
 pub use flows::{Flows, Grant, Proposal, ProposalStatus, Ticket, TicketStatus};
 pub use gates::{Gates, Kill, Session, SessionStatus};
 pub use keys::{KeyProblem, KeyRecord, KeyRing, KeyRole, KeyStatus};

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use govledger_ingest::{Admission, Line, Message};
 use govledger_ledger::store::RocksStore;
 use govledger_ledger::Ledger;
+use govledger_projections::DetectConfig;
 use govledger_schemas::{DecodeLimits, Verdict};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -40,7 +41,18 @@ pub fn admission_for(
     ledger: &Ledger<RocksStore>,
     limits: DecodeLimits,
 ) -> Result<Admission> {
+    admission_with(ctx, ledger, limits, DetectConfig::default())
+}
+
+/// [`admission_for`] with these detection rules.
+pub fn admission_with(
+    ctx: &Ctx,
+    ledger: &Ledger<RocksStore>,
+    limits: DecodeLimits,
+    detect: DetectConfig,
+) -> Result<Admission> {
     let mut adm = Admission::new(&ctx.data.trust()?, limits)?;
+    adm.set_detect_config(detect);
     for entry in govledger_replay::entries_from(ledger, 0) {
         adm.replay(&entry?);
     }
@@ -69,6 +81,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let mut accepted = 0u64;
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut warnings: Vec<Value> = Vec::new();
+    let mut detections: Vec<Value> = Vec::new();
     let mut batch: Vec<Message> = Vec::new();
     let skip_to = if args.resume {
         ledger.cursor()?.unwrap_or(0)
@@ -99,6 +112,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         }
         let cursor = args.resume.then_some(last_line);
         let appended = ledger.append(&mut entries, cursor)?;
+        for (event_id, d) in adm.take_detections() {
+            let seq = entries
+                .iter()
+                .zip(&appended)
+                .find(|(e, _)| e.event_id() == Some(event_id.as_str()))
+                .map(|(_, a)| a.seq.0);
+            detections.push(json!({"seq": seq, "event_id": event_id, "rule": d.rule,
+                "tenant": d.tenant, "agent": d.agent, "detail": d.detail}));
+        }
         for (event_id, w) in adm.take_warnings() {
             let seq = entries
                 .iter()
@@ -153,6 +175,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             "accepted": accepted,
             "rejected": rejected,
             "budget_warnings": warnings,
+            "detections": detections,
             "size": ledger.size(),
             "root": b64(&root),
             "checkpoint": cp.map(|c| c.note),
@@ -165,6 +188,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         );
         for (reason, n) in &rejected {
             println!("  rejected {reason}: {n}");
+        }
+        for d in &detections {
+            println!(
+                "  detection {}: {} (entry {})",
+                d["rule"].as_str().unwrap_or_default(),
+                d["detail"].as_str().unwrap_or_default(),
+                d["seq"]
+            );
         }
         for w in &warnings {
             println!(

@@ -6,6 +6,7 @@ use crate::output::print_json;
 use anyhow::{Context, Result};
 use govledger_ingest::metrics::Metrics;
 use govledger_ingest::serve::{run, ServeConfig};
+use govledger_projections::DetectConfig;
 use govledger_schemas::DecodeLimits;
 use serde::Deserialize;
 use serde_json::json;
@@ -63,6 +64,31 @@ struct ServeFile {
     max_body_bytes: Option<usize>,
 }
 
+/// The `[detect]` table: detection rules' thresholds (0 turns a rule off).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetectFile {
+    velocity_max: Option<u32>,
+    velocity_window_ms: Option<u64>,
+    risk_escalation: Option<bool>,
+    denials_max: Option<u32>,
+}
+
+impl DetectFile {
+    fn config(&self) -> DetectConfig {
+        let d = DetectConfig::default();
+        DetectConfig {
+            velocity_max: self.velocity_max.unwrap_or(d.velocity_max),
+            velocity_window_ns: self
+                .velocity_window_ms
+                .map(|ms| ms.saturating_mul(1_000_000))
+                .unwrap_or(d.velocity_window_ns),
+            risk_escalation: self.risk_escalation.unwrap_or(d.risk_escalation),
+            denials_max: self.denials_max.unwrap_or(d.denials_max),
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
@@ -72,6 +98,8 @@ struct ConfigFile {
     stream: StreamFile,
     #[serde(default)]
     serve: ServeFile,
+    #[serde(default)]
+    detect: DetectFile,
 }
 
 pub fn run_cmd(ctx: &Ctx, args: Args) -> Result<ExitCode> {
@@ -128,7 +156,7 @@ pub fn run_cmd(ctx: &Ctx, args: Args) -> Result<ExitCode> {
 
     let ledger = ctx.data.open_rw()?;
     let signer = ctx.data.signer()?;
-    let admission = super::append::admission_for(ctx, &ledger, limits)?;
+    let admission = super::append::admission_with(ctx, &ledger, limits, file.detect.config())?;
     let metrics = Arc::new(Metrics::new());
     let rt = runtime()?;
     let json_out = ctx.json;
