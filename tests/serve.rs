@@ -413,6 +413,25 @@ fn healthz_and_metrics_report_the_consumer() {
     });
     rt.block_on(take_json(&mut receipts, N as usize + 1));
 
+    // The HTTP state API answers with exactly what `state --json` prints.
+    for view in ["sessions", "budgets", "keys", "approvals", "killswitches"] {
+        let (code, body) = serve.http_get(&format!("/v1/state/acme/{view}"));
+        assert_eq!(code, 200, "{body}");
+        let http: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(
+            http,
+            env.json(&["state", view, "--tenant", "acme"]),
+            "{view}"
+        );
+    }
+    let (code, body) = serve.http_get("/v1/state/acme/nope");
+    assert_eq!(code, 404);
+    assert!(
+        body.contains("unknown view") && body.contains("sessions"),
+        "{body}"
+    );
+    assert_eq!(serve.http_get("/v1/state/Not%20A%20Tenant/keys").0, 400);
+
     // Read-only commands work while serve holds the store.
     let e = env.json(&["entry", "--seq", "0"]);
     assert_eq!(e["verdict"], "accepted");

@@ -285,7 +285,7 @@ fn main() {
             let ledger = serve::run(
                 cfg(Some(n)),
                 ledger,
-                adm,
+                serve::shared(adm),
                 signer,
                 Arc::new(Metrics::new()),
                 std::future::pending(),
@@ -309,7 +309,7 @@ fn main() {
             let serving = tokio::spawn(serve::run(
                 cfg(Some(n)),
                 ledger,
-                adm,
+                serve::shared(adm),
                 signer,
                 Arc::new(Metrics::new()),
                 std::future::pending(),
@@ -394,7 +394,7 @@ fn main() {
                 ..cfg(Some(m))
             },
             ledger,
-            adm,
+            serve::shared(adm),
             signer,
             Arc::new(Metrics::new()),
             std::future::pending(),

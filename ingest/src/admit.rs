@@ -182,6 +182,7 @@ pub struct Admission {
     limits: DecodeLimits,
     batch_ids: BTreeSet<(String, String)>,
     verify_threads: usize,
+    entries_folded: u64,
 }
 
 /// Work done ahead of admission, in parallel: the decoded body; the signature
@@ -233,6 +234,7 @@ impl Admission {
             warnings: Vec::new(),
             detector: Detector::new(DetectConfig::default()),
             detections: Vec::new(),
+            entries_folded: 0,
             limits,
             batch_ids: BTreeSet::new(),
             verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -348,6 +350,11 @@ impl Admission {
         )
     }
 
+    /// Entries this state has seen: replayed, plus admitted (accepted or not).
+    pub fn entries_folded(&self) -> u64 {
+        self.entries_folded
+    }
+
     /// Budgets as they stand.
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
@@ -376,6 +383,7 @@ impl Admission {
 
     /// Folds an entry already in the ledger (rebuilding the ring on open).
     pub fn replay(&mut self, entry: &Entry) {
+        self.entries_folded += 1;
         if let (Verdict::Accepted { .. }, Some(body)) = (&entry.verdict, &entry.body) {
             if let Ok(env) = decode_body(
                 body,
@@ -411,7 +419,9 @@ impl Admission {
         pre: Pre<E>,
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
     ) -> Result<Entry, E> {
-        match self.check(msg, pre, seen)? {
+        let verdict = self.check(msg, pre, seen)?;
+        self.entries_folded += 1;
+        match verdict {
             Ok(env) => {
                 let (warnings, detections) = self.fold(&env, msg.time_ns);
                 let id = env.id.to_string();

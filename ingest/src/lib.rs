@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod nats;
 pub mod publish;
 pub mod serve;
+pub mod views;
 
 pub use admit::{Admission, Message, TenantTrust, Trust, TrustError, TrustKey};
 pub use gen::{GenOptions, Generator, Line};

@@ -43,6 +43,15 @@ use std::time::{Duration, Instant};
 /// How often `serve` logs its progress while entries arrive.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
+/// The admission state, shared between the consumer loop (which writes it under the
+/// lock while it admits and appends a batch) and the HTTP state API (which reads it).
+pub type SharedAdmission = Arc<std::sync::RwLock<Admission>>;
+
+/// Wraps an admission state for [`run`].
+pub fn shared(admission: Admission) -> SharedAdmission {
+    Arc::new(std::sync::RwLock::new(admission))
+}
+
 /// Header a producer may set to get its receipt published to that subject too.
 pub const REPLY_HEADER: &str = "Gov-Reply";
 
@@ -150,7 +159,7 @@ fn to_message(m: &jetstream::Message) -> Result<(u64, Option<Pending>), NatsErro
 pub async fn run<S: LogStore>(
     cfg: ServeConfig,
     mut ledger: Ledger<S>,
-    mut admission: Admission,
+    admission: SharedAdmission,
     signer: NoteSigner,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
@@ -238,19 +247,28 @@ pub async fn run<S: LogStore>(
         if flush && batch_last_seq > cursor {
             let started = Instant::now();
             let msgs: Vec<&Message> = batch.iter().map(|p| &p.msg).collect();
-            let mut entries: Vec<Entry> = tokio::task::block_in_place(|| {
-                admission.admit_batch(&msgs, &|tenant, id| {
-                    ledger.find_event(tenant, id).map(|s| s.is_some())
-                })
-            })?;
-            let appended =
-                tokio::task::block_in_place(|| ledger.append(&mut entries, Some(batch_last_seq)))?;
-            admission.end_batch();
+            // Readers of the shared state (GET /v1/state) wait while a batch is
+            // admitted and made durable, so they never see an uncommitted event.
+            let (entries, appended, warnings, detections) =
+                tokio::task::block_in_place(|| -> Result<_, ServeError> {
+                    let mut adm = admission.write().unwrap_or_else(|e| e.into_inner());
+                    let mut entries = adm.admit_batch(&msgs, &|tenant, id| {
+                        ledger.find_event(tenant, id).map(|s| s.is_some())
+                    })?;
+                    let appended = ledger.append(&mut entries, Some(batch_last_seq))?;
+                    adm.end_batch();
+                    Ok((
+                        entries,
+                        appended,
+                        adm.take_warnings(),
+                        adm.take_detections(),
+                    ))
+                })?;
             cursor = batch_last_seq;
             metrics.record_batch(&entries, started.elapsed());
             publish_outcomes(&client, &batch, &entries, &appended).await;
-            publish_warnings(&client, &entries, &appended, admission.take_warnings()).await;
-            publish_detections(&client, &entries, &appended, admission.take_detections()).await;
+            publish_warnings(&client, &entries, &appended, warnings).await;
+            publish_detections(&client, &entries, &appended, detections).await;
             since_checkpoint += appended.len() as u64;
             if progress_at.elapsed() >= PROGRESS_EVERY {
                 let secs = progress_at.elapsed().as_secs_f64();
@@ -342,11 +360,16 @@ async fn checkpoint<S: LogStore>(
     client: &async_nats::Client,
     ledger: &mut Ledger<S>,
     signer: &NoteSigner,
-    admission: &Admission,
+    admission: &SharedAdmission,
     metrics: &Metrics,
 ) -> Result<(), ServeError> {
-    let cp =
-        tokio::task::block_in_place(|| ledger.checkpoint(signer, Some(admission.state_digest())))?;
+    let cp = tokio::task::block_in_place(|| {
+        let digest = admission
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .state_digest();
+        ledger.checkpoint(signer, Some(digest))
+    })?;
     metrics.set_checkpoint(cp.checkpoint.size);
     if let Err(e) = client
         .publish("gov.checkpoints", cp.note.clone().into_bytes().into())

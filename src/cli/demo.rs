@@ -325,7 +325,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             ledger = serve::run(
                 cfg,
                 ledger,
-                adm,
+                serve::shared(adm),
                 signer.clone(),
                 Arc::new(Metrics::new()),
                 std::future::pending(),

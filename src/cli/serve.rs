@@ -157,6 +157,7 @@ pub fn run_cmd(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let ledger = ctx.data.open_rw()?;
     let signer = ctx.data.signer()?;
     let admission = super::append::admission_with(ctx, &ledger, limits, file.detect.config())?;
+    let state = govledger_ingest::serve::shared(admission);
     let metrics = Arc::new(Metrics::new());
     let rt = runtime()?;
     let json_out = ctx.json;
@@ -168,13 +169,14 @@ pub fn run_cmd(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             })?;
             let mut rx = stop_rx.clone();
             let m = metrics.clone();
+            let st = state.clone();
             tokio::spawn(async move {
-                let _ = govledger_ingest::http::serve(listener, m, async move {
+                let _ = govledger_ingest::http::serve(listener, m, Some(st), async move {
                     let _ = rx.wait_for(|s| *s).await;
                 })
                 .await;
             });
-            tracing::info!(%addr, "serving /healthz and /metrics");
+            tracing::info!(%addr, "serving /healthz, /metrics and /v1/state");
         }
         let shutdown = async {
             let term = async {
@@ -191,7 +193,7 @@ pub fn run_cmd(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             }
             tracing::info!("stopping after the batch in hand");
         };
-        let result = run(cfg, ledger, admission, signer, metrics.clone(), shutdown).await;
+        let result = run(cfg, ledger, state, signer, metrics.clone(), shutdown).await;
         let _ = stop_tx.send(true);
         let ledger = result?;
         let peak = peak_rss_bytes();
