@@ -10,38 +10,21 @@ use govledger_schemas::DecodeLimits;
 use serde_json::Value;
 use std::process::ExitCode;
 
-/// Which part of the state.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum View {
-    /// Budgets: terms and the current window's counters.
-    Budgets,
-    /// Approval tickets: requested, granted (with what is left) or denied.
-    Approvals,
-    /// Engaged kill switches.
-    Killswitches,
-    /// Sessions and their status.
-    Sessions,
-    /// Signing keys: trust roots and registered producer keys.
-    Keys,
-}
-
-impl From<View> for views::View {
-    fn from(v: View) -> views::View {
-        match v {
-            View::Budgets => views::View::Budgets,
-            View::Approvals => views::View::Approvals,
-            View::Killswitches => views::View::Killswitches,
-            View::Sessions => views::View::Sessions,
-            View::Keys => views::View::Keys,
-        }
-    }
+/// Parses a view name (clap lists the choices in `--help` and in errors).
+fn view_parser() -> impl clap::builder::TypedValueParser<Value = views::View> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(views::View::ALL.map(|v| v.as_str())).try_map(
+        |name: String| views::View::parse(&name).ok_or_else(|| format!("unknown view {name}")),
+    )
 }
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The view to print.
-    #[arg(value_enum)]
-    pub view: View,
+    /// The view to print: budgets (terms and the current window's counters),
+    /// approvals (tickets: requested, granted with what is left, denied),
+    /// killswitches (engaged), sessions, keys.
+    #[arg(value_parser = view_parser())]
+    pub view: views::View,
     /// Only this tenant.
     #[arg(long)]
     pub tenant: Option<String>,
@@ -91,7 +74,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     for entry in govledger_replay::entries_from(&ledger, 0).take(end as usize) {
         adm.replay(&entry?);
     }
-    let view = views::View::from(args.view);
+    let view = args.view;
     let doc = views::document(&adm, view, args.tenant.as_deref(), args.at);
     let items: Vec<Value> = doc["items"].as_array().cloned().unwrap_or_default();
     if ctx.json {
