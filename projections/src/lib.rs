@@ -12,14 +12,20 @@
 //! **Who calls it:** `govledger-ingest` (admission: which key may sign what),
 //! `govledger-replay` and the CLI (state queries).
 //!
-//! Today it holds the key ring ([`keys`]), which admission needs to verify
-//! signatures; the session and kill-switch gates ([`gates`]: lifecycle, and no
-//! action outside an active session or under a kill switch); and the flows of
-//! proposals, decisions, approvals and executions ([`flows`]: no decision or
-//! approval for an unknown proposal, no execution without an allow decision or an
-//! approval in scope). Gates and flows are not yet enforced at ingest. Budgets,
-//! detection rules, the state digest and snapshots come with the rest of the
-//! projections issue.
+//! The folds:
+//! - [`keys`]: the key ring (which key may sign what), which admission needs to
+//!   verify signatures;
+//! - [`gates`]: sessions and kill switches (no action outside an active session or
+//!   under a kill switch);
+//! - [`flows`]: proposals, decisions, approvals and executions (no decision or
+//!   approval for an unknown proposal, no execution without an allow decision or an
+//!   approval in scope);
+//! - [`budgets`]: limits per identity scope and window of event time, warnings;
+//! - [`detect`]: detection rules (alerts, not verdicts);
+//! - [`canon`]: the canonical encoding behind the state digest in checkpoints.
+//!
+//! `govledger-ingest`'s admission runs their checks before append and folds every
+//! accepted event. Snapshots in RocksDB are still to come.
 
 pub mod budgets;
 pub mod canon;

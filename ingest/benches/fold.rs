@@ -1,0 +1,118 @@
+//! Fold benchmark (issue 4): rebuilding the projected state from the log, beside a
+//! raw RocksDB scan of the same entries, in the same run.
+//!
+//! `cargo bench -p govledger-ingest --bench fold`. Environment:
+//! `GOVLEDGER_BENCH_ENTRIES` (default 1,000,000), `GOVLEDGER_BENCH_DIR` (keep and
+//! reuse the ledger there instead of a temporary one).
+//!
+//! Prints medians of 3 alternating rounds: the raw scan (entries/s), and the fold
+//! (scan, decode each entry, decode each accepted body, fold it into the key ring,
+//! gates, flows, budgets and detector) as entries/s and as a ratio to the scan.
+
+use govledger_ingest::{Admission, GenOptions, Generator, Message};
+use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
+use govledger_ledger::Ledger;
+use govledger_schemas::{decode_entry, DecodeLimits};
+use std::time::{Duration, Instant};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let n = env_u64("GOVLEDGER_BENCH_ENTRIES", 1_000_000);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::env::var("GOVLEDGER_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| tmp.path().join("fold"));
+    let opts = GenOptions {
+        events: n,
+        seed: 3,
+        tenants: 8,
+        ..GenOptions::default()
+    };
+    let trust = Generator::new(opts.clone()).trust();
+    let fresh = !dir.join("CURRENT").exists();
+    let ledger = if fresh {
+        let store = RocksStore::open(&dir, OpenMode::Create).expect("store");
+        let mut ledger = Ledger::create(store, "bench.govledger/fold").expect("ledger");
+        let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
+        let t = Instant::now();
+        let mut batch: Vec<Message> = Vec::with_capacity(1024);
+        let mut gen = Generator::new(opts).peekable();
+        while gen.peek().is_some() {
+            batch.clear();
+            batch.extend(
+                gen.by_ref()
+                    .take(1024)
+                    .map(|l| l.to_message().expect("body")),
+            );
+            let refs: Vec<&Message> = batch.iter().collect();
+            let mut entries = adm
+                .admit_batch(&refs, &|tenant, id| {
+                    ledger.find_event(tenant, id).map(|s| s.is_some())
+                })
+                .expect("admit");
+            ledger.append(&mut entries, None).expect("append");
+            adm.end_batch();
+        }
+        println!(
+            "built a ledger of {} entries through admission in {:.1} s",
+            ledger.size(),
+            t.elapsed().as_secs_f64()
+        );
+        ledger
+    } else {
+        Ledger::open(RocksStore::open(&dir, OpenMode::ReadWrite).expect("store")).expect("ledger")
+    };
+    let size = ledger.size();
+
+    let scan = || {
+        let t = Instant::now();
+        let mut bytes = 0usize;
+        for item in ledger.store().scan_entries(0) {
+            bytes += item.expect("scan").1.len();
+        }
+        assert!(bytes > 0);
+        t.elapsed()
+    };
+    let fold = || {
+        let t = Instant::now();
+        let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
+        for item in ledger.store().scan_entries(0) {
+            let (_, leaf) = item.expect("scan");
+            let entry = decode_entry(&leaf).expect("entry");
+            adm.replay(&entry);
+        }
+        assert_eq!(adm.entries_folded(), size);
+        std::hint::black_box(adm.state_digest());
+        t.elapsed()
+    };
+    let (mut scans, mut folds) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        scans.push(scan());
+        folds.push(fold());
+    }
+    let (s, f) = (median(scans), median(folds));
+    let rate = |d: Duration| size as f64 / d.as_secs_f64();
+    println!("fold bench: {size} entries (median of 3 alternating rounds)");
+    println!(
+        "{:<60} {:>12.0} entries/s  1.00x",
+        "raw RocksDB scan of the entries [baseline]",
+        rate(s)
+    );
+    println!(
+        "{:<60} {:>12.0} entries/s  {:.2}x",
+        "fold: decode entries and bodies, all projections",
+        rate(f),
+        rate(f) / rate(s)
+    );
+}
