@@ -206,8 +206,41 @@ impl<E> Default for Pre<E> {
     }
 }
 
-/// Below this many messages a batch is checked on the calling thread alone.
+/// Below this many items per thread, work stays on the calling thread.
 const PARALLEL_MIN: usize = 32;
+
+/// `f` over `items` in order, on up to `threads` threads (scoped; the calling
+/// thread takes the first chunk). A chunk whose thread fails is redone here.
+fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = threads.min(items.len() / PARALLEL_MIN).max(1);
+    if threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut parts = items.chunks(chunk);
+        let first = parts.next().unwrap_or_default();
+        let handles: Vec<_> = parts
+            .map(|part| {
+                (
+                    part,
+                    s.spawn(move || part.iter().map(f).collect::<Vec<R>>()),
+                )
+            })
+            .collect();
+        let mut out: Vec<R> = first.iter().map(f).collect();
+        for (part, h) in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                // Cannot happen (decoding and verification do not panic); if it
+                // did, this thread does the chunk itself.
+                Err(_) => out.extend(part.iter().map(f)),
+            }
+        }
+        out
+    })
+}
 
 fn decode_sig(sig: &str) -> Option<Signature> {
     B64.decode(sig.trim())
@@ -277,29 +310,7 @@ impl Admission {
                 seen,
             }
         };
-        let threads = self.verify_threads.min(msgs.len() / PARALLEL_MIN).max(1);
-        if threads == 1 {
-            return msgs.iter().map(|m| one(m)).collect();
-        }
-        let chunk = msgs.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let mut parts = msgs.chunks(chunk);
-            let first = parts.next().unwrap_or_default();
-            let handles: Vec<_> = parts
-                .map(|part| s.spawn(move || part.iter().map(|m| one(m)).collect::<Vec<_>>()))
-                .collect();
-            let mut out: Vec<Pre<E>> = first.iter().map(|m| one(m)).collect();
-            for h in handles {
-                match h.join() {
-                    Ok(v) => out.extend(v),
-                    // Cannot happen (decoding and verification do not panic); if it
-                    // did, the sequential path checks every remaining message itself.
-                    Err(_) => out.resize_with(msgs.len(), Pre::default),
-                }
-            }
-            out.resize_with(msgs.len(), Pre::default);
-            out
-        })
+        par_map(msgs, self.verify_threads, |m| one(m))
     }
 
     /// Admits a batch in order, exactly one entry per message, with decoding,
@@ -383,18 +394,44 @@ impl Admission {
 
     /// Folds an entry already in the ledger (rebuilding the ring on open).
     pub fn replay(&mut self, entry: &Entry) {
+        let env = accepted_body(entry);
+        self.replay_decoded(entry, env);
+    }
+
+    fn replay_decoded(&mut self, entry: &Entry, env: Option<Envelope>) {
         self.entries_folded += 1;
-        if let (Verdict::Accepted { .. }, Some(body)) = (&entry.verdict, &entry.body) {
-            if let Ok(env) = decode_body(
-                body,
-                &DecodeLimits {
-                    max_body_bytes: usize::MAX,
-                },
-            ) {
-                // Alerts were raised when the entry was admitted; not again.
-                let _ = self.fold(&env, entry.time_ns);
+        if let Some(env) = env {
+            // Alerts were raised when the entry was admitted; not again.
+            let _ = self.fold(&env, entry.time_ns);
+        }
+    }
+
+    /// [`Admission::replay`] for each entry of `entries` in order, with the bodies
+    /// decoded on every core first (the folds stay in order on this thread).
+    pub fn replay_batch(&mut self, entries: &[Entry]) {
+        let envs = par_map(entries, self.verify_threads, accepted_body);
+        for (entry, env) in entries.iter().zip(envs) {
+            self.replay_decoded(entry, env);
+        }
+    }
+
+    /// Replays a whole sequence of entries (as `govledger_replay::entries_from`
+    /// yields them), in batches for [`Admission::replay_batch`]; stops at the first
+    /// error.
+    pub fn replay_all<E>(
+        &mut self,
+        entries: impl IntoIterator<Item = Result<Entry, E>>,
+    ) -> Result<(), E> {
+        let mut batch = Vec::with_capacity(REPLAY_BATCH);
+        for entry in entries {
+            batch.push(entry?);
+            if batch.len() == REPLAY_BATCH {
+                self.replay_batch(&batch);
+                batch.clear();
             }
         }
+        self.replay_batch(&batch);
+        Ok(())
     }
 
     /// Forgets the event ids of the batch just committed (they are in the ledger's
@@ -597,6 +634,23 @@ impl Admission {
             return Ok(rej(RejectReason::BudgetExceeded, m));
         }
         Ok(Ok(env))
+    }
+}
+
+/// Entries replayed per parallel decoding round.
+const REPLAY_BATCH: usize = 4096;
+
+/// The decoded body of an accepted entry (`None` for rejected ones).
+fn accepted_body(entry: &Entry) -> Option<Envelope> {
+    match (&entry.verdict, &entry.body) {
+        (Verdict::Accepted { .. }, Some(body)) => decode_body(
+            body,
+            &DecodeLimits {
+                max_body_bytes: usize::MAX,
+            },
+        )
+        .ok(),
+        _ => None,
     }
 }
 

@@ -53,9 +53,7 @@ pub fn admission_with(
 ) -> Result<Admission> {
     let mut adm = Admission::new(&ctx.data.trust()?, limits)?;
     adm.set_detect_config(detect);
-    for entry in govledger_replay::entries_from(ledger, 0) {
-        adm.replay(&entry?);
-    }
+    adm.replay_all(govledger_replay::entries_from(ledger, 0))?;
     Ok(adm)
 }
 

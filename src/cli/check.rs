@@ -63,9 +63,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     };
     let ledger = ctx.data.open_ro()?;
     let mut adm = Admission::new(&ctx.data.trust()?, DecodeLimits::default())?;
-    for entry in govledger_replay::entries_from(&ledger, 0) {
-        adm.replay(&entry?);
-    }
+    adm.replay_all(govledger_replay::entries_from(&ledger, 0))?;
     let now = match args.at_ns {
         Some(t) => t,
         None => std::time::SystemTime::now()

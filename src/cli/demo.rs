@@ -311,9 +311,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             let lines = part.iter().map(|s| Ok(s.line.clone()));
             publish_lines(&client, &stream, lines, &PublishOptions::default(), &mut |_| {}).await?;
             let mut adm = Admission::new(&trust, DecodeLimits::default())?;
-            for e in govledger_replay::entries_from(&ledger, 0) {
-                adm.replay(&e?);
-            }
+            adm.replay_all(govledger_replay::entries_from(&ledger, 0))?;
             let cfg = ServeConfig {
                 nats: nats.clone(),
                 stream: stream.clone(),

@@ -71,9 +71,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         None => size,
     };
     let mut adm = Admission::new(&ctx.data.trust()?, DecodeLimits::default())?;
-    for entry in govledger_replay::entries_from(&ledger, 0).take(end as usize) {
-        adm.replay(&entry?);
-    }
+    adm.replay_all(govledger_replay::entries_from(&ledger, 0).take(end as usize))?;
     let view = args.view;
     let doc = views::document(&adm, view, args.tenant.as_deref(), args.at);
     let items: Vec<Value> = doc["items"].as_array().cloned().unwrap_or_default();
