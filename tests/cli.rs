@@ -277,6 +277,21 @@ fn state_views_show_what_the_incident_left() {
         state(&["sessions", "--at", "8"])["items"][0]["status"],
         "active"
     );
+    // --at TIME: nothing had happened in 2000; everything by 2100.
+    let s = state(&["sessions", "--at", "2000-01-01T00:00:00Z"]);
+    assert_eq!(s["entries_folded"], 0);
+    assert_eq!(s["items"], serde_json::json!([]));
+    assert_eq!(s["at_time_ns"], 946_684_800_000_000_000u64);
+    let s = state(&["sessions", "--at", "2100-01-01T00:00:00+01:00"]);
+    assert_eq!(s["entries_folded"], 16);
+    let out = std::process::Command::new(common::BIN)
+        .args(["--data"])
+        .arg(&kept)
+        .args(["state", "sessions", "--at", "2026-02-30T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
     // Another tenant sees nothing; a seq past the end is a clear error.
     assert_eq!(
         state(&["sessions", "--tenant", "globex"])["items"],

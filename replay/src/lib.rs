@@ -12,6 +12,8 @@
 //!
 //! Today it offers one building block, [`entries_from`], that later commands share.
 
+pub mod time;
+
 use govledger_ledger::store::LogStore;
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::Entry;

@@ -10,6 +10,25 @@ use govledger_schemas::DecodeLimits;
 use serde_json::Value;
 use std::process::ExitCode;
 
+/// Where `--at` stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// Right after this entry.
+    Seq(u64),
+    /// Every entry with an event time at or before this, unix ns.
+    Time(u64),
+}
+
+fn parse_at(s: &str) -> Result<At, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(At::Seq)
+            .map_err(|e| format!("{s:?} is not an entry number: {e}"));
+    }
+    govledger_replay::time::parse_rfc3339(s).map(At::Time)
+}
+
 /// Parses a view name (clap lists the choices in `--help` and in errors).
 fn view_parser() -> impl clap::builder::TypedValueParser<Value = views::View> {
     use clap::builder::TypedValueParser;
@@ -28,9 +47,11 @@ pub struct Args {
     /// Only this tenant.
     #[arg(long)]
     pub tenant: Option<String>,
-    /// The state right after entry SEQ (default: the whole log).
-    #[arg(long, value_name = "SEQ")]
-    pub at: Option<u64>,
+    /// The state right after entry SEQ, or as of TIME (RFC 3339, e.g.
+    /// 2026-01-31T09:30:00Z: every entry with an event time at or before it)
+    /// [default: the whole log].
+    #[arg(long, value_name = "SEQ|TIME", value_parser = parse_at)]
+    pub at: Option<At>,
 }
 
 /// `key=value` pairs of an item, nulls left out, nested objects as `key.sub=value`.
@@ -60,20 +81,35 @@ fn human(v: &Value) -> String {
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let ledger = ctx.data.open_ro()?;
     let size = ledger.size();
-    let end = match args.at {
-        Some(seq) if seq >= size => {
+    let (end, until_ns) = match args.at {
+        Some(At::Seq(seq)) if seq >= size => {
             bail!(
                 "--at {seq}: the log holds entries 0 to {} only",
                 size.saturating_sub(1)
             )
         }
-        Some(seq) => seq + 1,
-        None => size,
+        Some(At::Seq(seq)) => (seq + 1, u64::MAX),
+        Some(At::Time(t)) => (size, t),
+        None => (size, u64::MAX),
     };
     let mut adm = Admission::new(&ctx.data.trust()?, DecodeLimits::default())?;
-    adm.replay_all(govledger_replay::entries_from(&ledger, 0).take(end as usize))?;
+    // Entries are in stream order, whose event times (JetStream timestamps) only
+    // grow: stop at the first one after the time.
+    adm.replay_all(
+        govledger_replay::entries_from(&ledger, 0)
+            .take(end as usize)
+            .take_while(|e| e.as_ref().map_or(true, |e| e.time_ns <= until_ns)),
+    )?;
+    let end = adm.entries_folded();
     let view = args.view;
-    let doc = views::document(&adm, view, args.tenant.as_deref(), args.at);
+    let seq = match args.at {
+        Some(At::Seq(s)) => Some(s),
+        _ => None,
+    };
+    let mut doc = views::document(&adm, view, args.tenant.as_deref(), seq);
+    if let Some(At::Time(t)) = args.at {
+        doc["at_time_ns"] = serde_json::json!(t);
+    }
     let items: Vec<Value> = doc["items"].as_array().cloned().unwrap_or_default();
     if ctx.json {
         print_json(&doc);
