@@ -453,6 +453,14 @@ fn healthz_and_metrics_report_the_consumer() {
         metric(&text, "govledger_rejected_total{reason=\"bad_signature\"}"),
         0
     );
+    assert_eq!(
+        metric(&text, "govledger_alerts_total{kind=\"rejected\"}"),
+        1
+    );
+    // Detections depend on the generated stream (risk escalations); the counter is
+    // there, and the detection test checks the alerts themselves.
+    metric(&text, "govledger_alerts_total{kind=\"detection\"}");
+    metric(&text, "govledger_alerts_total{kind=\"budget_warning\"}");
     let batches = metric(&text, "govledger_batches_total");
     assert!(batches >= 1);
     assert_eq!(metric(&text, "govledger_batch_seconds_count"), batches);

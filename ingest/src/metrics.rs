@@ -24,7 +24,11 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     lag: AtomicU64,
     checkpoint_size: AtomicU64,
+    alerts: [AtomicU64; ALERT_KINDS.len()],
 }
+
+/// The kinds of alert `serve` publishes, in the order of `govledger_alerts_total`.
+pub const ALERT_KINDS: [&str; 3] = ["rejected", "budget_warning", "detection"];
 
 impl Metrics {
     /// All zero, not ready.
@@ -85,6 +89,13 @@ impl Metrics {
     /// Entries consumed so far (accepted + rejected).
     pub fn consumed(&self) -> u64 {
         self.consumed.load(Relaxed)
+    }
+
+    /// Counts `n` alerts of `kind` (one of [`ALERT_KINDS`]; others are ignored).
+    pub fn record_alerts(&self, kind: &str, n: u64) {
+        if let Some(i) = ALERT_KINDS.iter().position(|k| *k == kind) {
+            self.alerts[i].fetch_add(n, Relaxed);
+        }
     }
 
     /// Entries accepted so far.
@@ -167,6 +178,17 @@ impl Metrics {
             "# HELP govledger_consumer_lag Messages pending for the consumer.\n# TYPE govledger_consumer_lag gauge\ngovledger_consumer_lag {}",
             self.lag.load(Relaxed)
         );
+        let _ = writeln!(
+            s,
+            "# HELP govledger_alerts_total Alerts published, by kind.\n# TYPE govledger_alerts_total counter"
+        );
+        for (kind, n) in ALERT_KINDS.iter().zip(&self.alerts) {
+            let _ = writeln!(
+                s,
+                "govledger_alerts_total{{kind=\"{kind}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
         let _ = writeln!(
             s,
             "# HELP govledger_checkpoint_size Tree size of the newest signed checkpoint.\n# TYPE govledger_checkpoint_size gauge\ngovledger_checkpoint_size {}",

@@ -266,6 +266,13 @@ pub async fn run<S: LogStore>(
                 })?;
             cursor = batch_last_seq;
             metrics.record_batch(&entries, started.elapsed());
+            let rejected = entries
+                .iter()
+                .filter(|e| matches!(e.verdict, Verdict::Rejected { .. }))
+                .count();
+            metrics.record_alerts("rejected", rejected as u64);
+            metrics.record_alerts("budget_warning", warnings.len() as u64);
+            metrics.record_alerts("detection", detections.len() as u64);
             publish_outcomes(&client, &batch, &entries, &appended).await;
             publish_warnings(&client, &entries, &appended, warnings).await;
             publish_detections(&client, &entries, &appended, detections).await;
