@@ -147,7 +147,6 @@ fn key_file_is_private() {
 
 #[test]
 fn demo_runs_and_verifies() {
-    let env = Env::new();
     let out = std::process::Command::new(common::BIN)
         .args(["--json", "demo"])
         .output()
@@ -181,20 +180,7 @@ fn demo_runs_and_verifies() {
         ]
     );
     // The kept variant leaves a ledger the other commands can open.
-    let kept = env.path("demo");
-    let out = std::process::Command::new(common::BIN)
-        .args(["demo", "--keep"])
-        .arg(&kept)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let out = std::process::Command::new(common::BIN)
-        .args(["--json", "--data"])
-        .arg(&kept)
-        .arg("verify")
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = demo_ledger().json(&["verify"]);
     assert_eq!(v["ok"], true);
 }
 
@@ -202,33 +188,8 @@ fn demo_runs_and_verifies() {
 /// the state part-way through.
 #[test]
 fn state_views_show_what_the_incident_left() {
-    let env = Env::new();
-    let kept = env.path("demo");
-    let out = std::process::Command::new(common::BIN)
-        .args(["demo", "--keep"])
-        .arg(&kept)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let state = |args: &[&str]| -> serde_json::Value {
-        let out = std::process::Command::new(common::BIN)
-            .args(["--json", "--data"])
-            .arg(&kept)
-            .arg("state")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "state {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let env = demo_ledger();
+    let state = |args: &[&str]| env.json(&[&["state"], args].concat());
 
     let s = state(&["sessions"]);
     assert_eq!(s["entries_folded"], 16);
@@ -284,12 +245,7 @@ fn state_views_show_what_the_incident_left() {
     assert_eq!(s["at_time_ns"], 946_684_800_000_000_000u64);
     let s = state(&["sessions", "--at", "2100-01-01T00:00:00+01:00"]);
     assert_eq!(s["entries_folded"], 16);
-    let out = std::process::Command::new(common::BIN)
-        .args(["--data"])
-        .arg(&kept)
-        .args(["state", "sessions", "--at", "2026-02-30T00:00:00Z"])
-        .output()
-        .unwrap();
+    let out = env.run(&["state", "sessions", "--at", "2026-02-30T00:00:00Z"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
     // Another tenant sees nothing; a seq past the end is a clear error.
@@ -297,12 +253,7 @@ fn state_views_show_what_the_incident_left() {
         state(&["sessions", "--tenant", "globex"])["items"],
         serde_json::json!([])
     );
-    let out = std::process::Command::new(common::BIN)
-        .args(["--data"])
-        .arg(&kept)
-        .args(["state", "sessions", "--at", "99"])
-        .output()
-        .unwrap();
+    let out = env.run(&["state", "sessions", "--at", "99"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("entries 0 to 15 only"));
 }
@@ -310,40 +261,24 @@ fn state_views_show_what_the_incident_left() {
 /// `check`: the pre-check answers from the demo's final state without writing.
 #[test]
 fn check_answers_whether_a_spend_fits_and_no_kill_switch_covers_it() {
-    let env = Env::new();
-    let kept = env.path("demo");
-    let out = std::process::Command::new(common::BIN)
-        .args(["demo", "--keep"])
-        .arg(&kept)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let env = demo_ledger();
+    // Exit 1 (not allowed) still prints the JSON answer.
     let check = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
-        let out = std::process::Command::new(common::BIN)
-            .args(["--json", "--data"])
-            .arg(&kept)
-            .args(["check", "--tenant", "acme", "--org", "acme"])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = env.run(
+            &[
+                &["--json", "check", "--tenant", "acme", "--org", "acme"],
+                args,
+            ]
+            .concat(),
+        );
         let v = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
         (out.status.code(), v)
     };
-    let size_before = env_size(&kept);
+    let size_before = env.status()["size"].clone();
     // agent-7 is under a kill switch, and $0.70 more passes its $2.00 budget. Event
     // time is the JetStream timestamp: judge the budget's day at the kill switch's.
-    let out = std::process::Command::new(common::BIN)
-        .args(["--json", "--data"])
-        .arg(&kept)
-        .args(["state", "killswitches"])
-        .output()
-        .unwrap();
-    let kills: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kills = env.json(&["state", "killswitches"]);
     let day = kills["items"][0]["since_ns"].to_string();
     let day = day.as_str();
     let (code, v) = check(&[
@@ -385,16 +320,21 @@ fn check_answers_whether_a_spend_fits_and_no_kill_switch_covers_it() {
         .as_str()
         .unwrap()
         .contains("session s-1 is ended"));
-    assert_eq!(env_size(&kept), size_before, "check writes nothing");
+    assert_eq!(env.status()["size"], size_before, "check writes nothing");
 }
 
-fn env_size(data: &std::path::Path) -> u64 {
+/// A fresh environment whose data directory holds the demo's ledger.
+fn demo_ledger() -> Env {
+    let env = Env::new();
     let out = std::process::Command::new(common::BIN)
-        .args(["--json", "--data"])
-        .arg(data)
-        .arg("status")
+        .args(["demo", "--keep"])
+        .arg(env.data())
         .output()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["size"].as_u64().unwrap()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env
 }

@@ -15,6 +15,7 @@
 //! **Who calls it:** the `govledger` binary.
 
 pub mod admit;
+pub mod alerts;
 pub mod devserver;
 pub mod gen;
 pub mod http;

@@ -27,7 +27,8 @@ pub struct Metrics {
     alerts: [AtomicU64; ALERT_KINDS.len()],
 }
 
-/// The kinds of alert `serve` publishes, in the order of `govledger_alerts_total`.
+/// The kinds of alert `serve` publishes, in the order of `govledger_alerts_total`;
+/// `rejected` (first) is counted by [`Metrics::record_batch`].
 pub const ALERT_KINDS: [&str; 3] = ["rejected", "budget_warning", "detection"];
 
 impl Metrics {
@@ -73,6 +74,8 @@ impl Metrics {
                 }
                 Verdict::Rejected { reason, .. } => {
                     self.rejected[reason.code() as usize].fetch_add(1, Relaxed);
+                    // Every rejection is also published as an alert.
+                    self.alerts[0].fetch_add(1, Relaxed);
                 }
             }
         }

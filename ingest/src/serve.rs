@@ -115,6 +115,13 @@ fn is_own_output(subject: &str) -> bool {
         || subject.starts_with("gov.alerts.")
 }
 
+/// Where a message sits in the stream: its sequence, and how many messages the
+/// server says are still pending for the consumer after it.
+struct Position {
+    seq: u64,
+    pending: u64,
+}
+
 struct Pending {
     msg: Message,
     reply: Option<String>,
@@ -122,14 +129,18 @@ struct Pending {
 
 /// Turns a JetStream message into an admission [`Message`]; `None` for our own
 /// publications. The time is the JetStream timestamp, never our clock.
-fn to_message(m: &jetstream::Message) -> Result<(u64, Option<Pending>), NatsError> {
+fn to_message(m: &jetstream::Message) -> Result<(Position, Option<Pending>), NatsError> {
     let info = m
         .info()
         .map_err(|e| NatsError::Other(format!("message without JetStream metadata: {e}")))?;
     let seq = info.stream_sequence;
+    let at = Position {
+        seq,
+        pending: info.pending,
+    };
     let subject = m.subject.as_str();
     if is_own_output(subject) {
-        return Ok((seq, None));
+        return Ok((at, None));
     }
     let time_ns = u64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(0);
     let header = |name: &str| {
@@ -139,7 +150,7 @@ fn to_message(m: &jetstream::Message) -> Result<(u64, Option<Pending>), NatsErro
             .map(|v| v.as_str().to_string())
     };
     Ok((
-        seq,
+        at,
         Some(Pending {
             msg: Message {
                 subject: subject.to_string(),
@@ -201,8 +212,8 @@ pub async fn run<S: LogStore>(
                 _ = &mut shutdown => { stopping = true; flush = true; }
                 next = messages.next() => match next {
                     Some(Ok(m)) => {
-                        let (seq, pending) = to_message(&m)?;
-                        if let Ok(info) = m.info() { metrics.set_lag(info.pending); }
+                        let (Position { seq, pending: lag }, pending) = to_message(&m)?;
+                        metrics.set_lag(lag);
                         if seq <= cursor {
                             continue; // already in the ledger: a redelivery
                         }
@@ -266,16 +277,11 @@ pub async fn run<S: LogStore>(
                 })?;
             cursor = batch_last_seq;
             metrics.record_batch(&entries, started.elapsed());
-            let rejected = entries
-                .iter()
-                .filter(|e| matches!(e.verdict, Verdict::Rejected { .. }))
-                .count();
-            metrics.record_alerts("rejected", rejected as u64);
             metrics.record_alerts("budget_warning", warnings.len() as u64);
             metrics.record_alerts("detection", detections.len() as u64);
             publish_outcomes(&client, &batch, &entries, &appended).await;
-            publish_warnings(&client, &entries, &appended, warnings).await;
-            publish_detections(&client, &entries, &appended, detections).await;
+            let alerts = crate::alerts::raised(&entries, &appended, warnings, detections);
+            publish_alerts(&client, alerts).await;
             since_checkpoint += appended.len() as u64;
             if progress_at.elapsed() >= PROGRESS_EVERY {
                 let secs = progress_at.elapsed().as_secs_f64();
@@ -387,67 +393,13 @@ async fn checkpoint<S: LogStore>(
     Ok(())
 }
 
-/// The seq of the accepted entry `event_id` of `tenant` in this batch.
-fn seq_of(entries: &[Entry], appended: &[Appended], tenant: &str, event_id: &str) -> Option<u64> {
-    entries
-        .iter()
-        .zip(appended)
-        .find(|(e, _)| e.event_id() == Some(event_id) && e.tenant() == Some(tenant))
-        .map(|(_, a)| a.seq.0)
-}
-
-/// After the batch is durable: an alert per detection on `gov.alerts.<tenant>`:
-/// `{"kind": "detection", "rule", "seq", "event_id", "tenant", "agent", "detail"}`.
-async fn publish_detections(
-    client: &async_nats::Client,
-    entries: &[Entry],
-    appended: &[Appended],
-    detections: Vec<(String, govledger_projections::Detection)>,
-) {
-    for (event_id, d) in detections {
-        let alert = json!({
-            "kind": "detection",
-            "rule": d.rule,
-            "seq": seq_of(entries, appended, &d.tenant, &event_id),
-            "event_id": event_id,
-            "tenant": d.tenant,
-            "agent": d.agent,
-            "detail": d.detail,
-        });
+/// After the batch is durable: its budget warnings and detections on
+/// `gov.alerts.<tenant>` ([`crate::alerts::raised`]).
+async fn publish_alerts(client: &async_nats::Client, alerts: Vec<(String, serde_json::Value)>) {
+    for (tenant, alert) in alerts {
         let _ = client
             .publish(
-                format!("gov.alerts.{}", d.tenant),
-                alert.to_string().into_bytes().into(),
-            )
-            .await;
-    }
-}
-
-/// After the batch is durable: an alert per budget warning on `gov.alerts.<tenant>`:
-/// `{"kind": "budget_warning", "seq", "event_id", "tenant", "budget_id", "measure",
-/// "threshold_pct", "used", "limit"}`.
-async fn publish_warnings(
-    client: &async_nats::Client,
-    entries: &[Entry],
-    appended: &[Appended],
-    warnings: Vec<(String, govledger_projections::BudgetWarning)>,
-) {
-    for (event_id, w) in warnings {
-        let seq = seq_of(entries, appended, &w.tenant, &event_id);
-        let alert = json!({
-            "kind": "budget_warning",
-            "seq": seq,
-            "event_id": event_id,
-            "tenant": w.tenant,
-            "budget_id": w.budget_id,
-            "measure": w.measure,
-            "threshold_pct": w.threshold_pct,
-            "used": w.used,
-            "limit": w.limit,
-        });
-        let _ = client
-            .publish(
-                format!("gov.alerts.{}", w.tenant),
+                format!("gov.alerts.{tenant}"),
                 alert.to_string().into_bytes().into(),
             )
             .await;

@@ -108,7 +108,7 @@ fn items_of(adm: &Admission, view: View) -> Vec<(String, Value)> {
             .map(|(t, scope, target, k)| {
                 (
                     t.to_string(),
-                    json!({"tenant": t, "scope": lower(scope), "target": target,
+                    json!({"tenant": t, "scope": govledger_projections::gates::scope_name(scope), "target": target,
                            "reason": k.reason, "since_ns": k.since_ns}),
                 )
             })

@@ -112,6 +112,12 @@ impl Budget {
             (0, 0)
         }
     }
+
+    /// (tokens, cost_micros) counted in the window that event time `time_ns` falls
+    /// in: zero once a new window has begun.
+    pub fn usage_at(&self, time_ns: u64) -> (u64, u64) {
+        self.at(window_index(self.terms.window, time_ns))
+    }
 }
 
 fn pct_reached(used: u64, limit: u64, pct: u8) -> bool {
@@ -162,7 +168,7 @@ impl Budgets {
         time_ns: u64,
     ) -> Result<(), String> {
         for (id, b) in self.applicable(tenant, spend) {
-            let (t, c) = b.at(window_index(b.terms.window, time_ns));
+            let (t, c) = b.usage_at(time_ns);
             let window = format!("{:?}", b.terms.window).to_lowercase();
             if let Some(limit) = b.terms.limit_cost_micros {
                 let after = c.saturating_add(cost_micros);

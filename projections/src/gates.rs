@@ -95,7 +95,8 @@ fn action_of(event: &Event) -> Option<(&str, &ActorChain)> {
     }
 }
 
-fn scope_name(scope: KillScope) -> &'static str {
+/// `session`, `agent`, `tenant` or `system`, as on the wire.
+pub fn scope_name(scope: KillScope) -> &'static str {
     match scope {
         KillScope::Session => "session",
         KillScope::Agent => "agent",

@@ -2,9 +2,11 @@
 //! warning thresholds; as given / when / then scenarios, plus a property test that
 //! the fold is deterministic and resumable.
 
+mod common;
+
 use govledger_projections::budgets::{applies, window_index};
 use govledger_projections::Budgets;
-use govledger_schemas::{decode_body, BudgetScope, BudgetWindow, DecodeLimits, Envelope};
+use govledger_schemas::{BudgetScope, BudgetWindow, Envelope};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -12,14 +14,9 @@ const S: u64 = 1_000_000_000;
 /// 2026-01-01T00:00:00Z, a Thursday.
 const NEW_YEAR_2026: u64 = 1_767_225_600 * S;
 
-fn event(kind: &str, mut fields: Value) -> Envelope {
-    let m = fields.as_object_mut().expect("fields are an object");
-    m.insert("v".into(), json!(1));
-    m.insert("id".into(), json!(format!("e-{kind}")));
-    m.insert("type".into(), json!(kind));
-    m.insert("tenant".into(), json!("acme"));
-    decode_body(fields.to_string().as_bytes(), &DecodeLimits::default())
-        .unwrap_or_else(|e| panic!("test event {kind} does not decode: {e}"))
+/// An event of tenant acme.
+fn event(kind: &str, fields: Value) -> Envelope {
+    common::event("acme", kind, fields)
 }
 
 fn configured(id: &str, scope: Value, window: &str, cost: u64, warn: &[u8]) -> Envelope {

@@ -1,21 +1,14 @@
 //! Detection rules: velocity over a sliding window of event time, risk-tier
 //! escalation, repeated denials; each reported once per episode, each off at 0.
 
+mod common;
+
+use common::event;
 use govledger_projections::detect::{DetectConfig, Detector};
-use govledger_schemas::{decode_body, DecodeLimits, Envelope};
-use serde_json::{json, Value};
+use govledger_schemas::Envelope;
+use serde_json::json;
 
 const MS: u64 = 1_000_000;
-
-fn event(tenant: &str, kind: &str, mut fields: Value) -> Envelope {
-    let m = fields.as_object_mut().expect("fields are an object");
-    m.insert("v".into(), json!(1));
-    m.insert("id".into(), json!(format!("e-{kind}")));
-    m.insert("type".into(), json!(kind));
-    m.insert("tenant".into(), json!(tenant));
-    decode_body(fields.to_string().as_bytes(), &DecodeLimits::default())
-        .unwrap_or_else(|e| panic!("test event {kind} does not decode: {e}"))
-}
 
 fn proposed(tenant: &str, agent: &str, tier: &str) -> Envelope {
     event(

@@ -2,18 +2,15 @@
 //! changes every checkpoint's state digest, so it must be deliberate), and sensitive
 //! to every part of the state.
 
+mod common;
+
 use govledger_projections::{state_digest, Budgets, Flows, Gates, KeyRing};
-use govledger_schemas::{decode_body, DecodeLimits, Envelope};
+use govledger_schemas::Envelope;
 use serde_json::{json, Value};
 
-fn event(kind: &str, mut fields: Value) -> Envelope {
-    let m = fields.as_object_mut().expect("fields are an object");
-    m.insert("v".into(), json!(1));
-    m.insert("id".into(), json!(format!("e-{kind}")));
-    m.insert("type".into(), json!(kind));
-    m.insert("tenant".into(), json!("acme"));
-    decode_body(fields.to_string().as_bytes(), &DecodeLimits::default())
-        .unwrap_or_else(|e| panic!("test event {kind} does not decode: {e}"))
+/// An event of tenant acme.
+fn event(kind: &str, fields: Value) -> Envelope {
+    common::event("acme", kind, fields)
 }
 
 fn hex(d: [u8; 32]) -> String {

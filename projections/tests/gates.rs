@@ -2,21 +2,13 @@
 //! and a property test that the fold is deterministic and can be resumed from any
 //! point.
 
+mod common;
+
+use common::event;
 use govledger_projections::{Gates, SessionStatus};
-use govledger_schemas::{decode_body, DecodeLimits, Envelope};
+use govledger_schemas::Envelope;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-
-/// A strictly decoded v1 event of `tenant`.
-fn event(tenant: &str, kind: &str, mut fields: Value) -> Envelope {
-    let m = fields.as_object_mut().expect("fields are an object");
-    m.insert("v".into(), json!(1));
-    m.insert("id".into(), json!(format!("e-{kind}")));
-    m.insert("type".into(), json!(kind));
-    m.insert("tenant".into(), json!(tenant));
-    decode_body(fields.to_string().as_bytes(), &DecodeLimits::default())
-        .unwrap_or_else(|e| panic!("test event {kind} does not decode: {e}"))
-}
 
 fn actor(agent: &str) -> Value {
     json!({"user": "alice", "agent": agent})

@@ -110,24 +110,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         }
         let cursor = args.resume.then_some(last_line);
         let appended = ledger.append(&mut entries, cursor)?;
-        for (event_id, d) in adm.take_detections() {
-            let seq = entries
-                .iter()
-                .zip(&appended)
-                .find(|(e, _)| e.event_id() == Some(event_id.as_str()))
-                .map(|(_, a)| a.seq.0);
-            detections.push(json!({"seq": seq, "event_id": event_id, "rule": d.rule,
-                "tenant": d.tenant, "agent": d.agent, "detail": d.detail}));
-        }
-        for (event_id, w) in adm.take_warnings() {
-            let seq = entries
-                .iter()
-                .zip(&appended)
-                .find(|(e, _)| e.event_id() == Some(event_id.as_str()))
-                .map(|(_, a)| a.seq.0);
-            warnings.push(json!({"seq": seq, "event_id": event_id, "tenant": w.tenant,
-                "budget_id": w.budget_id, "measure": w.measure,
-                "threshold_pct": w.threshold_pct, "used": w.used, "limit": w.limit}));
+        let raised = govledger_ingest::alerts::raised(
+            &entries,
+            &appended,
+            adm.take_warnings(),
+            adm.take_detections(),
+        );
+        for (_, alert) in raised {
+            match alert["kind"].as_str() {
+                Some("budget_warning") => warnings.push(alert),
+                _ => detections.push(alert),
+            }
         }
         batch.clear();
         adm.end_batch();

@@ -5,8 +5,7 @@
 use super::Ctx;
 use crate::output::print_json;
 use anyhow::{Context, Result};
-use govledger_ingest::Admission;
-use govledger_projections::budgets::window_index;
+use govledger_projections::gates::scope_name;
 use govledger_schemas::{BudgetScope, DecodeLimits, Ident};
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -62,8 +61,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         agent: ident("agent", &Some(args.agent.clone()))?,
     };
     let ledger = ctx.data.open_ro()?;
-    let mut adm = Admission::new(&ctx.data.trust()?, DecodeLimits::default())?;
-    adm.replay_all(govledger_replay::entries_from(&ledger, 0))?;
+    let adm = super::append::admission_for(ctx, &ledger, DecodeLimits::default())?;
     let now = match args.at_ns {
         Some(t) => t,
         None => std::time::SystemTime::now()
@@ -83,10 +81,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         .map(|(scope, target, k)| {
             reasons.push(format!(
                 "the {} kill switch on {target} is engaged: {}",
-                format!("{scope:?}").to_lowercase(),
+                scope_name(scope),
                 k.reason
             ));
-            json!({"scope": format!("{scope:?}").to_lowercase(), "target": target,
+            json!({"scope": scope_name(scope), "target": target,
                    "reason": k.reason, "since_ns": k.since_ns})
         });
     if let Some(s) = &args.session {
@@ -106,12 +104,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         .budgets()
         .applicable(tenant, &scope)
         .map(|(id, b)| {
-            let fresh = b.window != window_index(b.terms.window, now);
-            let (tokens, cost) = if fresh {
-                (0, 0)
-            } else {
-                (b.tokens, b.cost_micros)
-            };
+            let (tokens, cost) = b.usage_at(now);
             json!({"budget_id": id, "window": format!("{:?}", b.terms.window).to_lowercase(),
                    "tokens": tokens, "cost_micros": cost,
                    "tokens_after": tokens.saturating_add(args.tokens),
