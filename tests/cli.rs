@@ -226,6 +226,23 @@ fn state_views_show_what_the_incident_left() {
         [("acme/admin", "admin"), ("acme/gateway", "producer")]
     );
 
+    // The refused over-budget increment (#11) engaged agent-7's switch by itself
+    // (kill_on_exceed); the guardian's engagement (#12) then replaced the reason.
+    let k = state(&["killswitches", "--at", "11"]);
+    assert_eq!(k["items"][0]["target"], "agent-7");
+    assert_eq!(
+        k["items"][0]["reason"],
+        "budget agent-7-daily exceeded by event evt-0012"
+    );
+    assert_eq!(
+        state(&["killswitches", "--at", "10"])["items"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        state(&["killswitches", "--at", "12"])["items"][0]["reason"],
+        "budget exceeded"
+    );
+
     // Right after the grant (#8): nothing used yet, no kill switch, session active.
     let a = state(&["approvals", "--at", "8"]);
     assert_eq!(a["entries_folded"], 9);
@@ -337,4 +354,81 @@ fn demo_ledger() -> Env {
         String::from_utf8_lossy(&out.stderr)
     );
     env
+}
+
+/// `append --snapshot-every`, `snapshot take` and `snapshot list`: snapshots land at
+/// checkpoints, check out against them, and `state` reads the same with and
+/// without them.
+#[test]
+fn snapshots_are_taken_listed_and_read_the_same() {
+    let env = Env::new();
+    let lines = env.init_with_events(1_500, 21, 2);
+    let all = std::fs::read_to_string(&lines).unwrap();
+    let (head, tail): (Vec<&str>, Vec<&str>) = {
+        let v: Vec<&str> = all.lines().collect();
+        (v[..1_000].to_vec(), v[1_000..].to_vec())
+    };
+    std::fs::write(env.path("head.jsonl"), head.join("\n")).unwrap();
+    std::fs::write(env.path("tail.jsonl"), tail.join("\n")).unwrap();
+
+    let out = env.json(&[
+        "append",
+        env.path("head.jsonl").to_str().unwrap(),
+        "--snapshot-every",
+        "600",
+    ]);
+    assert_eq!(out["snapshot"]["size"], 1_000);
+    assert!(out["snapshot"]["bytes"].as_u64().unwrap() > 1_000);
+    // 500 more: below the policy's 600, so no snapshot ...
+    let out = env.json(&[
+        "append",
+        env.path("tail.jsonl").to_str().unwrap(),
+        "--snapshot-every",
+        "600",
+    ]);
+    assert_eq!(out["snapshot"], serde_json::Value::Null);
+    // ... until one is asked for.
+    let out = env.json(&["snapshot", "take", "--keep", "5"]);
+    assert_eq!(out["size"], 1_500);
+    let out = env.json(&["snapshot", "take"]);
+    assert_eq!(out["existing"], true);
+    let list = env.json(&["snapshot", "list"]);
+    assert_eq!(list["log_size"], 1_500);
+    let snaps = list["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), 2);
+    for (s, size) in snaps.iter().zip([1_000, 1_500]) {
+        assert_eq!(s["size"], size);
+        assert_eq!(s["ok"], true);
+        let cp = env.json(&[
+            "prove",
+            "inclusion",
+            "--seq",
+            "0",
+            "--size",
+            &size.to_string(),
+        ]);
+        let note = cp["checkpoint"].as_str().unwrap();
+        assert!(
+            note.contains(&format!(
+                "state-digest sha256:{}",
+                s["state_digest"].as_str().unwrap()
+            )),
+            "{note}"
+        );
+    }
+    for view in ["budgets", "approvals", "killswitches", "sessions", "keys"] {
+        for at in [None, Some("999"), Some("1200")] {
+            let mut a = vec!["state", view];
+            a.extend(at.iter().flat_map(|s| ["--at", *s]));
+            let with = env.json(&a);
+            a.push("--no-snapshots");
+            assert_eq!(with, env.json(&a), "state {view} at {at:?}");
+        }
+    }
+    // An empty log has nothing to snapshot.
+    let empty = Env::new();
+    empty.init_with_events(1, 1, 1);
+    let out = empty.run(&["snapshot", "take"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
 }

@@ -46,6 +46,16 @@ fn lines_of(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// `govledger publish --json` of the lines in `file` to `nats`.
+fn publish(env: &Env, nats: &NatsServer, file: &std::path::Path) -> Value {
+    env.json(&[
+        "publish",
+        "--nats-url",
+        &nats.url(),
+        file.to_str().expect("utf-8 path"),
+    ])
+}
+
 /// The event id in a generated line's body.
 fn event_id(line: &Value) -> String {
     let body: Value =
@@ -81,12 +91,7 @@ fn published_events_become_entries_in_stream_order_with_receipts_and_checkpoints
             "64",
         ],
     );
-    let published = env.json(&[
-        "publish",
-        "--nats-url",
-        &nats.url(),
-        events.to_str().expect("utf-8 path"),
-    ]);
+    let published = publish(&env, &nats, &events);
     assert_eq!(published["published"], N);
     assert_eq!(published["duplicates"], 0);
     let status = serve.wait_exit(WAIT);
@@ -398,12 +403,7 @@ fn healthz_and_metrics_report_the_consumer() {
     assert_eq!(serve.http_get("/healthz"), (200, "ok\n".to_string()));
     assert_eq!(serve.http_get("/nope").0, 404);
 
-    env.json(&[
-        "publish",
-        "--nats-url",
-        &nats.url(),
-        events.to_str().expect("path"),
-    ]);
+    publish(&env, &nats, &events);
     rt.block_on(async {
         client
             .publish("gov.acme.action", "{}".into())
@@ -626,12 +626,7 @@ fn detection_rules_from_the_config_file_raise_alerts() {
             &size,
         ],
     );
-    env.json(&[
-        "publish",
-        "--nats-url",
-        &nats.url(),
-        file.to_str().expect("path"),
-    ]);
+    publish(&env, &nats, &file);
     assert!(serve.wait_exit(WAIT).success(), "{}", serve.log());
     let got = rt.block_on(take_json(&mut alerts, 1));
     assert_eq!(got[0]["kind"], "detection");
@@ -643,4 +638,75 @@ fn detection_rules_from_the_config_file_raise_alerts() {
         env.json(&["entry", "--seq", &seq.to_string()])["event_id"],
         "e-d2"
     );
+}
+
+/// `serve` writes snapshots at checkpoints by its policy, keeps the newest few,
+/// restarts from the newest (not from entry 0), and the state it reaches is the one
+/// a fold of the whole log gives.
+#[test]
+fn serve_writes_snapshots_and_restarts_from_the_newest() {
+    const N: u64 = 600;
+    let nats = NatsServer::start();
+    let env = Env::new();
+    let events = env.init_with_events(N, 12, 3);
+    let published = publish(&env, &nats, &events);
+    assert_eq!(published["published"], N);
+    let args = |stop: u64| {
+        vec![
+            "--stop-at-size".to_string(),
+            stop.to_string(),
+            "--checkpoint-every".into(),
+            "100".into(),
+            "--checkpoint-ms".into(),
+            "0".into(),
+            "--batch-max".into(),
+            "50".into(),
+            "--snapshot-every".into(),
+            "200".into(),
+            "--snapshot-keep".into(),
+            "2".into(),
+        ]
+    };
+    let run = |stop: u64| {
+        let a = args(stop);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut serve = env.spawn_serve(&nats.url(), &a);
+        let status = serve.wait_exit(WAIT);
+        assert!(status.success(), "serve failed: {}", serve.log());
+        serve.log()
+    };
+
+    let first = run(300);
+    assert!(!first.contains("restored from a snapshot"), "{first}");
+    let sizes = |v: &Value| -> Vec<u64> {
+        v["snapshots"]
+            .as_array()
+            .expect("snapshots")
+            .iter()
+            .map(|s| {
+                assert_eq!(s["ok"], true, "{s}");
+                s["size"].as_u64().expect("size")
+            })
+            .collect()
+    };
+    assert_eq!(sizes(&env.json(&["snapshot", "list"])), vec![200]);
+
+    let second = run(N);
+    assert!(
+        second.contains("restored from a snapshot") && second.contains("size=200"),
+        "{second}"
+    );
+    let list = env.json(&["snapshot", "list"]);
+    assert_eq!(sizes(&list), vec![400, 600]);
+    assert_eq!(list["log_size"], N);
+
+    for view in ["budgets", "approvals", "killswitches", "sessions", "keys"] {
+        let from_snapshot = env.json(&["state", view]);
+        let from_zero = env.json(&["state", view, "--no-snapshots"]);
+        assert_eq!(from_snapshot, from_zero, "view {view}");
+        let at = env.json(&["state", view, "--at", "450"]);
+        let at_zero = env.json(&["state", view, "--at", "450", "--no-snapshots"]);
+        assert_eq!(at, at_zero, "view {view} at 450");
+    }
+    assert_eq!(env.json(&["verify"])["ok"], true);
 }

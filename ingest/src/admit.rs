@@ -36,8 +36,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 use govledger_projections::{
-    BudgetWarning, Budgets, DetectConfig, Detection, Detector, Flows, Gates, KeyProblem, KeyRing,
-    KeyRole,
+    snapshot, BudgetWarning, Budgets, DetectConfig, Detection, Detector, Flows, Gates, KeyProblem,
+    KeyRing, KeyRole, Refusal, Snapshot, SnapshotError, State,
 };
 use govledger_schemas::{
     decode_body, peek_ids, DecodeError, DecodeLimits, Entry, Envelope, Event, KillScope,
@@ -172,10 +172,7 @@ fn public_key(b64: &str) -> Option<VerifyingKey> {
 /// batch being built.
 #[derive(Clone, Debug)]
 pub struct Admission {
-    ring: KeyRing,
-    gates: Gates,
-    flows: Flows,
-    budgets: Budgets,
+    state: State,
     warnings: Vec<(String, BudgetWarning)>,
     detector: Detector,
     detections: Vec<(String, Detection)>,
@@ -260,10 +257,7 @@ impl Admission {
     /// Admission over the trust roots of `trust`.
     pub fn new(trust: &Trust, limits: DecodeLimits) -> Result<Self, TrustError> {
         Ok(Admission {
-            ring: trust.ring()?,
-            gates: Gates::new(),
-            flows: Flows::new(),
-            budgets: Budgets::new(),
+            state: State::new(trust.ring()?),
             warnings: Vec::new(),
             detector: Detector::new(DetectConfig::default()),
             detections: Vec::new(),
@@ -294,7 +288,7 @@ impl Admission {
             if m.body.len() > self.limits.max_body_bytes {
                 return None;
             }
-            let pk = self.ring.public_key(m.key_id.as_deref()?)?;
+            let pk = self.state.ring.public_key(m.key_id.as_deref()?)?;
             let sig = decode_sig(m.signature.as_deref()?)?;
             Some((pk, verify_sig(&pk, &m.body, &sig)))
         };
@@ -331,17 +325,17 @@ impl Admission {
     /// Folds an accepted event into every projection admission keeps; returns the
     /// budget warnings and detections it raised.
     fn fold(&mut self, env: &Envelope, time_ns: u64) -> (Vec<BudgetWarning>, Vec<Detection>) {
-        self.ring.apply(env, time_ns);
-        self.gates.apply(env, time_ns);
-        self.flows.apply(env, time_ns);
-        let warnings = self.budgets.apply(env, time_ns);
+        let warnings = self.state.apply(env, time_ns);
         (warnings, self.detector.observe(env, time_ns))
     }
 
     /// Sets the detection rules' thresholds. Call before replaying the log, so the
-    /// detector's tracks are rebuilt under the same rules.
+    /// detector's tracks are rebuilt under the same rules; tracks restored from a
+    /// snapshot are kept only if they were built under these same thresholds.
     pub fn set_detect_config(&mut self, config: DetectConfig) {
-        self.detector = Detector::new(config);
+        if self.detector.config() != config {
+            self.detector = Detector::new(config);
+        }
     }
 
     /// The detections raised since the last call, each with the event id of the
@@ -353,12 +347,40 @@ impl Admission {
     /// The digest of the whole projected state (key ring, gates, flows, budgets),
     /// as checkpoints carry it ([`govledger_projections::canon`]).
     pub fn state_digest(&self) -> [u8; 32] {
-        govledger_projections::state_digest(
-            self.ring.digest(),
-            self.gates.digest(),
-            self.flows.digest(),
-            self.budgets.digest(),
-        )
+        self.state.digest()
+    }
+
+    /// The state and detector as snapshot bytes ([`govledger_projections::snapshot`]),
+    /// at the log size [`Admission::entries_folded`].
+    pub fn snapshot(&self) -> Vec<u8> {
+        snapshot::encode(self.entries_folded, &self.state, &self.detector)
+    }
+
+    /// Admission resumed from snapshot bytes: the state and detector in them, as
+    /// after their `size` entries. The caller must have checked the snapshot's state
+    /// digest against the signed checkpoint at that size, or use
+    /// [`crate::snapshots::restore`], which does.
+    pub fn from_snapshot(bytes: &[u8], limits: DecodeLimits) -> Result<Self, SnapshotError> {
+        let Snapshot {
+            size,
+            state,
+            detector,
+        } = snapshot::decode(bytes)?;
+        Ok(Admission {
+            state,
+            warnings: Vec::new(),
+            detector,
+            detections: Vec::new(),
+            entries_folded: size,
+            limits,
+            batch_ids: BTreeSet::new(),
+            verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    }
+
+    /// The whole state as it stands.
+    pub fn state(&self) -> &State {
+        &self.state
     }
 
     /// Entries this state has seen: replayed, plus admitted (accepted or not).
@@ -368,7 +390,7 @@ impl Admission {
 
     /// Budgets as they stand.
     pub fn budgets(&self) -> &Budgets {
-        &self.budgets
+        &self.state.budgets
     }
 
     /// The budget warnings raised since the last call, each with the event id of the
@@ -379,17 +401,17 @@ impl Admission {
 
     /// Sessions and kill switches as they stand.
     pub fn gates(&self) -> &Gates {
-        &self.gates
+        &self.state.gates
     }
 
     /// Proposals and approvals as they stand.
     pub fn flows(&self) -> &Flows {
-        &self.flows
+        &self.state.flows
     }
 
     /// The key ring as it stands.
     pub fn ring(&self) -> &KeyRing {
-        &self.ring
+        &self.state.ring
     }
 
     /// Folds an entry already in the ledger (rebuilding the ring on open).
@@ -400,9 +422,21 @@ impl Admission {
 
     fn replay_decoded(&mut self, entry: &Entry, env: Option<Envelope>) {
         self.entries_folded += 1;
-        if let Some(env) = env {
+        match (&entry.verdict, env) {
             // Alerts were raised when the entry was admitted; not again.
-            let _ = self.fold(&env, entry.time_ns);
+            (Verdict::Accepted { .. }, Some(env)) => {
+                let _ = self.fold(&env, entry.time_ns);
+            }
+            (
+                Verdict::Rejected {
+                    reason: RejectReason::BudgetExceeded,
+                    ..
+                },
+                Some(env),
+            ) => {
+                let _ = self.state.refuse(&env, entry.time_ns);
+            }
+            _ => {}
         }
     }
 
@@ -459,7 +493,7 @@ impl Admission {
         let verdict = self.check(msg, pre, seen)?;
         self.entries_folded += 1;
         match verdict {
-            Ok(env) => {
+            Checked::Accept(env) => {
                 let (warnings, detections) = self.fold(&env, msg.time_ns);
                 let id = env.id.to_string();
                 self.warnings
@@ -477,7 +511,25 @@ impl Admission {
                     },
                 ))
             }
-            Err(r) => Ok(entry(msg, r)),
+            Checked::Reject(r) => Ok(entry(msg, r)),
+            Checked::Refuse(env, exceeded) => {
+                let mut detail = format!("event {} rejected: {}", env.id, exceeded.message);
+                // A refusal that engages a kill switch changes the state, so its
+                // (verified) body is kept: replay re-derives the engagement from it.
+                let kill = self.state.refuse(&env, msg.time_ns);
+                if let Some(k) = &kill {
+                    detail.push_str(&format!(
+                        "; kill_on_exceed engaged the {} kill switch on {}",
+                        govledger_projections::gates::scope_name(k.scope),
+                        k.target
+                    ));
+                }
+                let mut e = entry(msg, reject(RejectReason::BudgetExceeded, detail, &env));
+                if kill.is_some() {
+                    e.body = Some(msg.body.clone());
+                }
+                Ok(e)
+            }
         }
     }
 
@@ -486,7 +538,7 @@ impl Admission {
         msg: &Message,
         pre: Pre<E>,
         seen: &dyn Fn(&str, &str) -> Result<bool, E>,
-    ) -> Result<Result<Envelope, Verdict>, E> {
+    ) -> Result<Checked, E> {
         let decoded = match pre.decoded {
             Some(d) => d,
             None => decode_body(&msg.body, &self.limits),
@@ -496,7 +548,7 @@ impl Admission {
             Err(e) => {
                 // Label the rejection with whatever id and tenant can still be read.
                 let (id, tenant) = peek_ids(&msg.body, &self.limits);
-                return Ok(Err(Verdict::Rejected {
+                return Ok(Checked::Reject(Verdict::Rejected {
                     reason: e.reason(),
                     detail: match &id {
                         Some(id) => format!("event {id} rejected: {e}"),
@@ -510,7 +562,7 @@ impl Admission {
         let tenant = env.tenant.as_str();
         let id = env.id.as_str();
         let rej = |reason: RejectReason, detail: String| {
-            Err(reject(
+            Checked::Reject(reject(
                 reason,
                 format!("event {id} rejected: {detail}"),
                 &env,
@@ -574,6 +626,7 @@ impl Admission {
             ));
         };
         let rec = match self
+            .state
             .ring
             .signer(key_id, tenant, msg.time_ns, kind.is_key_event())
         {
@@ -622,36 +675,39 @@ impl Admission {
                 format!("tenant {tenant} already has an accepted event {id}"),
             ));
         }
-        if let Err(m) = self
-            .ring
-            .check(&env)
-            .and_then(|()| self.gates.check(&env))
-            .and_then(|()| self.flows.check(&env, msg.time_ns))
-        {
-            return Ok(rej(RejectReason::InvariantViolation, m));
+        match self.state.check(&env, msg.time_ns) {
+            Ok(()) => Ok(Checked::Accept(env)),
+            Err(Refusal::Invariant(m)) => Ok(rej(RejectReason::InvariantViolation, m)),
+            Err(Refusal::Budget(ex)) => Ok(Checked::Refuse(env, ex)),
         }
-        if let Err(m) = self.budgets.check(&env, msg.time_ns) {
-            return Ok(rej(RejectReason::BudgetExceeded, m));
-        }
-        Ok(Ok(env))
     }
+}
+
+/// What [`Admission::check`] decided.
+enum Checked {
+    /// Accepted: fold it.
+    Accept(Envelope),
+    /// Rejected before the state had a say, or by an invariant.
+    Reject(Verdict),
+    /// Refused by a budget (which may engage a kill switch).
+    Refuse(Envelope, govledger_projections::Exceeded),
 }
 
 /// Entries replayed per parallel decoding round.
 const REPLAY_BATCH: usize = 4096;
 
-/// The decoded body of an accepted entry (`None` for rejected ones).
+/// The decoded body of an entry that kept one: an accepted event, or a refusal
+/// that engaged a kill switch (`None` for every other entry).
 fn accepted_body(entry: &Entry) -> Option<Envelope> {
-    match (&entry.verdict, &entry.body) {
-        (Verdict::Accepted { .. }, Some(body)) => decode_body(
+    entry.body.as_ref().and_then(|body| {
+        decode_body(
             body,
             &DecodeLimits {
                 max_body_bytes: usize::MAX,
             },
         )
-        .ok(),
-        _ => None,
-    }
+        .ok()
+    })
 }
 
 fn reject(reason: RejectReason, detail: String, env: &Envelope) -> Verdict {

@@ -7,7 +7,8 @@
 //! NATS JetStream ([`serve`]). [`publish`] sends signed lines the way a producer
 //! would; [`gen`] produces the deterministic, correctly signed streams that the
 //! demo, tests and benchmarks use; [`metrics`] and [`http`] expose `/metrics` and
-//! `/healthz`.
+//! `/healthz`; [`snapshots`] writes state snapshots at checkpoints and starts
+//! readers from them.
 //!
 //! **What it must never do:** apply an event it could not verify, panic on input, or
 //! publish a receipt before the entry it describes is durable.
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod nats;
 pub mod publish;
 pub mod serve;
+pub mod snapshots;
 pub mod views;
 
 pub use admit::{Admission, Message, TenantTrust, Trust, TrustError, TrustKey};

@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::nats::{
     check_server, connect_notifying, ensure_stream, NatsConfig, NatsError, StreamSettings,
 };
+use crate::snapshots::{self, SnapshotPolicy};
 use async_nats::jetstream::{self, consumer};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -72,6 +73,8 @@ pub struct ServeConfig {
     pub checkpoint_interval: Duration,
     /// Stop once the ledger holds this many entries (tests and one-shot catch-up).
     pub stop_at_size: Option<u64>,
+    /// When to write state snapshots (at checkpoints).
+    pub snapshots: SnapshotPolicy,
 }
 
 impl Default for ServeConfig {
@@ -84,6 +87,7 @@ impl Default for ServeConfig {
             checkpoint_every: 10_000,
             checkpoint_interval: Duration::from_secs(1),
             stop_at_size: None,
+            snapshots: SnapshotPolicy::default(),
         }
     }
 }
@@ -189,6 +193,13 @@ pub async fn run<S: LogStore>(
     tracing::info!(cursor, size = ledger.size(), "consuming");
 
     let mut since_checkpoint = 0u64;
+    let checkpointer = Checkpointer {
+        client: &client,
+        signer: &signer,
+        admission: &admission,
+        metrics: &metrics,
+        policy: cfg.snapshots,
+    };
     // Progress lines for operators, every PROGRESS_EVERY while entries arrive.
     let mut progress_at = Instant::now();
     let mut progress_size = ledger.size();
@@ -301,7 +312,7 @@ pub async fn run<S: LogStore>(
                 && since_checkpoint > 0
                 && last_checkpoint.elapsed() >= cfg.checkpoint_interval;
             if due_by_count || due_by_time || (stopping && since_checkpoint > 0) {
-                checkpoint(&client, &mut ledger, &signer, &admission, &metrics).await?;
+                checkpointer.sign(&mut ledger).await?;
                 since_checkpoint = 0;
                 last_checkpoint = Instant::now();
             }
@@ -337,7 +348,7 @@ pub async fn run<S: LogStore>(
         }
     }
     if since_checkpoint > 0 {
-        checkpoint(&client, &mut ledger, &signer, &admission, &metrics).await?;
+        checkpointer.sign(&mut ledger).await?;
     }
     metrics.set_ready(false);
     let _ = client.flush().await;
@@ -369,28 +380,47 @@ async fn open_messages(
         .map_err(|e| err("cannot consume", &e))
 }
 
-async fn checkpoint<S: LogStore>(
-    client: &async_nats::Client,
-    ledger: &mut Ledger<S>,
-    signer: &NoteSigner,
-    admission: &SharedAdmission,
-    metrics: &Metrics,
-) -> Result<(), ServeError> {
-    let cp = tokio::task::block_in_place(|| {
-        let digest = admission
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .state_digest();
-        ledger.checkpoint(signer, Some(digest))
-    })?;
-    metrics.set_checkpoint(cp.checkpoint.size);
-    if let Err(e) = client
-        .publish("gov.checkpoints", cp.note.clone().into_bytes().into())
-        .await
-    {
-        tracing::warn!(error = %e, "cannot publish checkpoint");
+/// What signing a checkpoint needs besides the ledger.
+struct Checkpointer<'a> {
+    client: &'a async_nats::Client,
+    signer: &'a NoteSigner,
+    admission: &'a SharedAdmission,
+    metrics: &'a Metrics,
+    policy: SnapshotPolicy,
+}
+
+impl Checkpointer<'_> {
+    /// Signs a checkpoint with the state digest, writes a snapshot if one is due,
+    /// and publishes the checkpoint on `gov.checkpoints`.
+    async fn sign<S: LogStore>(&self, ledger: &mut Ledger<S>) -> Result<(), ServeError> {
+        let cp = tokio::task::block_in_place(|| {
+            let adm = self.admission.read().unwrap_or_else(|e| e.into_inner());
+            let cp = ledger.checkpoint(self.signer, Some(adm.state_digest()))?;
+            // A snapshot is derived data: failing to write one costs the next start
+            // time, never an entry, so it is a warning.
+            match snapshots::after_checkpoint(ledger, &adm, self.policy) {
+                Ok(Some(w)) => tracing::info!(
+                    size = w.size,
+                    bytes = w.bytes,
+                    encode_ms = w.encode_s * 1e3,
+                    write_ms = w.write_s * 1e3,
+                    "snapshot written"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot write a snapshot"),
+            }
+            Ok::<_, LedgerError>(cp)
+        })?;
+        self.metrics.set_checkpoint(cp.checkpoint.size);
+        if let Err(e) = self
+            .client
+            .publish("gov.checkpoints", cp.note.clone().into_bytes().into())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot publish checkpoint");
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// After the batch is durable: its budget warnings and detections on

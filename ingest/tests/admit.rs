@@ -1235,3 +1235,122 @@ proptest! {
         prop_assert_eq!(many.ring(), one.ring());
     }
 }
+
+// ---- kill_on_exceed ----
+
+fn budget(id: &str, kill: bool, t: u64) -> Message {
+    signed(
+        "acme/gateway",
+        "acme",
+        "budget.configured",
+        &format!("cfg-{id}"),
+        json!({"budget_id": id, "scope": {"org": "acme", "agent": "agent-1"},
+               "limit_cost_micros": 1_000, "window": "total", "warn_thresholds_pct": [],
+               "kill_on_exceed": kill}),
+        t,
+    )
+}
+
+fn spend(id: &str, cost: u64, t: u64) -> Message {
+    signed(
+        "acme/gateway",
+        "acme",
+        "budget.incremented",
+        id,
+        json!({"scope": {"org": "acme", "agent": "agent-1"}, "session": "s-000001",
+               "tokens": 1, "cost_micros": cost, "model": "m"}),
+        t,
+    )
+}
+
+/// An increment past a `kill_on_exceed` budget is refused, engages the agent's kill
+/// switch (so its next proposal is refused), keeps its verified body, and a replay
+/// of the entries derives the same engagement and state digest.
+#[test]
+fn an_increment_past_a_kill_on_exceed_budget_engages_the_agents_kill_switch() {
+    let mut adm = with_producers();
+    let msgs = [
+        budget("b-kill", true, T0 + 1),
+        spend("spend-1", 900, T0 + 2),
+        spend("spend-2", 200, T0 + 3),
+        action("acme/gateway", "acme", "after", T0 + 4),
+    ];
+    let entries: Vec<Entry> = msgs.iter().map(|m| admit(&mut adm, m)).collect();
+    assert_accepted(&entries[0], &msgs[0]);
+    assert_accepted(&entries[1], &msgs[1]);
+    match &entries[2].verdict {
+        Verdict::Rejected { reason, detail, .. } => {
+            assert_eq!(*reason, RejectReason::BudgetExceeded);
+            assert!(
+                detail.contains("budget b-kill would be exceeded")
+                    && detail.contains("kill_on_exceed engaged the agent kill switch on agent-1"),
+                "{detail}"
+            );
+        }
+        v => panic!("expected budget_exceeded, got {v:?}"),
+    }
+    assert_eq!(entries[2].body.as_deref(), Some(msgs[2].body.as_slice()));
+    let kills: Vec<_> = adm
+        .gates()
+        .kills()
+        .map(|(t, s, target, k)| {
+            (
+                t.to_string(),
+                s,
+                target.to_string(),
+                k.reason.clone(),
+                k.since_ns,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kills,
+        vec![(
+            "acme".to_string(),
+            govledger_schemas::KillScope::Agent,
+            "agent-1".to_string(),
+            "budget b-kill exceeded by event spend-2".to_string(),
+            T0 + 3
+        )]
+    );
+    assert_rejected(
+        &entries[3],
+        &msgs[3],
+        RejectReason::InvariantViolation,
+        &[
+            "agent kill switch on agent-1",
+            "budget b-kill exceeded by event spend-2",
+        ],
+    );
+
+    let mut rebuilt = with_producers();
+    for e in &entries {
+        rebuilt.replay(e);
+    }
+    assert_eq!(rebuilt.gates(), adm.gates());
+    assert_eq!(rebuilt.state_digest(), adm.state_digest());
+}
+
+/// Without `kill_on_exceed` the refusal changes nothing and keeps no body.
+#[test]
+fn an_increment_past_a_plain_budget_is_refused_and_nothing_else() {
+    let mut adm = with_producers();
+    let msgs = [
+        budget("b-plain", false, T0 + 1),
+        spend("spend-1", 1_001, T0 + 2),
+        action("acme/gateway", "acme", "after", T0 + 3),
+    ];
+    let entries: Vec<Entry> = msgs.iter().map(|m| admit(&mut adm, m)).collect();
+    assert_rejected(
+        &entries[1],
+        &msgs[1],
+        RejectReason::BudgetExceeded,
+        &["budget b-plain would be exceeded"],
+    );
+    match &entries[1].verdict {
+        Verdict::Rejected { detail, .. } => assert!(!detail.contains("kill_on_exceed"), "{detail}"),
+        v => panic!("expected a rejection, got {v:?}"),
+    }
+    assert_eq!(adm.gates().kills().count(), 0);
+    assert_accepted(&entries[2], &msgs[2]);
+}

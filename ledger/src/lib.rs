@@ -352,6 +352,34 @@ impl<S: LogStore> Ledger<S> {
         }
         Ok(None)
     }
+
+    /// Stores `bytes` as the snapshot of the state after `size` entries, in one
+    /// synced commit that also deletes the snapshots at the sizes in `drop`. The
+    /// ledger does not read snapshots; see `govledger_projections::snapshot`.
+    pub fn put_snapshot(&self, size: u64, bytes: Vec<u8>, drop: &[u64]) -> Result<(), LedgerError> {
+        if size > self.size() {
+            return Err(LedgerError::OutOfRange(format!(
+                "a snapshot at size {size} is beyond the log's {} entries",
+                self.size()
+            )));
+        }
+        self.store.commit(WriteSet {
+            snapshots: vec![(size, bytes)],
+            drop_snapshots: drop.iter().copied().filter(|&d| d != size).collect(),
+            ..WriteSet::default()
+        })?;
+        Ok(())
+    }
+
+    /// The stored snapshot at log size `size`.
+    pub fn snapshot(&self, size: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self.store.snapshot(size)?)
+    }
+
+    /// The log sizes with a stored snapshot, ascending.
+    pub fn snapshot_sizes(&self) -> Result<Vec<u64>, LedgerError> {
+        Ok(self.store.snapshot_sizes()?)
+    }
 }
 
 fn parse_stored(note: String) -> Result<SignedCheckpoint, LedgerError> {

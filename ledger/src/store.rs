@@ -20,6 +20,13 @@
 //! | `checkpoints` | tree size, u64 big-endian | the signed checkpoint note (UTF-8) |
 //! | `index` | `e` ‖ tenant ‖ 0x00 ‖ event id | seq of the accepted entry, u64 big-endian |
 //! | `meta` | `size`, `cursor`, `origin`, `format` | u64 big-endian, or UTF-8 |
+//! | `snapshots` | log size u64 ‖ chunk number u32, big-endian | up to [`SNAPSHOT_CHUNK`] bytes of the snapshot at that size |
+//!
+//! Snapshots are opaque bytes here (their format is `govledger-projections`'): the
+//! ledger stores them in chunks so no single RocksDB value grows with the state.
+//! The `snapshots` column family was added after the first stores were made: a
+//! read-write open adds it, and a read-only open of an older store sees no
+//! snapshots.
 //!
 //! Big-endian numbers make RocksDB's byte order the numeric order, so scans run in
 //! seq order.
@@ -61,11 +68,26 @@ pub struct WriteSet {
     pub checkpoints: Vec<(u64, String)>,
     /// (meta key, value)
     pub meta: Vec<(&'static [u8], Vec<u8>)>,
+    /// (log size, snapshot bytes)
+    pub snapshots: Vec<(u64, Vec<u8>)>,
+    /// Log sizes whose snapshots are deleted (before `snapshots` are written).
+    pub drop_snapshots: Vec<u64>,
 }
+
+/// Bytes per stored snapshot chunk.
+pub const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// Key encodings: the one place that decides how keys are laid out.
 pub mod keys {
     use crate::tree::NodeId;
+
+    /// Snapshot chunk key: log size, then chunk number.
+    pub fn snapshot(size: u64, chunk: u32) -> [u8; 12] {
+        let mut k = [0u8; 12];
+        k[..8].copy_from_slice(&size.to_be_bytes());
+        k[8..].copy_from_slice(&chunk.to_be_bytes());
+        k
+    }
 
     /// Meta key: number of entries.
     pub const SIZE: &[u8] = b"size";
@@ -127,6 +149,10 @@ pub trait LogStore: Send + Sync {
     fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError>;
     /// All stored checkpoints, by size.
     fn scan_checkpoints(&self) -> Scan<'_, (u64, String)>;
+    /// The snapshot stored at log size `size`, whole.
+    fn snapshot(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The log sizes that have a stored snapshot, ascending.
+    fn snapshot_sizes(&self) -> Result<Vec<u64>, StoreError>;
     /// Commits the write set atomically and durably.
     fn commit(&self, set: WriteSet) -> Result<(), StoreError>;
 }
@@ -152,7 +178,15 @@ const CF_NODES: &str = "nodes";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_INDEX: &str = "index";
 const CF_META: &str = "meta";
-const CFS: [&str; 5] = [CF_ENTRIES, CF_NODES, CF_CHECKPOINTS, CF_INDEX, CF_META];
+const CF_SNAPSHOTS: &str = "snapshots";
+const CFS: [&str; 6] = [
+    CF_ENTRIES,
+    CF_NODES,
+    CF_CHECKPOINTS,
+    CF_INDEX,
+    CF_META,
+    CF_SNAPSHOTS,
+];
 
 /// How to open a RocksDB store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,21 +214,30 @@ impl RocksStore {
     pub fn open(path: &Path, mode: OpenMode) -> Result<Self, StoreError> {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(mode == OpenMode::Create);
-        opts.create_missing_column_families(mode == OpenMode::Create);
+        // A read-write open adds column families newer than the store (snapshots).
+        opts.create_missing_column_families(mode != OpenMode::ReadOnly);
         // Keep the WAL on: durability comes from the synced WriteBatch.
         // Memtables of all column families together stay under this many bytes, so
         // the store's memory does not grow with the log (see README, "Memory").
         opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
-        let cfs = CFS.map(|name| {
-            let mut cf = rocksdb::Options::default();
-            // Hashes do not compress; entries (JSON bodies) and the rest do.
-            cf.set_compression_type(if name == CF_NODES {
-                rocksdb::DBCompressionType::None
-            } else {
-                rocksdb::DBCompressionType::Lz4
+        // A read-only open cannot add them: it opens those the store has.
+        let existing = match mode {
+            OpenMode::ReadOnly => rocksdb::DB::list_cf(&opts, path)?,
+            _ => CFS.iter().map(|s| s.to_string()).collect(),
+        };
+        let cfs = CFS
+            .iter()
+            .filter(|n| existing.iter().any(|e| e == *n))
+            .map(|&name| {
+                let mut cf = rocksdb::Options::default();
+                // Hashes do not compress; entries (JSON bodies) and the rest do.
+                cf.set_compression_type(if name == CF_NODES {
+                    rocksdb::DBCompressionType::None
+                } else {
+                    rocksdb::DBCompressionType::Lz4
+                });
+                rocksdb::ColumnFamilyDescriptor::new(name, cf)
             });
-            rocksdb::ColumnFamilyDescriptor::new(name, cf)
-        });
         let db = match mode {
             OpenMode::ReadOnly => {
                 rocksdb::DB::open_cf_descriptors_read_only(&opts, path, cfs, false)?
@@ -335,6 +378,54 @@ impl LogStore for RocksStore {
         })
     }
 
+    fn snapshot(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(cf) = self.db.cf_handle(CF_SNAPSHOTS) else {
+            return Ok(None);
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek(keys::snapshot(size, 0));
+        let mut out: Option<Vec<u8>> = None;
+        let mut next = 0u32;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if k.len() != 12 || keys::be_u64(&k[..8]) != Some(size) {
+                break;
+            }
+            if k[8..] != next.to_be_bytes() {
+                return Err(StoreError::Corrupt(format!(
+                    "snapshot at size {size} is missing chunk {next}"
+                )));
+            }
+            out.get_or_insert_with(Vec::new).extend_from_slice(v);
+            next += 1;
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    fn snapshot_sizes(&self) -> Result<Vec<u64>, StoreError> {
+        let Some(cf) = self.db.cf_handle(CF_SNAPSHOTS) else {
+            return Ok(Vec::new());
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
+        let mut sizes = Vec::new();
+        it.seek_to_first();
+        // One seek per snapshot, not one step per chunk.
+        while let Some(k) = it.key() {
+            let size = k
+                .get(..8)
+                .and_then(keys::be_u64)
+                .ok_or_else(|| StoreError::Corrupt("snapshot key is too short".into()))?;
+            sizes.push(size);
+            match size.checked_add(1) {
+                Some(n) => it.seek(keys::snapshot(n, 0)),
+                None => break,
+            }
+        }
+        it.status()?;
+        Ok(sizes)
+    }
+
     fn commit(&self, set: WriteSet) -> Result<(), StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
@@ -360,6 +451,34 @@ impl LogStore for RocksStore {
         for (k, v) in &set.meta {
             batch.put_cf(meta, k, v);
         }
+        if !set.snapshots.is_empty() || !set.drop_snapshots.is_empty() {
+            let snaps = self.cf(CF_SNAPSHOTS)?;
+            let mut clear = |size: u64| {
+                let end = size
+                    .checked_add(1)
+                    .map_or([0xff; 12], |e| keys::snapshot(e, 0));
+                batch.delete_range_cf(snaps, keys::snapshot(size, 0), end);
+            };
+            // A rewritten snapshot may have fewer chunks than the old one: clear first.
+            for size in set
+                .drop_snapshots
+                .iter()
+                .chain(set.snapshots.iter().map(|(s, _)| s))
+            {
+                clear(*size);
+            }
+            for (size, bytes) in &set.snapshots {
+                // An empty snapshot still gets its chunk 0, so it is listed.
+                let chunks = bytes
+                    .chunks(SNAPSHOT_CHUNK)
+                    .chain(bytes.is_empty().then_some(&[][..]));
+                for (i, chunk) in chunks.enumerate() {
+                    let i = u32::try_from(i)
+                        .map_err(|_| StoreError::Corrupt("snapshot has too many chunks".into()))?;
+                    batch.put_cf(snaps, keys::snapshot(*size, i), chunk);
+                }
+            }
+        }
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
@@ -384,6 +503,7 @@ struct MemInner {
     index: BTreeMap<Vec<u8>, u64>,
     checkpoints: BTreeMap<u64, String>,
     meta: BTreeMap<Vec<u8>, Vec<u8>>,
+    snapshots: BTreeMap<u64, Vec<u8>>,
 }
 
 impl MemStore {
@@ -471,6 +591,14 @@ impl LogStore for MemStore {
         Box::new(items.into_iter())
     }
 
+    fn snapshot(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read().snapshots.get(&size).cloned())
+    }
+
+    fn snapshot_sizes(&self) -> Result<Vec<u64>, StoreError> {
+        Ok(self.read().snapshots.keys().copied().collect())
+    }
+
     fn commit(&self, set: WriteSet) -> Result<(), StoreError> {
         let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
         if self.fail_at.load(Ordering::SeqCst) == n {
@@ -485,6 +613,10 @@ impl LogStore for MemStore {
         for (k, v) in set.meta {
             g.meta.insert(k.to_vec(), v);
         }
+        for size in set.drop_snapshots {
+            g.snapshots.remove(&size);
+        }
+        g.snapshots.extend(set.snapshots);
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! Plus what only the twin can do: fail a chosen commit, and rewrite the whole tree.
 
 use govledger_ledger::note::NoteSigner;
-use govledger_ledger::store::{LogStore, MemStore, OpenMode, RocksStore};
+use govledger_ledger::store::{LogStore, MemStore, OpenMode, RocksStore, SNAPSHOT_CHUNK};
 use govledger_ledger::tree::{self, Frontier, NodeId};
 use govledger_ledger::verify::{verify, VerifyOptions};
 use govledger_ledger::{Ledger, LedgerError};
@@ -130,6 +130,42 @@ fn suite<S: LogStore>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
     assert_eq!(report.entries_checked, 333);
     // One checkpoint per batch: sizes 50, 100, ..., 300 and 333.
     assert_eq!(report.checkpoints_checked, 7);
+    // Snapshots: opaque bytes by size, over several chunks, empty ones too; a
+    // put can drop older ones in the same commit; none beyond the log.
+    assert_eq!(ledger.snapshot_sizes().unwrap(), Vec::<u64>::new());
+    assert_eq!(ledger.snapshot(100).unwrap(), None);
+    let big: Vec<u8> = (0..(SNAPSHOT_CHUNK * 2 + 17))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    ledger.put_snapshot(100, big.clone(), &[]).unwrap();
+    ledger.put_snapshot(150, Vec::new(), &[]).unwrap();
+    ledger
+        .put_snapshot(300, b"three hundred".to_vec(), &[])
+        .unwrap();
+    assert_eq!(ledger.snapshot_sizes().unwrap(), vec![100, 150, 300]);
+    // (Compared with assert!, not assert_eq!: a failure would print megabytes.)
+    assert!(ledger.snapshot(100).unwrap() == Some(big.clone()));
+    assert_eq!(ledger.snapshot(150).unwrap(), Some(Vec::new()));
+    assert_eq!(ledger.snapshot(101).unwrap(), None);
+    // Rewriting with fewer chunks leaves none of the old ones behind.
+    ledger.put_snapshot(100, b"small".to_vec(), &[]).unwrap();
+    let small = ledger.snapshot(100).unwrap();
+    assert!(
+        small.as_deref() == Some(&b"small"[..]),
+        "{} bytes",
+        small.map_or(0, |s| s.len())
+    );
+    ledger.put_snapshot(100, big.clone(), &[]).unwrap();
+    ledger
+        .put_snapshot(333, b"newest".to_vec(), &[150, 300])
+        .unwrap();
+    assert_eq!(ledger.snapshot_sizes().unwrap(), vec![100, 333]);
+    assert_eq!(ledger.snapshot(300).unwrap(), None);
+    assert!(matches!(
+        ledger.put_snapshot(334, Vec::new(), &[]),
+        Err(LedgerError::OutOfRange(_))
+    ));
+
     // Everything survives a reopen.
     let root = ledger.root().unwrap();
     let store = reopen(ledger.into_store());
@@ -137,6 +173,8 @@ fn suite<S: LogStore>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
     assert_eq!(ledger.size(), 333);
     assert_eq!(ledger.root().unwrap(), root);
     assert_eq!(ledger.cursor().unwrap(), Some(1332));
+    assert_eq!(ledger.snapshot_sizes().unwrap(), vec![100, 333]);
+    assert!(ledger.snapshot(100).unwrap() == Some(big));
 }
 
 #[test]
@@ -256,4 +294,43 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     assert!(verify(&ledger, &other.verifier(), &unsigned, &mut |_| {})
         .unwrap()
         .ok());
+}
+
+/// A store made before snapshots existed has no `snapshots` column family: read-only
+/// it opens and lists none; read-write adds the family and stores them.
+#[test]
+fn a_store_from_before_snapshots_opens_and_gains_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        // Only the five original column families, as the first stores had.
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(
+            &opts,
+            &path,
+            ["entries", "nodes", "checkpoints", "index", "meta"],
+        )
+        .unwrap();
+        drop(db);
+        let store = RocksStore::open(&path, OpenMode::ReadOnly);
+        // An uninitialised store: the point is that opening works at all.
+        assert!(store.is_ok(), "{:?}", store.err());
+    }
+    let ro = RocksStore::open(&path, OpenMode::ReadOnly).unwrap();
+    assert_eq!(ro.snapshot_sizes().unwrap(), Vec::<u64>::new());
+    assert_eq!(ro.snapshot(0).unwrap(), None);
+    drop(ro);
+    let mut ledger = Ledger::create(
+        RocksStore::open(&path, OpenMode::ReadWrite).unwrap(),
+        "suite.test/log",
+    )
+    .unwrap();
+    fill(&mut ledger, 10, 10);
+    ledger.put_snapshot(10, b"state".to_vec(), &[]).unwrap();
+    drop(ledger);
+    let ro = Ledger::open(RocksStore::open(&path, OpenMode::ReadOnly).unwrap()).unwrap();
+    assert_eq!(ro.snapshot_sizes().unwrap(), vec![10]);
+    assert_eq!(ro.snapshot(10).unwrap(), Some(b"state".to_vec()));
 }

@@ -1,6 +1,7 @@
 //! Budgets: limits on tokens and spend, per identity scope and accounting window.
 //!
-//! A pure fold like every projection: [`Budgets::check`] says whether a
+//! A pure fold like every projection: [`Budgets::check`] (and [`Budgets::exceeded`],
+//! for a spend not yet made) says whether a
 //! `budget.incremented` fits every budget that applies to it at its event time
 //! (an `Err` names the first budget it would exceed); [`Budgets::apply`] counts an
 //! accepted increment and returns the warning thresholds it crossed, for alerts.
@@ -20,8 +21,8 @@
 //! - `budget.configured` for an existing id replaces its terms and keeps the
 //!   current window's counters.
 
-use crate::canon::Canon;
-use govledger_schemas::{BudgetConfigured, BudgetScope, BudgetWindow, Envelope, Event};
+use crate::canon::{Canon, CanonError, Out, Reader};
+use govledger_schemas::{BudgetConfigured, BudgetScope, BudgetWindow, Envelope, Event, Ident};
 use std::collections::BTreeMap;
 
 const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
@@ -80,6 +81,17 @@ pub struct Budget {
     pub cost_micros: u64,
 }
 
+/// A budget that an increment would exceed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exceeded {
+    /// The budget.
+    pub budget_id: String,
+    /// Whether its terms ask for a kill switch when it is exceeded.
+    pub kill_on_exceed: bool,
+    /// A sentence for people.
+    pub message: String,
+}
+
 /// A warning threshold crossed by an increment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetWarning {
@@ -96,6 +108,9 @@ pub struct BudgetWarning {
     /// The limit.
     pub limit: u64,
 }
+
+/// The budgets' domain tag.
+pub const TAG: &str = "govledger budgets v1";
 
 /// Budgets by (tenant, budget id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -156,38 +171,42 @@ impl Budgets {
             .map(|((_, id), b)| (id.as_str(), b))
     }
 
-    /// Whether spending `tokens` and `cost_micros` under `spend` at `time_ns` stays
-    /// within every applicable budget of `tenant`; `Err` names the first it would
-    /// exceed.
-    pub fn fits(
+    /// The first applicable budget of `tenant` (in id order) that spending `tokens`
+    /// and `cost_micros` under `spend` at `time_ns` would exceed.
+    pub fn exceeded(
         &self,
         tenant: &str,
         spend: &BudgetScope,
         tokens: u64,
         cost_micros: u64,
         time_ns: u64,
-    ) -> Result<(), String> {
+    ) -> Option<Exceeded> {
         for (id, b) in self.applicable(tenant, spend) {
             let (t, c) = b.usage_at(time_ns);
             let window = format!("{:?}", b.terms.window).to_lowercase();
+            let over = |message: String| Exceeded {
+                budget_id: id.to_string(),
+                kill_on_exceed: b.terms.kill_on_exceed,
+                message,
+            };
             if let Some(limit) = b.terms.limit_cost_micros {
                 let after = c.saturating_add(cost_micros);
                 if after > limit {
-                    return Err(format!(
+                    return Some(over(format!(
                         "budget {id} would be exceeded: spend {after} of {limit} micro-units this {window}"
-                    ));
+                    )));
                 }
             }
             if let Some(limit) = b.terms.limit_tokens {
                 let after = t.saturating_add(tokens);
                 if after > limit {
-                    return Err(format!(
+                    return Some(over(format!(
                         "budget {id} would be exceeded: {after} of {limit} tokens this {window}"
-                    ));
+                    )));
                 }
             }
         }
-        Ok(())
+        None
     }
 
     /// SHA-256 of the canonical encoding ([`crate::canon`]): tag `"govledger
@@ -195,7 +214,13 @@ impl Budgets {
     /// strings, token limit, cost limit, window tag day 0 / week 1 / month 2 / total
     /// 3, warning thresholds, kill_on_exceed, window index, tokens, cost).
     pub fn digest(&self) -> [u8; 32] {
-        let mut c = Canon::new("govledger budgets v1");
+        let mut c = Canon::new(TAG);
+        self.encode(&mut c);
+        c.finish()
+    }
+
+    /// Writes the canonical encoding (without the tag).
+    pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
         c.u64(self.budgets.len() as u64);
         for ((t, id), b) in &self.budgets {
             let s = &b.terms.scope;
@@ -210,19 +235,77 @@ impl Budgets {
             c.u8(u8::from(b.terms.kill_on_exceed));
             c.u64(b.window).u64(b.tokens).u64(b.cost_micros);
         }
-        c.finish()
     }
 
-    /// Whether `env` is consistent with the budgets at event time `time_ns`.
-    pub fn check(&self, env: &Envelope, time_ns: u64) -> Result<(), String> {
+    /// Reads budgets back from [`Budgets::encode`]'s bytes, strictly.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
+        let ident = |r: &mut Reader<'_>, s: String| {
+            Ident::try_from(s).map_err(|e| r.error(format!("not an identifier: {e}")))
+        };
+        let opt_ident = |r: &mut Reader<'_>| -> Result<Option<Ident>, CanonError> {
+            match r.opt_str()? {
+                None => Ok(None),
+                Some(s) => ident(r, s).map(Some),
+            }
+        };
+        let mut out = Budgets::new();
+        let mut prev = None;
+        for _ in 0..r.count(52)? {
+            let key = (r.str()?, r.str()?);
+            r.ascending(prev.as_ref(), &key)?;
+            let budget_id = ident(r, key.1.clone())?;
+            let scope = BudgetScope {
+                org: opt_ident(r)?,
+                team: opt_ident(r)?,
+                user: opt_ident(r)?,
+                agent: opt_ident(r)?,
+            };
+            let limit_tokens = r.opt_u64()?;
+            let limit_cost_micros = r.opt_u64()?;
+            let window = match r.tag(4, "budget window")? {
+                0 => BudgetWindow::Day,
+                1 => BudgetWindow::Week,
+                2 => BudgetWindow::Month,
+                _ => BudgetWindow::Total,
+            };
+            let warn_thresholds_pct = r.bytes()?.to_vec();
+            let kill_on_exceed = r.flag()?;
+            let b = Budget {
+                terms: BudgetConfigured {
+                    budget_id,
+                    scope,
+                    limit_tokens,
+                    limit_cost_micros,
+                    window,
+                    warn_thresholds_pct,
+                    kill_on_exceed,
+                },
+                window: r.u64()?,
+                tokens: r.u64()?,
+                cost_micros: r.u64()?,
+            };
+            out.budgets.insert(key.clone(), b);
+            prev = Some(key);
+        }
+        Ok(out)
+    }
+
+    /// Whether `env` is consistent with the budgets at event time `time_ns`: `Err`
+    /// is the first budget an increment would exceed.
+    pub fn check(&self, env: &Envelope, time_ns: u64) -> Result<(), Exceeded> {
         match &env.event {
-            Event::BudgetIncremented(i) => self.fits(
-                env.tenant.as_str(),
-                &i.scope,
-                i.tokens,
-                i.cost_micros,
-                time_ns,
-            ),
+            Event::BudgetIncremented(i) => {
+                match self.exceeded(
+                    env.tenant.as_str(),
+                    &i.scope,
+                    i.tokens,
+                    i.cost_micros,
+                    time_ns,
+                ) {
+                    None => Ok(()),
+                    Some(e) => Err(e),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -254,8 +337,12 @@ impl Budgets {
             }
             Event::BudgetIncremented(i) => {
                 let mut warnings = Vec::new();
-                for ((t, id), b) in self.budgets.iter_mut() {
-                    if t != tenant || !applies(&b.terms.scope, &i.scope) {
+                let from = (tenant.to_string(), String::new());
+                for ((t, id), b) in self.budgets.range_mut(from..) {
+                    if t != tenant {
+                        break;
+                    }
+                    if !applies(&b.terms.scope, &i.scope) {
                         continue;
                     }
                     let window = window_index(b.terms.window, time_ns);

@@ -1,12 +1,19 @@
-//! The canonical encoding that state digests hash.
+//! The canonical encoding of the state: what state digests hash and snapshots store.
 //!
-//! Every projection's digest is SHA-256 over a domain tag and its entries in map
-//! (`BTreeMap`) order, each field written as:
+//! Every projection writes its entries in map (`BTreeMap`) order, each field as:
 //! - integers: big-endian, fixed width (`u8`, `u32`, `u64`);
+//! - public keys: 32 raw bytes;
 //! - strings and byte strings: `u64` length, then the bytes;
 //! - `Option`: `0`, or `1` then the value;
-//! - sequences: `u64` count, then the items;
+//! - sequences and maps: `u64` count, then the items;
 //! - enums: a one-byte tag, in declaration order from 0, then the variant's fields.
+//!
+//! A projection's digest is SHA-256 over its domain tag (`"govledger gates v1"`, …)
+//! followed by these bytes; a snapshot ([`crate::snapshot`]) stores the same bytes
+//! without the tag, so a snapshot can be checked against a signed checkpoint's state
+//! digest before anything in it is trusted. [`Reader`] reads them back strictly:
+//! keys must be in strictly ascending order, tags in range, identifiers valid, and
+//! nothing may be left over, so one state has exactly one encoding.
 //!
 //! The state digest in each checkpoint is [`state_digest`]: SHA-256 of
 //! `"govledger state v1"` and the four projection digests (key ring, gates, flows,
@@ -15,10 +22,29 @@
 
 use sha2::{Digest, Sha256};
 
-/// A SHA-256 fed with canonically encoded fields.
-pub struct Canon(Sha256);
+/// Where canonical bytes go: a hash or a buffer.
+pub trait Out {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
 
-impl Canon {
+impl Out for Sha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl Out for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// A writer of canonically encoded fields: into a SHA-256 ([`Canon::new`]) or a
+/// buffer ([`Canon::buffer`]).
+pub struct Canon<O: Out = Sha256>(O);
+
+impl Canon<Sha256> {
     /// A hash starting with the domain tag `tag`.
     pub fn new(tag: &str) -> Self {
         let mut h = Sha256::new();
@@ -26,21 +52,46 @@ impl Canon {
         Canon(h)
     }
 
+    /// The digest.
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+impl Canon<Vec<u8>> {
+    /// An empty buffer (no tag).
+    pub fn buffer() -> Self {
+        Canon(Vec::new())
+    }
+
+    /// The bytes written.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl<O: Out> Canon<O> {
     /// A byte (tags, flags, small enums).
     pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.0.update([v]);
+        self.0.put(&[v]);
         self
     }
 
     /// A `u32`.
     pub fn u32(&mut self, v: u32) -> &mut Self {
-        self.0.update(v.to_be_bytes());
+        self.0.put(&v.to_be_bytes());
         self
     }
 
     /// A `u64`.
     pub fn u64(&mut self, v: u64) -> &mut Self {
-        self.0.update(v.to_be_bytes());
+        self.0.put(&v.to_be_bytes());
+        self
+    }
+
+    /// 32 raw bytes (a public key), no length prefix.
+    pub fn raw32(&mut self, b: &[u8; 32]) -> &mut Self {
+        self.0.put(b);
         self
     }
 
@@ -52,7 +103,7 @@ impl Canon {
     /// Length-prefixed bytes.
     pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.u64(b.len() as u64);
-        self.0.update(b);
+        self.0.put(b);
         self
     }
 
@@ -79,11 +130,6 @@ impl Canon {
             Some(v) => self.u8(1).u32(v),
         }
     }
-
-    /// The digest.
-    pub fn finish(self) -> [u8; 32] {
-        self.0.finalize().into()
-    }
 }
 
 /// The digest of the whole projected state, as checkpoints carry it.
@@ -98,4 +144,171 @@ pub fn state_digest(
         c.0.update(d);
     }
     c.finish()
+}
+
+/// SHA-256 of `tag` followed by `bytes`: a projection's digest from its encoding.
+pub fn tagged_digest(tag: &str, bytes: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(tag.as_bytes());
+    h.update(bytes);
+    h.finalize().into()
+}
+
+/// Why canonical bytes could not be read back.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{part} at byte {offset}: {what}")]
+pub struct CanonError {
+    /// The part being read (`gates`, `flows`, …).
+    pub part: &'static str,
+    /// Offset within the part.
+    pub offset: usize,
+    /// What was wrong.
+    pub what: String,
+}
+
+/// A strict reader of canonical bytes.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    part: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `buf`, the encoding of `part` (named in errors).
+    pub fn new(part: &'static str, buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0, part }
+    }
+
+    /// An error at the current offset.
+    pub fn error(&self, what: impl Into<String>) -> CanonError {
+        CanonError {
+            part: self.part,
+            offset: self.pos,
+            what: what.into(),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CanonError> {
+        if self.buf.len() - self.pos < n {
+            return Err(self.error(format!(
+                "needs {n} more bytes, {} left",
+                self.buf.len() - self.pos
+            )));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// A byte.
+    pub fn u8(&mut self) -> Result<u8, CanonError> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// A big-endian `u32`.
+    pub fn u32(&mut self) -> Result<u32, CanonError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes(b.try_into().expect("4 bytes")))
+    }
+
+    /// A big-endian `u64`.
+    pub fn u64(&mut self) -> Result<u64, CanonError> {
+        let b = self.take(8)?;
+        Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    /// 32 raw bytes.
+    pub fn raw32(&mut self) -> Result<[u8; 32], CanonError> {
+        Ok(self.take(32)?.try_into().expect("32 bytes"))
+    }
+
+    /// Length-prefixed bytes.
+    pub fn bytes(&mut self) -> Result<&'a [u8], CanonError> {
+        let n = self.u64()?;
+        let n = usize::try_from(n).map_err(|_| self.error("length does not fit"))?;
+        self.take(n)
+    }
+
+    /// A length-prefixed UTF-8 string.
+    pub fn str(&mut self) -> Result<String, CanonError> {
+        let at = self.pos;
+        let b = self.bytes()?;
+        String::from_utf8(b.to_vec()).map_err(|_| CanonError {
+            part: self.part,
+            offset: at,
+            what: "string is not UTF-8".into(),
+        })
+    }
+
+    /// A flag byte: 0 or 1.
+    pub fn flag(&mut self) -> Result<bool, CanonError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            t => Err(self.error(format!("flag {t} is neither 0 nor 1"))),
+        }
+    }
+
+    /// An optional string.
+    pub fn opt_str(&mut self) -> Result<Option<String>, CanonError> {
+        Ok(if self.flag()? {
+            Some(self.str()?)
+        } else {
+            None
+        })
+    }
+
+    /// An optional `u64`.
+    pub fn opt_u64(&mut self) -> Result<Option<u64>, CanonError> {
+        Ok(if self.flag()? {
+            Some(self.u64()?)
+        } else {
+            None
+        })
+    }
+
+    /// An optional `u32`.
+    pub fn opt_u32(&mut self) -> Result<Option<u32>, CanonError> {
+        Ok(if self.flag()? {
+            Some(self.u32()?)
+        } else {
+            None
+        })
+    }
+
+    /// A count of items, each at least `min_item` bytes long: bounded by what is
+    /// left, so a corrupt count cannot make the reader allocate.
+    pub fn count(&mut self, min_item: usize) -> Result<usize, CanonError> {
+        let n = self.u64()?;
+        let left = (self.buf.len() - self.pos) as u64;
+        if n.saturating_mul(min_item.max(1) as u64) > left {
+            return Err(self.error(format!("count {n} is more than the bytes left allow")));
+        }
+        Ok(n as usize)
+    }
+
+    /// A tag below `n`.
+    pub fn tag(&mut self, n: u8, what: &str) -> Result<u8, CanonError> {
+        let t = self.u8()?;
+        if t >= n {
+            return Err(self.error(format!("{what} tag {t} is out of range")));
+        }
+        Ok(t)
+    }
+
+    /// Checks that `key` sorts strictly after `prev` (canonical map order).
+    pub fn ascending<K: Ord>(&self, prev: Option<&K>, key: &K) -> Result<(), CanonError> {
+        if prev.is_some_and(|p| p >= key) {
+            return Err(self.error("keys are not in strictly ascending order"));
+        }
+        Ok(())
+    }
+
+    /// Checks that every byte was read.
+    pub fn end(&self) -> Result<(), CanonError> {
+        if self.pos != self.buf.len() {
+            return Err(self.error(format!("{} bytes left over", self.buf.len() - self.pos)));
+        }
+        Ok(())
+    }
 }

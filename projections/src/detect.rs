@@ -14,6 +14,7 @@
 //! Agents are keyed by (tenant, agent id). The detector's state is not part of the
 //! checkpoint's state digest: it decides alerts, not verdicts.
 
+use crate::canon::{Canon, CanonError, Out, Reader};
 use govledger_schemas::{Decision, Envelope, Event, RiskTier};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -181,5 +182,73 @@ impl Detector {
             _ => {}
         }
         out
+    }
+}
+
+impl Detector {
+    /// Writes the thresholds and every track in the canonical encoding
+    /// ([`crate::canon`]), for snapshots: config (velocity max, window, risk
+    /// escalation flag, denials max); tracks (tenant, agent, recent proposal times,
+    /// over flag, highest tier as an optional tag, denials in a row).
+    pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
+        let cfg = self.config;
+        c.u32(cfg.velocity_max)
+            .u64(cfg.velocity_window_ns)
+            .u8(u8::from(cfg.risk_escalation))
+            .u32(cfg.denials_max);
+        c.u64(self.agents.len() as u64);
+        for ((t, a), track) in &self.agents {
+            c.str(t).str(a).u64(track.recent.len() as u64);
+            for &time in &track.recent {
+                c.u64(time);
+            }
+            c.u8(u8::from(track.over));
+            match track.max_tier {
+                None => c.u8(0),
+                Some(tier) => c.u8(1).u8(tier as u8),
+            };
+            c.u32(track.denials);
+        }
+    }
+
+    /// Reads a detector back from [`Detector::encode`]'s bytes, strictly.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
+        let config = DetectConfig {
+            velocity_max: r.u32()?,
+            velocity_window_ns: r.u64()?,
+            risk_escalation: r.flag()?,
+            denials_max: r.u32()?,
+        };
+        let mut d = Detector::new(config);
+        let mut prev = None;
+        for _ in 0..r.count(30)? {
+            let key = (r.str()?, r.str()?);
+            r.ascending(prev.as_ref(), &key)?;
+            let n = r.count(8)?;
+            let mut recent = VecDeque::with_capacity(n);
+            for _ in 0..n {
+                recent.push_back(r.u64()?);
+            }
+            let over = r.flag()?;
+            let max_tier = if r.flag()? {
+                Some(match r.tag(4, "risk tier")? {
+                    0 => RiskTier::Low,
+                    1 => RiskTier::Medium,
+                    2 => RiskTier::High,
+                    _ => RiskTier::Critical,
+                })
+            } else {
+                None
+            };
+            let track = AgentTrack {
+                recent,
+                over,
+                max_tier,
+                denials: r.u32()?,
+            };
+            d.agents.insert(key.clone(), track);
+            prev = Some(key);
+        }
+        Ok(d)
     }
 }

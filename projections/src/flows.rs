@@ -26,7 +26,7 @@
 //!   `allow` decision, or else the first covering approval in ticket-id order, is
 //!   used. The approval used has one use and the execution's cost taken off.
 
-use crate::canon::Canon;
+use crate::canon::{Canon, CanonError, Out, Reader};
 use govledger_schemas::{ApprovalGranted, ApprovalScope, Decision, Envelope, Event, RiskTier};
 use std::collections::BTreeMap;
 
@@ -121,6 +121,9 @@ pub struct Ticket {
     /// Where it stands.
     pub status: TicketStatus,
 }
+
+/// The flows' domain tag.
+pub const TAG: &str = "govledger flows v1";
 
 /// Proposals and tickets by (tenant, id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -342,7 +345,13 @@ impl Flows {
     /// and for granted: approver, scope tag once 0 / session 1, max count, max cost,
     /// resource ids, expiry, used count, used cost).
     pub fn digest(&self) -> [u8; 32] {
-        let mut c = Canon::new("govledger flows v1");
+        let mut c = Canon::new(TAG);
+        self.encode(&mut c);
+        c.finish()
+    }
+
+    /// Writes the canonical encoding (without the tag).
+    pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
         c.u64(self.proposals.len() as u64);
         for ((t, id), p) in &self.proposals {
             c.str(t).str(id).str(&p.session).opt_str(p.agent.as_deref());
@@ -379,7 +388,97 @@ impl Flows {
                 }
             }
         }
-        c.finish()
+    }
+
+    /// Reads flows back from [`Flows::encode`]'s bytes, strictly.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
+        let mut f = Flows::new();
+        let mut prev = None;
+        for _ in 0..r.count(48)? {
+            let key = (r.str()?, r.str()?);
+            r.ascending(prev.as_ref(), &key)?;
+            let session = r.str()?;
+            let agent = r.opt_str()?;
+            let action = r.str()?;
+            let resource = r.str()?;
+            let risk_tier = match r.tag(4, "risk tier")? {
+                0 => RiskTier::Low,
+                1 => RiskTier::Medium,
+                2 => RiskTier::High,
+                _ => RiskTier::Critical,
+            };
+            let status = match r.tag(5, "proposal status")? {
+                0 => ProposalStatus::Proposed,
+                1 => ProposalStatus::Allowed,
+                2 => ProposalStatus::Denied,
+                3 => ProposalStatus::AwaitingApproval,
+                _ => ProposalStatus::Executed,
+            };
+            let decision = if r.flag()? {
+                Some(match r.tag(3, "decision")? {
+                    0 => Decision::Allow,
+                    1 => Decision::Deny,
+                    _ => Decision::RequireApproval,
+                })
+            } else {
+                None
+            };
+            let p = Proposal {
+                session,
+                agent,
+                action,
+                resource,
+                risk_tier,
+                status,
+                decision,
+                executions: r.u32()?,
+            };
+            f.proposals.insert(key.clone(), p);
+            prev = Some(key);
+        }
+        let mut prev = None;
+        for _ in 0..r.count(33)? {
+            let key = (r.str()?, r.str()?);
+            r.ascending(prev.as_ref(), &key)?;
+            let proposal = r.str()?;
+            let session = r.str()?;
+            let status = match r.tag(3, "ticket status")? {
+                0 => TicketStatus::Requested,
+                1 => {
+                    let approver = r.str()?;
+                    let scope = match r.tag(2, "approval scope")? {
+                        0 => ApprovalScope::Once,
+                        _ => ApprovalScope::Session,
+                    };
+                    let max_count = r.opt_u32()?;
+                    let max_cost_micros = r.opt_u64()?;
+                    let n = r.count(8)?;
+                    let mut resource_ids = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        resource_ids.push(r.str()?);
+                    }
+                    TicketStatus::Granted(Grant {
+                        approver,
+                        scope,
+                        max_count,
+                        max_cost_micros,
+                        resource_ids,
+                        expires_at_ns: r.opt_u64()?,
+                        used_count: r.u32()?,
+                        used_cost_micros: r.u64()?,
+                    })
+                }
+                _ => TicketStatus::Denied,
+            };
+            let t = Ticket {
+                proposal,
+                session,
+                status,
+            };
+            f.tickets.insert(key.clone(), t);
+            prev = Some(key);
+        }
+        Ok(f)
     }
 
     /// Whether `env` is consistent with the state at event time `time_ns`.

@@ -26,7 +26,7 @@
 //! `system` switch is engaged or released with an operator key: a tenant's admin must
 //! not be able to stop every other tenant. `Gates` sees events, not keys.
 
-use crate::canon::Canon;
+use crate::canon::{Canon, CanonError, Out, Reader};
 use govledger_schemas::{ActorChain, Decision, Envelope, Event, KillScope};
 use std::collections::BTreeMap;
 
@@ -73,6 +73,9 @@ pub struct Kill {
     /// Event time it was engaged, unix ns.
     pub since_ns: u64,
 }
+
+/// The gates' domain tag.
+pub const TAG: &str = "govledger gates v1";
 
 /// Sessions by (tenant, session id) and engaged kill switches by (tenant, scope,
 /// target); system switches by target alone, since they cover every tenant.
@@ -165,7 +168,13 @@ impl Gates {
     /// user, since); kill switches (tenant, scope tag session 0 / agent 1 / tenant 2 /
     /// system 3, target, reason, since); system switches (target, reason, since).
     pub fn digest(&self) -> [u8; 32] {
-        let mut c = Canon::new("govledger gates v1");
+        let mut c = Canon::new(TAG);
+        self.encode(&mut c);
+        c.finish()
+    }
+
+    /// Writes the canonical encoding (without the tag).
+    pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
         c.u64(self.sessions.len() as u64);
         for ((t, id), s) in &self.sessions {
             c.str(t).str(id).u8(s.status as u8);
@@ -184,7 +193,59 @@ impl Gates {
         for (target, k) in &self.system_kills {
             c.str(target).str(&k.reason).u64(k.since_ns);
         }
-        c.finish()
+    }
+
+    /// Reads gates back from [`Gates::encode`]'s bytes, strictly.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
+        let mut g = Gates::new();
+        let mut prev = None;
+        for _ in 0..r.count(27)? {
+            let key = (r.str()?, r.str()?);
+            r.ascending(prev.as_ref(), &key)?;
+            let status = match r.tag(3, "session status")? {
+                0 => SessionStatus::Active,
+                1 => SessionStatus::Suspended,
+                _ => SessionStatus::Ended,
+            };
+            let s = Session {
+                status,
+                agent: r.opt_str()?,
+                user: r.opt_str()?,
+                since_ns: r.u64()?,
+            };
+            g.sessions.insert(key.clone(), s);
+            prev = Some(key);
+        }
+        let mut prev = None;
+        for _ in 0..r.count(33)? {
+            let t = r.str()?;
+            let scope = match r.tag(3, "kill switch scope")? {
+                0 => KillScope::Session,
+                1 => KillScope::Agent,
+                // System switches are kept apart, by target alone.
+                _ => KillScope::Tenant,
+            };
+            let key = (t, scope, r.str()?);
+            r.ascending(prev.as_ref(), &key)?;
+            let k = Kill {
+                reason: r.str()?,
+                since_ns: r.u64()?,
+            };
+            g.kills.insert(key.clone(), k);
+            prev = Some(key);
+        }
+        let mut prev = None;
+        for _ in 0..r.count(24)? {
+            let target = r.str()?;
+            r.ascending(prev.as_ref(), &target)?;
+            let k = Kill {
+                reason: r.str()?,
+                since_ns: r.u64()?,
+            };
+            g.system_kills.insert(target.clone(), k);
+            prev = Some(target);
+        }
+        Ok(g)
     }
 
     /// Whether `env` is consistent with the state; `Err` says why not.
@@ -268,6 +329,32 @@ impl Gates {
                     }
                 }
             },
+        }
+    }
+
+    /// Engages the kill switch of `tenant` on (`scope`, `target`) at `time_ns`, as an
+    /// accepted `killswitch.engaged` would (the newest reason stands). For
+    /// switches the state engages itself ([`crate::State::refuse`]).
+    pub fn engage(
+        &mut self,
+        tenant: &str,
+        scope: KillScope,
+        target: &str,
+        reason: String,
+        time_ns: u64,
+    ) {
+        let kill = Kill {
+            reason,
+            since_ns: time_ns,
+        };
+        match scope {
+            KillScope::System => {
+                self.system_kills.insert(target.to_string(), kill);
+            }
+            scope => {
+                self.kills
+                    .insert((tenant.to_string(), scope, target.to_string()), kill);
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! `key.revoked`. Every decision is a function of the ring and the event time: no
 //! wall clock.
 
+use crate::canon::{Canon, CanonError, Out, Reader};
 use govledger_schemas::{Envelope, Event};
 use std::collections::BTreeMap;
 
@@ -267,46 +268,68 @@ impl KeyRing {
 }
 
 impl KeyRing {
-    /// SHA-256 of the ring's canonical encoding: for each key in id order, the id,
-    /// tenant, public key, role, status and validity window, every string
-    /// length-prefixed and every number big-endian. Two rings are equal exactly when
-    /// their digests are (barring SHA-256 collisions).
+    /// SHA-256 of the ring's canonical encoding ([`crate::canon`]): tag `"govledger
+    /// keyring v1"`; for each key in id order, the id, tenant, public key (32 raw
+    /// bytes), role tag (operator 0 / admin 1 / producer 2), status tag (active 0 /
+    /// retiring 1 then its end / revoked 2) and validity window.
     pub fn digest(&self) -> [u8; 32] {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(b"govledger keyring v1");
-        h.update((self.keys.len() as u64).to_be_bytes());
-        let put_str = |h: &mut Sha256, s: &str| {
-            h.update((s.len() as u64).to_be_bytes());
-            h.update(s.as_bytes());
-        };
-        let put_opt = |h: &mut Sha256, v: Option<u64>| match v {
-            None => h.update([0]),
-            Some(x) => {
-                h.update([1]);
-                h.update(x.to_be_bytes());
-            }
-        };
+        let mut c = Canon::new(TAG);
+        self.encode(&mut c);
+        c.finish()
+    }
+
+    /// Writes the canonical encoding (without the tag).
+    pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
+        c.u64(self.keys.len() as u64);
         for (id, r) in &self.keys {
-            put_str(&mut h, id);
-            put_str(&mut h, &r.tenant);
-            h.update(r.public_key);
-            h.update([match r.role {
+            c.str(id).str(&r.tenant).raw32(&r.public_key);
+            c.u8(match r.role {
                 KeyRole::Operator => 0,
                 KeyRole::Admin => 1,
                 KeyRole::Producer => 2,
-            }]);
+            });
             match r.status {
-                KeyStatus::Active => h.update([0]),
-                KeyStatus::Retiring { until_ns } => {
-                    h.update([1]);
-                    h.update(until_ns.to_be_bytes());
-                }
-                KeyStatus::Revoked => h.update([2]),
-            }
-            put_opt(&mut h, r.valid_from_ns);
-            put_opt(&mut h, r.valid_until_ns);
+                KeyStatus::Active => c.u8(0),
+                KeyStatus::Retiring { until_ns } => c.u8(1).u64(until_ns),
+                KeyStatus::Revoked => c.u8(2),
+            };
+            c.opt_u64(r.valid_from_ns).opt_u64(r.valid_until_ns);
         }
-        h.finalize().into()
+    }
+
+    /// Reads a ring back from [`KeyRing::encode`]'s bytes, strictly.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
+        let mut keys = BTreeMap::new();
+        let mut prev: Option<String> = None;
+        for _ in 0..r.count(52)? {
+            let id = r.str()?;
+            r.ascending(prev.as_ref(), &id)?;
+            let tenant = r.str()?;
+            let public_key = r.raw32()?;
+            let role = match r.tag(3, "key role")? {
+                0 => KeyRole::Operator,
+                1 => KeyRole::Admin,
+                _ => KeyRole::Producer,
+            };
+            let status = match r.tag(3, "key status")? {
+                0 => KeyStatus::Active,
+                1 => KeyStatus::Retiring { until_ns: r.u64()? },
+                _ => KeyStatus::Revoked,
+            };
+            let rec = KeyRecord {
+                tenant,
+                public_key,
+                role,
+                status,
+                valid_from_ns: r.opt_u64()?,
+                valid_until_ns: r.opt_u64()?,
+            };
+            keys.insert(id.clone(), rec);
+            prev = Some(id);
+        }
+        Ok(KeyRing { keys })
     }
 }
+
+/// The key ring's domain tag.
+pub const TAG: &str = "govledger keyring v1";

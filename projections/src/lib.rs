@@ -22,10 +22,15 @@
 //!   approval in scope);
 //! - [`budgets`]: limits per identity scope and window of event time, warnings;
 //! - [`detect`]: detection rules (alerts, not verdicts);
-//! - [`canon`]: the canonical encoding behind the state digest in checkpoints.
+//! - [`state`]: the four verdict-bearing folds as one [`State`], with the checks in
+//!   admission's order;
+//! - [`canon`]: the canonical encoding behind the state digest in checkpoints and
+//!   behind snapshots;
+//! - [`snapshot`]: the state at a log size as self-checking bytes, which the ledger
+//!   stores at checkpoints so readers need not fold from entry 0.
 //!
 //! `govledger-ingest`'s admission runs their checks before append and folds every
-//! accepted event. Snapshots in RocksDB are still to come.
+//! accepted event.
 
 pub mod budgets;
 pub mod canon;
@@ -33,10 +38,14 @@ pub mod detect;
 pub mod flows;
 pub mod gates;
 pub mod keys;
+pub mod snapshot;
+pub mod state;
 
-pub use budgets::{Budget, BudgetWarning, Budgets};
+pub use budgets::{Budget, BudgetWarning, Budgets, Exceeded};
 pub use canon::state_digest;
 pub use detect::{DetectConfig, Detection, Detector};
 pub use flows::{Flows, Grant, Proposal, ProposalStatus, Ticket, TicketStatus};
 pub use gates::{Gates, Kill, Session, SessionStatus};
 pub use keys::{KeyProblem, KeyRecord, KeyRing, KeyRole, KeyStatus};
+pub use snapshot::{Snapshot, SnapshotError};
+pub use state::{AutoKill, Refusal, State};

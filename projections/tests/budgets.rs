@@ -47,7 +47,7 @@ fn given(events: &[(Envelope, u64)]) -> Budgets {
     let mut b = Budgets::new();
     for (i, (e, t)) in events.iter().enumerate() {
         if let Err(m) = b.check(e, *t) {
-            panic!("given event {i} is refused: {m}");
+            panic!("given event {i} is refused: {}", m.message);
         }
         b.apply(e, *t);
     }
@@ -150,7 +150,8 @@ fn an_increment_past_any_applicable_limit_is_refused_and_not_counted() {
         .is_ok());
     let e = b
         .check(&spent(json!({"org": "acme", "agent": "a-2"}), 1_001), t + 3)
-        .unwrap_err();
+        .unwrap_err()
+        .message;
     assert!(
         e.contains("budget org would be exceeded: spend 10001 of 10000"),
         "{e}"
@@ -158,7 +159,8 @@ fn an_increment_past_any_applicable_limit_is_refused_and_not_counted() {
     // a-1 hits its own daily budget before the org's.
     let e = b
         .check(&spent(json!({"org": "acme", "agent": "a-1"}), 1_001), t + 3)
-        .unwrap_err();
+        .unwrap_err()
+        .message;
     assert!(
         e.contains("budget agent") && e.contains("3001 of 3000"),
         "{e}"

@@ -10,7 +10,8 @@
 //!
 //! **Who calls it:** the `govledger` binary.
 //!
-//! Today it offers one building block, [`entries_from`], that later commands share.
+//! Today it offers building blocks that later commands share: [`entries_from`] and
+//! [`count_until`].
 
 pub mod time;
 
@@ -24,4 +25,20 @@ pub fn entries_from<S: LogStore>(
     from: u64,
 ) -> impl Iterator<Item = Result<Entry, LedgerError>> + '_ {
     (from..ledger.size()).map(move |seq| ledger.entry(seq).map(|(_, e)| e))
+}
+
+/// How many entries, from the start, have event times at or before `until_ns`: the
+/// seq of the first entry after it. Entries are in stream order, and JetStream
+/// timestamps only grow along a stream, so this is a binary search (O(log n) reads).
+pub fn count_until<S: LogStore>(ledger: &Ledger<S>, until_ns: u64) -> Result<u64, LedgerError> {
+    let (mut lo, mut hi) = (0u64, ledger.size());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if ledger.entry(mid)?.1.time_ns <= until_ns {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
 }

@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::output::{b64, print_json};
 use anyhow::{Context, Result};
+use govledger_ingest::snapshots::{self, SnapshotPolicy};
 use govledger_ingest::{Admission, Line, Message};
 use govledger_ledger::store::RocksStore;
 use govledger_ledger::Ledger;
@@ -33,6 +34,10 @@ pub struct Args {
     /// appends the rest, never a line twice.
     #[arg(long)]
     pub resume: bool,
+    /// After the checkpoint, write a state snapshot if N entries were folded since
+    /// the newest one (0: never); `serve --snapshot-every` is the same rule.
+    #[arg(long, default_value_t = SnapshotPolicy::default().every)]
+    pub snapshot_every: u64,
 }
 
 /// Rebuilds admission state (the key ring) from the entries already in the log.
@@ -51,9 +56,39 @@ pub fn admission_with(
     limits: DecodeLimits,
     detect: DetectConfig,
 ) -> Result<Admission> {
-    let mut adm = Admission::new(&ctx.data.trust()?, limits)?;
+    admission_at(ctx, ledger, limits, detect, ledger.size(), true)
+}
+
+/// Admission as after the first `end` entries: from the newest usable snapshot at
+/// or below `end` (see `govledger_ingest::snapshots`) when `use_snapshots`, then
+/// the entries after it.
+pub fn admission_at(
+    ctx: &Ctx,
+    ledger: &Ledger<RocksStore>,
+    limits: DecodeLimits,
+    detect: DetectConfig,
+    end: u64,
+    use_snapshots: bool,
+) -> Result<Admission> {
+    let trust = ctx.data.trust()?;
+    let verifier = if use_snapshots {
+        ctx.data.verifier().ok()
+    } else {
+        None
+    };
+    let (mut adm, from) = match verifier {
+        Some(verifier) => {
+            let s = snapshots::start(ledger, &trust, &verifier, limits, end)?;
+            if s.from > 0 {
+                tracing::info!(size = s.from, "state restored from a snapshot");
+            }
+            (s.admission, s.from)
+        }
+        // Without the log key, no checkpoint (hence no snapshot) can be checked.
+        None => (Admission::new(&trust, limits)?, 0),
+    };
     adm.set_detect_config(detect);
-    adm.replay_all(govledger_replay::entries_from(ledger, 0))?;
+    adm.replay_all(govledger_replay::entries_from(ledger, from).take((end - from) as usize))?;
     Ok(adm)
 }
 
@@ -158,6 +193,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     } else {
         Some(ledger.checkpoint(&signer, Some(adm.state_digest()))?)
     };
+    let policy = SnapshotPolicy {
+        every: args.snapshot_every,
+        ..SnapshotPolicy::default()
+    };
+    let snapshot = match cp {
+        Some(_) => snapshots::after_checkpoint(&ledger, &adm, policy)?,
+        None => None,
+    };
     let root = ledger.root()?;
     let appended = ledger.size() - start;
     if ctx.json {
@@ -170,6 +213,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             "size": ledger.size(),
             "root": b64(&root),
             "checkpoint": cp.map(|c| c.note),
+            "snapshot": snapshot.map(|w| json!({"size": w.size, "bytes": w.bytes})),
         }));
     } else {
         println!(
@@ -207,6 +251,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 b64(&root)
             ),
             None => println!("root {} (no checkpoint signed)", b64(&root)),
+        }
+        if let Some(w) = snapshot {
+            println!("snapshot at size {} ({} bytes)", w.size, w.bytes);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -94,11 +94,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             None => reasons.push(format!("session {s} was never started")),
         }
     }
-    if let Err(m) = adm
+    if let Some(e) = adm
         .budgets()
-        .fits(tenant, &scope, args.tokens, args.cost_micros, now)
+        .exceeded(tenant, &scope, args.tokens, args.cost_micros, now)
     {
-        reasons.push(m);
+        reasons.push(e.message);
     }
     let budgets: Vec<Value> = adm
         .budgets()

@@ -170,7 +170,7 @@ fn script() -> Vec<Step> {
                   "tokens": 52_000, "cost_micros": 1_400_000u64, "model": "claude-opus-5"}),
         ),
         ev(
-            "agent-7 tries to spend $0.90 more, past its $2.00 budget",
+            "agent-7 tries to spend $0.90 more, past its $2.00 budget: refused, and the budget's kill_on_exceed stops agent-7",
             &gateway,
             "acme/gateway",
             "budget.incremented",
@@ -178,7 +178,7 @@ fn script() -> Vec<Step> {
                   "tokens": 31_000, "cost_micros": 900_000u64, "model": "claude-opus-5"}),
         ),
         ev(
-            "the guardian engages agent-7's kill switch",
+            "the guardian engages agent-7's kill switch too (its reason now stands)",
             &gateway,
             "acme/gateway",
             "killswitch.engaged",

@@ -13,6 +13,7 @@ mod natsargs;
 mod prove;
 mod publish;
 mod serve;
+mod snapshot;
 mod state;
 mod status;
 mod verify;
@@ -73,6 +74,10 @@ pub enum Command {
     State(state::Args),
     /// Would an action's spend fit its budgets, outside every kill switch? (Writes nothing.)
     Check(check::Args),
+    /// List or take state snapshots (the state at a checkpoint, so reads need not
+    /// fold the whole log).
+    #[command(subcommand)]
+    Snapshot(snapshot::Command),
 }
 
 /// What every command gets.
@@ -101,5 +106,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => status::run(&ctx, a),
         Command::State(a) => state::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),
+        Command::Snapshot(c) => snapshot::run(&ctx, c),
     }
 }

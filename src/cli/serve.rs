@@ -6,6 +6,7 @@ use crate::output::print_json;
 use anyhow::{Context, Result};
 use govledger_ingest::metrics::Metrics;
 use govledger_ingest::serve::{run, ServeConfig};
+use govledger_ingest::snapshots::SnapshotPolicy;
 use govledger_projections::DetectConfig;
 use govledger_schemas::DecodeLimits;
 use serde::Deserialize;
@@ -51,6 +52,14 @@ pub struct Args {
     /// Exit once the ledger holds this many entries (catch-up runs, tests).
     #[arg(long)]
     pub stop_at_size: Option<u64>,
+    /// Write a state snapshot at the first checkpoint after N entries since the
+    /// newest one, so starts and queries need not fold the whole log; 0 turns it
+    /// off [default: 100000].
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
+    /// Snapshots to keep; older ones are deleted [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_keep: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +71,8 @@ struct ServeFile {
     checkpoint_ms: Option<u64>,
     http: Option<String>,
     max_body_bytes: Option<usize>,
+    snapshot_every: Option<u64>,
+    snapshot_keep: Option<u64>,
 }
 
 /// The `[detect]` table: detection rules' thresholds (0 turns a rule off).
@@ -135,6 +146,17 @@ pub fn run_cmd(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             .map(Duration::from_millis)
             .unwrap_or(d.checkpoint_interval),
         stop_at_size: args.stop_at_size,
+        snapshots: SnapshotPolicy {
+            every: args
+                .snapshot_every
+                .or(file.serve.snapshot_every)
+                .unwrap_or(d.snapshots.every),
+            keep: match args.snapshot_keep.or(file.serve.snapshot_keep) {
+                Some(0) => anyhow::bail!("snapshot_keep must be at least 1"),
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                None => d.snapshots.keep,
+            },
+        },
     };
     let http = args
         .http

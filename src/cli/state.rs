@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::output::print_json;
 use anyhow::{bail, Result};
 use govledger_ingest::views;
-use govledger_ingest::Admission;
+use govledger_projections::DetectConfig;
 use govledger_schemas::DecodeLimits;
 use serde_json::Value;
 use std::process::ExitCode;
@@ -52,6 +52,9 @@ pub struct Args {
     /// [default: the whole log].
     #[arg(long, value_name = "SEQ|TIME", value_parser = parse_at)]
     pub at: Option<At>,
+    /// Fold from entry 0, ignoring stored snapshots (to cross-check them).
+    #[arg(long)]
+    pub no_snapshots: bool,
 }
 
 /// `key=value` pairs of an item, nulls left out, nested objects as `key.sub=value`.
@@ -81,26 +84,27 @@ fn human(v: &Value) -> String {
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let ledger = ctx.data.open_ro()?;
     let size = ledger.size();
-    let (end, until_ns) = match args.at {
+    let end = match args.at {
         Some(At::Seq(seq)) if seq >= size => {
             bail!(
                 "--at {seq}: the log holds entries 0 to {} only",
                 size.saturating_sub(1)
             )
         }
-        Some(At::Seq(seq)) => (seq + 1, u64::MAX),
-        Some(At::Time(t)) => (size, t),
-        None => (size, u64::MAX),
+        Some(At::Seq(seq)) => seq + 1,
+        // Entries are in stream order, whose event times (JetStream timestamps) only
+        // grow: stop at the first one after the time.
+        Some(At::Time(t)) => govledger_replay::count_until(&ledger, t)?,
+        None => size,
     };
-    let mut adm = Admission::new(&ctx.data.trust()?, DecodeLimits::default())?;
-    // Entries are in stream order, whose event times (JetStream timestamps) only
-    // grow: stop at the first one after the time.
-    adm.replay_all(
-        govledger_replay::entries_from(&ledger, 0)
-            .take(end as usize)
-            .take_while(|e| e.as_ref().map_or(true, |e| e.time_ns <= until_ns)),
+    let adm = super::append::admission_at(
+        ctx,
+        &ledger,
+        DecodeLimits::default(),
+        DetectConfig::default(),
+        end,
+        !args.no_snapshots,
     )?;
-    let end = adm.entries_folded();
     let view = args.view;
     let seq = match args.at {
         Some(At::Seq(s)) => Some(s),

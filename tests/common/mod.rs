@@ -252,10 +252,7 @@ pub fn hash(v: &Value) -> [u8; 32] {
 /// Opens the ledger's RocksDB directly, as an attacker with disk access would.
 pub fn raw_db(data: &Path) -> rocksdb::DB {
     let opts = rocksdb::Options::default();
-    rocksdb::DB::open_cf(
-        &opts,
-        data.join("db"),
-        ["entries", "nodes", "checkpoints", "index", "meta"],
-    )
-    .expect("open raw db")
+    let path = data.join("db");
+    let cfs = rocksdb::DB::list_cf(&opts, &path).expect("list column families");
+    rocksdb::DB::open_cf(&opts, &path, cfs).expect("open raw db")
 }

@@ -1,0 +1,197 @@
+//! Snapshots in the ledger: when they are written, and how a reader starts from one.
+//!
+//! `serve` and `append` write a snapshot of the admission state
+//! ([`govledger_projections::snapshot`]) right after signing a checkpoint, once
+//! [`SnapshotPolicy::every`] entries were folded since the newest stored one, and
+//! keep the newest [`SnapshotPolicy::keep`]. Readers ([`start`]) begin from the
+//! newest snapshot at or below the size they want whose state digest equals the one
+//! in the checkpoint signed at its size, and fold the entries after it. A snapshot
+//! that fails any check is skipped with a warning and never used: folding from
+//! entry 0 is always the fallback, so a damaged or missing snapshot costs time,
+//! never correctness.
+
+use crate::admit::{Admission, Trust, TrustError};
+use govledger_ledger::checkpoint::Checkpoint;
+use govledger_ledger::note::NoteVerifier;
+use govledger_ledger::store::LogStore;
+use govledger_ledger::{Ledger, LedgerError};
+use govledger_projections::snapshot;
+use govledger_schemas::DecodeLimits;
+use std::time::Instant;
+
+/// When to write snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Write one at a checkpoint once this many entries were folded since the
+    /// newest stored snapshot (0: never).
+    pub every: u64,
+    /// How many to keep (at least 1); older ones are deleted when a new one is
+    /// written.
+    pub keep: usize,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        SnapshotPolicy {
+            every: 100_000,
+            keep: 3,
+        }
+    }
+}
+
+/// A snapshot written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Written {
+    /// The log size it stands at.
+    pub size: u64,
+    /// Its length in bytes.
+    pub bytes: usize,
+    /// Time to encode it, seconds.
+    pub encode_s: f64,
+    /// Time to write it with sync, seconds.
+    pub write_s: f64,
+}
+
+/// Errors of [`start`] and [`after_checkpoint`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotsError {
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The trust file's roots are unusable.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+}
+
+/// After a checkpoint at the ledger's size: writes a snapshot of `adm` if one is
+/// due under `policy`, deleting the oldest beyond `keep`. `adm` must have folded
+/// exactly the ledger's entries; otherwise nothing is written.
+pub fn after_checkpoint<S: LogStore>(
+    ledger: &Ledger<S>,
+    adm: &Admission,
+    policy: SnapshotPolicy,
+) -> Result<Option<Written>, SnapshotsError> {
+    let size = ledger.size();
+    if policy.every == 0 || adm.entries_folded() != size || size == 0 {
+        return Ok(None);
+    }
+    let sizes = ledger.snapshot_sizes()?;
+    let newest = sizes.last().copied().unwrap_or(0);
+    if size.saturating_sub(newest) < policy.every {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    let bytes = adm.snapshot();
+    let encode_s = t.elapsed().as_secs_f64();
+    let len = bytes.len();
+    let keep = policy.keep.max(1);
+    // The new one counts as kept: drop all but the newest keep - 1 of the others.
+    let drop: Vec<u64> = sizes
+        .iter()
+        .copied()
+        .filter(|&s| s != size)
+        .rev()
+        .skip(keep - 1)
+        .collect();
+    let t = Instant::now();
+    ledger.put_snapshot(size, bytes, &drop)?;
+    Ok(Some(Written {
+        size,
+        bytes: len,
+        encode_s,
+        write_s: t.elapsed().as_secs_f64(),
+    }))
+}
+
+/// Where [`start`] began.
+#[derive(Debug)]
+pub struct Started {
+    /// Admission as after `from` entries.
+    pub admission: Admission,
+    /// The snapshot's size, or 0 when none was usable.
+    pub from: u64,
+    /// Snapshots passed over, newest first, and why (none too new for `at_most`).
+    pub skipped: Vec<(u64, String)>,
+}
+
+/// Admission as after the newest usable snapshot at or below `at_most` entries, or
+/// fresh over `trust` when there is none. Usable means: it decodes strictly, its
+/// size is `at_most` or less, a checkpoint was signed at exactly that size (checked
+/// with `verifier`), and the checkpoint's state digest equals the snapshot's. The
+/// caller folds entries `from..` on top.
+pub fn start<S: LogStore>(
+    ledger: &Ledger<S>,
+    trust: &Trust,
+    verifier: &NoteVerifier,
+    limits: DecodeLimits,
+    at_most: u64,
+) -> Result<Started, SnapshotsError> {
+    let mut skipped = Vec::new();
+    for size in ledger.snapshot_sizes()?.into_iter().rev() {
+        if size > at_most {
+            continue;
+        }
+        match usable(ledger, verifier, size, limits) {
+            Ok(admission) => {
+                return Ok(Started {
+                    admission,
+                    from: size,
+                    skipped,
+                })
+            }
+            Err(why) => {
+                tracing::warn!(size, %why, "snapshot not used");
+                skipped.push((size, why));
+            }
+        }
+    }
+    Ok(Started {
+        admission: Admission::new(trust, limits)?,
+        from: 0,
+        skipped,
+    })
+}
+
+fn usable<S: LogStore>(
+    ledger: &Ledger<S>,
+    verifier: &NoteVerifier,
+    size: u64,
+    limits: DecodeLimits,
+) -> Result<Admission, String> {
+    let (bytes, _) = check(ledger, verifier, size)?;
+    Admission::from_snapshot(&bytes, limits).map_err(|e| e.to_string())
+}
+
+/// The snapshot stored at `size` and its checked header, if its framing, checksum
+/// and state digest hold and that digest equals the one in the checkpoint signed
+/// at `size` (checked with `verifier`); otherwise why not, in a sentence.
+pub fn check<S: LogStore>(
+    ledger: &Ledger<S>,
+    verifier: &NoteVerifier,
+    size: u64,
+) -> Result<(Vec<u8>, snapshot::Header), String> {
+    let bytes = ledger
+        .snapshot(size)
+        .map_err(|e| e.to_string())?
+        .ok_or("it vanished while being read")?;
+    let header = snapshot::verify(&bytes).map_err(|e| e.to_string())?;
+    if header.size != size {
+        return Err(format!(
+            "it is stored at size {size} but says {}",
+            header.size
+        ));
+    }
+    let cp = ledger
+        .checkpoint_at(size)
+        .map_err(|e| e.to_string())?
+        .ok_or("no checkpoint was signed at its size")?;
+    let signed = Checkpoint::open(&cp.note, verifier)
+        .map_err(|e| format!("the checkpoint at its size does not verify: {e}"))?;
+    match signed.state_digest {
+        Some(d) if d == header.state_digest => {}
+        Some(_) => return Err("its state digest differs from the signed checkpoint's".into()),
+        None => return Err("the checkpoint at its size carries no state digest".into()),
+    }
+    Ok((bytes, header))
+}

@@ -1,0 +1,182 @@
+//! Snapshots in the ledger: written at checkpoints by policy, and a reader starts
+//! from the newest one that checks out against its signed checkpoint, skipping any
+//! that does not, always reaching the same state as a fold from entry 0.
+
+use govledger_ingest::snapshots::{self, SnapshotPolicy};
+use govledger_ingest::{Admission, GenOptions, Generator, Message, Trust};
+use govledger_ledger::note::NoteSigner;
+use govledger_ledger::store::MemStore;
+use govledger_ledger::Ledger;
+use govledger_projections::snapshot;
+use govledger_schemas::DecodeLimits;
+
+const EVENTS: u64 = 3_000;
+
+fn opts() -> GenOptions {
+    GenOptions {
+        events: EVENTS,
+        seed: 11,
+        tenants: 3,
+        ..GenOptions::default()
+    }
+}
+
+fn signer() -> NoteSigner {
+    NoteSigner::from_seed("snapshots.test/log", [5; 32]).expect("signer")
+}
+
+/// A ledger of the generated stream in batches of 250, each followed by a checkpoint
+/// and a snapshot when `policy` says so; and the trust it was admitted under.
+fn build(policy: SnapshotPolicy) -> (Ledger<MemStore>, Trust) {
+    let trust = Generator::new(opts()).trust();
+    let mut ledger = Ledger::create(MemStore::new(), "snapshots.test/log").expect("ledger");
+    let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
+    let lines: Vec<Message> = Generator::new(opts())
+        .map(|l| l.to_message().expect("generated lines have bodies"))
+        .collect();
+    for chunk in lines.chunks(250) {
+        let refs: Vec<&Message> = chunk.iter().collect();
+        let mut entries = adm
+            .admit_batch(&refs, &|t, id| {
+                ledger.find_event(t, id).map(|s| s.is_some())
+            })
+            .expect("admit");
+        ledger.append(&mut entries, None).expect("append");
+        adm.end_batch();
+        ledger
+            .checkpoint(&signer(), Some(adm.state_digest()))
+            .expect("checkpoint");
+        snapshots::after_checkpoint(&ledger, &adm, policy).expect("snapshot");
+    }
+    (ledger, trust)
+}
+
+fn entries(
+    ledger: &Ledger<MemStore>,
+    from: u64,
+    end: u64,
+) -> impl Iterator<Item = Result<govledger_schemas::Entry, govledger_ledger::LedgerError>> + '_ {
+    (from..end).map(move |seq| ledger.entry(seq).map(|(_, e)| e))
+}
+
+fn start(ledger: &Ledger<MemStore>, trust: &Trust, end: u64) -> snapshots::Started {
+    snapshots::start(
+        ledger,
+        trust,
+        &signer().verifier(),
+        DecodeLimits::default(),
+        end,
+    )
+    .expect("start")
+}
+
+/// Admission from `start`, then the entries after it up to `end`.
+fn resumed(ledger: &Ledger<MemStore>, trust: &Trust, end: u64) -> (Admission, u64, usize) {
+    let s = start(ledger, trust, end);
+    let mut adm = s.admission;
+    assert_eq!(adm.entries_folded(), s.from);
+    adm.replay_all(entries(ledger, s.from, end))
+        .expect("replay");
+    (adm, s.from, s.skipped.len())
+}
+
+fn from_zero(ledger: &Ledger<MemStore>, trust: &Trust, end: u64) -> Admission {
+    let mut adm = Admission::new(trust, DecodeLimits::default()).expect("admission");
+    adm.replay_all(entries(ledger, 0, end)).expect("replay");
+    adm
+}
+
+#[test]
+fn snapshots_follow_the_policy_and_keep_the_newest() {
+    let (ledger, _) = build(SnapshotPolicy {
+        every: 1_000,
+        keep: 2,
+    });
+    // Checkpoints every 250 entries; one snapshot per 1,000; the newest two kept.
+    assert_eq!(ledger.snapshot_sizes().unwrap(), vec![2_000, 3_000]);
+    let (ledger, _) = build(SnapshotPolicy { every: 0, keep: 2 });
+    assert!(ledger.snapshot_sizes().unwrap().is_empty());
+}
+
+#[test]
+fn a_reader_starts_at_the_newest_snapshot_at_or_below_where_it_stops() {
+    let (ledger, trust) = build(SnapshotPolicy {
+        every: 500,
+        keep: 10,
+    });
+    assert_eq!(
+        ledger.snapshot_sizes().unwrap(),
+        vec![500, 1_000, 1_500, 2_000, 2_500, 3_000]
+    );
+    for (end, from) in [(EVENTS, 3_000), (2_999, 2_500), (1_200, 1_000), (499, 0)] {
+        let (adm, started, skipped) = resumed(&ledger, &trust, end);
+        assert_eq!((started, skipped), (from, 0), "reading up to {end}");
+        let full = from_zero(&ledger, &trust, end);
+        assert_eq!(adm.entries_folded(), end);
+        assert_eq!(adm.state_digest(), full.state_digest(), "at {end}");
+        assert_eq!(adm.state(), full.state());
+    }
+    // The snapshot's digest is the signed checkpoint's.
+    let cp = ledger.checkpoint_at(1_500).unwrap().unwrap();
+    let header = snapshot::verify(&ledger.snapshot(1_500).unwrap().unwrap()).unwrap();
+    assert_eq!(cp.checkpoint.state_digest, Some(header.state_digest));
+}
+
+#[test]
+fn a_snapshot_that_does_not_check_out_is_skipped_never_used() {
+    let (ledger, trust) = build(SnapshotPolicy {
+        every: 1_000,
+        keep: 10,
+    });
+    let full = from_zero(&ledger, &trust, EVENTS);
+
+    // 1. A self-consistent snapshot of another state (the one at 2,000) stored at
+    //    3,000: its checksum and digest hold, but not the signed checkpoint's digest.
+    let other = ledger.snapshot(2_000).unwrap().unwrap();
+    let adm2000 = from_zero(&ledger, &trust, 2_000);
+    let forged = snapshot::encode(3_000, adm2000.state(), &Default::default());
+    assert!(snapshot::verify(&forged).is_ok());
+    ledger.put_snapshot(3_000, forged.clone(), &[]).unwrap();
+    let (adm, from, skipped) = resumed(&ledger, &trust, EVENTS);
+    assert_eq!((from, skipped), (2_000, 1));
+    assert_eq!(adm.state_digest(), full.state_digest());
+
+    // 2. Damaged bytes at 2,000 too: the reader falls back to 1,000.
+    let mut damaged = other;
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x40;
+    ledger.put_snapshot(2_000, damaged, &[]).unwrap();
+    let (adm, from, skipped) = resumed(&ledger, &trust, EVENTS);
+    assert_eq!((from, skipped), (1_000, 2));
+    assert_eq!(adm.state_digest(), full.state_digest());
+
+    // 3. A snapshot at a size with no checkpoint is not used either.
+    let s = start(&ledger, &trust, 1_100);
+    assert_eq!(s.from, 1_000);
+    let adm1100 = from_zero(&ledger, &trust, 1_100);
+    ledger.put_snapshot(1_100, adm1100.snapshot(), &[]).unwrap();
+    let s = start(&ledger, &trust, 1_100);
+    assert_eq!(s.from, 1_000);
+    assert!(s.skipped[0].1.contains("no checkpoint"), "{:?}", s.skipped);
+
+    // 4. Checked with another log's key, no checkpoint verifies: none is used.
+    let stranger = NoteSigner::from_seed("snapshots.test/log", [6; 32]).unwrap();
+    let s = snapshots::start(
+        &ledger,
+        &trust,
+        &stranger.verifier(),
+        DecodeLimits::default(),
+        EVENTS,
+    )
+    .unwrap();
+    assert_eq!(s.from, 0);
+    assert!(
+        s.skipped
+            .iter()
+            .all(|(_, why)| why.contains("does not verify")
+                || why.contains("checksum")
+                || why.contains("no checkpoint")),
+        "{:?}",
+        s.skipped
+    );
+}

@@ -1,0 +1,188 @@
+//! Snapshots: the whole state at a log size, as bytes that prove themselves.
+//!
+//! A snapshot lets a reader start folding at a checkpoint instead of at entry 0. It
+//! is derived data: the log stays the truth, and a snapshot is trusted only after
+//! its state digest equals the one the signed checkpoint at its size carries.
+//!
+//! # Format, version 1
+//! | field | bytes |
+//! |---|---|
+//! | magic | `GLSNAP` 0x00 0x01 (8 bytes) |
+//! | size: entries folded into it | u64 big-endian |
+//! | state digest ([`crate::canon::state_digest`]) | 32 |
+//! | key ring, gates, flows, budgets, detector | each a u64 big-endian length, then the part's canonical encoding ([`crate::canon`]) |
+//! | checksum: SHA-256 of every byte before it | 32 |
+//!
+//! Each of the four state parts is exactly the byte string its digest hashes after
+//! its domain tag, so [`verify`] recomputes the state digest from the parts without
+//! decoding them, and [`decode`] refuses a snapshot whose parts do not hash to the
+//! digest in its header. The detector part (thresholds and per-agent tracks) is not
+//! in the state digest, as it decides alerts, not verdicts; the checksum covers it.
+
+use crate::budgets::{self, Budgets};
+use crate::canon::{self, tagged_digest, Canon, CanonError, Reader};
+use crate::detect::Detector;
+use crate::flows::{self, Flows};
+use crate::gates::{self, Gates};
+use crate::keys::{self, KeyRing};
+use crate::state::State;
+use sha2::{Digest, Sha256};
+
+/// The first 8 bytes of every version-1 snapshot.
+pub const MAGIC: [u8; 8] = *b"GLSNAP\x00\x01";
+
+const HEADER: usize = 8 + 8 + 32;
+const PARTS: [&str; 5] = ["key ring", "gates", "flows", "budgets", "detector"];
+
+/// Why snapshot bytes are not a usable snapshot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Not a version-1 snapshot.
+    #[error("not a govledger snapshot (bad magic)")]
+    Magic,
+    /// Shorter than its own framing says.
+    #[error("snapshot is truncated: {0}")]
+    Truncated(&'static str),
+    /// The trailing checksum does not match: the bytes were damaged.
+    #[error("snapshot checksum does not match: the bytes are damaged")]
+    Checksum,
+    /// The parts do not hash to the state digest in the header.
+    #[error("snapshot parts do not hash to the state digest in its header")]
+    Digest,
+    /// A part is not a canonical encoding.
+    #[error("snapshot part {0}")]
+    Part(#[from] CanonError),
+}
+
+/// A decoded snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Entries folded into it: the log size it stands at.
+    pub size: u64,
+    /// The state.
+    pub state: State,
+    /// The detection rules' thresholds and tracks.
+    pub detector: Detector,
+}
+
+/// What [`verify`] found in a snapshot's header, having checked it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Entries folded into it.
+    pub size: u64,
+    /// Its state digest, recomputed from its parts.
+    pub state_digest: [u8; 32],
+}
+
+/// Encodes `state` and `detector` after `size` entries.
+pub fn encode(size: u64, state: &State, detector: &Detector) -> Vec<u8> {
+    let parts: [Vec<u8>; 5] = [
+        part(|c| state.ring.encode(c)),
+        part(|c| state.gates.encode(c)),
+        part(|c| state.flows.encode(c)),
+        part(|c| state.budgets.encode(c)),
+        part(|c| detector.encode(c)),
+    ];
+    let body: usize = parts.iter().map(|p| 8 + p.len()).sum();
+    let mut out = Vec::with_capacity(HEADER + body + 32);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&size.to_be_bytes());
+    out.extend_from_slice(&state.digest());
+    for p in &parts {
+        out.extend_from_slice(&(p.len() as u64).to_be_bytes());
+        out.extend_from_slice(p);
+    }
+    let sum: [u8; 32] = Sha256::digest(&out).into();
+    out.extend_from_slice(&sum);
+    out
+}
+
+fn part(write: impl FnOnce(&mut Canon<Vec<u8>>)) -> Vec<u8> {
+    let mut c = Canon::buffer();
+    write(&mut c);
+    c.into_bytes()
+}
+
+/// Splits a snapshot into its header fields and parts, checking magic, framing,
+/// checksum and that the parts hash to the header's digest.
+fn split(bytes: &[u8]) -> Result<(Header, [&[u8]; 5]), SnapshotError> {
+    if bytes.len() < 8 || bytes[..8] != MAGIC {
+        return Err(SnapshotError::Magic);
+    }
+    if bytes.len() < HEADER + 5 * 8 + 32 {
+        return Err(SnapshotError::Truncated("shorter than the framing"));
+    }
+    let (content, sum) = bytes.split_at(bytes.len() - 32);
+    if Sha256::digest(content).as_slice() != sum {
+        return Err(SnapshotError::Checksum);
+    }
+    let size = u64::from_be_bytes(content[8..16].try_into().expect("8 bytes"));
+    let claimed: [u8; 32] = content[16..48].try_into().expect("32 bytes");
+    let mut rest = &content[HEADER..];
+    let mut parts: [&[u8]; 5] = [&[]; 5];
+    for p in &mut parts {
+        if rest.len() < 8 {
+            return Err(SnapshotError::Truncated("a part's length is missing"));
+        }
+        let n = u64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
+        rest = &rest[8..];
+        let n = usize::try_from(n).ok().filter(|&n| n <= rest.len()).ok_or(
+            SnapshotError::Truncated("a part is longer than the snapshot"),
+        )?;
+        (*p, rest) = rest.split_at(n);
+    }
+    if !rest.is_empty() {
+        return Err(SnapshotError::Truncated("bytes after the last part"));
+    }
+    let digest = canon::state_digest(
+        tagged_digest(keys::TAG, parts[0]),
+        tagged_digest(gates::TAG, parts[1]),
+        tagged_digest(flows::TAG, parts[2]),
+        tagged_digest(budgets::TAG, parts[3]),
+    );
+    if digest != claimed {
+        return Err(SnapshotError::Digest);
+    }
+    Ok((
+        Header {
+            size,
+            state_digest: digest,
+        },
+        parts,
+    ))
+}
+
+/// Checks a snapshot's framing, checksum and state digest without decoding the
+/// state; the caller compares the digest with the signed checkpoint's.
+pub fn verify(bytes: &[u8]) -> Result<Header, SnapshotError> {
+    split(bytes).map(|(h, _)| h)
+}
+
+/// Decodes a snapshot, strictly: [`verify`]'s checks, then every part must be a
+/// canonical encoding with nothing left over.
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+    let (header, parts) = split(bytes)?;
+    fn read<T>(
+        name: &'static str,
+        bytes: &[u8],
+        f: impl FnOnce(&mut Reader<'_>) -> Result<T, CanonError>,
+    ) -> Result<T, CanonError> {
+        let mut r = Reader::new(name, bytes);
+        let v = f(&mut r)?;
+        r.end()?;
+        Ok(v)
+    }
+    let state = State {
+        ring: read(PARTS[0], parts[0], KeyRing::decode)?,
+        gates: read(PARTS[1], parts[1], Gates::decode)?,
+        flows: read(PARTS[2], parts[2], Flows::decode)?,
+        budgets: read(PARTS[3], parts[3], Budgets::decode)?,
+    };
+    let detector = read(PARTS[4], parts[4], Detector::decode)?;
+    Ok(Snapshot {
+        size: header.size,
+        state,
+        detector,
+    })
+}

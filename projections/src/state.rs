@@ -1,0 +1,135 @@
+//! The governance state as one value: the four folds whose digest checkpoints carry.
+//!
+//! [`State::check`] runs the folds' checks in the order admission applies them (key
+//! ring, gates, flows, then budgets) and returns the first refusal; [`State::apply`]
+//! folds an accepted event into all four. Admission, replay and the snapshot tests
+//! all go through these, so they cannot disagree about what the state is.
+//!
+//! One refusal changes the state: an increment refused by a budget whose terms set
+//! `kill_on_exceed` engages a kill switch ([`State::refuse`]) on the spender's
+//! agent (or, when the increment names none, its session, else its tenant), with
+//! the reason `budget <id> exceeded by event <event id>`. Admission keeps the body
+//! of such a refusal (it was verified) so that replay re-derives the engagement
+//! from the log alone.
+
+use crate::budgets::{BudgetWarning, Budgets, Exceeded};
+use crate::canon::state_digest;
+use crate::flows::Flows;
+use crate::gates::Gates;
+use crate::keys::KeyRing;
+use govledger_schemas::{Envelope, Event, KillScope};
+
+/// Why an event is refused by the state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It breaks an invariant of the key ring, the gates or the flows.
+    Invariant(String),
+    /// It would take a budget past a limit.
+    Budget(Exceeded),
+}
+
+impl Refusal {
+    /// A sentence for people.
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::Invariant(m) => m,
+            Refusal::Budget(e) => &e.message,
+        }
+    }
+}
+
+/// A kill switch the state engaged itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoKill {
+    /// `agent`, `session` or `tenant`.
+    pub scope: KillScope,
+    /// The agent, session or tenant stopped.
+    pub target: String,
+    /// Why: `budget <id> exceeded by event <event id>`.
+    pub reason: String,
+}
+
+/// Key ring, gates, flows and budgets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Which key may sign what.
+    pub ring: KeyRing,
+    /// Sessions and kill switches.
+    pub gates: Gates,
+    /// Proposals, decisions, approvals and executions.
+    pub flows: Flows,
+    /// Budgets and their counters.
+    pub budgets: Budgets,
+}
+
+impl State {
+    /// The state before any event, over these trust roots.
+    pub fn new(ring: KeyRing) -> Self {
+        State {
+            ring,
+            ..State::default()
+        }
+    }
+
+    /// Whether `env`, at event time `time_ns`, is consistent with the state.
+    pub fn check(&self, env: &Envelope, time_ns: u64) -> Result<(), Refusal> {
+        self.ring
+            .check(env)
+            .and_then(|()| self.gates.check(env))
+            .and_then(|()| self.flows.check(env, time_ns))
+            .map_err(Refusal::Invariant)?;
+        self.budgets.check(env, time_ns).map_err(Refusal::Budget)
+    }
+
+    /// For an event [`State::check`] refuses at `time_ns`: engages the kill switch
+    /// its refusal calls for (an increment past a budget with `kill_on_exceed`) and
+    /// returns it; otherwise changes nothing. Admission calls it on refusing, replay
+    /// on every refused entry that kept its body, so both derive the same state.
+    pub fn refuse(&mut self, env: &Envelope, time_ns: u64) -> Option<AutoKill> {
+        let Err(Refusal::Budget(ex)) = self.check(env, time_ns) else {
+            return None;
+        };
+        let Event::BudgetIncremented(inc) = &env.event else {
+            return None;
+        };
+        if !ex.kill_on_exceed {
+            return None;
+        }
+        let tenant = env.tenant.as_str();
+        let (scope, target) = match (&inc.scope.agent, &inc.session) {
+            (Some(agent), _) => (KillScope::Agent, agent.as_str()),
+            (None, Some(session)) => (KillScope::Session, session.as_str()),
+            (None, None) => (KillScope::Tenant, tenant),
+        };
+        let kill = AutoKill {
+            scope,
+            target: target.to_string(),
+            reason: format!(
+                "budget {} exceeded by event {}",
+                ex.budget_id,
+                env.id.as_str()
+            ),
+        };
+        self.gates
+            .engage(tenant, scope, &kill.target, kill.reason.clone(), time_ns);
+        Some(kill)
+    }
+
+    /// Folds in an accepted event; returns the budget warnings it raised.
+    pub fn apply(&mut self, env: &Envelope, time_ns: u64) -> Vec<BudgetWarning> {
+        self.ring.apply(env, time_ns);
+        self.gates.apply(env, time_ns);
+        self.flows.apply(env, time_ns);
+        self.budgets.apply(env, time_ns)
+    }
+
+    /// The state digest checkpoints carry ([`crate::canon`]).
+    pub fn digest(&self) -> [u8; 32] {
+        state_digest(
+            self.ring.digest(),
+            self.gates.digest(),
+            self.flows.digest(),
+            self.budgets.digest(),
+        )
+    }
+}

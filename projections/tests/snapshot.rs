@@ -1,0 +1,323 @@
+//! Snapshots: the state at k, encoded and decoded, then folded on, equals the fold
+//! of everything (with equal digests), for random mixed event streams; the bytes
+//! prove themselves (checksum, digest) and are frozen by a golden vector.
+
+mod common;
+
+use common::event;
+use govledger_projections::snapshot::{self, SnapshotError};
+use govledger_projections::{DetectConfig, Detector, KeyRing, KeyRole, State};
+use govledger_schemas::Envelope;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const DAY: u64 = 86_400 * 1_000_000_000;
+/// 2026-01-01T00:00:00Z.
+const T0: u64 = 1_767_225_600 * 1_000_000_000;
+
+const TIERS: [&str; 4] = ["low", "medium", "high", "critical"];
+const WINDOWS: [&str; 4] = ["day", "week", "month", "total"];
+
+fn roots() -> KeyRing {
+    let mut ring = KeyRing::new();
+    ring.add_root("operator/root", "operator", [1; 32], KeyRole::Operator);
+    ring.add_root("acme/admin", "acme", [2; 32], KeyRole::Admin);
+    ring.add_root("globex/admin", "globex", [3; 32], KeyRole::Admin);
+    ring
+}
+
+fn actor(agent: &str) -> Value {
+    json!({"user": "alice", "agent": agent})
+}
+
+fn pk(n: u8) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([n; 32])
+}
+
+/// One event of every family, over small pools of ids so that they interact.
+#[allow(clippy::too_many_arguments)]
+fn make(kind: usize, t: &str, s: &str, a: &str, p: &str, k: &str, n: u8, amount: u64) -> Envelope {
+    let prop = |decision: &str| {
+        json!({"proposal": p, "session": s, "actor": actor(a), "decision": decision,
+               "policy_id": "pol", "policy_version": "v1", "rule_ids": ["r1"], "reason": "r"})
+    };
+    match kind {
+        0 => event(
+            t,
+            "session.started",
+            json!({"session": s, "actor": actor(a)}),
+        ),
+        1 => event(
+            t,
+            "session.suspended",
+            json!({"session": s, "actor": actor(a)}),
+        ),
+        2 => event(
+            t,
+            "session.resumed",
+            json!({"session": s, "actor": actor(a)}),
+        ),
+        3 => event(t, "session.ended", json!({"session": s, "actor": actor(a)})),
+        4 => event(
+            t,
+            "action.proposed",
+            json!({"proposal": p, "session": s, "actor": actor(a), "action": "db.write",
+                   "resource": format!("db:{n}"), "args_digest": "ab".repeat(32),
+                   "risk_tier": TIERS[n as usize % 4]}),
+        ),
+        5 => event(t, "policy.decided", prop("allow")),
+        6 => event(t, "policy.decided", prop("deny")),
+        7 => event(t, "policy.decided", prop("require_approval")),
+        8 => event(
+            t,
+            "approval.requested",
+            json!({"ticket": k, "proposal": p, "session": s, "actor": actor(a)}),
+        ),
+        9 => event(
+            t,
+            "approval.granted",
+            json!({"ticket": k, "proposal": p, "session": s, "approver": "bob",
+                   "scope": if n.is_multiple_of(2) { "once" } else { "session" },
+                   "max_cost_micros": 1_000, "resource_ids": [format!("db:{n}")],
+                   "expires_at_ns": T0 + 40 * DAY}),
+        ),
+        10 => event(
+            t,
+            "approval.denied",
+            json!({"ticket": k, "proposal": p, "session": s, "approver": "bob", "reason": "no"}),
+        ),
+        11 => event(
+            t,
+            "action.executed",
+            json!({"proposal": p, "session": s, "actor": actor(a), "outcome": "success",
+                   "cost_micros": amount % 700}),
+        ),
+        12 => event(
+            t,
+            "killswitch.engaged",
+            json!({"scope": if n.is_multiple_of(2) { "agent" } else { "session" },
+                   "target": if n.is_multiple_of(2) { a } else { s }, "reason": "stop",
+                   "actor": {"service": "guardian"}}),
+        ),
+        13 => event(
+            t,
+            "killswitch.released",
+            json!({"scope": if n.is_multiple_of(2) { "agent" } else { "session" },
+                   "target": if n.is_multiple_of(2) { a } else { s }, "reason": "ok",
+                   "actor": {"service": "guardian"}}),
+        ),
+        14 => event(
+            t,
+            "budget.configured",
+            json!({"budget_id": format!("b-{}", n % 2), "scope": {"org": "acme", "agent": a},
+                   "limit_cost_micros": 5_000, "limit_tokens": 900,
+                   "window": WINDOWS[n as usize % 4],
+                   "warn_thresholds_pct": [50, 90], "kill_on_exceed": n.is_multiple_of(3)}),
+        ),
+        15 => event(
+            t,
+            "budget.incremented",
+            json!({"scope": {"org": "acme", "agent": a}, "tokens": amount % 300,
+                   "cost_micros": amount, "model": "m"}),
+        ),
+        16 => event(
+            t,
+            "key.registered",
+            json!({"key_id": format!("{t}/k{n}"), "public_key": pk(10 + n)}),
+        ),
+        17 => event(
+            t,
+            "key.rotated",
+            json!({"key_id": format!("{t}/k{n}"), "new_key_id": format!("{t}/k{}", n + 4),
+                   "new_public_key": pk(20 + n), "retire_old_at_ns": T0 + (n as u64) * DAY}),
+        ),
+        _ => event(
+            t,
+            "key.revoked",
+            json!({"key_id": format!("{t}/k{n}"), "reason": "lost"}),
+        ),
+    }
+}
+
+fn any_event() -> impl Strategy<Value = Envelope> {
+    let tenant = prop_oneof![4 => Just("acme"), 1 => Just("globex")];
+    let pick2 = |a: &'static str, b: &'static str| prop_oneof![Just(a), Just(b)];
+    (
+        0usize..19,
+        tenant,
+        pick2("s-1", "s-2"),
+        pick2("agent-1", "agent-2"),
+        pick2("p-1", "p-2"),
+        pick2("t-1", "t-2"),
+        0u8..4,
+        0u64..3_000,
+    )
+        .prop_map(|(kind, t, s, a, p, k, n, amount)| make(kind, t, s, a, p, k, n, amount))
+}
+
+/// Folds the events that pass `check`, as admission does; event times grow by
+/// about six hours each, so budget windows roll over inside a stream.
+fn fold(state: &mut State, detector: &mut Detector, events: &[Envelope], first: usize) {
+    for (i, e) in events.iter().enumerate() {
+        let time = T0 + (first + i) as u64 * (DAY / 4);
+        if state.check(e, time).is_ok() {
+            state.apply(e, time);
+            detector.observe(e, time);
+        }
+    }
+}
+
+fn detect_config() -> DetectConfig {
+    DetectConfig {
+        velocity_max: 2,
+        velocity_window_ns: DAY,
+        risk_escalation: true,
+        denials_max: 2,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn snapshot_at_every_k_plus_fold_of_the_rest_equals_fold_of_all(
+        events in proptest::collection::vec(any_event(), 0..60),
+    ) {
+        let (mut all, mut all_det) = (State::new(roots()), Detector::new(detect_config()));
+        fold(&mut all, &mut all_det, &events, 0);
+        let (mut head, mut head_det) = (State::new(roots()), Detector::new(detect_config()));
+        for k in 0..=events.len() {
+            if k > 0 {
+                fold(&mut head, &mut head_det, &events[k - 1..k], k - 1);
+            }
+            let bytes = snapshot::encode(k as u64, &head, &head_det);
+            let header = snapshot::verify(&bytes).expect("a fresh snapshot verifies");
+            prop_assert_eq!(header.size, k as u64);
+            prop_assert_eq!(header.state_digest, head.digest());
+            let snap = snapshot::decode(&bytes).expect("a fresh snapshot decodes");
+            prop_assert_eq!(&snap.state, &head);
+            prop_assert_eq!(&snap.detector, &head_det);
+            // The encoding is canonical: decoding and encoding again gives the same bytes.
+            prop_assert_eq!(&snapshot::encode(k as u64, &snap.state, &snap.detector), &bytes);
+            let (mut resumed, mut resumed_det) = (snap.state, snap.detector);
+            fold(&mut resumed, &mut resumed_det, &events[k..], k);
+            prop_assert_eq!(resumed.digest(), all.digest());
+            prop_assert_eq!(&resumed, &all);
+            prop_assert_eq!(&resumed_det, &all_det);
+        }
+    }
+
+    #[test]
+    fn any_changed_byte_is_refused(
+        events in proptest::collection::vec(any_event(), 1..30),
+        at in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let (mut s, mut d) = (State::new(roots()), Detector::new(detect_config()));
+        fold(&mut s, &mut d, &events, 0);
+        let mut bytes = snapshot::encode(events.len() as u64, &s, &d);
+        let i = at.index(bytes.len());
+        bytes[i] ^= flip;
+        prop_assert!(snapshot::decode(&bytes).is_err());
+        prop_assert!(snapshot::verify(&bytes).is_err());
+    }
+}
+
+/// A state with something in every part, reached by a fixed list of events.
+fn scenario() -> (State, Detector) {
+    let kinds = [
+        (0, "s-1", "p-1", "t-1", 0, 0),
+        (14, "s-1", "p-1", "t-1", 0, 0),
+        (16, "s-1", "p-1", "t-1", 1, 0),
+        (4, "s-1", "p-1", "t-1", 1, 0),
+        (7, "s-1", "p-1", "t-1", 1, 0),
+        (8, "s-1", "p-1", "t-1", 1, 0),
+        (9, "s-1", "p-1", "t-1", 1, 0),
+        (11, "s-1", "p-1", "t-1", 1, 300),
+        (15, "s-1", "p-1", "t-1", 1, 2_600),
+        (12, "s-1", "p-1", "t-1", 1, 0),
+        (17, "s-1", "p-1", "t-1", 1, 0),
+    ];
+    let events: Vec<Envelope> = kinds
+        .iter()
+        .map(|&(k, s, p, t, n, amount)| make(k, "acme", s, "agent-1", p, t, n, amount))
+        .collect();
+    let (mut st, mut d) = (State::new(roots()), Detector::new(detect_config()));
+    for (i, e) in events.iter().enumerate() {
+        let time = T0 + i as u64 * 1_000;
+        if let Err(r) = st.check(e, time) {
+            panic!(
+                "scenario event {i} ({}) is refused: {r:?}",
+                e.kind().as_str()
+            );
+        }
+        st.apply(e, time);
+        d.observe(e, time);
+    }
+    (st, d)
+}
+
+#[test]
+fn the_format_is_frozen_by_a_golden_vector() {
+    let (st, d) = scenario();
+    let bytes = snapshot::encode(11, &st, &d);
+    assert_eq!(&bytes[..8], b"GLSNAP\x00\x01");
+    assert_eq!(&bytes[8..16], &11u64.to_be_bytes());
+    assert_eq!(&bytes[16..48], &st.digest());
+    let sum: [u8; 32] = Sha256::digest(&bytes[..bytes.len() - 32]).into();
+    assert_eq!(&bytes[bytes.len() - 32..], &sum);
+    let hex: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!((bytes.len(), hex.as_str()), GOLDEN);
+}
+
+/// Length and SHA-256 of the scenario's snapshot. Changing the format changes this:
+/// that needs a new format version (magic), not a new vector.
+const GOLDEN: (usize, &str) = (
+    1003,
+    "b1a117ceb738d32f626e464ba97554257c05e323e1272b0168f25099b44831dd",
+);
+
+#[test]
+fn damage_is_named() {
+    let (st, d) = scenario();
+    let good = snapshot::encode(11, &st, &d);
+    assert!(matches!(
+        snapshot::decode(b"nope"),
+        Err(SnapshotError::Magic)
+    ));
+    assert!(matches!(
+        snapshot::decode(&good[..60]),
+        Err(SnapshotError::Truncated(_))
+    ));
+    let mut bad = good.clone();
+    let last = bad.len() - 40;
+    bad[last] ^= 1;
+    assert!(matches!(
+        snapshot::decode(&bad),
+        Err(SnapshotError::Checksum)
+    ));
+    // A header digest that does not match the parts, with the checksum redone.
+    let mut bad = good.clone();
+    bad[20] ^= 1;
+    let n = bad.len() - 32;
+    let sum: [u8; 32] = Sha256::digest(&bad[..n]).into();
+    bad[n..].copy_from_slice(&sum);
+    assert!(matches!(snapshot::decode(&bad), Err(SnapshotError::Digest)));
+    // A detector part (outside the digest) that is not canonical, checksum redone.
+    let mut bad = good;
+    let n = bad.len() - 32;
+    // The last track ends: over flag, max-tier flag 1, tier tag, denials (u32).
+    let detector_flag_at = n - 4 - 2;
+    bad[detector_flag_at] = 9;
+    let sum: [u8; 32] = Sha256::digest(&bad[..n]).into();
+    bad[n..].copy_from_slice(&sum);
+    match snapshot::decode(&bad) {
+        Err(SnapshotError::Part(e)) => assert_eq!(e.part, "detector", "{e}"),
+        other => panic!("expected a detector part error, got {other:?}"),
+    }
+}

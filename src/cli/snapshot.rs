@@ -1,0 +1,115 @@
+//! `govledger snapshot list|take`: the state snapshots stored at checkpoints.
+
+use super::Ctx;
+use crate::output::{hex, print_json};
+use anyhow::{bail, Result};
+use govledger_ingest::snapshots::{self, SnapshotPolicy};
+use govledger_schemas::DecodeLimits;
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// List stored snapshots and whether each checks out against its signed
+    /// checkpoint (read-only: works while `serve` holds the store). Exit 1 if any
+    /// does not.
+    List,
+    /// Sign a checkpoint at the current size if there is none, and write a
+    /// snapshot of the state there now (needs the store for writing).
+    Take(TakeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TakeArgs {
+    /// Snapshots to keep, this one included; older ones are deleted.
+    #[arg(long, default_value_t = SnapshotPolicy::default().keep as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: u64,
+}
+
+pub fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::List => list(ctx),
+        Command::Take(a) => take(ctx, a),
+    }
+}
+
+fn list(ctx: &Ctx) -> Result<ExitCode> {
+    let ledger = ctx.data.open_ro()?;
+    let verifier = ctx.data.verifier()?;
+    let mut items = Vec::new();
+    let mut bad = 0;
+    for size in ledger.snapshot_sizes()? {
+        let item = match snapshots::check(&ledger, &verifier, size) {
+            Ok((bytes, header)) => json!({
+                "size": size,
+                "bytes": bytes.len(),
+                "state_digest": hex(&header.state_digest),
+                "ok": true,
+            }),
+            Err(why) => {
+                bad += 1;
+                json!({"size": size, "ok": false, "problem": why})
+            }
+        };
+        items.push(item);
+    }
+    if ctx.json {
+        print_json(&json!({"log_size": ledger.size(), "snapshots": items}));
+    } else {
+        println!("{} snapshots (log size {})", items.len(), ledger.size());
+        for s in &items {
+            match s["ok"].as_bool() {
+                Some(true) => println!(
+                    "  size {:>10}  {:>10} bytes  state sha256:{}  ok",
+                    s["size"],
+                    s["bytes"],
+                    s["state_digest"].as_str().unwrap_or_default()
+                ),
+                _ => println!(
+                    "  size {:>10}  NOT USABLE: {}",
+                    s["size"],
+                    s["problem"].as_str().unwrap_or_default()
+                ),
+            }
+        }
+    }
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn take(ctx: &Ctx, args: TakeArgs) -> Result<ExitCode> {
+    let mut ledger = ctx.data.open_rw()?;
+    if ledger.size() == 0 {
+        bail!("the log is empty: there is no state to snapshot yet");
+    }
+    let signer = ctx.data.signer()?;
+    let adm = super::append::admission_for(ctx, &ledger, DecodeLimits::default())?;
+    ledger.checkpoint(&signer, Some(adm.state_digest()))?;
+    let policy = SnapshotPolicy {
+        every: 1,
+        keep: usize::try_from(args.keep).unwrap_or(usize::MAX),
+    };
+    let written = snapshots::after_checkpoint(&ledger, &adm, policy)?;
+    match (written, ctx.json) {
+        (Some(w), true) => print_json(&json!({
+            "size": w.size,
+            "bytes": w.bytes,
+            "encode_s": w.encode_s,
+            "write_s": w.write_s,
+        })),
+        (Some(w), false) => println!(
+            "snapshot at size {}: {} bytes (encoded in {:.1} ms, written in {:.1} ms)",
+            w.size,
+            w.bytes,
+            w.encode_s * 1e3,
+            w.write_s * 1e3
+        ),
+        (None, true) => print_json(&json!({"size": ledger.size(), "existing": true})),
+        (None, false) => println!("a snapshot at size {} already exists", ledger.size()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
