@@ -676,6 +676,8 @@ fn serve_writes_snapshots_and_restarts_from_the_newest() {
         serve.log()
     };
 
+    // Batches (and so checkpoints) end where the consumer runs dry, not at round
+    // numbers: read the sizes back instead of predicting them.
     let first = run(300);
     assert!(!first.contains("restored from a snapshot"), "{first}");
     let sizes = |v: &Value| -> Vec<u64> {
@@ -689,15 +691,24 @@ fn serve_writes_snapshots_and_restarts_from_the_newest() {
             })
             .collect()
     };
-    assert_eq!(sizes(&env.json(&["snapshot", "list"])), vec![200]);
+    let after_first = sizes(&env.json(&["snapshot", "list"]));
+    let newest = *after_first.last().expect("a snapshot after 300 entries");
+    assert!(after_first.len() == 1 && newest >= 200, "{after_first:?}");
 
     let second = run(N);
-    assert!(
-        second.contains("restored from a snapshot") && second.contains("size=200"),
-        "{second}"
-    );
+    let restored = second
+        .lines()
+        .find(|l| l.contains("restored from a snapshot"))
+        .unwrap_or_else(|| panic!("serve did not start from the snapshot: {second}"));
+    assert!(restored.contains(&format!("size={newest}")), "{restored}");
     let list = env.json(&["snapshot", "list"]);
-    assert_eq!(sizes(&list), vec![400, 600]);
+    let after_second = sizes(&list);
+    // At least one more was written (the log grew by more than 200 since the
+    // newest), and no more than two are kept.
+    assert!(
+        after_second.len() <= 2 && *after_second.last().expect("snapshots") > newest,
+        "{after_second:?} after {newest}"
+    );
     assert_eq!(list["log_size"], N);
 
     for view in ["budgets", "approvals", "killswitches", "sessions", "keys"] {
