@@ -139,8 +139,11 @@ fn main() {
         let bytes = full.snapshot();
         encodes.push(t.elapsed());
         len = bytes.len();
+        drop(bytes);
         let t = Instant::now();
-        ledger.put_snapshot(size, bytes, &[]).expect("write");
+        let mut w = ledger.snapshot_writer(size).expect("writer");
+        full.write_snapshot(&mut w).expect("write");
+        w.finish(&[]).expect("finish");
         writes.push(t.elapsed());
         let t = Instant::now();
         let back = ledger.snapshot(size).expect("read").expect("stored");

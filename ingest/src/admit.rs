@@ -356,6 +356,12 @@ impl Admission {
         snapshot::encode(self.entries_folded, &self.state, &self.detector)
     }
 
+    /// [`Admission::snapshot`], streamed into `w` (constant memory); returns the
+    /// bytes written.
+    pub fn write_snapshot<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<u64> {
+        snapshot::write(w, self.entries_folded, &self.state, &self.detector)
+    }
+
     /// Admission resumed from snapshot bytes: the state and detector in them, as
     /// after their `size` entries. The caller must have checked the snapshot's state
     /// digest against the signed checkpoint at that size, or use

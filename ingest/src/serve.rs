@@ -402,8 +402,7 @@ impl Checkpointer<'_> {
                 Ok(Some(w)) => tracing::info!(
                     size = w.size,
                     bytes = w.bytes,
-                    encode_ms = w.encode_s * 1e3,
-                    write_ms = w.write_s * 1e3,
+                    ms = w.seconds * 1e3,
                     "snapshot written"
                 ),
                 Ok(None) => {}

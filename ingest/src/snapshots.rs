@@ -45,11 +45,9 @@ pub struct Written {
     /// The log size it stands at.
     pub size: u64,
     /// Its length in bytes.
-    pub bytes: usize,
-    /// Time to encode it, seconds.
-    pub encode_s: f64,
-    /// Time to write it with sync, seconds.
-    pub write_s: f64,
+    pub bytes: u64,
+    /// Time to encode and write it (streamed, synced at the end), seconds.
+    pub seconds: f64,
 }
 
 /// Errors of [`start`] and [`after_checkpoint`].
@@ -62,6 +60,9 @@ pub enum SnapshotsError {
     /// The trust file's roots are unusable.
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// Streaming a snapshot into the store failed.
+    #[error("writing a snapshot: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// After a checkpoint at the ledger's size: writes a snapshot of `adm` if one is
@@ -81,10 +82,6 @@ pub fn after_checkpoint<S: LogStore>(
     if size.saturating_sub(newest) < policy.every {
         return Ok(None);
     }
-    let t = Instant::now();
-    let bytes = adm.snapshot();
-    let encode_s = t.elapsed().as_secs_f64();
-    let len = bytes.len();
     let keep = policy.keep.max(1);
     // The new one counts as kept: drop all but the newest keep - 1 of the others.
     let drop: Vec<u64> = sizes
@@ -95,12 +92,13 @@ pub fn after_checkpoint<S: LogStore>(
         .skip(keep - 1)
         .collect();
     let t = Instant::now();
-    ledger.put_snapshot(size, bytes, &drop)?;
+    let mut w = ledger.snapshot_writer(size)?;
+    let bytes = adm.write_snapshot(&mut w)?;
+    w.finish(&drop)?;
     Ok(Some(Written {
         size,
-        bytes: len,
-        encode_s,
-        write_s: t.elapsed().as_secs_f64(),
+        bytes,
+        seconds: t.elapsed().as_secs_f64(),
     }))
 }
 

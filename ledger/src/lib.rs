@@ -34,7 +34,7 @@ pub mod verify;
 use checkpoint::{Checkpoint, CheckpointError};
 use govledger_schemas::{decode_entry, encode_entry, CodecError, Entry, Seq, Verdict};
 use note::{NoteError, NoteSigner};
-use store::{keys, LogStore, StoreError, StoreNodes, WriteSet};
+use store::{keys, LogStore, StoreError, StoreNodes, WriteSet, SNAPSHOT_CHUNK};
 use tree::{Frontier, Hash, NodeId, TreeError};
 
 /// The store format version written at creation.
@@ -353,22 +353,36 @@ impl<S: LogStore> Ledger<S> {
         Ok(None)
     }
 
-    /// Stores `bytes` as the snapshot of the state after `size` entries, in one
-    /// synced commit that also deletes the snapshots at the sizes in `drop`. The
-    /// ledger does not read snapshots; see `govledger_projections::snapshot`.
+    /// Stores `bytes` as the snapshot of the state after `size` entries, and
+    /// deletes the snapshots at the sizes in `drop`; durable on return. The ledger
+    /// does not read snapshots; see `govledger_projections::snapshot`.
     pub fn put_snapshot(&self, size: u64, bytes: Vec<u8>, drop: &[u64]) -> Result<(), LedgerError> {
+        let mut w = self.snapshot_writer(size)?;
+        w.put(&bytes)?;
+        w.finish(drop)
+    }
+
+    /// A writer that streams a snapshot at log size `size` into the store chunk by
+    /// chunk, so memory stays constant whatever its length; it replaces any
+    /// snapshot already at that size. Until [`SnapshotWriter::finish`] returns, a
+    /// crash can leave a partial snapshot, which its own checksum then refuses.
+    pub fn snapshot_writer(&self, size: u64) -> Result<SnapshotWriter<'_, S>, LedgerError> {
         if size > self.size() {
             return Err(LedgerError::OutOfRange(format!(
                 "a snapshot at size {size} is beyond the log's {} entries",
                 self.size()
             )));
         }
-        self.store.commit(WriteSet {
-            snapshots: vec![(size, bytes)],
-            drop_snapshots: drop.iter().copied().filter(|&d| d != size).collect(),
+        self.store.commit_unsynced(WriteSet {
+            drop_snapshots: vec![size],
             ..WriteSet::default()
         })?;
-        Ok(())
+        Ok(SnapshotWriter {
+            store: &self.store,
+            size,
+            next: 0,
+            buf: Vec::with_capacity(SNAPSHOT_CHUNK),
+        })
     }
 
     /// The stored snapshot at log size `size`.
@@ -379,6 +393,68 @@ impl<S: LogStore> Ledger<S> {
     /// The log sizes with a stored snapshot, ascending.
     pub fn snapshot_sizes(&self) -> Result<Vec<u64>, LedgerError> {
         Ok(self.store.snapshot_sizes()?)
+    }
+}
+
+/// Streams one snapshot into the store ([`Ledger::snapshot_writer`]); also an
+/// [`std::io::Write`].
+pub struct SnapshotWriter<'a, S: LogStore> {
+    store: &'a S,
+    size: u64,
+    next: u32,
+    buf: Vec<u8>,
+}
+
+impl<S: LogStore> SnapshotWriter<'_, S> {
+    /// Appends bytes, writing each full chunk (unsynced).
+    pub fn put(&mut self, mut bytes: &[u8]) -> Result<(), LedgerError> {
+        while !bytes.is_empty() {
+            let take = (SNAPSHOT_CHUNK - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.buf.len() == SNAPSHOT_CHUNK {
+                let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(SNAPSHOT_CHUNK));
+                self.store.commit_unsynced(self.chunk(chunk)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk(&mut self, bytes: Vec<u8>) -> Result<WriteSet, LedgerError> {
+        let n = self.next;
+        self.next = n
+            .checked_add(1)
+            .ok_or_else(|| LedgerError::OutOfRange("a snapshot has too many chunks".into()))?;
+        Ok(WriteSet {
+            snapshot_chunks: vec![(self.size, n, bytes)],
+            ..WriteSet::default()
+        })
+    }
+
+    /// Writes the last chunk and deletes the snapshots at the sizes in `drop`, in
+    /// one synced commit: the whole snapshot is durable on return.
+    pub fn finish(mut self, drop: &[u64]) -> Result<(), LedgerError> {
+        let last = std::mem::take(&mut self.buf);
+        // An empty snapshot still gets its chunk 0, so it is listed.
+        let mut set = if !last.is_empty() || self.next == 0 {
+            self.chunk(last)?
+        } else {
+            WriteSet::default()
+        };
+        set.drop_snapshots = drop.iter().copied().filter(|&d| d != self.size).collect();
+        self.store.commit(set)?;
+        Ok(())
+    }
+}
+
+impl<S: LogStore> std::io::Write for SnapshotWriter<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.put(buf).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

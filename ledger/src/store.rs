@@ -68,9 +68,9 @@ pub struct WriteSet {
     pub checkpoints: Vec<(u64, String)>,
     /// (meta key, value)
     pub meta: Vec<(&'static [u8], Vec<u8>)>,
-    /// (log size, snapshot bytes)
-    pub snapshots: Vec<(u64, Vec<u8>)>,
-    /// Log sizes whose snapshots are deleted (before `snapshots` are written).
+    /// (log size, chunk number, bytes): pieces of snapshots.
+    pub snapshot_chunks: Vec<(u64, u32, Vec<u8>)>,
+    /// Log sizes whose snapshots are deleted (before `snapshot_chunks` are written).
     pub drop_snapshots: Vec<u64>,
 }
 
@@ -155,6 +155,14 @@ pub trait LogStore: Send + Sync {
     fn snapshot_sizes(&self) -> Result<Vec<u64>, StoreError>;
     /// Commits the write set atomically and durably.
     fn commit(&self, set: WriteSet) -> Result<(), StoreError>;
+    /// Commits the write set atomically, durable only once a later [`commit`]
+    /// returns (RocksDB: no sync; the next synced write syncs it too). For data
+    /// that is checked before use (snapshot chunks), written in many pieces.
+    ///
+    /// [`commit`]: LogStore::commit
+    fn commit_unsynced(&self, set: WriteSet) -> Result<(), StoreError> {
+        self.commit(set)
+    }
 }
 
 /// Adapts a store to the tree's [`NodeReader`].
@@ -427,6 +435,16 @@ impl LogStore for RocksStore {
     }
 
     fn commit(&self, set: WriteSet) -> Result<(), StoreError> {
+        self.write(set, true)
+    }
+
+    fn commit_unsynced(&self, set: WriteSet) -> Result<(), StoreError> {
+        self.write(set, false)
+    }
+}
+
+impl RocksStore {
+    fn write(&self, set: WriteSet, sync: bool) -> Result<(), StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -451,36 +469,20 @@ impl LogStore for RocksStore {
         for (k, v) in &set.meta {
             batch.put_cf(meta, k, v);
         }
-        if !set.snapshots.is_empty() || !set.drop_snapshots.is_empty() {
+        if !set.snapshot_chunks.is_empty() || !set.drop_snapshots.is_empty() {
             let snaps = self.cf(CF_SNAPSHOTS)?;
-            let mut clear = |size: u64| {
+            for size in &set.drop_snapshots {
                 let end = size
                     .checked_add(1)
                     .map_or([0xff; 12], |e| keys::snapshot(e, 0));
-                batch.delete_range_cf(snaps, keys::snapshot(size, 0), end);
-            };
-            // A rewritten snapshot may have fewer chunks than the old one: clear first.
-            for size in set
-                .drop_snapshots
-                .iter()
-                .chain(set.snapshots.iter().map(|(s, _)| s))
-            {
-                clear(*size);
+                batch.delete_range_cf(snaps, keys::snapshot(*size, 0), end);
             }
-            for (size, bytes) in &set.snapshots {
-                // An empty snapshot still gets its chunk 0, so it is listed.
-                let chunks = bytes
-                    .chunks(SNAPSHOT_CHUNK)
-                    .chain(bytes.is_empty().then_some(&[][..]));
-                for (i, chunk) in chunks.enumerate() {
-                    let i = u32::try_from(i)
-                        .map_err(|_| StoreError::Corrupt("snapshot has too many chunks".into()))?;
-                    batch.put_cf(snaps, keys::snapshot(*size, i), chunk);
-                }
+            for (size, chunk, bytes) in &set.snapshot_chunks {
+                batch.put_cf(snaps, keys::snapshot(*size, *chunk), bytes);
             }
         }
         let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(true);
+        wo.set_sync(sync);
         self.db.write_opt(batch, &wo)?;
         Ok(())
     }
@@ -503,7 +505,7 @@ struct MemInner {
     index: BTreeMap<Vec<u8>, u64>,
     checkpoints: BTreeMap<u64, String>,
     meta: BTreeMap<Vec<u8>, Vec<u8>>,
-    snapshots: BTreeMap<u64, Vec<u8>>,
+    snapshots: BTreeMap<(u64, u32), Vec<u8>>,
 }
 
 impl MemStore {
@@ -592,11 +594,24 @@ impl LogStore for MemStore {
     }
 
     fn snapshot(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.read().snapshots.get(&size).cloned())
+        let g = self.read();
+        let mut out: Option<Vec<u8>> = None;
+        for (i, ((_, chunk), bytes)) in g.snapshots.range((size, 0)..=(size, u32::MAX)).enumerate()
+        {
+            if *chunk as usize != i {
+                return Err(StoreError::Corrupt(format!(
+                    "snapshot at size {size} is missing chunk {i}"
+                )));
+            }
+            out.get_or_insert_with(Vec::new).extend_from_slice(bytes);
+        }
+        Ok(out)
     }
 
     fn snapshot_sizes(&self) -> Result<Vec<u64>, StoreError> {
-        Ok(self.read().snapshots.keys().copied().collect())
+        let mut sizes: Vec<u64> = self.read().snapshots.keys().map(|(s, _)| *s).collect();
+        sizes.dedup();
+        Ok(sizes)
     }
 
     fn commit(&self, set: WriteSet) -> Result<(), StoreError> {
@@ -614,9 +629,11 @@ impl LogStore for MemStore {
             g.meta.insert(k.to_vec(), v);
         }
         for size in set.drop_snapshots {
-            g.snapshots.remove(&size);
+            g.snapshots.retain(|(s, _), _| *s != size);
         }
-        g.snapshots.extend(set.snapshots);
+        for (size, chunk, bytes) in set.snapshot_chunks {
+            g.snapshots.insert((size, chunk), bytes);
+        }
         Ok(())
     }
 }

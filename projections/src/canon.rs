@@ -71,6 +71,22 @@ impl Canon<Vec<u8>> {
 }
 
 impl<O: Out> Canon<O> {
+    /// A writer into `out`.
+    pub fn to(out: O) -> Self {
+        Canon(out)
+    }
+
+    /// The output it wrote into.
+    pub fn into_out(self) -> O {
+        self.0
+    }
+
+    /// Raw bytes, no length prefix (framing, fixed-size fields).
+    pub fn raw(&mut self, b: &[u8]) -> &mut Self {
+        self.0.put(b);
+        self
+    }
+
     /// A byte (tags, flags, small enums).
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.0.put(&[v]);

@@ -20,13 +20,14 @@
 //! in the state digest, as it decides alerts, not verdicts; the checksum covers it.
 
 use crate::budgets::{self, Budgets};
-use crate::canon::{self, tagged_digest, Canon, CanonError, Reader};
+use crate::canon::{self, tagged_digest, Canon, CanonError, Out, Reader};
 use crate::detect::Detector;
 use crate::flows::{self, Flows};
 use crate::gates::{self, Gates};
 use crate::keys::{self, KeyRing};
 use crate::state::State;
 use sha2::{Digest, Sha256};
+use std::io::Write;
 
 /// The first 8 bytes of every version-1 snapshot.
 pub const MAGIC: [u8; 8] = *b"GLSNAP\x00\x01";
@@ -77,31 +78,91 @@ pub struct Header {
 
 /// Encodes `state` and `detector` after `size` entries.
 pub fn encode(size: u64, state: &State, detector: &Detector) -> Vec<u8> {
-    let parts: [Vec<u8>; 5] = [
-        part(|c| state.ring.encode(c)),
-        part(|c| state.gates.encode(c)),
-        part(|c| state.flows.encode(c)),
-        part(|c| state.budgets.encode(c)),
-        part(|c| detector.encode(c)),
-    ];
-    let body: usize = parts.iter().map(|p| 8 + p.len()).sum();
-    let mut out = Vec::with_capacity(HEADER + body + 32);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&size.to_be_bytes());
-    out.extend_from_slice(&state.digest());
-    for p in &parts {
-        out.extend_from_slice(&(p.len() as u64).to_be_bytes());
-        out.extend_from_slice(p);
-    }
-    let sum: [u8; 32] = Sha256::digest(&out).into();
-    out.extend_from_slice(&sum);
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write(&mut out, size, state, detector);
     out
 }
 
-fn part(write: impl FnOnce(&mut Canon<Vec<u8>>)) -> Vec<u8> {
-    let mut c = Canon::buffer();
-    write(&mut c);
-    c.into_bytes()
+/// Counts bytes.
+struct Count(u64);
+
+impl Out for Count {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len() as u64;
+    }
+}
+
+/// Writes through to `w` and hashes what it wrote; keeps the first error.
+struct Tee<'w, W: Write> {
+    w: &'w mut W,
+    sum: Sha256,
+    written: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Out for Tee<'_, W> {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            self.sum.update(bytes);
+            self.written += bytes.len() as u64;
+            if let Err(e) = self.w.write_all(bytes) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+/// Writes the snapshot of `state` and `detector` after `size` entries into `w`,
+/// streaming: memory stays constant whatever the state's size (each part is
+/// encoded once to count it and once to write it). Returns the bytes written.
+pub fn write<W: Write>(
+    w: &mut W,
+    size: u64,
+    state: &State,
+    detector: &Detector,
+) -> std::io::Result<u64> {
+    let parts: [&EncodePart; 5] = [
+        &|f| state.ring.encode(&mut Canon::to(Fn1(f))),
+        &|f| state.gates.encode(&mut Canon::to(Fn1(f))),
+        &|f| state.flows.encode(&mut Canon::to(Fn1(f))),
+        &|f| state.budgets.encode(&mut Canon::to(Fn1(f))),
+        &|f| detector.encode(&mut Canon::to(Fn1(f))),
+    ];
+    let mut tee = Canon::to(Tee {
+        w,
+        sum: Sha256::new(),
+        written: 0,
+        error: None,
+    });
+    tee.raw(&MAGIC).u64(size).raw(&state.digest());
+    for part in parts {
+        let mut n = Count(0);
+        part(&mut |b| n.put(b));
+        tee.u64(n.0);
+        part(&mut |b| {
+            tee.raw(b);
+        });
+    }
+    let tee = tee.into_out();
+    if let Some(e) = tee.error {
+        return Err(e);
+    }
+    let sum: [u8; 32] = tee.sum.finalize().into();
+    tee.w.write_all(&sum)?;
+    Ok(tee.written + 32)
+}
+
+/// Encodes one part into a byte sink.
+type EncodePart<'a> = dyn Fn(&mut dyn FnMut(&[u8])) + 'a;
+
+/// A closure as an [`Out`].
+struct Fn1<'f>(&'f mut dyn FnMut(&[u8]));
+
+impl Out for Fn1<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        (self.0)(bytes);
+    }
 }
 
 /// Splits a snapshot into its header fields and parts, checking magic, framing,

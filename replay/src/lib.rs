@@ -15,16 +15,43 @@
 
 pub mod time;
 
-use govledger_ledger::store::LogStore;
+use govledger_ledger::store::{LogStore, StoreError};
 use govledger_ledger::{Ledger, LedgerError};
-use govledger_schemas::Entry;
+use govledger_schemas::{decode_entry, Entry};
 
-/// The decoded entries of `ledger` from seq `from` to the end, in order.
+/// The decoded entries of `ledger` from seq `from` to the end, in order, read with
+/// one ordered scan (not a point read per entry). A missing or misplaced entry is
+/// an error, and the iterator ends after it.
 pub fn entries_from<S: LogStore>(
     ledger: &Ledger<S>,
     from: u64,
 ) -> impl Iterator<Item = Result<Entry, LedgerError>> + '_ {
-    (from..ledger.size()).map(move |seq| ledger.entry(seq).map(|(_, e)| e))
+    let end = ledger.size();
+    let mut next = from;
+    let mut scan = ledger.store().scan_entries(from);
+    std::iter::from_fn(move || {
+        if next >= end {
+            return None;
+        }
+        let seq = next;
+        // After an error there is nothing sound to read on: end there.
+        next = end;
+        let missing = || -> LedgerError {
+            StoreError::Corrupt(format!("entry {seq} is missing from the store")).into()
+        };
+        let item = match scan.next() {
+            None => Err(missing()),
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok((s, _))) if s != seq => Err(missing()),
+            Some(Ok((_, leaf))) => {
+                decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })
+            }
+        };
+        if item.is_ok() {
+            next = seq + 1;
+        }
+        Some(item)
+    })
 }
 
 /// How many entries, from the start, have event times at or before `until_ns`: the

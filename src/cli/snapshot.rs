@@ -98,15 +98,13 @@ fn take(ctx: &Ctx, args: TakeArgs) -> Result<ExitCode> {
         (Some(w), true) => print_json(&json!({
             "size": w.size,
             "bytes": w.bytes,
-            "encode_s": w.encode_s,
-            "write_s": w.write_s,
+            "seconds": w.seconds,
         })),
         (Some(w), false) => println!(
-            "snapshot at size {}: {} bytes (encoded in {:.1} ms, written in {:.1} ms)",
+            "snapshot at size {}: {} bytes, written in {:.1} ms",
             w.size,
             w.bytes,
-            w.encode_s * 1e3,
-            w.write_s * 1e3
+            w.seconds * 1e3
         ),
         (None, true) => print_json(&json!({"size": ledger.size(), "existing": true})),
         (None, false) => println!("a snapshot at size {} already exists", ledger.size()),

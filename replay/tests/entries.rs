@@ -1,0 +1,74 @@
+//! `entries_from` reads the log in order with one scan and names a missing entry;
+//! `count_until` finds how many entries an event time covers.
+
+use govledger_ledger::store::MemStore;
+use govledger_ledger::Ledger;
+use govledger_replay::{count_until, entries_from};
+use govledger_schemas::{body_digest, Entry, Seq, Verdict};
+
+fn entry(i: u64) -> Entry {
+    let body = format!("{{\"n\":{i}}}").into_bytes();
+    Entry {
+        seq: Seq(0),
+        stream_seq: 10 + i,
+        // Event times grow in steps of 10 ns.
+        time_ns: 1_000 + 10 * i,
+        subject: "gov.acme.telemetry".into(),
+        key_id: Some("acme/gw".into()),
+        signature: Some(vec![7; 64]),
+        body_sha256: body_digest(&body),
+        body_len: body.len() as u64,
+        body: Some(body),
+        verdict: Verdict::Accepted {
+            event_id: format!("e{i}"),
+            event_type: "telemetry".into(),
+            tenant: "acme".into(),
+        },
+    }
+}
+
+fn ledger(n: u64) -> Ledger<MemStore> {
+    let mut l = Ledger::create(MemStore::new(), "replay.test/log").unwrap();
+    l.append(&mut (0..n).map(entry).collect::<Vec<_>>(), None)
+        .unwrap();
+    l
+}
+
+#[test]
+fn entries_come_back_in_order_from_any_point() {
+    let l = ledger(50);
+    for from in [0, 1, 49, 50] {
+        let got: Vec<Entry> = entries_from(&l, from).map(Result::unwrap).collect();
+        assert_eq!(got.len() as u64, 50 - from);
+        for (e, seq) in got.iter().zip(from..) {
+            assert_eq!(e, &l.entry(seq).unwrap().1);
+        }
+    }
+}
+
+#[test]
+fn a_missing_entry_is_an_error_naming_it_and_ends_the_scan() {
+    let l = ledger(20);
+    l.store().tamper(|entries, _| {
+        entries.remove(&7);
+    });
+    let got: Vec<_> = entries_from(&l, 3).collect();
+    assert_eq!(got.len(), 5, "4 good entries, then the error, then nothing");
+    assert!(got[..4].iter().all(Result::is_ok));
+    let e = got[4].as_ref().unwrap_err().to_string();
+    assert!(e.contains("entry 7 is missing"), "{e}");
+}
+
+#[test]
+fn count_until_counts_the_entries_at_or_before_a_time() {
+    let l = ledger(30);
+    assert_eq!(count_until(&l, 0).unwrap(), 0);
+    assert_eq!(count_until(&l, 999).unwrap(), 0);
+    assert_eq!(count_until(&l, 1_000).unwrap(), 1);
+    assert_eq!(count_until(&l, 1_009).unwrap(), 1);
+    assert_eq!(count_until(&l, 1_010).unwrap(), 2);
+    assert_eq!(count_until(&l, 1_290).unwrap(), 30);
+    assert_eq!(count_until(&l, u64::MAX).unwrap(), 30);
+    let empty = ledger(0);
+    assert_eq!(count_until(&empty, u64::MAX).unwrap(), 0);
+}
