@@ -8,6 +8,12 @@ mod output;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: folding and admitting events allocate many
+/// small strings on one thread and free them on another, where glibc's arenas
+/// spent over half the fold's time (docs/BENCHMARKS.md, "Projection fold").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A reader that closes our stdout early (`govledger entry ... | head`) is not an
 /// error worth a panic message: exit quietly, as other command-line tools do.
 fn quiet_broken_pipe() {

@@ -17,6 +17,10 @@
 //! default 6), `GOVLEDGER_BENCH_ONLY=latency` (only the latency runs),
 //! `NATS_SERVER_BIN`.
 
+/// The binary's allocator (see `src/main.rs`), so the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use async_nats::jetstream::{self, consumer, stream};
 use ed25519_dalek::{Signature, VerifyingKey};
 use futures::StreamExt;

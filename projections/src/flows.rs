@@ -564,11 +564,12 @@ impl Flows {
 
     /// Folds in an accepted event at event time `time_ns`.
     pub fn apply(&mut self, env: &Envelope, time_ns: u64) {
-        let tenant = env.tenant.as_str().to_string();
+        // Owned only where a key is built: most events touch no flow.
+        let tenant = || env.tenant.as_str().to_string();
         match &env.event {
             Event::ActionProposed(a) => {
                 self.proposals
-                    .entry((tenant, a.proposal.as_str().to_string()))
+                    .entry((tenant(), a.proposal.as_str().to_string()))
                     .or_insert_with(|| Proposal {
                         session: a.session.as_str().to_string(),
                         agent: a.actor.agent.as_ref().map(|x| x.as_str().to_string()),
@@ -583,7 +584,7 @@ impl Flows {
             Event::PolicyDecided(d) => {
                 if let Some(p) = self
                     .proposals
-                    .get_mut(&(tenant, d.proposal.as_str().to_string()))
+                    .get_mut(&(tenant(), d.proposal.as_str().to_string()))
                 {
                     p.decision = Some(d.decision);
                     if p.status != ProposalStatus::Executed {
@@ -597,7 +598,7 @@ impl Flows {
             }
             Event::ApprovalRequested(r) => {
                 self.tickets
-                    .entry((tenant, r.ticket.as_str().to_string()))
+                    .entry((tenant(), r.ticket.as_str().to_string()))
                     .or_insert_with(|| Ticket {
                         proposal: r.proposal.as_str().to_string(),
                         session: r.session.as_str().to_string(),
@@ -607,7 +608,7 @@ impl Flows {
             Event::ApprovalGranted(g) => {
                 if let Some(t) = self
                     .tickets
-                    .get_mut(&(tenant, g.ticket.as_str().to_string()))
+                    .get_mut(&(tenant(), g.ticket.as_str().to_string()))
                 {
                     t.status = TicketStatus::Granted(grant_of(g));
                 }
@@ -615,12 +616,13 @@ impl Flows {
             Event::ApprovalDenied(d) => {
                 if let Some(t) = self
                     .tickets
-                    .get_mut(&(tenant, d.ticket.as_str().to_string()))
+                    .get_mut(&(tenant(), d.ticket.as_str().to_string()))
                 {
                     t.status = TicketStatus::Denied;
                 }
             }
             Event::ActionExecuted(x) => {
+                let tenant = tenant();
                 let pid = x.proposal.as_str().to_string();
                 let cost = x.cost_micros.unwrap_or(0);
                 let Some(p) = self.proposals.get(&(tenant.clone(), pid.clone())) else {

@@ -361,9 +361,10 @@ impl Gates {
     /// Folds in an accepted event at event time `time_ns`. Events that do not
     /// touch sessions or kill switches change nothing.
     pub fn apply(&mut self, env: &Envelope, time_ns: u64) {
-        let tenant = env.tenant.as_str().to_string();
+        // Owned only where a key is built: most events touch no gate.
+        let tenant = || env.tenant.as_str().to_string();
         let mut set = |c: &govledger_schemas::SessionChange, status: SessionStatus| {
-            let key = (tenant.clone(), c.session.as_str().to_string());
+            let key = (tenant(), c.session.as_str().to_string());
             let s = self.sessions.entry(key).or_insert_with(|| Session {
                 status,
                 agent: c.actor.agent.as_ref().map(|a| a.as_str().to_string()),
@@ -389,7 +390,7 @@ impl Gates {
                     }
                     scope => {
                         self.kills
-                            .insert((tenant, scope, k.target.as_str().to_string()), kill);
+                            .insert((tenant(), scope, k.target.as_str().to_string()), kill);
                     }
                 }
             }
@@ -399,7 +400,7 @@ impl Gates {
                 }
                 scope => {
                     self.kills
-                        .remove(&(tenant, scope, k.target.as_str().to_string()));
+                        .remove(&(tenant(), scope, k.target.as_str().to_string()));
                 }
             },
             _ => {}

@@ -215,14 +215,15 @@ impl KeyRing {
     /// ignored. Call [`KeyRing::check`] first: an unchecked event is applied as far
     /// as it makes sense and never panics.
     pub fn apply(&mut self, env: &Envelope, time_ns: u64) {
-        let tenant = env.tenant.as_str().to_string();
+        // Owned only where a record keeps it: most events touch no key.
+        let tenant = || env.tenant.as_str().to_string();
         match &env.event {
             Event::KeyRegistered(k) => {
                 if let Some(pk) = decode_public(&k.public_key) {
                     self.keys
                         .entry(k.key_id.as_str().to_string())
                         .or_insert(KeyRecord {
-                            tenant,
+                            tenant: tenant(),
                             public_key: pk,
                             role: KeyRole::Producer,
                             status: KeyStatus::Active,
@@ -247,7 +248,7 @@ impl KeyRing {
                 self.keys
                     .entry(k.new_key_id.as_str().to_string())
                     .or_insert(KeyRecord {
-                        tenant,
+                        tenant: tenant(),
                         public_key: pk,
                         role: KeyRole::Producer,
                         status: KeyStatus::Active,
