@@ -158,6 +158,7 @@ fn demo_runs_and_verifies() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verified"], true);
+    assert_eq!(v["replay_checkpoints_checked"], 3);
     // The spend past the budget, the forgery, and the proposal made under the
     // engaged kill switch are refused.
     let rejected: Vec<(u64, &str)> = v["rejected"]
@@ -431,4 +432,87 @@ fn snapshots_are_taken_listed_and_read_the_same() {
     let out = empty.run(&["snapshot", "take"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+}
+
+/// `replay --from-checkpoint K`: from the start or from a snapshot, the state digest
+/// derived from the entries matches every signed checkpoint; a checkpoint signed
+/// with the log's own key over a different state is named, with the entry before
+/// it, and exits 1.
+#[test]
+fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
+    let env = Env::new();
+    let lines = env.init_with_events(1_500, 22, 2);
+    let all = std::fs::read_to_string(&lines).unwrap();
+    let v: Vec<&str> = all.lines().collect();
+    std::fs::write(env.path("a.jsonl"), v[..1_000].join("\n")).unwrap();
+    std::fs::write(env.path("b.jsonl"), v[1_000..].join("\n")).unwrap();
+    let a = env.path("a.jsonl");
+    let b = env.path("b.jsonl");
+    env.json(&["append", a.to_str().unwrap(), "--snapshot-every", "600"]);
+    env.json(&["append", b.to_str().unwrap()]);
+
+    let r = env.json(&["replay", "--from-checkpoint", "0"]);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        (r["snapshot"].as_u64(), r["to"].as_u64()),
+        (Some(0), Some(1_500))
+    );
+    assert_eq!(r["entries_folded"], 1_500);
+    // Checkpoints at 0 (init), 1,000 and 1,500, all with whole-state digests.
+    assert_eq!(r["checkpoints_checked"], 3, "{r}");
+    let latest = env.json(&["checkpoint", "--latest"]);
+    let note = latest["checkpoint"].as_str().unwrap();
+    assert!(note.contains(&format!("sha256:{}", r["state_digest"].as_str().unwrap())));
+
+    let r = env.json(&["replay", "--from-checkpoint", "1000", "--to", "1199"]);
+    assert_eq!(r["snapshot"], 1_000, "{r}");
+    assert_eq!(r["entries_folded"], 200);
+    assert_eq!(
+        r["checkpoints_checked"], 0,
+        "the snapshot's own was matched to use it"
+    );
+
+    let out = env.run(&["replay", "--from-checkpoint", "999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("no checkpoint was signed at size 999; the nearest are 0 below and 1000 above"));
+
+    // Re-sign the checkpoint at 1,000 with the log's key over another state digest.
+    let signer = govledger_ledger::note::NoteSigner::from_key_string(
+        std::fs::read_to_string(env.data().join("log.key"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let p = env.json(&["prove", "inclusion", "--seq", "0", "--size", "1000"]);
+    let mut cp = Checkpoint::open(p["checkpoint"].as_str().unwrap(), &signer.verifier()).unwrap();
+    cp.state_digest = Some([7; 32]);
+    let forged = cp.sign(&signer).unwrap();
+    {
+        let db = common::raw_db(&env.data());
+        let cf = db.cf_handle("checkpoints").unwrap();
+        db.put_cf(cf, 1_000u64.to_be_bytes(), forged.as_bytes())
+            .unwrap();
+    }
+    let out = env.run(&["--json", "replay", "--from-checkpoint", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["problem"]["kind"], "state_digest_mismatch");
+    assert_eq!(r["problem"]["checkpoint"], 1_000);
+    assert_eq!(r["problem"]["seq"], 999);
+    assert!(r["problem"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("signed sha256:{}", "07".repeat(32))));
+    // The snapshot at 1,000 no longer matches its checkpoint, so it is not used.
+    let list = env.run(&["--json", "snapshot", "list"]);
+    assert_eq!(list.status.code(), Some(1));
+    let r = env.run(&["--json", "replay", "--from-checkpoint", "1000"]);
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
 }

@@ -1,19 +1,22 @@
 //! govledger replay: reading the ledger from a checkpoint.
 //!
-//! **Its one job (to come with the replay issue):** restore the projected state at a
-//! signed checkpoint, apply the entries after it, and check on the way that every
-//! state digest it computes equals the signed one; on top of that, time travel,
-//! diffs, timelines, incident bundles and SIEM export.
+//! **Its one job:** restore the projected state at a signed checkpoint, apply the
+//! entries after it, and check on the way that every state digest it computes
+//! equals the signed one; on top of that (to come with the replay issue), diffs,
+//! timelines, incident bundles and SIEM export.
 //!
 //! **What it must never do:** write to the ledger, or trust state it has not
-//! re-derived from entries.
+//! re-derived from entries or matched against a signed checkpoint (a snapshot is
+//! used only when its digest is the signed one).
 //!
 //! **Who calls it:** the `govledger` binary.
 //!
-//! Today it offers building blocks that later commands share: [`entries_from`] and
-//! [`count_until`].
+//! [`verified`] replays from a signed checkpoint, checking the state digest at every
+//! checkpoint it passes; [`entries_from`] and [`count_until`] are building blocks
+//! that later commands share.
 
 pub mod time;
+pub mod verified;
 
 use govledger_ledger::store::{LogStore, StoreError};
 use govledger_ledger::{Ledger, LedgerError};

@@ -436,16 +436,31 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         report.entries_checked, report.nodes_checked, report.checkpoints_checked
     ));
     say("   Edit, delete, reorder or truncate anything in the store and verify names the first bad entry.\n".into());
+    let (_, replayed) = govledger_replay::verified::replay(
+        &ledger,
+        &trust,
+        &signer.verifier(),
+        0,
+        ledger.size(),
+        &mut |_| {},
+    )?;
+    say(format!(
+        "7. replay re-derived the governance state from the entries and matched the signed state digest\n   at all {} checkpoints: the budgets, approvals and kill switches above are the ones signed.\n",
+        replayed.checkpoints_checked
+    ));
     if human {
         match &args.keep {
             Some(p) => println!(
-                "Explore it: govledger --data {} entry --seq {kill_seq} | prove inclusion --seq {kill_seq} | verify",
+                "Explore it: govledger --data {} entry --seq {kill_seq} | prove inclusion --seq {kill_seq} | verify | replay --from-checkpoint 0",
                 p.display()
             ),
             None => println!("Run `govledger demo --keep DIR` to keep this ledger and explore it."),
         }
         println!("Budgets, approvals, sessions and kill switches are checked before append: the over-budget");
-        println!("spend (#11) and the proposal under the kill switch (#14) were refused, and stay on the record.");
+        println!(
+            "spend (#11), which engaged agent-7's kill switch by itself (kill_on_exceed), and the"
+        );
+        println!("proposal under the kill switch (#14) were refused, and stay on the record.");
     } else {
         print_json(&json!({
             "data": dir.path.display().to_string(),
@@ -456,6 +471,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             "inclusion": {"leaf_index": kill_seq, "tree_size": cp.checkpoint.size, "leaf_hash": b64(&lh),
                           "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>()},
             "verified": report.ok(),
+            "replay_checkpoints_checked": replayed.checkpoints_checked,
         }));
     }
     Ok(ExitCode::SUCCESS)

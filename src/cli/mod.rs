@@ -12,6 +12,7 @@ mod key;
 mod natsargs;
 mod prove;
 mod publish;
+mod replay;
 mod serve;
 mod snapshot;
 mod state;
@@ -74,6 +75,9 @@ pub enum Command {
     State(state::Args),
     /// Would an action's spend fit its budgets, outside every kill switch? (Writes nothing.)
     Check(check::Args),
+    /// Re-derive the state from a signed checkpoint, checking the signed state
+    /// digest at every checkpoint passed (exit 1 on a mismatch, naming it).
+    Replay(replay::Args),
     /// List or take state snapshots (the state at a checkpoint, so reads need not
     /// fold the whole log).
     #[command(subcommand)]
@@ -107,5 +111,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State(a) => state::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),
         Command::Snapshot(c) => snapshot::run(&ctx, c),
+        Command::Replay(a) => replay::run(&ctx, a),
     }
 }

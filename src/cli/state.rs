@@ -19,7 +19,7 @@ pub enum At {
     Time(u64),
 }
 
-fn parse_at(s: &str) -> Result<At, String> {
+pub fn parse_at(s: &str) -> Result<At, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s
             .parse()
