@@ -40,8 +40,8 @@ use govledger_projections::{
     KeyRing, KeyRole, Refusal, Snapshot, SnapshotError, State,
 };
 use govledger_schemas::{
-    decode_body, peek_ids, DecodeError, DecodeLimits, Entry, Envelope, Event, KillScope,
-    RejectReason, Seq, Verdict,
+    decode_body, decode_entry, peek_ids, CodecError, DecodeError, DecodeLimits, Entry, Envelope,
+    Event, KillScope, RejectReason, Seq, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -453,6 +453,26 @@ impl Admission {
         for (entry, env) in entries.iter().zip(envs) {
             self.replay_decoded(entry, env);
         }
+    }
+
+    /// [`Admission::replay_batch`] over stored leaves (seq, leaf bytes): each leaf
+    /// and its body are decoded on every core, then folded in order on this
+    /// thread. `Err` names the first leaf that does not decode; the leaves before
+    /// it are folded.
+    pub fn replay_leaves(&mut self, leaves: &[(u64, Vec<u8>)]) -> Result<(), (u64, CodecError)> {
+        let decoded = par_map(leaves, self.verify_threads, |(seq, leaf)| {
+            decode_entry(leaf)
+                .map(|e| {
+                    let env = accepted_body(&e);
+                    (e, env)
+                })
+                .map_err(|err| (*seq, err))
+        });
+        for d in decoded {
+            let (entry, env) = d?;
+            self.replay_decoded(&entry, env);
+        }
+        Ok(())
     }
 
     /// Replays a whole sequence of entries (as `govledger_replay::entries_from`

@@ -1075,6 +1075,29 @@ fn a_generated_stream_is_accepted_in_full() {
     assert_eq!(one.state_digest(), adm.state_digest());
     assert_eq!(batched.state_digest(), adm.state_digest());
     assert_eq!(batched.entries_folded(), 2_000);
+    // From stored leaves, decoded on two threads in rounds, as replays read them.
+    let leaves: Vec<(u64, Vec<u8>)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut e = e.clone();
+            e.seq = govledger_schemas::Seq(i as u64);
+            (i as u64, govledger_schemas::encode_entry(&e))
+        })
+        .collect();
+    let mut leafed = Admission::new(&trust, DecodeLimits::default()).unwrap();
+    leafed.set_verify_threads(2);
+    for round in leaves.chunks(700) {
+        leafed.replay_leaves(round).unwrap();
+    }
+    assert_eq!(leafed.state_digest(), adm.state_digest());
+    assert_eq!(leafed.entries_folded(), 2_000);
+    // A leaf that does not decode is named, and nothing after it is folded.
+    let mut bad = leaves[..10].to_vec();
+    bad[4].1[0] ^= 0xff;
+    let mut stopped = Admission::new(&trust, DecodeLimits::default()).unwrap();
+    assert_eq!(stopped.replay_leaves(&bad).unwrap_err().0, 4);
+    assert_eq!(stopped.entries_folded(), 4);
     for kind in [
         "key.registered",
         "budget.configured",

@@ -18,17 +18,18 @@
 pub mod time;
 pub mod verified;
 
+use govledger_ingest::Admission;
 use govledger_ledger::store::{LogStore, StoreError};
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::{decode_entry, Entry};
 
-/// The decoded entries of `ledger` from seq `from` to the end, in order, read with
-/// one ordered scan (not a point read per entry). A missing or misplaced entry is
-/// an error, and the iterator ends after it.
-pub fn entries_from<S: LogStore>(
+/// The stored leaves (seq, bytes) of `ledger` from seq `from` to the end, in order,
+/// read with one ordered scan (not a point read per entry). A missing or misplaced
+/// entry is an error, and the iterator ends after it.
+pub fn leaves_from<S: LogStore>(
     ledger: &Ledger<S>,
     from: u64,
-) -> impl Iterator<Item = Result<Entry, LedgerError>> + '_ {
+) -> impl Iterator<Item = Result<(u64, Vec<u8>), LedgerError>> + '_ {
     let end = ledger.size();
     let mut next = from;
     let mut scan = ledger.store().scan_entries(from);
@@ -46,15 +47,53 @@ pub fn entries_from<S: LogStore>(
             None => Err(missing()),
             Some(Err(e)) => Err(e.into()),
             Some(Ok((s, _))) if s != seq => Err(missing()),
-            Some(Ok((_, leaf))) => {
-                decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })
-            }
+            Some(Ok(leaf)) => Ok(leaf),
         };
         if item.is_ok() {
             next = seq + 1;
         }
         Some(item)
     })
+}
+
+/// The decoded entries of `ledger` from seq `from` to the end ([`leaves_from`]).
+pub fn entries_from<S: LogStore>(
+    ledger: &Ledger<S>,
+    from: u64,
+) -> impl Iterator<Item = Result<Entry, LedgerError>> + '_ {
+    leaves_from(ledger, from).map(|item| {
+        let (seq, leaf) = item?;
+        decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })
+    })
+}
+
+/// Folds entries `from..to` of `ledger` into `adm` (which must stand at `from`),
+/// decoding leaves and bodies on every core ([`Admission::replay_leaves`]) in
+/// rounds of 4,096; `progress` hears the entries folded after each round.
+pub fn fold<S: LogStore>(
+    adm: &mut Admission,
+    ledger: &Ledger<S>,
+    from: u64,
+    to: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), LedgerError> {
+    const ROUND: u64 = 4096;
+    let mut leaves = leaves_from(ledger, from);
+    let mut batch = Vec::with_capacity(ROUND as usize);
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ROUND);
+        batch.clear();
+        for _ in 0..n {
+            let missing = || LedgerError::OutOfRange(format!("entry {at} cannot be read"));
+            batch.push(leaves.next().ok_or_else(missing)??);
+        }
+        adm.replay_leaves(&batch)
+            .map_err(|(seq, source)| LedgerError::Codec { seq, source })?;
+        at += n;
+        progress(at - from);
+    }
+    Ok(())
 }
 
 /// How many entries, from the start, have event times at or before `until_ns`: the

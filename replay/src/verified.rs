@@ -19,9 +19,6 @@ use govledger_ledger::store::LogStore;
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::DecodeLimits;
 
-/// Entries folded between progress reports (and at most per parallel round).
-const BATCH: usize = 4096;
-
 /// What a verified replay did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
@@ -156,21 +153,13 @@ pub fn replay<S: LogStore>(
         unchecked_checkpoints: 0,
         state_digest: [0; 32],
     };
-    let mut entries = crate::entries_from(ledger, started.from);
     let mut at = started.from;
-    let mut batch = Vec::with_capacity(BATCH);
     for (size, note) in stops {
-        while at < size {
-            batch.clear();
-            let n = (size - at).min(BATCH as u64);
-            for _ in 0..n {
-                let missing = || LedgerError::OutOfRange(format!("entry {at} cannot be read"));
-                batch.push(entries.next().ok_or_else(missing)??);
-            }
-            adm.replay_batch(&batch);
-            at += n;
-            report.entries_folded += n;
-            progress(report.entries_folded);
+        if at < size {
+            let base = report.entries_folded;
+            crate::fold(&mut adm, ledger, at, size, &mut |n| progress(base + n))?;
+            report.entries_folded += size - at;
+            at = size;
         }
         if let Some(note) = note {
             check(&adm, verifier, size, &note, &mut report)?;

@@ -88,7 +88,7 @@ pub fn admission_at(
         None => (Admission::new(&trust, limits)?, 0),
     };
     adm.set_detect_config(detect);
-    adm.replay_all(govledger_replay::entries_from(ledger, from).take((end - from) as usize))?;
+    govledger_replay::fold(&mut adm, ledger, from, end, &mut |_| {})?;
     Ok(adm)
 }
 

@@ -311,7 +311,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             let lines = part.iter().map(|s| Ok(s.line.clone()));
             publish_lines(&client, &stream, lines, &PublishOptions::default(), &mut |_| {}).await?;
             let mut adm = Admission::new(&trust, DecodeLimits::default())?;
-            adm.replay_all(govledger_replay::entries_from(&ledger, 0))?;
+            govledger_replay::fold(&mut adm, &ledger, 0, ledger.size(), &mut |_| {})?;
             let cfg = ServeConfig {
                 nats: nats.clone(),
                 stream: stream.clone(),
