@@ -516,3 +516,54 @@ fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
         String::from_utf8_lossy(&r.stdout)
     );
 }
+
+/// `diff --from X --to Y`: what the incident changed between two points, by view.
+#[test]
+fn diff_shows_what_changed_between_two_points() {
+    let env = demo_ledger();
+    // From right after the grant (#8) to right after the guardian's kill (#12).
+    let d = env.json(&["diff", "--from", "8", "--to", "12"]);
+    assert_eq!(
+        (d["from_entries"].as_u64(), d["to_entries"].as_u64()),
+        (Some(9), Some(13))
+    );
+    let v = &d["views"];
+    let kills = &v["killswitches"];
+    assert_eq!(kills["added"].as_array().map(Vec::len), Some(1), "{kills}");
+    assert_eq!(kills["added"][0]["target"], "agent-7");
+    assert_eq!(kills["removed"], serde_json::json!([]));
+    let approvals = &v["approvals"]["changed"];
+    assert_eq!(approvals[0]["key"], "acme/t-1");
+    assert_eq!(approvals[0]["before"]["used_count"], 0);
+    assert_eq!(approvals[0]["after"]["used_count"], 1);
+    assert_eq!(v["budgets"]["changed"][0]["before"]["cost_micros"], 0);
+    assert_eq!(
+        v["budgets"]["changed"][0]["after"]["cost_micros"],
+        1_400_000
+    );
+    for quiet in ["sessions", "keys"] {
+        for k in ["added", "removed", "changed"] {
+            assert_eq!(v[quiet][k], serde_json::json!([]), "{quiet} {k}");
+        }
+    }
+    // One view only; the session's end shows as a change up to the end of the log.
+    let d = env.json(&["diff", "--from", "12", "--view", "sessions"]);
+    assert_eq!(d["views"].as_object().map(|m| m.len()), Some(1));
+    assert_eq!(
+        d["views"]["sessions"]["changed"][0]["before"]["status"],
+        "active"
+    );
+    assert_eq!(
+        d["views"]["sessions"]["changed"][0]["after"]["status"],
+        "ended"
+    );
+    let text = env.run(&["diff", "--from", "12", "--view", "sessions"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("status: \"active\" → \"ended\""));
+    // Backwards or past the end: clear errors.
+    let out = env.run(&["diff", "--from", "12", "--to", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is before --from"));
+    let out = env.run(&["diff", "--from", "99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("entries 0 to 15 only"));
+}

@@ -50,6 +50,56 @@ impl View {
     }
 }
 
+impl View {
+    /// The fields that identify an item of this view (its key in a diff).
+    pub fn key_fields(self) -> &'static [&'static str] {
+        match self {
+            View::Budgets => &["tenant", "budget_id"],
+            View::Approvals => &["tenant", "ticket"],
+            View::Killswitches => &["tenant", "scope", "target"],
+            View::Sessions => &["tenant", "session"],
+            View::Keys => &["key_id"],
+        }
+    }
+}
+
+/// What changed in `view` between two states: items `added`, `removed`, and
+/// `changed` (`{"key", "before", "after"}`), each keyed by [`View::key_fields`], in
+/// key order.
+pub fn diff(view: View, before: &[Value], after: &[Value]) -> Value {
+    use std::collections::BTreeMap;
+    let key = |v: &Value| -> String {
+        view.key_fields()
+            .iter()
+            .map(|f| match &v[*f] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let b: BTreeMap<String, &Value> = before.iter().map(|v| (key(v), v)).collect();
+    let a: BTreeMap<String, &Value> = after.iter().map(|v| (key(v), v)).collect();
+    let added: Vec<&Value> = a
+        .iter()
+        .filter(|(k, _)| !b.contains_key(*k))
+        .map(|(_, v)| *v)
+        .collect();
+    let removed: Vec<&Value> = b
+        .iter()
+        .filter(|(k, _)| !a.contains_key(*k))
+        .map(|(_, v)| *v)
+        .collect();
+    let changed: Vec<Value> = a
+        .iter()
+        .filter_map(|(k, v)| match b.get(k) {
+            Some(old) if old != v => Some(json!({"key": k, "before": old, "after": v})),
+            _ => None,
+        })
+        .collect();
+    json!({"added": added, "removed": removed, "changed": changed})
+}
+
 fn b64(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }

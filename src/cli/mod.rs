@@ -5,6 +5,7 @@ mod append;
 mod check;
 mod checkpoint;
 mod demo;
+mod diff;
 mod entry;
 mod gen;
 mod init;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Re-derive the state from a signed checkpoint, checking the signed state
     /// digest at every checkpoint passed (exit 1 on a mismatch, naming it).
     Replay(replay::Args),
+    /// What changed in budgets, approvals, kill switches, sessions and keys between
+    /// two points of the log.
+    Diff(diff::Args),
     /// List or take state snapshots (the state at a checkpoint, so reads need not
     /// fold the whole log).
     #[command(subcommand)]
@@ -112,5 +116,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check::run(&ctx, a),
         Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Replay(a) => replay::run(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
     }
 }
