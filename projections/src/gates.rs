@@ -22,9 +22,10 @@
 //! (which covers every tenant). Engaging an engaged switch is allowed (the newest
 //! reason stands); releasing one that is not engaged is a violation.
 //!
-//! Not yet wired into admission. When it is, admission must also require that a
-//! `system` switch is engaged or released with an operator key: a tenant's admin must
-//! not be able to stop every other tenant. `Gates` sees events, not keys.
+//! Admission also requires that a `system` switch is engaged or released with an
+//! operator key (a tenant's admin must not be able to stop every other tenant):
+//! `Gates` sees events, not keys. Besides events, [`Gates::engage`] lets the state
+//! engage a switch itself, for a budget's `kill_on_exceed` ([`crate::State::refuse`]).
 
 use crate::canon::{Canon, CanonError, Out, Reader};
 use govledger_schemas::{ActorChain, Decision, Envelope, Event, KillScope};
