@@ -357,6 +357,21 @@ fn demo_ledger() -> Env {
     env
 }
 
+/// Splits the event lines in `lines` into `head.jsonl` (the first `n`) and
+/// `tail.jsonl` (the rest), for appending in two runs.
+fn split_lines(
+    env: &Env,
+    lines: &std::path::Path,
+    n: usize,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let all = std::fs::read_to_string(lines).unwrap();
+    let v: Vec<&str> = all.lines().collect();
+    let (head, tail) = (env.path("head.jsonl"), env.path("tail.jsonl"));
+    std::fs::write(&head, v[..n].join("\n")).unwrap();
+    std::fs::write(&tail, v[n..].join("\n")).unwrap();
+    (head, tail)
+}
+
 /// `append --snapshot-every`, `snapshot take` and `snapshot list`: snapshots land at
 /// checkpoints, check out against them, and `state` reads the same with and
 /// without them.
@@ -364,29 +379,13 @@ fn demo_ledger() -> Env {
 fn snapshots_are_taken_listed_and_read_the_same() {
     let env = Env::new();
     let lines = env.init_with_events(1_500, 21, 2);
-    let all = std::fs::read_to_string(&lines).unwrap();
-    let (head, tail): (Vec<&str>, Vec<&str>) = {
-        let v: Vec<&str> = all.lines().collect();
-        (v[..1_000].to_vec(), v[1_000..].to_vec())
-    };
-    std::fs::write(env.path("head.jsonl"), head.join("\n")).unwrap();
-    std::fs::write(env.path("tail.jsonl"), tail.join("\n")).unwrap();
+    let (head, tail) = split_lines(&env, &lines, 1_000);
 
-    let out = env.json(&[
-        "append",
-        env.path("head.jsonl").to_str().unwrap(),
-        "--snapshot-every",
-        "600",
-    ]);
+    let out = env.json(&["append", head.to_str().unwrap(), "--snapshot-every", "600"]);
     assert_eq!(out["snapshot"]["size"], 1_000);
     assert!(out["snapshot"]["bytes"].as_u64().unwrap() > 1_000);
     // 500 more: below the policy's 600, so no snapshot ...
-    let out = env.json(&[
-        "append",
-        env.path("tail.jsonl").to_str().unwrap(),
-        "--snapshot-every",
-        "600",
-    ]);
+    let out = env.json(&["append", tail.to_str().unwrap(), "--snapshot-every", "600"]);
     assert_eq!(out["snapshot"], serde_json::Value::Null);
     // ... until one is asked for.
     let out = env.json(&["snapshot", "take", "--keep", "5"]);
@@ -442,12 +441,7 @@ fn snapshots_are_taken_listed_and_read_the_same() {
 fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
     let env = Env::new();
     let lines = env.init_with_events(1_500, 22, 2);
-    let all = std::fs::read_to_string(&lines).unwrap();
-    let v: Vec<&str> = all.lines().collect();
-    std::fs::write(env.path("a.jsonl"), v[..1_000].join("\n")).unwrap();
-    std::fs::write(env.path("b.jsonl"), v[1_000..].join("\n")).unwrap();
-    let a = env.path("a.jsonl");
-    let b = env.path("b.jsonl");
+    let (a, b) = split_lines(&env, &lines, 1_000);
     env.json(&["append", a.to_str().unwrap(), "--snapshot-every", "600"]);
     env.json(&["append", b.to_str().unwrap()]);
 

@@ -151,7 +151,8 @@ fn main() {
         drop(bytes);
         let t = Instant::now();
         let mut w = ledger.snapshot_writer(size).expect("writer");
-        full.write_snapshot(&mut w).expect("write");
+        full.write_snapshot(&mut w, full.state_digest())
+            .expect("write");
         w.finish(&[]).expect("finish");
         writes.push(t.elapsed());
         let t = Instant::now();

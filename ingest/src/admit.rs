@@ -256,16 +256,26 @@ fn family(event_type: &str) -> &str {
 impl Admission {
     /// Admission over the trust roots of `trust`.
     pub fn new(trust: &Trust, limits: DecodeLimits) -> Result<Self, TrustError> {
-        Ok(Admission {
-            state: State::new(trust.ring()?),
+        Ok(Self::at(
+            State::new(trust.ring()?),
+            Detector::new(DetectConfig::default()),
+            0,
+            limits,
+        ))
+    }
+
+    /// Admission standing after `entries_folded` entries with this state.
+    fn at(state: State, detector: Detector, entries_folded: u64, limits: DecodeLimits) -> Self {
+        Admission {
+            state,
             warnings: Vec::new(),
-            detector: Detector::new(DetectConfig::default()),
+            detector,
             detections: Vec::new(),
-            entries_folded: 0,
+            entries_folded,
             limits,
             batch_ids: BTreeSet::new(),
             verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        })
+        }
     }
 
     /// How many threads [`Admission::admit_batch`] decodes and verifies on (default:
@@ -356,10 +366,21 @@ impl Admission {
         snapshot::encode(self.entries_folded, &self.state, &self.detector)
     }
 
-    /// [`Admission::snapshot`], streamed into `w` (constant memory); returns the
-    /// bytes written.
-    pub fn write_snapshot<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<u64> {
-        snapshot::write(w, self.entries_folded, &self.state, &self.detector)
+    /// [`Admission::snapshot`], streamed into `w` (constant memory), with the state
+    /// digest already computed for the checkpoint ([`snapshot::write`]); returns
+    /// the bytes written.
+    pub fn write_snapshot<W: std::io::Write>(
+        &self,
+        w: &mut W,
+        state_digest: [u8; 32],
+    ) -> std::io::Result<u64> {
+        snapshot::write(
+            w,
+            self.entries_folded,
+            state_digest,
+            &self.state,
+            &self.detector,
+        )
     }
 
     /// Admission resumed from snapshot bytes: the state and detector in them, as
@@ -372,16 +393,7 @@ impl Admission {
             state,
             detector,
         } = snapshot::decode(bytes)?;
-        Ok(Admission {
-            state,
-            warnings: Vec::new(),
-            detector,
-            detections: Vec::new(),
-            entries_folded: size,
-            limits,
-            batch_ids: BTreeSet::new(),
-            verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        })
+        Ok(Self::at(state, detector, size, limits))
     }
 
     /// The whole state as it stands.

@@ -398,7 +398,7 @@ impl Checkpointer<'_> {
             let cp = ledger.checkpoint(self.signer, Some(adm.state_digest()))?;
             // A snapshot is derived data: failing to write one costs the next start
             // time, never an entry, so it is a warning.
-            match snapshots::after_checkpoint(ledger, &adm, self.policy) {
+            match snapshots::after_checkpoint(ledger, &adm, &cp.checkpoint, self.policy) {
                 Ok(Some(w)) => tracing::info!(
                     size = w.size,
                     bytes = w.bytes,

@@ -65,16 +65,22 @@ pub enum SnapshotsError {
     Io(#[from] std::io::Error),
 }
 
-/// After a checkpoint at the ledger's size: writes a snapshot of `adm` if one is
-/// due under `policy`, deleting the oldest beyond `keep`. `adm` must have folded
-/// exactly the ledger's entries; otherwise nothing is written.
+/// After signing `checkpoint` at the ledger's size: writes the snapshot of `adm`
+/// that goes with it, if one is due under `policy`, deleting the oldest beyond
+/// `keep`. The snapshot carries the checkpoint's state digest (not hashed again).
+/// Nothing is written unless `adm` has folded exactly the ledger's entries and the
+/// checkpoint stands there with a state digest.
 pub fn after_checkpoint<S: LogStore>(
     ledger: &Ledger<S>,
     adm: &Admission,
+    checkpoint: &Checkpoint,
     policy: SnapshotPolicy,
 ) -> Result<Option<Written>, SnapshotsError> {
     let size = ledger.size();
-    if policy.every == 0 || adm.entries_folded() != size || size == 0 {
+    let Some(state_digest) = checkpoint.state_digest else {
+        return Ok(None);
+    };
+    if policy.every == 0 || adm.entries_folded() != size || checkpoint.size != size || size == 0 {
         return Ok(None);
     }
     let sizes = ledger.snapshot_sizes()?;
@@ -93,7 +99,7 @@ pub fn after_checkpoint<S: LogStore>(
         .collect();
     let t = Instant::now();
     let mut w = ledger.snapshot_writer(size)?;
-    let bytes = adm.write_snapshot(&mut w)?;
+    let bytes = adm.write_snapshot(&mut w, state_digest)?;
     w.finish(&drop)?;
     Ok(Some(Written {
         size,

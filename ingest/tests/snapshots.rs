@@ -43,10 +43,10 @@ fn build(policy: SnapshotPolicy) -> (Ledger<MemStore>, Trust) {
             .expect("admit");
         ledger.append(&mut entries, None).expect("append");
         adm.end_batch();
-        ledger
+        let cp = ledger
             .checkpoint(&signer(), Some(adm.state_digest()))
             .expect("checkpoint");
-        snapshots::after_checkpoint(&ledger, &adm, policy).expect("snapshot");
+        snapshots::after_checkpoint(&ledger, &adm, &cp.checkpoint, policy).expect("snapshot");
     }
     (ledger, trust)
 }

@@ -294,18 +294,15 @@ impl Budgets {
     /// is the first budget an increment would exceed.
     pub fn check(&self, env: &Envelope, time_ns: u64) -> Result<(), Exceeded> {
         match &env.event {
-            Event::BudgetIncremented(i) => {
-                match self.exceeded(
+            Event::BudgetIncremented(i) => self
+                .exceeded(
                     env.tenant.as_str(),
                     &i.scope,
                     i.tokens,
                     i.cost_micros,
                     time_ns,
-                ) {
-                    None => Ok(()),
-                    Some(e) => Err(e),
-                }
-            }
+                )
+                .map_or(Ok(()), Err),
             _ => Ok(()),
         }
     }

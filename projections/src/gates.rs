@@ -333,8 +333,8 @@ impl Gates {
         }
     }
 
-    /// Engages the kill switch of `tenant` on (`scope`, `target`) at `time_ns`, as an
-    /// accepted `killswitch.engaged` would (the newest reason stands). For
+    /// Engages the kill switch of `tenant` on (`scope`, `target`) at `time_ns` (the
+    /// newest reason stands): for an accepted `killswitch.engaged`, and for the
     /// switches the state engages itself ([`crate::State::refuse`]).
     pub fn engage(
         &mut self,
@@ -379,22 +379,13 @@ impl Gates {
             Event::SessionStarted(c) | Event::SessionResumed(c) => set(c, SessionStatus::Active),
             Event::SessionSuspended(c) => set(c, SessionStatus::Suspended),
             Event::SessionEnded(c) => set(c, SessionStatus::Ended),
-            Event::KillswitchEngaged(k) => {
-                let kill = Kill {
-                    reason: k.reason.clone(),
-                    since_ns: time_ns,
-                };
-                match k.scope {
-                    KillScope::System => {
-                        self.system_kills
-                            .insert(k.target.as_str().to_string(), kill);
-                    }
-                    scope => {
-                        self.kills
-                            .insert((tenant(), scope, k.target.as_str().to_string()), kill);
-                    }
-                }
-            }
+            Event::KillswitchEngaged(k) => self.engage(
+                env.tenant.as_str(),
+                k.scope,
+                k.target.as_str(),
+                k.reason.clone(),
+                time_ns,
+            ),
             Event::KillswitchReleased(k) => match k.scope {
                 KillScope::System => {
                     self.system_kills.remove(k.target.as_str());

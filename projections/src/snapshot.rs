@@ -80,7 +80,7 @@ pub struct Header {
 pub fn encode(size: u64, state: &State, detector: &Detector) -> Vec<u8> {
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
-    let _ = write(&mut out, size, state, detector);
+    let _ = write(&mut out, size, state.digest(), state, detector);
     out
 }
 
@@ -115,10 +115,14 @@ impl<W: Write> Out for Tee<'_, W> {
 
 /// Writes the snapshot of `state` and `detector` after `size` entries into `w`,
 /// streaming: memory stays constant whatever the state's size (each part is
-/// encoded once to count it and once to write it). Returns the bytes written.
+/// encoded once to count it and once to write it). `state_digest` is `state`'s
+/// digest as the checkpoint at `size` carries it, so it is not hashed again; a
+/// wrong one makes [`decode`] and [`verify`] refuse the snapshot. Returns the
+/// bytes written.
 pub fn write<W: Write>(
     w: &mut W,
     size: u64,
+    state_digest: [u8; 32],
     state: &State,
     detector: &Detector,
 ) -> std::io::Result<u64> {
@@ -135,7 +139,7 @@ pub fn write<W: Write>(
         written: 0,
         error: None,
     });
-    tee.raw(&MAGIC).u64(size).raw(&state.digest());
+    tee.raw(&MAGIC).u64(size).raw(&state_digest);
     for part in parts {
         let mut n = Count(0);
         part(&mut |b| n.put(b));

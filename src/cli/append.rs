@@ -197,8 +197,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         every: args.snapshot_every,
         ..SnapshotPolicy::default()
     };
-    let snapshot = match cp {
-        Some(_) => snapshots::after_checkpoint(&ledger, &adm, policy)?,
+    let snapshot = match &cp {
+        Some(c) => snapshots::after_checkpoint(&ledger, &adm, &c.checkpoint, policy)?,
         None => None,
     };
     let root = ledger.root()?;

@@ -1,7 +1,7 @@
 //! `govledger diff --from X --to Y [--tenant T] [--view V]`: what changed in the
 //! governance state between two points of the log.
 
-use super::state::{parse_at, At};
+use super::state::{parse_at, view_parser, At};
 use super::Ctx;
 use crate::output::print_json;
 use anyhow::{bail, Result};
@@ -29,29 +29,12 @@ pub struct Args {
     pub views: Vec<View>,
 }
 
-fn view_parser() -> impl clap::builder::TypedValueParser<Value = View> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(View::ALL.map(|v| v.as_str()))
-        .try_map(|name: String| View::parse(&name).ok_or_else(|| format!("unknown view {name}")))
-}
-
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let ledger = ctx.data.open_ro()?;
-    let size = ledger.size();
-    let end = |at: At| -> Result<u64> {
-        Ok(match at {
-            At::Seq(seq) if seq >= size => bail!(
-                "{seq}: the log holds entries 0 to {} only",
-                size.saturating_sub(1)
-            ),
-            At::Seq(seq) => seq + 1,
-            At::Time(t) => govledger_replay::count_until(&ledger, t)?,
-        })
-    };
-    let from = end(args.from)?;
+    let from = args.from.entries(&ledger, "--from")?;
     let to = match args.to {
-        Some(at) => end(at)?,
-        None => size,
+        Some(at) => at.entries(&ledger, "--to")?,
+        None => ledger.size(),
     };
     if to < from {
         bail!("--to ({to} entries) is before --from ({from} entries)");

@@ -23,8 +23,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let ledger = ctx.data.open_ro()?;
     let to = match args.to {
         None => ledger.size(),
-        Some(super::state::At::Seq(seq)) => seq.saturating_add(1),
-        Some(super::state::At::Time(t)) => govledger_replay::count_until(&ledger, t)?,
+        Some(at) => at.entries(&ledger, "--to")?,
     };
     let trust = ctx.data.trust()?;
     let verifier = ctx.data.verifier()?;
@@ -80,34 +79,38 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ ReplayError::Mismatch { size, seq, .. }) => {
+        Err(e) => {
+            let Some((kind, size, seq)) = failure(&e) else {
+                return Err(e.into());
+            };
             if ctx.json {
+                let mut problem =
+                    json!({"kind": kind, "checkpoint": size, "message": e.to_string()});
+                if let Some(seq) = seq {
+                    problem["seq"] = json!(seq);
+                }
                 print_json(&json!({
                     "ok": false,
                     "from_checkpoint": args.from_checkpoint,
                     "to": to,
-                    "problem": {"kind": "state_digest_mismatch", "checkpoint": size, "seq": seq,
-                                "message": e.to_string()},
+                    "problem": problem,
                 }));
             } else {
                 eprintln!("REPLAY FAILED: {e}");
             }
             Ok(ExitCode::from(1))
         }
-        Err(e @ ReplayError::Signature { size, .. }) => {
-            if ctx.json {
-                print_json(&json!({
-                    "ok": false,
-                    "from_checkpoint": args.from_checkpoint,
-                    "to": to,
-                    "problem": {"kind": "bad_checkpoint_signature", "checkpoint": size,
-                                "message": e.to_string()},
-                }));
-            } else {
-                eprintln!("REPLAY FAILED: {e}");
-            }
-            Ok(ExitCode::from(1))
+    }
+}
+
+/// A replay that found the log inconsistent (exit 1), as (problem kind, checkpoint
+/// size, last entry before it); `None` for errors that stopped it from looking.
+fn failure(e: &ReplayError) -> Option<(&'static str, u64, Option<u64>)> {
+    match e {
+        ReplayError::Mismatch { size, seq, .. } => {
+            Some(("state_digest_mismatch", *size, Some(*seq)))
         }
-        Err(e) => Err(e.into()),
+        ReplayError::Signature { size, .. } => Some(("bad_checkpoint_signature", *size, None)),
+        _ => None,
     }
 }

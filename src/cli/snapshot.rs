@@ -88,12 +88,12 @@ fn take(ctx: &Ctx, args: TakeArgs) -> Result<ExitCode> {
     }
     let signer = ctx.data.signer()?;
     let adm = super::append::admission_for(ctx, &ledger, DecodeLimits::default())?;
-    ledger.checkpoint(&signer, Some(adm.state_digest()))?;
+    let cp = ledger.checkpoint(&signer, Some(adm.state_digest()))?;
     let policy = SnapshotPolicy {
         every: 1,
         keep: usize::try_from(args.keep).unwrap_or(usize::MAX),
     };
-    let written = snapshots::after_checkpoint(&ledger, &adm, policy)?;
+    let written = snapshots::after_checkpoint(&ledger, &adm, &cp.checkpoint, policy)?;
     match (written, ctx.json) {
         (Some(w), true) => print_json(&json!({
             "size": w.size,

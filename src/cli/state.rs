@@ -19,6 +19,28 @@ pub enum At {
     Time(u64),
 }
 
+impl At {
+    /// How many entries, from the start, the state at this point has folded:
+    /// `SEQ + 1`, or every entry with an event time at or before `TIME` (entries
+    /// are in stream order, whose JetStream timestamps only grow). `flag` names
+    /// the option in the error for a `SEQ` past the end.
+    pub fn entries<S: govledger_ledger::store::LogStore>(
+        self,
+        ledger: &govledger_ledger::Ledger<S>,
+        flag: &str,
+    ) -> Result<u64> {
+        let size = ledger.size();
+        Ok(match self {
+            At::Seq(seq) if seq >= size => bail!(
+                "{flag} {seq}: the log holds entries 0 to {} only",
+                size.saturating_sub(1)
+            ),
+            At::Seq(seq) => seq + 1,
+            At::Time(t) => govledger_replay::count_until(ledger, t)?,
+        })
+    }
+}
+
 pub fn parse_at(s: &str) -> Result<At, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s
@@ -30,7 +52,7 @@ pub fn parse_at(s: &str) -> Result<At, String> {
 }
 
 /// Parses a view name (clap lists the choices in `--help` and in errors).
-fn view_parser() -> impl clap::builder::TypedValueParser<Value = views::View> {
+pub(super) fn view_parser() -> impl clap::builder::TypedValueParser<Value = views::View> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(views::View::ALL.map(|v| v.as_str())).try_map(
         |name: String| views::View::parse(&name).ok_or_else(|| format!("unknown view {name}")),
@@ -85,16 +107,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let ledger = ctx.data.open_ro()?;
     let size = ledger.size();
     let end = match args.at {
-        Some(At::Seq(seq)) if seq >= size => {
-            bail!(
-                "--at {seq}: the log holds entries 0 to {} only",
-                size.saturating_sub(1)
-            )
-        }
-        Some(At::Seq(seq)) => seq + 1,
-        // Entries are in stream order, whose event times (JetStream timestamps) only
-        // grow: stop at the first one after the time.
-        Some(At::Time(t)) => govledger_replay::count_until(&ledger, t)?,
+        Some(at) => at.entries(&ledger, "--at")?,
         None => size,
     };
     let adm = super::append::admission_at(
