@@ -181,7 +181,7 @@ fn demo_runs_and_verifies() {
         ]
     );
     // The kept variant leaves a ledger the other commands can open.
-    let v = demo_ledger().json(&["verify"]);
+    let v = Env::demo().json(&["verify"]);
     assert_eq!(v["ok"], true);
 }
 
@@ -189,7 +189,7 @@ fn demo_runs_and_verifies() {
 /// the state part-way through.
 #[test]
 fn state_views_show_what_the_incident_left() {
-    let env = demo_ledger();
+    let env = Env::demo();
     let state = |args: &[&str]| env.json(&[&["state"], args].concat());
 
     let s = state(&["sessions"]);
@@ -279,7 +279,7 @@ fn state_views_show_what_the_incident_left() {
 /// `check`: the pre-check answers from the demo's final state without writing.
 #[test]
 fn check_answers_whether_a_spend_fits_and_no_kill_switch_covers_it() {
-    let env = demo_ledger();
+    let env = Env::demo();
     // Exit 1 (not allowed) still prints the JSON answer.
     let check = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
         let out = env.run(
@@ -339,22 +339,6 @@ fn check_answers_whether_a_spend_fits_and_no_kill_switch_covers_it() {
         .unwrap()
         .contains("session s-1 is ended"));
     assert_eq!(env.status()["size"], size_before, "check writes nothing");
-}
-
-/// A fresh environment whose data directory holds the demo's ledger.
-fn demo_ledger() -> Env {
-    let env = Env::new();
-    let out = std::process::Command::new(common::BIN)
-        .args(["demo", "--keep"])
-        .arg(env.data())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    env
 }
 
 /// Splits the event lines in `lines` into `head.jsonl` (the first `n`) and
@@ -514,7 +498,7 @@ fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
 /// `diff --from X --to Y`: what the incident changed between two points, by view.
 #[test]
 fn diff_shows_what_changed_between_two_points() {
-    let env = demo_ledger();
+    let env = Env::demo();
     // From right after the grant (#8) to right after the guardian's kill (#12).
     let d = env.json(&["diff", "--from", "8", "--to", "12"]);
     assert_eq!(

@@ -16,7 +16,8 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use govledger_ingest::{Admission, GenOptions, Generator, Message};
+use govledger_ingest::gen::admit_generated;
+use govledger_ingest::{Admission, GenOptions, Generator};
 use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
 use govledger_ledger::Ledger;
 use govledger_schemas::DecodeLimits;
@@ -51,26 +52,8 @@ fn main() {
     let ledger = if fresh {
         let store = RocksStore::open(&dir, OpenMode::Create).expect("store");
         let mut ledger = Ledger::create(store, "bench.govledger/fold").expect("ledger");
-        let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
         let t = Instant::now();
-        let mut batch: Vec<Message> = Vec::with_capacity(1024);
-        let mut gen = Generator::new(opts).peekable();
-        while gen.peek().is_some() {
-            batch.clear();
-            batch.extend(
-                gen.by_ref()
-                    .take(1024)
-                    .map(|l| l.to_message().expect("body")),
-            );
-            let refs: Vec<&Message> = batch.iter().collect();
-            let mut entries = adm
-                .admit_batch(&refs, &|tenant, id| {
-                    ledger.find_event(tenant, id).map(|s| s.is_some())
-                })
-                .expect("admit");
-            ledger.append(&mut entries, None).expect("append");
-            adm.end_batch();
-        }
+        admit_generated(&mut ledger, opts, 1024, &mut |_, _| {}).expect("admit");
         println!(
             "built a ledger of {} entries through admission in {:.1} s",
             ledger.size(),

@@ -438,7 +438,9 @@ impl Admission {
         self.replay_decoded(entry, env);
     }
 
-    fn replay_decoded(&mut self, entry: &Entry, env: Option<Envelope>) {
+    /// [`Admission::replay`] for a caller that has already decoded the entry's
+    /// body (`env`: `None` when it keeps none).
+    pub fn replay_decoded(&mut self, entry: &Entry, env: Option<Envelope>) {
         self.entries_folded += 1;
         match (&entry.verdict, env) {
             // Alerts were raised when the entry was admitted; not again.

@@ -441,3 +441,34 @@ impl Iterator for Generator {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// Admits the generated stream of `opts` into `ledger` through a fresh admission
+/// over `opts`' trust, in batches of `batch` messages (each one atomic WriteBatch,
+/// as `append` writes them), calling `after` after each batch with the ledger and
+/// the state there (to sign a checkpoint, write a snapshot, ...). Returns the
+/// admission at the end. For tests and benchmarks that need a realistic ledger.
+pub fn admit_generated<S: govledger_ledger::store::LogStore>(
+    ledger: &mut govledger_ledger::Ledger<S>,
+    opts: GenOptions,
+    batch: usize,
+    after: &mut dyn FnMut(&mut govledger_ledger::Ledger<S>, &crate::Admission),
+) -> Result<crate::Admission, Box<dyn std::error::Error + Send + Sync>> {
+    let trust = Generator::new(opts.clone()).trust();
+    let mut adm = crate::Admission::new(&trust, govledger_schemas::DecodeLimits::default())?;
+    let mut gen = Generator::new(opts).peekable();
+    let mut msgs: Vec<crate::Message> = Vec::with_capacity(batch.max(1));
+    while gen.peek().is_some() {
+        msgs.clear();
+        for line in gen.by_ref().take(batch.max(1)) {
+            msgs.push(line.to_message()?);
+        }
+        let refs: Vec<&crate::Message> = msgs.iter().collect();
+        let mut entries = adm.admit_batch(&refs, &|t, id| {
+            ledger.find_event(t, id).map(|s| s.is_some())
+        })?;
+        ledger.append(&mut entries, None)?;
+        adm.end_batch();
+        after(ledger, &adm);
+    }
+    Ok(adm)
+}

@@ -2,8 +2,9 @@
 //! from the newest one that checks out against its signed checkpoint, skipping any
 //! that does not, always reaching the same state as a fold from entry 0.
 
+use govledger_ingest::gen::admit_generated;
 use govledger_ingest::snapshots::{self, SnapshotPolicy};
-use govledger_ingest::{Admission, GenOptions, Generator, Message, Trust};
+use govledger_ingest::{Admission, GenOptions, Generator, Trust};
 use govledger_ledger::note::NoteSigner;
 use govledger_ledger::store::MemStore;
 use govledger_ledger::Ledger;
@@ -30,24 +31,13 @@ fn signer() -> NoteSigner {
 fn build(policy: SnapshotPolicy) -> (Ledger<MemStore>, Trust) {
     let trust = Generator::new(opts()).trust();
     let mut ledger = Ledger::create(MemStore::new(), "snapshots.test/log").expect("ledger");
-    let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
-    let lines: Vec<Message> = Generator::new(opts())
-        .map(|l| l.to_message().expect("generated lines have bodies"))
-        .collect();
-    for chunk in lines.chunks(250) {
-        let refs: Vec<&Message> = chunk.iter().collect();
-        let mut entries = adm
-            .admit_batch(&refs, &|t, id| {
-                ledger.find_event(t, id).map(|s| s.is_some())
-            })
-            .expect("admit");
-        ledger.append(&mut entries, None).expect("append");
-        adm.end_batch();
+    admit_generated(&mut ledger, opts(), 250, &mut |ledger, adm| {
         let cp = ledger
             .checkpoint(&signer(), Some(adm.state_digest()))
             .expect("checkpoint");
-        snapshots::after_checkpoint(&ledger, &adm, &cp.checkpoint, policy).expect("snapshot");
-    }
+        snapshots::after_checkpoint(ledger, adm, &cp.checkpoint, policy).expect("snapshot");
+    })
+    .expect("admit");
     (ledger, trust)
 }
 

@@ -1,9 +1,10 @@
 //! govledger replay: reading the ledger from a checkpoint.
 //!
-//! **Its one job:** restore the projected state at a signed checkpoint, apply the
-//! entries after it, and check on the way that every state digest it computes
-//! equals the signed one; on top of that (to come with the replay issue), diffs,
-//! timelines, incident bundles and SIEM export.
+//! **Its one job:** answer, from the log alone, what happened and why, in a form
+//! others can check: restore the projected state at a signed checkpoint and apply
+//! the entries after it, checking on the way that every state digest it computes
+//! equals the signed one; step through it; list what concerned an agent with what
+//! was in force; explain a verdict; and write incident bundles that verify offline.
 //!
 //! **What it must never do:** write to the ledger, or trust state it has not
 //! re-derived from entries or matched against a signed checkpoint (a snapshot is
@@ -11,17 +12,30 @@
 //!
 //! **Who calls it:** the `govledger` binary.
 //!
-//! [`verified`] replays from a signed checkpoint, checking the state digest at every
-//! checkpoint it passes; [`entries_from`] and [`count_until`] are building blocks
-//! that later commands share.
+//! - [`verified`]: replay from a signed checkpoint, checking the state digest at
+//!   every checkpoint passed; [`stepper`]: the same, one entry at a time, forward,
+//!   back and to any point.
+//! - [`scope`]: which entries concern a tenant, agent or session;
+//!   [`timeline`] lists them with the decision, approvals and budgets in force, and
+//!   [`html`] draws that as a page; [`explain`] names the earlier entries behind
+//!   one verdict.
+//! - [`bundle`]: incident bundles (format and checks in its docs and in README).
+//! - [`leaves_from`], [`entries_from`], [`fold`], [`walk`] and [`count_until`] are
+//!   the reading blocks they share.
 
+pub mod bundle;
+pub mod explain;
+pub mod html;
+pub mod scope;
+pub mod stepper;
 pub mod time;
+pub mod timeline;
 pub mod verified;
 
 use govledger_ingest::Admission;
 use govledger_ledger::store::{LogStore, StoreError};
 use govledger_ledger::{Ledger, LedgerError};
-use govledger_schemas::{decode_entry, Entry};
+use govledger_schemas::{decode_entry, Entry, Envelope};
 
 /// The stored leaves (seq, bytes) of `ledger` from seq `from` to the end, in order,
 /// read with one ordered scan (not a point read per entry). A missing or misplaced
@@ -93,6 +107,40 @@ pub fn fold<S: LogStore>(
         at += n;
         progress(at - from);
     }
+    Ok(())
+}
+
+/// What [`walk`] calls after each entry: the state after it, its leaf bytes, the
+/// entry and its decoded body.
+pub type Visit<'a, E> =
+    dyn FnMut(&Admission, &[u8], &Entry, Option<&Envelope>) -> Result<(), E> + 'a;
+
+/// Folds entries `from..to` of `ledger` into `adm` (which must stand at `from`) one
+/// at a time, in order, and after each calls `visit` with the state after it, the
+/// leaf bytes, the entry and its decoded body ([`scope::envelope`]); `progress`
+/// hears the entries folded every 4,096. Slower than [`fold`] (one thread, one
+/// entry at a time), for readers that look at every step.
+pub fn walk<S: LogStore, E: From<LedgerError>>(
+    adm: &mut Admission,
+    ledger: &Ledger<S>,
+    from: u64,
+    to: u64,
+    progress: &mut dyn FnMut(u64),
+    visit: &mut Visit<'_, E>,
+) -> Result<(), E> {
+    let mut leaves = leaves_from(ledger, from);
+    for seq in from..to {
+        let missing = || LedgerError::OutOfRange(format!("entry {seq} cannot be read"));
+        let (seq, leaf) = leaves.next().ok_or_else(missing)??;
+        let entry = decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })?;
+        let env = scope::envelope(&entry);
+        adm.replay_decoded(&entry, env.clone());
+        visit(adm, &leaf, &entry, env.as_ref())?;
+        if (seq - from) % 4096 == 4095 {
+            progress(seq + 1 - from);
+        }
+    }
+    progress(to.saturating_sub(from));
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! Event times on the command line: RFC 3339 timestamps to unix nanoseconds.
+//! Event times on the command line: RFC 3339 timestamps to unix nanoseconds, and
+//! back ([`format_rfc3339`]) for output.
 //!
 //! Accepted: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`, years 1970 to 9999,
 //! up to 9 fraction digits (`t` and `z` in either case). Anything else is an error
@@ -23,6 +24,34 @@ fn days_in_month(y: i64, m: i64) -> i64 {
         _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
         _ => 28,
     }
+}
+
+/// The civil date of a day count from 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Unix nanoseconds as RFC 3339 in UTC with all nine fraction digits, e.g.
+/// `2026-01-31T09:30:00.000000000Z` ([`parse_rfc3339`] reads it back).
+pub fn format_rfc3339(ns: u64) -> String {
+    let secs = (ns / 1_000_000_000) as i64;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        ns % 1_000_000_000
+    )
 }
 
 /// Parses an RFC 3339 timestamp into unix nanoseconds.
@@ -100,7 +129,7 @@ pub fn parse_rfc3339(s: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rfc3339;
+    use super::{format_rfc3339, parse_rfc3339};
 
     const NEW_YEAR_2026: u64 = 1_767_225_600_000_000_000;
 
@@ -125,6 +154,24 @@ mod tests {
             parse_rfc3339("2024-03-01T00:00:00Z"),
             Ok(1_709_251_200_000_000_000)
         );
+    }
+
+    #[test]
+    fn formatting_reads_back() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(NEW_YEAR_2026 + 1),
+            "2026-01-01T00:00:00.000000001Z"
+        );
+        assert_eq!(
+            format_rfc3339(1_709_164_800_000_000_000 + 86_399_999_999_999),
+            "2024-02-29T23:59:59.999999999Z"
+        );
+        // Every day across four centuries, at a moment that varies with the day.
+        for day in (0..146_097u64 + 20_000).step_by(7) {
+            let ns = day * 86_400_000_000_000 + (day * 7_919_000_000_013) % 86_400_000_000_000;
+            assert_eq!(parse_rfc3339(&format_rfc3339(ns)), Ok(ns), "day {day}");
+        }
     }
 
     #[test]

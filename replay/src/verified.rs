@@ -170,7 +170,7 @@ pub fn replay<S: LogStore>(
 }
 
 /// Checks the state after `size` entries against the checkpoint signed there.
-fn check(
+pub(crate) fn check(
     adm: &Admission,
     verifier: &NoteVerifier,
     size: u64,

@@ -2,11 +2,13 @@
 //! `run`. Every command takes `--data DIR` (or `GOVLEDGER_DATA`) and `--json`.
 
 mod append;
+mod bundle;
 mod check;
 mod checkpoint;
 mod demo;
 mod diff;
 mod entry;
+mod explain;
 mod gen;
 mod init;
 mod key;
@@ -18,6 +20,8 @@ mod serve;
 mod snapshot;
 mod state;
 mod status;
+mod step;
+mod timeline;
 mod verify;
 
 use crate::datadir::DataDir;
@@ -86,6 +90,17 @@ pub enum Command {
     /// fold the whole log).
     #[command(subcommand)]
     Snapshot(snapshot::Command),
+    /// Every event that concerns an agent, session or tenant, with its verdict and
+    /// the decision, approvals and budgets in force (`--html FILE` draws it).
+    Timeline(timeline::Args),
+    /// Write an incident bundle: the entries that concern an agent, session or
+    /// tenant, with their proofs, signed checkpoints and keys, checkable offline.
+    Bundle(bundle::Args),
+    /// Check an incident bundle offline, without the ledger (exit 1 naming the line
+    /// of the first problem).
+    VerifyBundle(bundle::VerifyArgs),
+    /// Why an entry was accepted or rejected, and the earlier entries that made it so.
+    Explain(explain::Args),
 }
 
 /// What every command gets.
@@ -117,5 +132,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Replay(a) => replay::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
+        Command::Timeline(a) => timeline::run(&ctx, a),
+        Command::Bundle(a) => bundle::run(&ctx, a),
+        Command::VerifyBundle(a) => bundle::verify(&ctx, a),
+        Command::Explain(a) => explain::run(&ctx, a),
     }
 }

@@ -1,10 +1,16 @@
-//! `govledger replay --from-checkpoint K [--to SEQ|TIME]`: re-derive the state from
-//! a signed checkpoint and check the signed state digest at every checkpoint passed.
+//! `govledger replay --from-checkpoint K [--to SEQ|TIME] [--agent A] [--session S]
+//! [--tenant T]`: re-derive the state from a signed checkpoint, check the signed
+//! state digest at every checkpoint passed, and list the entries passed that
+//! concern the filter (as `timeline` shows them).
 
 use super::Ctx;
 use crate::output::{hex, print_json};
+use crate::progress::Progress;
 use anyhow::Result;
+use govledger_projections::DetectConfig;
+use govledger_replay::timeline;
 use govledger_replay::verified::{replay, ReplayError};
+use govledger_schemas::DecodeLimits;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -17,9 +23,29 @@ pub struct Args {
     /// 3339, e.g. 2026-01-31T09:30:00Z) [default: the end of the log].
     #[arg(long, value_name = "SEQ|TIME", value_parser = super::state::parse_at)]
     pub to: Option<super::state::At>,
+    /// List the entries replayed that concern these (the digest checks always
+    /// cover every entry).
+    #[command(flatten)]
+    pub filter: super::timeline::FilterArgs,
+    /// Step through the log interactively from the checkpoint: next, back, jump,
+    /// state, find, where (type `help`). Reads commands from the terminal, from
+    /// `--commands FILE`, or from stdin when it is not a terminal.
+    #[arg(long)]
+    pub step: bool,
+    /// With `--step`: read the commands from FILE, one per line (`#` comments).
+    #[arg(long, value_name = "FILE", requires = "step")]
+    pub commands: Option<std::path::PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
+    if args.step {
+        return super::step::run(
+            ctx,
+            args.from_checkpoint,
+            args.filter.tenant.clone(),
+            args.commands.as_deref(),
+        );
+    }
     let ledger = ctx.data.open_ro()?;
     let to = match args.to {
         None => ledger.size(),
@@ -27,25 +53,46 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     };
     let trust = ctx.data.trust()?;
     let verifier = ctx.data.verifier()?;
-    let show_progress = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let total = to.saturating_sub(args.from_checkpoint);
+    let progress = Progress::new(ctx, to.saturating_sub(args.from_checkpoint), "replay");
     let result = replay(
         &ledger,
         &trust,
         &verifier,
         args.from_checkpoint,
         to,
-        &mut |n| {
-            if show_progress {
-                eprint!("\rreplaying: {n} entries folded ({total} after the checkpoint)");
-            }
-        },
+        &mut |n| progress.set(n),
     );
-    if show_progress {
-        eprintln!();
-    }
+    progress.finish();
     match result {
         Ok((_, r)) => {
+            let filter = args.filter.filter();
+            let items = if filter.is_empty() {
+                None
+            } else {
+                // The digests checked out: list what concerns the filter, walking
+                // the same entries from the state at the checkpoint.
+                let mut adm = super::append::admission_at(
+                    ctx,
+                    &ledger,
+                    DecodeLimits::default(),
+                    DetectConfig::default(),
+                    args.from_checkpoint,
+                    true,
+                )?;
+                let progress = Progress::new(ctx, to - args.from_checkpoint, "listing");
+                let tl = timeline::build(
+                    &mut adm,
+                    &ledger,
+                    args.from_checkpoint,
+                    to,
+                    filter,
+                    0,
+                    u64::MAX,
+                    &mut |n| progress.set(n),
+                )?;
+                progress.finish();
+                Some(tl)
+            };
             if ctx.json {
                 print_json(&json!({
                     "ok": true,
@@ -57,6 +104,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                     "legacy_checkpoints": r.legacy_checkpoints,
                     "unchecked_checkpoints": r.unchecked_checkpoints,
                     "state_digest": hex(&r.state_digest),
+                    "items": items.as_ref().map(|tl| &tl.items),
                     "problem": null,
                 }));
             } else {
@@ -76,6 +124,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                     r.checkpoints_checked, r.legacy_checkpoints, r.unchecked_checkpoints
                 );
                 println!("state digest now: sha256:{}", hex(&r.state_digest));
+                if let Some(tl) = &items {
+                    println!(
+                        "entries replayed that concern {}: {}",
+                        tl.filter.describe(),
+                        tl.items.len()
+                    );
+                    for item in &tl.items {
+                        super::timeline::print_item(item);
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -27,6 +27,23 @@ impl Env {
         }
     }
 
+    /// A fresh environment whose data directory holds the demo's ledger
+    /// (`govledger demo --keep DIR`).
+    pub fn demo() -> Env {
+        let env = Env::new();
+        let out = Command::new(BIN)
+            .args(["demo", "--keep"])
+            .arg(env.data())
+            .output()
+            .expect("run govledger demo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env
+    }
+
     pub fn data(&self) -> PathBuf {
         self.tmp.path().join("data")
     }

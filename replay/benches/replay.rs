@@ -1,0 +1,166 @@
+//! Replay benchmark (issue 5): a verified replay from a signed checkpoint — the
+//! state restored there, the entries after it folded, the state digest computed
+//! and matched at every checkpoint passed — beside a raw RocksDB scan of the same
+//! entries, in the same run.
+//!
+//! `cargo bench -p govledger-replay --bench replay`. Environment:
+//! `GOVLEDGER_BENCH_ENTRIES` (default 1,000,000), `GOVLEDGER_BENCH_CHECKPOINT_EVERY`
+//! (default 100,000), `GOVLEDGER_BENCH_DIR` (keep and reuse the ledger there).
+//!
+//! Prints medians of 3 alternating rounds, as entries/s and as a ratio to the
+//! scan: the scan; the fold alone (no digests); the verified replay from entry 0
+//! (a digest at every checkpoint); and the verified replay from the middle
+//! checkpoint, which starts from its snapshot.
+
+/// The binary's allocator (see `src/main.rs`), so the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use govledger_ingest::gen::admit_generated;
+use govledger_ingest::snapshots::{self, SnapshotPolicy};
+use govledger_ingest::{Admission, GenOptions, Generator};
+use govledger_ledger::note::NoteSigner;
+use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
+use govledger_ledger::Ledger;
+use govledger_replay::verified::replay;
+use govledger_schemas::DecodeLimits;
+use std::time::{Duration, Instant};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let n = env_u64("GOVLEDGER_BENCH_ENTRIES", 1_000_000);
+    let every = env_u64("GOVLEDGER_BENCH_CHECKPOINT_EVERY", 100_000).max(1024);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::env::var("GOVLEDGER_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| tmp.path().join("replay"));
+    let opts = GenOptions {
+        events: n,
+        seed: 4,
+        tenants: 8,
+        ..GenOptions::default()
+    };
+    let trust = Generator::new(opts.clone()).trust();
+    let signer = NoteSigner::from_seed("bench.govledger/replay", [4; 32]).expect("signer");
+    let verifier = signer.verifier();
+    if !dir.join("CURRENT").exists() {
+        let store = RocksStore::open(&dir, OpenMode::Create).expect("store");
+        let mut ledger = Ledger::create(store, "bench.govledger/replay").expect("ledger");
+        let t = Instant::now();
+        // Batches of 1,024, a signed checkpoint (with the state digest) every
+        // `every` entries and at the end, and one snapshot at the middle one.
+        let mut next_cp = every;
+        admit_generated(&mut ledger, opts, 1024, &mut |ledger, adm| {
+            if ledger.size() >= next_cp || ledger.size() == n {
+                let cp = ledger
+                    .checkpoint(&signer, Some(adm.state_digest()))
+                    .expect("checkpoint");
+                if ledger.size() >= n / 2 && ledger.snapshot_sizes().expect("sizes").is_empty() {
+                    let policy = SnapshotPolicy { every: 1, keep: 1 };
+                    snapshots::after_checkpoint(ledger, adm, &cp.checkpoint, policy)
+                        .expect("snapshot");
+                }
+                next_cp += every;
+            }
+        })
+        .expect("admit");
+        println!(
+            "built a ledger of {} entries with checkpoints every {every} in {:.1} s",
+            ledger.size(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let ledger =
+        Ledger::open(RocksStore::open(&dir, OpenMode::ReadOnly).expect("store")).expect("ledger");
+    let size = ledger.size();
+    let mid = ledger.snapshot_sizes().expect("sizes")[0];
+    let checkpoints = ledger.store().scan_checkpoints().count();
+
+    let scan = |from: u64| {
+        let t = Instant::now();
+        let mut bytes = 0usize;
+        for item in ledger.store().scan_entries(from) {
+            bytes += item.expect("scan").1.len();
+        }
+        assert!(bytes > 0);
+        t.elapsed()
+    };
+    let fold = || {
+        let t = Instant::now();
+        let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
+        govledger_replay::fold(&mut adm, &ledger, 0, size, &mut |_| {}).expect("fold");
+        std::hint::black_box(adm.entries_folded());
+        t.elapsed()
+    };
+    let verified = |from: u64| {
+        let t = Instant::now();
+        let (_, report) =
+            replay(&ledger, &trust, &verifier, from, size, &mut |_| {}).expect("replay");
+        assert_eq!(report.to, size);
+        (t.elapsed(), report.checkpoints_checked)
+    };
+    let (mut scans, mut folds, mut fulls, mut halves) = (vec![], vec![], vec![], vec![]);
+    let (mut checked_full, mut checked_half) = (0, 0);
+    let mut half_scans = vec![];
+    for _ in 0..3 {
+        scans.push(scan(0));
+        half_scans.push(scan(mid));
+        folds.push(fold());
+        let (d, c) = verified(0);
+        fulls.push(d);
+        checked_full = c;
+        let (d, c) = verified(mid);
+        halves.push(d);
+        checked_half = c;
+    }
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (s, hs) = (median(scans), median(half_scans));
+    let rate = |entries: u64, d: Duration| entries as f64 / d.as_secs_f64();
+    println!(
+        "replay bench: {size} entries, {checkpoints} signed checkpoints, snapshot at {mid} (median of 3 alternating rounds)"
+    );
+    println!(
+        "{:<66} {:>10.0} entries/s  1.00x",
+        "raw RocksDB scan of all entries [baseline]",
+        rate(size, s)
+    );
+    let row = |name: &str, entries: u64, d: Duration, base: f64| {
+        println!(
+            "{name:<66} {:>10.0} entries/s  {:.2}x",
+            rate(entries, d),
+            rate(entries, d) / base
+        );
+    };
+    row(
+        "fold from entry 0, no digest checks",
+        size,
+        median(folds),
+        rate(size, s),
+    );
+    row(
+        &format!("verified replay from checkpoint 0 ({checked_full} digests matched)"),
+        size,
+        median(fulls),
+        rate(size, s),
+    );
+    println!(
+        "{:<66} {:>10.0} entries/s  1.00x",
+        format!("raw RocksDB scan from entry {mid} [baseline]"),
+        rate(size - mid, hs)
+    );
+    row(
+        &format!("verified replay from checkpoint {mid} via its snapshot ({checked_half} digests)"),
+        size - mid,
+        median(halves),
+        rate(size - mid, hs),
+    );
+}
