@@ -7,7 +7,7 @@
 mod common;
 
 use common::nats::NatsServer;
-use common::{Env, BIN};
+use common::{Env, Rng, BIN};
 use govledger_ledger::store::{OpenMode, RocksStore};
 use govledger_ledger::Ledger;
 use govledger_schemas::Verdict;
@@ -20,17 +20,6 @@ const EVENTS: u64 = 3000;
 const KILLS: usize = 24;
 /// The steady publisher's events and the two markers.
 const TOTAL: u64 = EVENTS + 2;
-
-/// A small deterministic generator for the kill moments (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
 
 fn size_and_cursor(env: &Env) -> (u64, Option<u64>) {
     let s = env.status();

@@ -12,9 +12,8 @@
 //! synced write times, and the restore (read back from RocksDB, check, decode)
 //! beside the fold it replaces.
 
-/// The binary's allocator (see `src/main.rs`), so the figures are the binary's.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod support;
+use support::{env_u64, median};
 
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::{Admission, GenOptions, Generator};
@@ -22,18 +21,6 @@ use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
 use govledger_ledger::Ledger;
 use govledger_schemas::DecodeLimits;
 use std::time::{Duration, Instant};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn main() {
     let n = env_u64("GOVLEDGER_BENCH_ENTRIES", 1_000_000);

@@ -17,9 +17,8 @@
 //! default 6), `GOVLEDGER_BENCH_ONLY=latency` (only the latency runs),
 //! `NATS_SERVER_BIN`.
 
-/// The binary's allocator (see `src/main.rs`), so the figures are the binary's.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod support;
+use support::env_u64;
 
 use async_nats::jetstream::{self, consumer, stream};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -39,13 +38,6 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn rate(n: u64, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()

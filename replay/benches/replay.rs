@@ -12,9 +12,9 @@
 //! (a digest at every checkpoint); and the verified replay from the middle
 //! checkpoint, which starts from its snapshot.
 
-/// The binary's allocator (see `src/main.rs`), so the figures are the binary's.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "../../ingest/benches/support/mod.rs"]
+mod support;
+use support::{env_u64, median};
 
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::snapshots::{self, SnapshotPolicy};
@@ -25,13 +25,6 @@ use govledger_ledger::Ledger;
 use govledger_replay::verified::replay;
 use govledger_schemas::DecodeLimits;
 use std::time::{Duration, Instant};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let n = env_u64("GOVLEDGER_BENCH_ENTRIES", 1_000_000);
@@ -52,6 +45,11 @@ fn main() {
     if !dir.join("CURRENT").exists() {
         let store = RocksStore::open(&dir, OpenMode::Create).expect("store");
         let mut ledger = Ledger::create(store, "bench.govledger/replay").expect("ledger");
+        // The size-0 checkpoint `init` signs, so a replay can start from entry 0.
+        let empty = Admission::new(&trust, DecodeLimits::default()).expect("admission");
+        ledger
+            .checkpoint(&signer, Some(empty.state_digest()))
+            .expect("checkpoint");
         let t = Instant::now();
         // Batches of 1,024, a signed checkpoint (with the state digest) every
         // `every` entries and at the end, and one snapshot at the middle one.
@@ -119,10 +117,6 @@ fn main() {
         halves.push(d);
         checked_half = c;
     }
-    let median = |mut v: Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
     let (s, hs) = (median(scans), median(half_scans));
     let rate = |entries: u64, d: Duration| entries as f64 / d.as_secs_f64();
     println!(

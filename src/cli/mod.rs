@@ -9,6 +9,7 @@ mod demo;
 mod diff;
 mod entry;
 mod explain;
+mod export;
 mod gen;
 mod init;
 mod key;
@@ -101,6 +102,9 @@ pub enum Command {
     VerifyBundle(bundle::VerifyArgs),
     /// Why an entry was accepted or rejected, and the earlier entries that made it so.
     Explain(explain::Args),
+    /// Export entries to a SIEM (jsonl, OCSF, ECS, CEF; to a file, stdout, syslog
+    /// over TCP/TLS or Splunk HEC), redacted, with a durable cursor per named sink.
+    Export(export::Args),
 }
 
 /// What every command gets.
@@ -136,5 +140,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bundle(a) => bundle::run(&ctx, a),
         Command::VerifyBundle(a) => bundle::verify(&ctx, a),
         Command::Explain(a) => explain::run(&ctx, a),
+        Command::Export(a) => export::run(&ctx, a),
     }
 }

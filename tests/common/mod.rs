@@ -273,3 +273,17 @@ pub fn raw_db(data: &Path) -> rocksdb::DB {
     let cfs = rocksdb::DB::list_cf(&opts, &path).expect("list column families");
     rocksdb::DB::open_cf(&opts, &path, cfs).expect("open raw db")
 }
+
+/// A small deterministic generator for the moments of crash tests (xorshift64*):
+/// seeded from a printed seed, so a failure can be rerun.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}

@@ -1,0 +1,453 @@
+//! `pipeline`: ledger → redacted records → sink → cursor, batch by batch.
+//!
+//! One [`Pipeline`] run reads entries from the ledger's RocksDB, opened
+//! read-only (so it works while `govledger serve` holds the store for writing),
+//! renders each one with the [`Exporter`], frames a batch for the [`Sink`],
+//! delivers it, makes it durable ([`Sink::sync`]), and only then commits the
+//! sink's [`Position`] (next seq, committed length, last leaf hash) to its
+//! [`SinkCursor`], synced. A crash anywhere loses nothing: the next run starts at
+//! the committed position (and the file sink cuts its file back to the committed
+//! length, which makes it exactly once).
+//!
+//! Following (`--follow`), the run looks at the store's files every poll interval
+//! and, when they changed, reopens the read-only ledger to see entries appended
+//! since; it ends when `stop` is set, after committing what it delivered.
+//!
+//! The leaf hash in each record is computed from the stored leaf bytes
+//! (SHA-256(0x00 ‖ leaf)), so it is the hash of exactly what was exported: if a
+//! stored entry had been altered, the record's hash would not be in any signed tree
+//! and the SIEM's inclusion check would fail.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use govledger_ledger::store::{LogStore, OpenMode, RocksStore, StoreError};
+use govledger_ledger::tree::leaf_hash;
+use govledger_ledger::{Ledger, LedgerError};
+use govledger_schemas::decode_entry;
+
+use crate::cursor::{CursorError, Position, SinkCursor};
+use crate::sink::{sleep_unless_stopped, Destination, Sink, SinkError};
+use crate::{ExportOptions, Exporter, Format, Payload};
+
+/// An export run cannot go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The ledger could not be opened or read.
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    /// The sink failed for good.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The sink's cursor failed.
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    /// The format cannot go to this destination.
+    #[error("--format {format} cannot be sent to {to}: {why}")]
+    FormatForDestination {
+        /// The format asked for.
+        format: Format,
+        /// The destination.
+        to: String,
+        /// Why, and what to use.
+        why: &'static str,
+    },
+    /// A named sink was created for another format or destination.
+    #[error("sink {sink:?} exports {stored}; this run asks for {asked}: use --reset to start the sink over, or another --sink name")]
+    ConfigMismatch {
+        /// The sink name.
+        sink: String,
+        /// What the cursor was created for.
+        stored: String,
+        /// What this run asks for.
+        asked: String,
+    },
+    /// The cursor is past the end of the ledger or names another ledger's entry.
+    #[error("sink {sink:?} does not belong to this ledger: {why} (use --reset to start it over)")]
+    ForeignCursor {
+        /// The sink name.
+        sink: String,
+        /// What does not match.
+        why: String,
+    },
+    /// A render thread panicked (a bug: the formats are total; reported as an
+    /// error all the same).
+    #[error("a render thread panicked: please report this as a bug")]
+    RenderThread,
+    /// An entry is missing from the store (a damaged store: run `govledger verify`).
+    #[error("entry {0} is missing from the store (run `govledger verify`)")]
+    MissingEntry(u64),
+}
+
+/// Where a run's records go, in which format: what a named sink's cursor is bound to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkSpec {
+    /// The format asked for (for syslog and HEC destinations: the payload).
+    pub format: Format,
+    /// The destination.
+    pub to: Destination,
+}
+
+impl SinkSpec {
+    /// The format the exporter renders for this destination, with `options`
+    /// adjusted: syslog destinations get RFC 5424 messages carrying the format as
+    /// MSG, HEC destinations get envelopes carrying it as `event`; files and
+    /// stdout get the format itself.
+    pub fn render_format(&self, options: &mut ExportOptions) -> Result<Format, PipelineError> {
+        let payload = match self.format {
+            Format::Jsonl => Some(Payload::Jsonl),
+            Format::Ocsf => Some(Payload::Ocsf),
+            Format::Ecs => Some(Payload::Ecs),
+            Format::Cef => Some(Payload::Cef),
+            Format::Syslog | Format::Hec => None,
+        };
+        let wire = |why| PipelineError::FormatForDestination {
+            format: self.format,
+            to: self.to.describe(),
+            why,
+        };
+        match &self.to {
+            Destination::Syslog { .. } => {
+                options.syslog.payload = payload.ok_or_else(|| {
+                    wire("a syslog destination always gets RFC 5424 messages; --format names their MSG: jsonl, ocsf, ecs or cef")
+                })?;
+                Ok(Format::Syslog)
+            }
+            Destination::Hec(_) => {
+                options.hec.payload = payload.ok_or_else(|| {
+                    wire("a HEC destination always gets HEC envelopes; --format names their event: jsonl, ocsf, ecs or cef")
+                })?;
+                Ok(Format::Hec)
+            }
+            Destination::File(_) | Destination::Stdout => Ok(self.format),
+        }
+    }
+
+    /// The configuration stored in a named sink's cursor.
+    pub fn config_json(&self) -> String {
+        serde_json::json!({"format": self.format.as_str(), "to": self.to.describe()}).to_string()
+    }
+
+    fn describe(config: &str) -> String {
+        match serde_json::from_str::<serde_json::Value>(config) {
+            Ok(v) => format!(
+                "{} to {}",
+                v["format"].as_str().unwrap_or("?"),
+                v["to"].as_str().unwrap_or("?")
+            ),
+            Err(_) => config.to_owned(),
+        }
+    }
+}
+
+/// Opens a named sink's cursor at `path` for `spec` (forgetting it first when
+/// `reset`): its committed position, or `None` for a new sink. A cursor made for
+/// another format or destination is refused.
+pub fn open_cursor(
+    name: &str,
+    path: &Path,
+    spec: &SinkSpec,
+    reset: bool,
+) -> Result<(SinkCursor, Option<Position>), PipelineError> {
+    if reset {
+        SinkCursor::destroy(path)?;
+    }
+    let cursor = SinkCursor::open(path)?;
+    let asked = spec.config_json();
+    match cursor.config()? {
+        Some(stored) if stored != asked => Err(PipelineError::ConfigMismatch {
+            sink: name.to_owned(),
+            stored: SinkSpec::describe(&stored),
+            asked: SinkSpec::describe(&asked),
+        }),
+        _ => {
+            let pos = cursor.position()?;
+            Ok((cursor, pos))
+        }
+    }
+}
+
+/// Opens the ledger's RocksDB at `db` read-only.
+pub fn open_ledger_ro(db: &Path) -> Result<Ledger<RocksStore>, PipelineError> {
+    let store = RocksStore::open(db, OpenMode::ReadOnly).map_err(LedgerError::from)?;
+    Ok(Ledger::open(store)?)
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Records delivered (and committed) by this run.
+    pub exported: u64,
+    /// The next seq to export.
+    pub next_seq: u64,
+    /// The sink's committed length (file sinks).
+    pub sink_len: u64,
+    /// Deliveries retried.
+    pub retries: u64,
+    /// Whether the run was stopped by `stop` (SIGINT/SIGTERM).
+    pub stopped: bool,
+}
+
+/// One export run.
+pub struct Pipeline {
+    exporter: Exporter,
+    format: Format,
+    sink: Box<dyn Sink>,
+    cursor: Option<(String, SinkCursor)>,
+    pos: Position,
+    batch: usize,
+    exported: u64,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("format", &self.format)
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// A run rendering `format` (see [`SinkSpec::render_format`]) into `sink`,
+    /// starting at `start`, `batch` entries per delivery and cursor commit, with
+    /// the named cursor `(name, cursor)` if any.
+    pub fn new(
+        exporter: Exporter,
+        format: Format,
+        sink: Box<dyn Sink>,
+        cursor: Option<(String, SinkCursor)>,
+        start: Position,
+        batch: usize,
+    ) -> Pipeline {
+        Pipeline {
+            exporter,
+            format,
+            sink,
+            cursor,
+            pos: start,
+            batch: batch.max(1),
+            exported: 0,
+        }
+    }
+
+    /// The position reached (committed).
+    pub fn position(&self) -> Position {
+        self.pos
+    }
+
+    fn stats(&self, stopped: bool) -> RunStats {
+        RunStats {
+            exported: self.exported,
+            next_seq: self.pos.next_seq,
+            sink_len: self.pos.sink_len,
+            retries: self.sink.retries(),
+            stopped,
+        }
+    }
+
+    /// Checks that the position fits the ledger: not past its end, and the last
+    /// exported entry has the leaf hash the cursor remembers.
+    fn check_position<S: LogStore>(&self, ledger: &Ledger<S>) -> Result<(), PipelineError> {
+        let Some((name, _)) = &self.cursor else {
+            return Ok(());
+        };
+        let foreign = |why: String| PipelineError::ForeignCursor {
+            sink: name.clone(),
+            why,
+        };
+        if self.pos.next_seq > ledger.size() {
+            return Err(foreign(format!(
+                "its next entry is {}, but the ledger has {} entries",
+                self.pos.next_seq,
+                ledger.size()
+            )));
+        }
+        if self.pos.next_seq > 0 && self.pos.last_leaf != [0; 32] {
+            let seq = self.pos.next_seq - 1;
+            let (leaf, _) = ledger.entry(seq)?;
+            if leaf_hash(&leaf) != self.pos.last_leaf {
+                return Err(foreign(format!(
+                    "entry {seq} has another leaf hash than the one it exported"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Exports from the position on: up to the end of the ledger as it is when the
+    /// run opens it, or, with `follow` (a poll interval), on and on until `stop`.
+    /// `progress` is told the records exported so far after every batch.
+    pub fn run(
+        &mut self,
+        db: &Path,
+        follow: Option<Duration>,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<RunStats, PipelineError> {
+        let mut checked = false;
+        let mut seen: Option<Vec<DbFile>> = None;
+        loop {
+            // Reopening replays RocksDB's write-ahead log (up to the writer's
+            // memtable budget): skip it while no file of the store has changed, which
+            // means nothing was appended.
+            let now = db_files(db);
+            if seen.is_some() && seen == now {
+                let Some(poll) = follow else {
+                    return Ok(self.stats(false));
+                };
+                if sleep_unless_stopped(poll, stop).is_err() {
+                    return Ok(self.stats(true));
+                }
+                continue;
+            }
+            seen = now;
+            let ledger = open_ledger_ro(db)?;
+            if !checked {
+                self.check_position(&ledger)?;
+                checked = true;
+            }
+            let end = ledger.size();
+            if self.pos.next_seq < end && !self.export_until(&ledger, end, stop, progress)? {
+                return Ok(self.stats(true));
+            }
+            drop(ledger);
+            let Some(poll) = follow else {
+                return Ok(self.stats(stop.load(Ordering::Relaxed)));
+            };
+            if sleep_unless_stopped(poll, stop).is_err() {
+                return Ok(self.stats(true));
+            }
+        }
+    }
+
+    /// Exports entries up to `end` (exclusive). `Ok(false)` when stopped.
+    fn export_until<S: LogStore>(
+        &mut self,
+        ledger: &Ledger<S>,
+        end: u64,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<bool, PipelineError> {
+        let origin = ledger.origin().to_owned();
+        let mut entries = ledger.store().scan_entries(self.pos.next_seq);
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        while self.pos.next_seq < end {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            buf.clear();
+            let first = self.pos.next_seq;
+            let stop_at = end.min(first.saturating_add(self.batch as u64));
+            let mut leaves: Vec<Vec<u8>> = Vec::with_capacity((stop_at - first) as usize);
+            for expected in first..stop_at {
+                match entries.next() {
+                    Some(item) => {
+                        let (seq, leaf) = item.map_err(LedgerError::from)?;
+                        if seq != expected {
+                            return Err(PipelineError::MissingEntry(expected));
+                        }
+                        leaves.push(leaf);
+                    }
+                    None => return Err(PipelineError::MissingEntry(expected)),
+                }
+            }
+            let rendered = render_all(&self.exporter, self.format, first, &leaves, &origin)?;
+            let mut last_leaf = self.pos.last_leaf;
+            for (record, leaf_hash) in &rendered {
+                self.sink.frame(record, &mut buf);
+                last_leaf = *leaf_hash;
+            }
+            let next = stop_at;
+            match self.sink.deliver(&buf, stop) {
+                Ok(()) => {}
+                Err(SinkError::Stopped) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+            let sink_len = self.sink.sync()?;
+            let pos = Position {
+                next_seq: next,
+                sink_len,
+                last_leaf,
+            };
+            if let Some((_, cursor)) = &self.cursor {
+                cursor.commit(pos)?;
+            }
+            self.exported += next - self.pos.next_seq;
+            self.pos = pos;
+            progress(self.exported);
+        }
+        Ok(true)
+    }
+}
+
+/// One file of a RocksDB directory: name, length, modification time.
+type DbFile = (std::ffi::OsString, u64, Option<std::time::SystemTime>);
+
+/// The files of the store at `db`, sorted; `None` when it cannot be listed (then
+/// the store is simply reopened).
+fn db_files(db: &Path) -> Option<Vec<DbFile>> {
+    let mut files = Vec::new();
+    for item in std::fs::read_dir(db).ok()? {
+        let item = item.ok()?;
+        let meta = item.metadata().ok()?;
+        files.push((item.file_name(), meta.len(), meta.modified().ok()));
+    }
+    files.sort();
+    Some(files)
+}
+
+/// Decodes and renders the entries `leaves` (the first at seq `first`) on every
+/// core, in order: each record with its leaf hash. Rendering is a pure function of
+/// the entry, so the parallel result is the sequential one.
+fn render_all(
+    exporter: &Exporter,
+    format: Format,
+    first: u64,
+    leaves: &[Vec<u8>],
+    origin: &str,
+) -> Result<Vec<(String, [u8; 32])>, PipelineError> {
+    let render_chunk = |offset: usize, chunk: &[Vec<u8>]| {
+        chunk
+            .iter()
+            .enumerate()
+            .map(|(i, leaf)| {
+                let seq = first + (offset + i) as u64;
+                let entry =
+                    decode_entry(leaf).map_err(|source| LedgerError::Codec { seq, source })?;
+                let hash = leaf_hash(leaf);
+                Ok((exporter.render(format, &entry, hash, origin), hash))
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(leaves.len() / 64)
+        .max(1);
+    if threads == 1 {
+        return Ok(render_chunk(0, leaves)?);
+    }
+    let per = leaves.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = leaves
+            .chunks(per)
+            .enumerate()
+            .map(|(k, chunk)| scope.spawn(move || render_chunk(k * per, chunk)))
+            .collect();
+        let mut out = Vec::with_capacity(leaves.len());
+        for h in handles {
+            let part = h.join().map_err(|_| PipelineError::RenderThread)??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
+}
+
+impl From<StoreError> for PipelineError {
+    fn from(e: StoreError) -> Self {
+        PipelineError::Ledger(e.into())
+    }
+}

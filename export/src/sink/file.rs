@@ -1,0 +1,193 @@
+//! `file`: the file and stdout sinks, one record per line.
+//!
+//! The file sink is the exactly-once one. [`Sink::sync`] fsyncs the file and
+//! returns its length, which the pipeline stores with the cursor; a restarted
+//! exporter opens the file with [`FileSink::resume`], which cuts it back to that
+//! length: records written after the last committed cursor (by a run that was
+//! killed before committing) are dropped and exported again, once.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use super::{Sink, SinkError};
+
+/// Appends records to a file.
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    out: BufWriter<File>,
+    len: u64,
+}
+
+impl FileSink {
+    fn err(path: &Path, what: impl std::fmt::Display) -> SinkError {
+        SinkError::File {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        }
+    }
+
+    fn with(path: &Path, file: File, len: u64) -> Result<FileSink, SinkError> {
+        let mut file = file;
+        file.seek(SeekFrom::Start(len))
+            .map_err(|e| Self::err(path, format!("cannot seek: {e}")))?;
+        Ok(FileSink {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 20, file),
+            len,
+        })
+    }
+
+    /// Creates `path`, or empties it: a one-off export.
+    pub fn create(path: &Path) -> Result<FileSink, SinkError> {
+        let file =
+            File::create(path).map_err(|e| Self::err(path, format!("cannot create: {e}")))?;
+        Self::with(path, file, 0)
+    }
+
+    /// Opens `path` to append, creating it if missing: a new named sink starts at
+    /// the file's current end.
+    pub fn append(path: &Path) -> Result<FileSink, SinkError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Self::err(path, format!("cannot open: {e}")))?;
+        let len = file.metadata().map_err(|e| Self::err(path, e))?.len();
+        Self::with(path, file, len)
+    }
+
+    /// Reopens `path` for a named sink whose cursor says `committed` bytes were
+    /// delivered: the file is cut back to that length (dropping records written
+    /// after the last committed cursor) and synced. A file shorter than that, or
+    /// missing, was rotated or edited by someone else: an error, never a guess.
+    pub fn resume(path: &Path, committed: u64) -> Result<FileSink, SinkError> {
+        let file = OpenOptions::new().write(true).open(path).map_err(|e| {
+            Self::err(
+                path,
+                format!("cannot reopen the sink's file, which held {committed} committed bytes: {e} (use --reset to start the sink over)"),
+            )
+        })?;
+        let len = file.metadata().map_err(|e| Self::err(path, e))?.len();
+        if len < committed {
+            return Err(Self::err(
+                path,
+                format!("the file has {len} bytes, fewer than the {committed} the sink committed: it was truncated or replaced (use --reset to start the sink over, or another --sink name)"),
+            ));
+        }
+        if len > committed {
+            tracing::info!(
+                path = %path.display(),
+                dropped_bytes = len - committed,
+                "cutting the sink's file back to its committed length"
+            );
+            file.set_len(committed)
+                .and_then(|_| file.sync_all())
+                .map_err(|e| {
+                    Self::err(path, format!("cannot cut back to {committed} bytes: {e}"))
+                })?;
+        }
+        Self::with(path, file, committed)
+    }
+
+    /// The length in bytes after everything delivered so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written (the file is empty).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Sink for FileSink {
+    fn frame(&self, record: &str, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(record.as_bytes());
+        buf.push(b'\n');
+    }
+
+    fn deliver(&mut self, buf: &[u8], _stop: &AtomicBool) -> Result<(), SinkError> {
+        self.out
+            .write_all(buf)
+            .map_err(|e| Self::err(&self.path, format!("cannot write: {e}")))?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<u64, SinkError> {
+        self.out
+            .flush()
+            .and_then(|_| self.out.get_ref().sync_data())
+            .map_err(|e| Self::err(&self.path, format!("cannot sync: {e}")))?;
+        Ok(self.len)
+    }
+}
+
+/// Writes records to standard output.
+#[derive(Debug)]
+pub struct StdoutSink {
+    out: BufWriter<std::io::Stdout>,
+}
+
+impl Default for StdoutSink {
+    fn default() -> Self {
+        StdoutSink {
+            out: BufWriter::with_capacity(1 << 16, std::io::stdout()),
+        }
+    }
+}
+
+impl Sink for StdoutSink {
+    fn frame(&self, record: &str, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(record.as_bytes());
+        buf.push(b'\n');
+    }
+
+    fn deliver(&mut self, buf: &[u8], _stop: &AtomicBool) -> Result<(), SinkError> {
+        self.out.write_all(buf).map_err(SinkError::Stdout)
+    }
+
+    fn sync(&mut self) -> Result<u64, SinkError> {
+        self.out.flush().map_err(SinkError::Stdout)?;
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_cuts_back_to_the_committed_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let stop = AtomicBool::new(false);
+        let mut s = FileSink::create(&path).unwrap();
+        let mut buf = Vec::new();
+        s.frame("a", &mut buf);
+        s.deliver(&buf, &stop).unwrap();
+        let committed = s.sync().unwrap();
+        assert_eq!(committed, 2);
+        s.deliver(b"half-written\n", &stop).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let mut s = FileSink::resume(&path, committed).unwrap();
+        s.deliver(b"b\n", &stop).unwrap();
+        s.sync().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\n");
+        // A file shorter than the cursor says is someone else's doing.
+        let e = FileSink::resume(&path, 100).unwrap_err().to_string();
+        assert!(e.contains("fewer than the 100"), "{e}");
+        let e = FileSink::resume(&dir.path().join("gone"), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--reset"), "{e}");
+        // A new named sink appends.
+        let s = FileSink::append(&path).unwrap();
+        assert_eq!(s.len(), 4);
+    }
+}
