@@ -159,6 +159,10 @@ fn demo_runs_and_verifies() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verified"], true);
     assert_eq!(v["replay_checkpoints_checked"], 3);
+    // The incident bundle of agent-7: its 13 entries (the body-less rejections
+    // cannot be tied to it), kept nowhere without --keep.
+    assert_eq!(v["bundle"]["entries"], 13, "{v}");
+    assert_eq!(v["bundle"]["file"], serde_json::Value::Null);
     // The spend past the budget, the forgery, and the proposal made under the
     // engaged kill switch are refused.
     let rejected: Vec<(u64, &str)> = v["rejected"]
@@ -180,9 +184,20 @@ fn demo_runs_and_verifies() {
             (14, "invariant_violation")
         ]
     );
-    // The kept variant leaves a ledger the other commands can open.
-    let v = Env::demo().json(&["verify"]);
+    // The kept variant leaves a ledger the other commands can open, and its
+    // bundle, which verifies with the log's key.
+    let env = Env::demo();
+    let v = env.json(&["verify"]);
     assert_eq!(v["ok"], true);
+    let key = env.json(&["key", "show"])["verifier_key"].clone();
+    let bundle = env.data().join("agent-7.bundle");
+    let b = env.json(&[
+        "verify-bundle",
+        bundle.to_str().unwrap(),
+        "--key",
+        key.as_str().unwrap(),
+    ]);
+    assert_eq!(b["entries"].as_array().map(Vec::len), Some(13));
 }
 
 /// `state VIEW` on the demo's ledger: the state the incident left, and `--at` for

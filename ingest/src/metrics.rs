@@ -25,6 +25,19 @@ pub struct Metrics {
     lag: AtomicU64,
     checkpoint_size: AtomicU64,
     alerts: [AtomicU64; ALERT_KINDS.len()],
+    sinks: std::sync::Mutex<Vec<(String, std::sync::Arc<SinkMetrics>)>>,
+}
+
+/// The figures of one export sink running inside `serve`, shown on /metrics with
+/// the label `sink="<name>"`.
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    /// Records exported since serve started.
+    pub exported: AtomicU64,
+    /// The next seq the sink will export.
+    pub next_seq: AtomicU64,
+    /// Whether the sink is running (false once it stopped on an error).
+    pub up: AtomicBool,
 }
 
 /// The kinds of alert `serve` publishes, in the order of `govledger_alerts_total`;
@@ -120,6 +133,17 @@ impl Metrics {
         self.checkpoint_size.load(Relaxed)
     }
 
+    /// Registers export sink `name` (shown in registration order) and returns the
+    /// figures its exporter keeps up to date.
+    pub fn add_sink(&self, name: &str) -> std::sync::Arc<SinkMetrics> {
+        let m = std::sync::Arc::new(SinkMetrics::default());
+        m.up.store(true, Relaxed);
+        if let Ok(mut sinks) = self.sinks.lock() {
+            sinks.push((name.to_owned(), m.clone()));
+        }
+        m
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -197,6 +221,37 @@ impl Metrics {
             "# HELP govledger_checkpoint_size Tree size of the newest signed checkpoint.\n# TYPE govledger_checkpoint_size gauge\ngovledger_checkpoint_size {}",
             self.checkpoint_size.load(Relaxed)
         );
+        let sinks = self.sinks.lock().map(|v| v.clone()).unwrap_or_default();
+        if !sinks.is_empty() {
+            type Read = fn(&SinkMetrics) -> u64;
+            let families: [(&str, &str, &str, Read); 3] = [
+                (
+                    "govledger_export_records_total",
+                    "counter",
+                    "Records each export sink delivered since serve started.",
+                    |m| m.exported.load(Relaxed),
+                ),
+                (
+                    "govledger_export_next_seq",
+                    "gauge",
+                    "The next entry each export sink will deliver.",
+                    |m| m.next_seq.load(Relaxed),
+                ),
+                (
+                    "govledger_export_up",
+                    "gauge",
+                    "1 while the export sink runs, 0 once it stopped on an error.",
+                    |m| u64::from(m.up.load(Relaxed)),
+                ),
+            ];
+            for (name, kind, help, value) in families {
+                let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (sink, m) in &sinks {
+                    let label = sink.replace('\\', "\\\\").replace('"', "\\\"");
+                    let _ = writeln!(s, "{name}{{sink=\"{label}\"}} {}", value(m));
+                }
+            }
+        }
         s
     }
 }

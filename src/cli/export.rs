@@ -7,6 +7,7 @@
 //! in its own RocksDB at `DATA/sinks/NAME/`.
 
 use super::Ctx;
+use crate::datadir::DataDir;
 use crate::output::print_json;
 use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
@@ -58,10 +59,10 @@ pub struct Args {
     #[arg(long)]
     pub follow: bool,
     /// How often --follow looks for new entries, in milliseconds.
-    #[arg(long, default_value_t = 200, value_name = "MS")]
+    #[arg(long, default_value_t = DEFAULT_POLL_MS, value_name = "MS")]
     pub poll_ms: u64,
     /// Entries per delivery and cursor commit (a HEC request, an fsync).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = DEFAULT_BATCH, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
     pub batch: u64,
     /// Splunk HEC token (sent as `Authorization: Splunk TOKEN`).
     #[arg(long, env = "GOVLEDGER_HEC_TOKEN", hide_env_values = true)]
@@ -79,7 +80,7 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = govledger_export::DEFAULT_MAX_SCAN_BYTES)]
     pub max_scan_bytes: usize,
     /// Syslog facility, 0..23 (13: log audit; 16..23: local0..local7).
-    #[arg(long, default_value_t = 13)]
+    #[arg(long, default_value_t = DEFAULT_SYSLOG_FACILITY)]
     pub syslog_facility: u8,
     /// Syslog SD-ID: name@<your IANA Private Enterprise Number>.
     #[arg(long, default_value = govledger_export::DEFAULT_SD_ID)]
@@ -88,7 +89,7 @@ pub struct Args {
     #[arg(long)]
     pub syslog_hostname: Option<String>,
     /// Syslog APP-NAME.
-    #[arg(long, default_value = "govledger")]
+    #[arg(long, default_value = DEFAULT_SYSLOG_APP_NAME)]
     pub syslog_app_name: String,
     /// HEC `index` [default: the token's].
     #[arg(long)]
@@ -104,12 +105,23 @@ pub struct Args {
     pub hec_host: Option<String>,
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
+/// `--poll-ms`'s default.
+pub const DEFAULT_POLL_MS: u64 = 200;
+/// `--batch`'s default.
+pub const DEFAULT_BATCH: u64 = 1000;
+/// `--batch`'s largest value.
+pub const MAX_BATCH: u64 = 1_000_000;
+/// `--syslog-facility`'s default (13: log audit).
+pub const DEFAULT_SYSLOG_FACILITY: u8 = 13;
+/// `--syslog-app-name`'s default.
+pub const DEFAULT_SYSLOG_APP_NAME: &str = "govledger";
+
+pub fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
         .map_err(|e: govledger_export::ExportError| e.to_string())
 }
 
-fn parse_redact(s: &str) -> Result<ExtraPattern, String> {
+pub fn parse_redact(s: &str) -> Result<ExtraPattern, String> {
     let (name, regex) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not NAME=REGEX"))?;
@@ -176,9 +188,32 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
-    // Retries are logged at warn, a file cut back at info (RUST_LOG overrides).
-    super::natsargs::init_logging();
+/// What to do with `from` when the named sink already has a cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FromOnResume {
+    /// Refuse (the command line: `--from` must then come with `--reset`).
+    Refuse,
+    /// Ignore it (serve's config file, which keeps saying it on every start).
+    Ignore,
+}
+
+/// An export run ready to go: settings checked, sink and cursor opened, start
+/// resolved. Both `govledger export` and the sinks of `govledger serve` get theirs
+/// from [`prepare`].
+pub struct Prepared {
+    pub pipeline: Pipeline,
+    pub to: Destination,
+    /// The first entry this run exports.
+    pub start_seq: u64,
+    /// Entries in the ledger from `start_seq` on when it was prepared.
+    pub total: u64,
+    /// The poll interval when following.
+    pub follow: Option<Duration>,
+}
+
+/// Checks `args`, opens the named sink's cursor and the destination, and resolves
+/// where to start: everything an export run does before its first record.
+pub fn prepare(data: &DataDir, args: &Args, from_on_resume: FromOnResume) -> Result<Prepared> {
     let to = Destination::parse(&args.to)?;
     let spec = SinkSpec {
         format: args.format,
@@ -207,25 +242,36 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         }
         None
     };
+    // A network sink's settings are checked before its cursor is touched.
+    let network: Option<Box<dyn Sink>> = match &to {
+        Destination::Syslog { host, port, .. } => Some(Box::new(SyslogSink::new(host, *port, tls))),
+        Destination::Hec(url) => {
+            let token = args.hec_token.as_deref().unwrap_or("");
+            Some(Box::new(HecSink::new(url.clone(), token, tls)?))
+        }
+        Destination::Stdout | Destination::File(_) => None,
+    };
 
-    let ledger = ctx.data.open_ro()?;
+    let ledger = data.open_ro()?;
     // The cursor, if named: where to resume, and the sink's committed length.
     let (cursor, resumed) = match &args.sink {
         None => (None, None),
         Some(name) => {
-            let dir = SinkCursor::dir(&ctx.data.path.join("sinks"), name)?;
+            let dir = SinkCursor::dir(&data.path.join("sinks"), name)?;
             let (cursor, pos) = open_cursor(name, &dir, &spec, args.reset)?;
             (Some((name.clone(), cursor)), pos)
         }
     };
-    if let (Some(pos), Some(from)) = (resumed, &args.from) {
-        bail!(
+    let from = match (resumed, &args.from, from_on_resume) {
+        (Some(pos), Some(from), FromOnResume::Refuse) => bail!(
             "sink {:?} resumes at entry {}; --from {from} applies to a new sink: drop --from, or add --reset to start the sink over",
             args.sink.as_deref().unwrap_or(""),
             pos.next_seq
-        );
-    }
-    let start_seq = match (&resumed, &args.from) {
+        ),
+        (Some(_), Some(_), FromOnResume::Ignore) => None,
+        (_, from, _) => from.as_deref(),
+    };
+    let start_seq = match (&resumed, from) {
         (Some(pos), _) => pos.next_seq,
         (None, Some(from)) => resolve_from(&ledger, from, args.follow)?,
         (None, None) => 0,
@@ -241,18 +287,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     };
     drop(ledger);
 
-    let mut sink: Box<dyn Sink> = match &to {
-        Destination::Stdout => Box::new(StdoutSink::default()),
-        Destination::File(path) => Box::new(match (&cursor, resumed) {
+    let mut sink: Box<dyn Sink> = match (&to, network) {
+        (_, Some(sink)) => sink,
+        (Destination::File(path), None) => Box::new(match (&cursor, resumed) {
             (None, _) => FileSink::create(path)?,
             (Some(_), Some(pos)) => FileSink::resume(path, pos.sink_len)?,
             (Some(_), None) => FileSink::append(path)?,
         }),
-        Destination::Syslog { host, port, .. } => Box::new(SyslogSink::new(host, *port, tls)),
-        Destination::Hec(url) => {
-            let token = args.hec_token.as_deref().unwrap_or("");
-            Box::new(HecSink::new(url.clone(), token, tls)?)
-        }
+        (_, None) => Box::new(StdoutSink::default()),
     };
     let start = match resumed {
         Some(pos) => pos,
@@ -266,13 +308,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     if let (Some((_, c)), None) = (&cursor, resumed) {
         c.start(&spec.config_json(), start)?;
     }
-
-    let stop = stop_on_signals()?;
-    let to_stdout = to == Destination::Stdout;
-    // No bar when following (no end) or when the records themselves go to the
-    // terminal.
-    let bar = (!args.follow && !to_stdout).then(|| Progress::new(ctx, total, "export"));
-    let mut pipeline = Pipeline::new(
+    let pipeline = Pipeline::new(
         exporter,
         render_format,
         sink,
@@ -280,9 +316,32 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         start,
         args.batch as usize,
     );
-    let follow = args
-        .follow
-        .then(|| Duration::from_millis(args.poll_ms.max(1)));
+    Ok(Prepared {
+        pipeline,
+        to,
+        start_seq,
+        total,
+        follow: args
+            .follow
+            .then(|| Duration::from_millis(args.poll_ms.max(1))),
+    })
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
+    // Retries are logged at warn, a file cut back at info (RUST_LOG overrides).
+    super::natsargs::init_logging();
+    let Prepared {
+        mut pipeline,
+        to,
+        start_seq,
+        total,
+        follow,
+    } = prepare(&ctx.data, &args, FromOnResume::Refuse)?;
+    let stop = stop_on_signals()?;
+    let to_stdout = to == Destination::Stdout;
+    // No bar when following (no end) or when the records themselves go to the
+    // terminal.
+    let bar = (follow.is_none() && !to_stdout).then(|| Progress::new(ctx, total, "export"));
     let stats = pipeline.run(&ctx.data.db(), follow, &stop, &mut |n| {
         if let Some(b) = &bar {
             b.set(n)
