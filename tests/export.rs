@@ -6,10 +6,11 @@
 mod common;
 
 use base64::Engine;
+use common::hec::HecRequest;
 use common::nats::free_port;
 use common::Env;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -574,103 +575,16 @@ fn rsyslog_receives_every_entry_as_rfc5424_over_tcp() {
     }
 }
 
-/// One request the HEC stand-in received.
-#[derive(Clone, Debug)]
-struct HecRequest {
-    line: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl HecRequest {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-trait Stream: Read + Write + Send {}
-impl<T: Read + Write + Send> Stream for T {}
-
-/// A HEC stand-in on a free port: answers each request with the next status of
-/// `script` (then 200), over TLS when `tls` is given. Returns the port and the log.
+/// A HEC stand-in on a free port (`common::hec`): answers each request with the
+/// next status of `script` (then 200), over TLS when `tls` is given. Returns the
+/// port and the log.
 fn hec_server(
     script: Vec<(u16, &'static str)>,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> (u16, Arc<Mutex<Vec<HecRequest>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let log: Arc<Mutex<Vec<HecRequest>>> = Arc::default();
-    let seen = log.clone();
-    let script = Arc::new(Mutex::new(script.into_iter()));
-    std::thread::spawn(move || {
-        for sock in listener.incoming() {
-            let Ok(sock) = sock else { return };
-            let stream: Box<dyn Stream> = match &tls {
-                Some(cfg) => {
-                    let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
-                    Box::new(rustls::StreamOwned::new(conn, sock))
-                }
-                None => Box::new(sock),
-            };
-            let (seen, script) = (seen.clone(), script.clone());
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut headers = Vec::new();
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let h = h.trim_end();
-                        if h.is_empty() {
-                            break;
-                        }
-                        let (n, v) = h.split_once(':').unwrap();
-                        headers.push((n.trim().to_owned(), v.trim().to_owned()));
-                    }
-                    let len: usize = headers
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                        .map(|(_, v)| v.parse().unwrap())
-                        .unwrap_or(0);
-                    let mut body = vec![0; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    seen.lock().unwrap().push(HecRequest {
-                        line: line.trim_end().to_owned(),
-                        headers,
-                        body: String::from_utf8(body).unwrap(),
-                    });
-                    let (status, text) = script
-                        .lock()
-                        .unwrap()
-                        .next()
-                        .unwrap_or((200, r#"{"text":"Success","code":0}"#));
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
-                        text.len()
-                    );
-                    let w = r.get_mut();
-                    if w.write_all(resp.as_bytes())
-                        .and_then(|_| w.flush())
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, log)
+    let mut script = script.into_iter();
+    let hec = common::hec::start(tls, move |_| script.next().unwrap_or(common::hec::SUCCESS));
+    (hec.port, hec.log)
 }
 
 #[test]

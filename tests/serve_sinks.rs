@@ -11,11 +11,10 @@ use common::nats::NatsServer;
 use common::{Env, Serve};
 use futures::StreamExt;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -266,85 +265,18 @@ fn a_bad_sink_table_stops_serve_before_it_consumes_anything() {
     assert!(!env.data().join("sinks").join("s4").exists());
 }
 
-/// A running HEC stand-in: its port, the bodies it answered 200 to, and how many
-/// requests it refused.
-struct Hec {
-    port: u16,
-    delivered: Arc<Mutex<Vec<String>>>,
-    refused: Arc<Mutex<u64>>,
-}
-
-/// A Splunk HEC stand-in on a free port: answers `refusal` (503 or 403) while
-/// `down` is set, else 200.
-fn hec_server(refusal: u16, down: Arc<AtomicBool>) -> Hec {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let delivered: Arc<Mutex<Vec<String>>> = Arc::default();
-    let refused: Arc<Mutex<u64>> = Arc::default();
-    let (d, r) = (delivered.clone(), refused.clone());
-    std::thread::spawn(move || {
-        for sock in listener.incoming() {
-            let Ok(sock) = sock else { return };
-            let (d, r, down) = (d.clone(), r.clone(), down.clone());
-            std::thread::spawn(move || {
-                let mut rd = BufReader::new(sock);
-                loop {
-                    let mut len = 0usize;
-                    let mut line = String::new();
-                    if rd.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    loop {
-                        let mut h = String::new();
-                        if rd.read_line(&mut h).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let h = h.trim_end();
-                        if h.is_empty() {
-                            break;
-                        }
-                        if let Some((n, v)) = h.split_once(':') {
-                            if n.eq_ignore_ascii_case("content-length") {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    if rd.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let (status, text) = if down.load(Ordering::SeqCst) {
-                        *r.lock().unwrap() += 1;
-                        match refusal {
-                            503 => (503, r#"{"text":"Server is busy","code":9}"#),
-                            s => (s, r#"{"text":"Invalid token","code":4}"#),
-                        }
-                    } else {
-                        d.lock()
-                            .unwrap()
-                            .push(String::from_utf8_lossy(&body).into_owned());
-                        (200, r#"{"text":"Success","code":0}"#)
-                    };
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
-                        text.len()
-                    );
-                    let w = rd.get_mut();
-                    if w.write_all(resp.as_bytes())
-                        .and_then(|_| w.flush())
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
+/// A Splunk HEC stand-in (`common::hec`) that answers `refusal` (503 or 403)
+/// while `down` is set, else 200.
+fn hec_server(refusal: u16, down: Arc<AtomicBool>) -> common::hec::HecStandIn {
+    common::hec::start(None, move |_| {
+        if !down.load(Ordering::SeqCst) {
+            common::hec::SUCCESS
+        } else if refusal == 503 {
+            common::hec::BUSY
+        } else {
+            common::hec::BAD_TOKEN
         }
-    });
-    Hec {
-        port,
-        delivered,
-        refused,
-    }
+    })
 }
 
 #[test]
@@ -357,11 +289,8 @@ fn a_hec_sink_answered_503_does_not_hold_up_ingest_and_catches_up() {
     let env = Env::new();
     let events = env.init_with_events(N as u64, 8, 2);
     let down = Arc::new(AtomicBool::new(true));
-    let Hec {
-        port,
-        delivered,
-        refused,
-    } = hec_server(503, down.clone());
+    let hec = hec_server(503, down.clone());
+    let port = hec.port;
     let cfg = write_config(
         &env,
         "serve.toml",
@@ -394,15 +323,13 @@ fn a_hec_sink_answered_503_does_not_hold_up_ingest_and_catches_up() {
         }
     });
     assert_eq!(size(&env), N as u64);
-    wait_until("a retried 503", &serve, || *refused.lock().unwrap() >= 2);
-    assert!(delivered.lock().unwrap().is_empty());
+    wait_until("a retried 503", &serve, || hec.refused() >= 2);
+    assert!(hec.delivered().is_empty());
 
     // HEC recovers: the sink catches up, every entry once, in order.
     down.store(false, Ordering::SeqCst);
     let seqs = || -> Vec<u64> {
-        delivered
-            .lock()
-            .unwrap()
+        hec.delivered()
             .iter()
             .flat_map(|b| {
                 b.lines()
@@ -438,11 +365,8 @@ fn a_hec_403_stops_that_sink_with_an_alert_and_serve_goes_on_ingesting() {
     let events = env.init_with_events(N as u64, 9, 1);
     let head = slice_of(&env, &events, 0, N / 2, "head.jsonl");
     let tail = slice_of(&env, &events, N / 2, N, "tail.jsonl");
-    let Hec {
-        port,
-        delivered,
-        refused,
-    } = hec_server(403, Arc::new(AtomicBool::new(true)));
+    let stand_in = hec_server(403, Arc::new(AtomicBool::new(true)));
+    let port = stand_in.port;
     let file = env.path("beside.jsonl");
     let cfg = write_config(
         &env,
@@ -456,7 +380,7 @@ fn a_hec_403_stops_that_sink_with_an_alert_and_serve_goes_on_ingesting() {
     serve.wait_for_line("consuming", WAIT);
     publish(&env, &nats, &head);
     serve.wait_for_line("export_sink_failed", WAIT);
-    assert_eq!(*refused.lock().unwrap(), 1, "no retry after a 403");
+    assert_eq!(stand_in.refused(), 1, "no retry after a 403");
     // Ingest and the other sink go on.
     publish(&env, &nats, &tail);
     wait_until("every entry in the other sink's file", &serve, || {
@@ -496,5 +420,5 @@ fn a_hec_403_stops_that_sink_with_an_alert_and_serve_goes_on_ingesting() {
     assert_eq!(hec["next_seq"].as_u64(), Some(0), "nothing committed");
     let other = sinks.iter().find(|s| s["name"] == "file").expect("file");
     assert_eq!(other["next_seq"].as_u64(), Some(N as u64), "{summary}");
-    assert!(delivered.lock().unwrap().is_empty());
+    assert!(stand_in.delivered().is_empty());
 }

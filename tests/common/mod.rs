@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod hec;
 pub mod nats;
 
 use serde_json::Value;
