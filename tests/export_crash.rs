@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[test]
 fn sigkill_mid_stream_leaves_every_entry_exactly_once_in_order() {
-    const ENTRIES: u64 = 20_000;
+    const ENTRIES: u64 = 60_000;
     const KILLS: u32 = 12;
     let env = Env::new();
     let events = env.init_with_events(ENTRIES, 21, 3);
@@ -69,7 +69,7 @@ fn sigkill_mid_stream_leaves_every_entry_exactly_once_in_order() {
         if finished {
             panic!("the export finished after {kills} kills: make the ledger bigger");
         }
-        std::thread::sleep(Duration::from_millis(rng.below(120)));
+        std::thread::sleep(Duration::from_millis(rng.below(80)));
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         if status.success() {

@@ -15,12 +15,12 @@
 //! body under `govledger.event`, is under `govledger`.
 
 use govledger_schemas::EventType;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::describe::{actor, outcome, related_users, summary};
-use crate::json;
-use crate::jsonl::jsonl_value;
-use crate::record::{Record, RecordKind};
+use crate::json::{self, Obj};
+use crate::jsonl::{write_ledger, BodyAs};
+use crate::record::{write_rfc3339, Record, RecordKind};
 use crate::severity::severity;
 use crate::ExportOptions;
 
@@ -59,98 +59,107 @@ pub fn ecs_categories(record: &Record) -> (&'static str, &'static str, &'static 
     }
 }
 
-fn put(map: &mut Map<String, Value>, key: &str, value: Value) {
-    map.insert(key.to_owned(), value);
-}
-
-/// The ECS document of `record` as a JSON value.
-pub fn ecs_value(record: &Record, opts: &ExportOptions) -> Value {
+/// Appends the ECS document of `record` to `out`, as one JSON object with its keys
+/// sorted; `ascii` escapes every non-ASCII character.
+pub fn write_ecs(out: &mut String, record: &Record, opts: &ExportOptions, ascii: bool) {
     let (kind, category, etype) = ecs_categories(record);
-    let mut event = Map::new();
-    put(&mut event, "kind", json!(kind));
-    put(&mut event, "category", json!([category]));
-    put(&mut event, "type", json!([etype]));
-    let action = match record.reject_reason() {
-        Some(_) => "rejected".to_owned(),
-        None => record.event_type.clone().unwrap_or_default(),
-    };
-    put(&mut event, "action", json!(action));
-    put(&mut event, "outcome", json!(outcome(record)));
-    if let Some(reason) = record.reject_reason() {
-        put(&mut event, "reason", json!(reason.as_str()));
-    }
-    put(&mut event, "severity", json!(severity(record).ocsf_id()));
-    if let Some(id) = &record.event_id {
-        put(&mut event, "id", json!(id));
-    }
-    put(&mut event, "sequence", json!(record.seq));
-    put(&mut event, "hash", json!(record.leaf_hash_hex()));
-    put(&mut event, "dataset", json!("govledger.ledger"));
-    put(&mut event, "module", json!("govledger"));
-    put(&mut event, "provider", json!(record.origin));
+    // The members, in byte order of their keys.
+    let mut doc = Obj::open(out, ascii);
+    let out = doc.key("@timestamp");
+    out.push('"');
+    write_rfc3339(out, record.time_ns, 9);
+    out.push('"');
+    let mut ecs = doc.obj("ecs");
+    ecs.str("version", ECS_VERSION);
+    ecs.close();
 
-    let mut doc = Map::new();
-    put(&mut doc, "@timestamp", json!(record.time_rfc3339()));
-    put(&mut doc, "ecs", json!({"version": ECS_VERSION}));
-    put(&mut doc, "event", Value::Object(event));
-    put(&mut doc, "message", json!(summary(record)));
-    put(
-        &mut doc,
-        "observer",
-        json!({
-            "vendor": opts.vendor,
-            "product": opts.product,
-            "version": opts.product_version,
-            "type": "ledger",
-            "name": record.origin,
-        }),
+    let mut event = doc.obj("event");
+    event.str(
+        "action",
+        match record.reject_reason() {
+            Some(_) => "rejected",
+            None => record.event_type.as_deref().unwrap_or_default(),
+        },
     );
-    if let Some(tenant) = &record.tenant {
-        put(&mut doc, "organization", json!({"id": tenant}));
+    event.strs("category", [category]);
+    event.str("dataset", "govledger.ledger");
+    event.hex("hash", &record.leaf_hash);
+    if let Some(id) = &record.event_id {
+        event.str("id", id);
     }
-    if let Some(who) = actor(record) {
-        put(
-            &mut doc,
-            "user",
-            json!({"id": who.id, "name": who.id, "roles": [who.role.as_str()]}),
-        );
+    event.str("kind", kind);
+    event.str("module", "govledger");
+    event.str("outcome", outcome(record));
+    event.str("provider", &record.origin);
+    if let Some(reason) = record.reject_reason() {
+        event.str("reason", reason.as_str());
+    }
+    event.u64("sequence", record.seq);
+    event.u64("severity", severity(record).ocsf_id().into());
+    event.strs("type", [etype]);
+    event.close();
+
+    let mut ledger = doc.obj("govledger");
+    write_ledger(&mut ledger, record, BodyAs::Event);
+    ledger.close();
+    doc.str("message", &summary(record));
+    let mut observer = doc.obj("observer");
+    observer.str("name", &record.origin);
+    observer.str("product", &opts.product);
+    observer.str("type", "ledger");
+    observer.str("vendor", &opts.vendor);
+    observer.str("version", &opts.product_version);
+    observer.close();
+    if let Some(tenant) = &record.tenant {
+        let mut org = doc.obj("organization");
+        org.str("id", tenant);
+        org.close();
     }
     let related = related_users(record);
     if !related.is_empty() {
-        put(&mut doc, "related", json!({"user": related}));
+        let mut r = doc.obj("related");
+        r.strs("user", related.iter().map(String::as_str));
+        r.close();
     }
     match record.kind() {
         RecordKind::Rejected(reason) => {
-            put(
-                &mut doc,
-                "rule",
-                json!({"id": reason.as_str(), "name": reason.as_str(), "ruleset": "govledger-admission"}),
-            );
+            let mut rule = doc.obj("rule");
+            rule.str("id", reason.as_str());
+            rule.str("name", reason.as_str());
+            rule.str("ruleset", "govledger-admission");
+            rule.close();
         }
         RecordKind::Accepted(EventType::PolicyDecided) => {
             if let Some(policy) = record.body_str("policy_id") {
-                let mut rule = Map::new();
-                put(&mut rule, "id", json!(policy));
-                put(&mut rule, "name", json!(policy));
+                let mut rule = doc.obj("rule");
+                rule.str("id", policy);
+                rule.str("name", policy);
                 if let Some(v) = record.body_str("policy_version") {
-                    put(&mut rule, "version", json!(v));
+                    rule.str("version", v);
                 }
-                put(&mut doc, "rule", Value::Object(rule));
+                rule.close();
             }
         }
         _ => {}
     }
-    let mut ledger = jsonl_value(record);
-    if let Some(m) = ledger.as_object_mut() {
-        if let Some(body) = m.remove("body") {
-            m.insert("event".to_owned(), body);
-        }
+    if let Some(who) = actor(record) {
+        let mut user = doc.obj("user");
+        user.str("id", who.id);
+        user.str("name", who.id);
+        user.strs("roles", [who.role.as_str()]);
+        user.close();
     }
-    put(&mut doc, "govledger", ledger);
-    Value::Object(doc)
+    doc.close();
+}
+
+/// The ECS document of `record` as a JSON value (the parsed [`to_ecs`]).
+pub fn ecs_value(record: &Record, opts: &ExportOptions) -> Value {
+    json::parse(&to_ecs(record, opts))
 }
 
 /// `record` as one ECS JSON line, without the trailing newline.
 pub fn to_ecs(record: &Record, opts: &ExportOptions) -> String {
-    json::to_string(&ecs_value(record, opts), false)
+    let mut out = String::with_capacity(2048);
+    write_ecs(&mut out, record, opts, false);
+    out
 }

@@ -11,13 +11,11 @@
 //! defaults to the ledger origin and `sourcetype` to `govledger:<payload>`.
 //! Batching is the caller's: HEC accepts several envelopes concatenated in one body.
 
-use serde_json::{json, Map, Value};
-
 use crate::cef::to_cef;
-use crate::ecs::ecs_value;
-use crate::json;
-use crate::jsonl::jsonl_value;
-use crate::ocsf::ocsf_value;
+use crate::ecs::write_ecs;
+use crate::json::{self, Obj};
+use crate::jsonl::write_jsonl;
+use crate::ocsf::write_ocsf;
 use crate::record::Record;
 use crate::severity::severity;
 use crate::{ExportOptions, Payload};
@@ -37,67 +35,63 @@ pub struct HecOptions {
     pub payload: Payload,
 }
 
-fn put(map: &mut Map<String, Value>, key: &str, value: Value) {
-    map.insert(key.to_owned(), value);
-}
-
 /// `record` as one HEC envelope, without a trailing newline.
 pub fn to_hec(record: &Record, opts: &ExportOptions) -> String {
     let ho = &opts.hec;
-    let event = match ho.payload {
-        Payload::Jsonl => jsonl_value(record),
-        Payload::Ocsf => ocsf_value(record, opts),
-        Payload::Ecs => ecs_value(record, opts),
-        Payload::Cef => Value::String(to_cef(record, opts)),
-    };
-    let mut fields = Map::new();
-    put(&mut fields, "seq", json!(record.seq.to_string()));
-    put(&mut fields, "leaf_hash", json!(record.leaf_hash_hex()));
-    put(&mut fields, "tenant", json!(record.tenant_or_empty()));
-    put(
-        &mut fields,
+    let mut out = String::with_capacity(2048);
+    // The members, in byte order of their keys.
+    let mut env = Obj::open(&mut out, false);
+    let event = env.key("event");
+    match ho.payload {
+        Payload::Jsonl => write_jsonl(event, record, false),
+        Payload::Ocsf => write_ocsf(event, record, opts, false),
+        Payload::Ecs => write_ecs(event, record, opts, false),
+        Payload::Cef => json::write_str(event, &to_cef(record, opts), false),
+    }
+    let mut fields = env.obj("fields");
+    if let Some(t) = &record.event_type {
+        fields.str("event_type", t);
+    }
+    fields.hex("leaf_hash", &record.leaf_hash);
+    fields.str("origin", &record.origin);
+    if let Some(reason) = record.reject_reason() {
+        fields.str("reason", reason.as_str());
+    }
+    let seq = fields.key("seq");
+    seq.push('"');
+    json::write_u64(seq, record.seq);
+    seq.push('"');
+    fields.str("severity", severity(record).as_str());
+    fields.str("tenant", record.tenant_or_empty());
+    fields.str(
         "verdict",
-        json!(if record.is_accepted() {
+        if record.is_accepted() {
             "accepted"
         } else {
             "rejected"
-        }),
+        },
     );
-    put(&mut fields, "severity", json!(severity(record).as_str()));
-    put(&mut fields, "origin", json!(record.origin));
-    if let Some(t) = &record.event_type {
-        put(&mut fields, "event_type", json!(t));
-    }
-    if let Some(reason) = record.reject_reason() {
-        put(&mut fields, "reason", json!(reason.as_str()));
-    }
-    let mut env = Map::new();
-    put(&mut env, "event", event);
-    put(&mut env, "fields", Value::Object(fields));
+    fields.close();
     if let Some(host) = &ho.host {
-        put(&mut env, "host", json!(host));
+        env.str("host", host);
     }
     if let Some(index) = &ho.index {
-        put(&mut env, "index", json!(index));
+        env.str("index", index);
     }
-    put(
-        &mut env,
-        "source",
-        json!(ho.source.clone().unwrap_or_else(|| record.origin.clone())),
-    );
-    put(
-        &mut env,
-        "sourcetype",
-        json!(ho
-            .sourcetype
-            .clone()
-            .unwrap_or_else(|| format!("govledger:{}", ho.payload.as_str()))),
-    );
-    // `time` sorts after every other key, so it is appended to the canonical
-    // serialization by hand, in the exact `<sec>.<ms>` form.
-    let mut out = json::to_string(&Value::Object(env), false);
-    out.pop(); // the closing brace
+    env.str("source", ho.source.as_deref().unwrap_or(&record.origin));
+    match &ho.sourcetype {
+        Some(t) => env.str("sourcetype", t),
+        None => env.str_parts("sourcetype", &["govledger:", ho.payload.as_str()]),
+    }
+    // `time` in the exact `<sec>.<ms>` form, which no JSON number writer keeps.
     let ms = record.time_ms();
-    out.push_str(&format!(",\"time\":{}.{:03}}}", ms / 1000, ms % 1000));
+    let time = env.key("time");
+    json::write_u64(time, ms / 1000);
+    time.push('.');
+    let frac = ms % 1000;
+    for d in [frac / 100, frac / 10 % 10, frac % 10] {
+        time.push(char::from(b'0' + d as u8));
+    }
+    env.close();
     out
 }

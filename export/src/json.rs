@@ -9,6 +9,7 @@
 //! (a surrogate pair above U+FFFF), so the output is 7-bit clean; the syslog format
 //! uses that so its MSG needs no BOM (see [`crate::syslog`]).
 
+use serde::Deserialize as _;
 use serde_json::Value;
 
 /// Serializes `value` canonically. `ascii` escapes every non-ASCII character.
@@ -25,8 +26,11 @@ pub fn write(out: &mut String, value: &Value, ascii: bool) {
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         // serde_json prints integers exactly and finite floats in shortest round-trip
-        // form; both are deterministic.
-        Value::Number(n) => out.push_str(&n.to_string()),
+        // form; both are deterministic. `Display` is what its `to_string` uses.
+        Value::Number(n) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{n}");
+        }
         Value::String(s) => write_str(out, s, ascii),
         Value::Array(items) => {
             out.push('[');
@@ -39,17 +43,19 @@ pub fn write(out: &mut String, value: &Value, ascii: bool) {
             out.push(']');
         }
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
             out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
+            // serde_json's default map iterates in key order already; sort only when
+            // it does not (its `preserve_order` feature keeps insertion order).
+            let sorted = map.keys().zip(map.keys().skip(1)).all(|(a, b)| a < b);
+            if sorted {
+                for (i, (key, v)) in map.iter().enumerate() {
+                    write_member(out, i, key, v, ascii);
                 }
-                write_str(out, key, ascii);
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    write(out, v, ascii);
+            } else {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                members.sort_by(|a, b| a.0.cmp(b.0));
+                for (i, (key, v)) in members.into_iter().enumerate() {
+                    write_member(out, i, key, v, ascii);
                 }
             }
             out.push('}');
@@ -57,17 +63,56 @@ pub fn write(out: &mut String, value: &Value, ascii: bool) {
     }
 }
 
-/// Appends `s` as a JSON string literal (RFC 8259 §7). Runs of bytes that need no
-/// escape are copied whole (the common case: ids, names, hashes).
+fn write_member(out: &mut String, i: usize, key: &str, value: &Value, ascii: bool) {
+    if i > 0 {
+        out.push(',');
+    }
+    write_str(out, key, ascii);
+    out.push(':');
+    write(out, value, ascii);
+}
+
+/// Parses JSON this crate wrote (valid, canonical) back into a [`Value`], without
+/// serde_json's nesting limit: a record's body may be nested as deep as serde_json
+/// accepted it, and a format puts it a few levels deeper.
+pub fn parse(s: &str) -> Value {
+    let mut de = serde_json::Deserializer::from_str(s);
+    de.disable_recursion_limit();
+    Value::deserialize(&mut de).unwrap_or(Value::Null)
+}
+
+/// Bytes a JSON string literal cannot hold as they are: controls, `"`, `\` and DEL.
+const ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t
+};
+
+/// Appends `s` as a JSON string literal (RFC 8259 §7).
 pub fn write_str(out: &mut String, s: &str, ascii: bool) {
     out.push('"');
+    write_str_content(out, s, ascii);
+    out.push('"');
+}
+
+/// Appends the escaped content of the JSON string literal of `s`, without the
+/// quotes. Escaping works character by character, so the content of a
+/// concatenation is the concatenation of the contents. Runs of bytes that need no
+/// escape are copied whole (the common case: ids, names, hashes).
+pub fn write_str_content(out: &mut String, s: &str, ascii: bool) {
     let bytes = s.as_bytes();
     let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        let plain = b != b'"' && b != b'\\' && b >= 0x20 && b != 0x7f && (b < 0x80 || !ascii);
-        if plain {
+        if !ESCAPE[b as usize] && (b < 0x80 || !ascii) {
             i += 1;
             continue;
         }
@@ -95,7 +140,6 @@ pub fn write_str(out: &mut String, s: &str, ascii: bool) {
         run = i;
     }
     out.push_str(&s[run..]);
-    out.push('"');
 }
 
 fn push_u16_escape(out: &mut String, unit: u16) {
@@ -103,6 +147,170 @@ fn push_u16_escape(out: &mut String, unit: u16) {
     out.push_str("\\u");
     for shift in [12, 8, 4, 0] {
         out.push(HEX[((unit >> shift) & 0xf) as usize] as char);
+    }
+}
+
+/// Appends `n` in decimal.
+pub fn write_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        out.push(d as char);
+    }
+}
+
+/// Appends `bytes` as lowercase hex digits.
+pub fn write_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0xf) as usize] as char);
+    }
+}
+
+/// Writes one JSON object straight into a string, without building a
+/// [`Value`]: the formats use it to render a record in one pass.
+///
+/// The members come out in the order they are written, so the caller writes them
+/// in byte order of their keys, as [`write()`] sorts them: `tests/canonical.rs`
+/// checks that every JSON output is canonical (parsing it and writing it again
+/// gives the same bytes), and debug builds check the order as it is written.
+pub struct Obj<'a> {
+    out: &'a mut String,
+    ascii: bool,
+    last: Option<&'static str>,
+}
+
+impl<'a> Obj<'a> {
+    /// Opens an object at the end of `out`.
+    pub fn open(out: &'a mut String, ascii: bool) -> Obj<'a> {
+        out.push('{');
+        Obj {
+            out,
+            ascii,
+            last: None,
+        }
+    }
+
+    /// Whether non-ASCII characters are escaped.
+    pub fn ascii(&self) -> bool {
+        self.ascii
+    }
+
+    /// Starts the member `key` (a plain key, no character to escape, greater than
+    /// the previous one) and returns the output, where its value goes next.
+    pub fn key(&mut self, key: &'static str) -> &mut String {
+        debug_assert!(
+            self.last.is_none_or(|last| last < key),
+            "JSON keys out of order: {:?} then {key:?}",
+            self.last
+        );
+        debug_assert!(!key.bytes().any(|b| ESCAPE[b as usize] || b >= 0x80));
+        if self.last.is_some() {
+            self.out.push(',');
+        }
+        self.last = Some(key);
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
+        self.out
+    }
+
+    /// A string member.
+    pub fn str(&mut self, key: &'static str, value: &str) {
+        let ascii = self.ascii;
+        write_str(self.key(key), value, ascii);
+    }
+
+    /// A string member made of `parts`, concatenated.
+    pub fn str_parts(&mut self, key: &'static str, parts: &[&str]) {
+        let ascii = self.ascii;
+        let out = self.key(key);
+        out.push('"');
+        for part in parts {
+            write_str_content(out, part, ascii);
+        }
+        out.push('"');
+    }
+
+    /// A string member, or `null`.
+    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self.key(key).push_str("null"),
+        }
+    }
+
+    /// A member holding the lowercase hex of `bytes`, as a string.
+    pub fn hex(&mut self, key: &'static str, bytes: &[u8]) {
+        let out = self.key(key);
+        out.push('"');
+        write_hex(out, bytes);
+        out.push('"');
+    }
+
+    /// An integer member.
+    pub fn u64(&mut self, key: &'static str, value: u64) {
+        write_u64(self.key(key), value);
+    }
+
+    /// A boolean member.
+    pub fn bool(&mut self, key: &'static str, value: bool) {
+        self.key(key).push_str(if value { "true" } else { "false" });
+    }
+
+    /// A member holding `value`, canonically.
+    pub fn value(&mut self, key: &'static str, value: &Value) {
+        let ascii = self.ascii;
+        write(self.key(key), value, ascii);
+    }
+
+    /// A member holding an array of strings.
+    pub fn strs<'s>(&mut self, key: &'static str, items: impl IntoIterator<Item = &'s str>) {
+        let ascii = self.ascii;
+        let out = self.key(key);
+        out.push('[');
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_str(out, item, ascii);
+        }
+        out.push(']');
+    }
+
+    /// A member holding an object, written through the returned [`Obj`]; close it
+    /// before writing the next member.
+    pub fn obj(&mut self, key: &'static str) -> Obj<'_> {
+        let ascii = self.ascii;
+        Obj::open(self.key(key), ascii)
+    }
+
+    /// A member holding an array of one object, written through the returned
+    /// [`Obj`]; close it with [`Obj::close_in_array`].
+    pub fn obj_in_array(&mut self, key: &'static str) -> Obj<'_> {
+        let ascii = self.ascii;
+        let out = self.key(key);
+        out.push('[');
+        Obj::open(out, ascii)
+    }
+
+    /// Closes the object.
+    pub fn close(self) {
+        self.out.push('}');
+    }
+
+    /// Closes an object opened by [`Obj::obj_in_array`], and its array.
+    pub fn close_in_array(self) {
+        self.out.push_str("}]");
     }
 }
 

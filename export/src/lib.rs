@@ -217,8 +217,10 @@ pub enum ExportError {
     Redaction(#[from] RedactError),
 }
 
-/// Formats entries, redacted, in any format: the one call sinks need.
-#[derive(Debug)]
+/// Formats entries, redacted, in any format: the one call sinks need. A clone
+/// shares nothing mutable with the original (see [`Redactor`]): give each render
+/// thread its own.
+#[derive(Clone, Debug)]
 pub struct Exporter {
     options: ExportOptions,
     redactor: Redactor,
@@ -274,17 +276,37 @@ impl Exporter {
     ) -> String {
         self.render_record(format, &self.record(entry, leaf_hash, origin))
     }
+
+    /// [`Exporter::render`], appending to `out`.
+    pub fn render_into(
+        &self,
+        format: Format,
+        entry: &Entry,
+        leaf_hash: [u8; 32],
+        origin: &str,
+        out: &mut String,
+    ) {
+        let record = self.record(entry, leaf_hash, origin);
+        render_into(format, &record, &self.options, out);
+    }
 }
 
 /// Renders `record` in `format` (no framing, no trailing newline). The record should
 /// have been through [`Redactor::redact_record`]; this function does not redact.
 pub fn render(format: Format, record: &Record, options: &ExportOptions) -> String {
+    let mut out = String::new();
+    render_into(format, record, options, &mut out);
+    out
+}
+
+/// [`render()`], appending to `out`: the JSON formats are written straight into it.
+pub fn render_into(format: Format, record: &Record, options: &ExportOptions, out: &mut String) {
     match format {
-        Format::Jsonl => to_jsonl(record),
-        Format::Ocsf => to_ocsf(record, options),
-        Format::Ecs => to_ecs(record, options),
-        Format::Cef => to_cef(record, options),
-        Format::Syslog => to_syslog(record, options),
-        Format::Hec => to_hec(record, options),
+        Format::Jsonl => jsonl::write_jsonl(out, record, false),
+        Format::Ocsf => ocsf::write_ocsf(out, record, options, false),
+        Format::Ecs => ecs::write_ecs(out, record, options, false),
+        Format::Cef => out.push_str(&to_cef(record, options)),
+        Format::Syslog => out.push_str(&to_syslog(record, options)),
+        Format::Hec => out.push_str(&to_hec(record, options)),
     }
 }

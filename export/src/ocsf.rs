@@ -27,12 +27,12 @@
 //! the published 1.3.0 schema.
 
 use govledger_schemas::EventType;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::describe::{actor, outcome, summary, ActorRole};
-use crate::json;
-use crate::jsonl::jsonl_value;
-use crate::record::{Record, RecordKind};
+use crate::json::{self, write_str_content, Obj};
+use crate::jsonl::{write_ledger, BodyAs};
+use crate::record::{write_rfc3339, Record, RecordKind};
 use crate::severity::severity;
 use crate::ExportOptions;
 
@@ -112,82 +112,94 @@ pub fn ocsf_class(kind: RecordKind) -> OcsfClass {
     }
 }
 
-fn put(map: &mut Map<String, Value>, key: &str, value: Value) {
-    map.insert(key.to_owned(), value);
-}
-
-/// An OCSF `user` object for an identity.
-fn user_obj(id: &str, role: ActorRole) -> Value {
+/// An OCSF `user` object for an identity, as the members of `u`.
+fn write_user(u: &mut Obj<'_>, id: &str, role: ActorRole) {
     let (type_id, type_name) = match role {
         ActorRole::User => (1, "User"),
         ActorRole::Agent => (99, "Agent"),
         ActorRole::Service => (3, "System"),
         ActorRole::Key => (99, "Signing Key"),
     };
-    json!({"uid": id, "name": id, "type_id": type_id, "type": type_name})
+    u.str("name", id);
+    u.str("type", type_name);
+    u.u64("type_id", type_id);
+    u.str("uid", id);
+}
+
+/// A signing key as an OCSF `user` (`credential_uid` is OCSF's access key id slot).
+fn write_key_user(ev: &mut Obj<'_>, field: &'static str, key: &str) {
+    let mut u = ev.obj(field);
+    u.str("credential_uid", key);
+    u.str("name", key);
+    u.str("type", "Signing Key");
+    u.u64("type_id", 99);
+    u.str("uid", key);
+    u.close();
 }
 
 /// The OCSF `actor`: the acting identity as `user`, a relaying service (if it is not
 /// the actor itself) as `invoked_by`, the session, and decisions as `authorizations`.
-fn actor_obj(record: &Record) -> Value {
-    let mut a = Map::new();
+fn write_actor(ev: &mut Obj<'_>, record: &Record, kind: RecordKind) {
     let who = actor(record);
-    if let Some(who) = &who {
-        put(&mut a, "user", user_obj(who.id, who.role));
-    }
-    if let Some(service) = record.actor_str("service") {
-        if who.as_ref().map(|w| w.id) != Some(service) {
-            put(&mut a, "invoked_by", json!(service));
-        }
-    }
-    if let Some(session) = record.session() {
-        put(&mut a, "session", json!({"uid": session}));
-    }
-    let decision = match record.kind() {
+    let invoked_by = record
+        .actor_str("service")
+        .filter(|service| who.as_ref().map(|w| w.id) != Some(*service));
+    let session = record.session();
+    let decision = match kind {
         RecordKind::Accepted(EventType::PolicyDecided) => record.body_str("decision"),
         RecordKind::Accepted(EventType::ApprovalGranted) => Some("granted"),
         RecordKind::Accepted(EventType::ApprovalDenied) => Some("denied"),
         _ => None,
     };
-    if let Some(decision) = decision {
-        let mut auth = Map::new();
-        put(&mut auth, "decision", json!(decision));
-        if let Some(policy) = record.body_str("policy_id") {
-            let mut p = Map::new();
-            put(&mut p, "uid", json!(policy));
-            put(&mut p, "name", json!(policy));
-            if let Some(v) = record.body_str("policy_version") {
-                put(&mut p, "version", json!(v));
-            }
-            put(&mut auth, "policy", Value::Object(p));
-        }
-        put(&mut a, "authorizations", json!([Value::Object(auth)]));
-    }
-    if a.is_empty() {
+    let mut a = ev.obj("actor");
+    if who.is_none() && invoked_by.is_none() && session.is_none() && decision.is_none() {
         // Actor requires at least one of user, process, session, app...: say it is
         // the ledger itself (never reached for bodies that passed ingest).
-        put(&mut a, "app_name", json!("govledger"));
+        a.str("app_name", "govledger");
     }
-    Value::Object(a)
+    if let Some(decision) = decision {
+        let mut auth = a.obj_in_array("authorizations");
+        auth.str("decision", decision);
+        if let Some(policy) = record.body_str("policy_id") {
+            let mut p = auth.obj("policy");
+            p.str("name", policy);
+            p.str("uid", policy);
+            if let Some(v) = record.body_str("policy_version") {
+                p.str("version", v);
+            }
+            p.close();
+        }
+        auth.close_in_array();
+    }
+    if let Some(service) = invoked_by {
+        a.str("invoked_by", service);
+    }
+    if let Some(session) = session {
+        let mut s = a.obj("session");
+        s.str("uid", session);
+        s.close();
+    }
+    if let Some(who) = &who {
+        let mut u = a.obj("user");
+        write_user(&mut u, who.id, who.role);
+        u.close();
+    }
+    a.close();
 }
 
 /// The producer endpoint: named by its signing key id (the only identity the ledger
 /// verified), with the relaying service as `svc_name`.
-fn src_endpoint(record: &Record) -> Value {
-    let mut e = Map::new();
-    put(
-        &mut e,
-        "name",
-        json!(record.key_id.as_deref().unwrap_or("unknown")),
-    );
+fn write_src_endpoint(ev: &mut Obj<'_>, record: &Record) {
+    let mut e = ev.obj("src_endpoint");
+    e.str("name", record.key_id.as_deref().unwrap_or("unknown"));
     if let Some(service) = record.actor_str("service") {
-        put(&mut e, "svc_name", json!(service));
+        e.str("svc_name", service);
     }
-    Value::Object(e)
+    e.close();
 }
 
-/// The object the API call acts on.
-fn resources(record: &Record, t: EventType) -> Option<Value> {
+/// The object the API call acts on, if any.
+fn write_resources(ev: &mut Obj<'_>, record: &Record, t: EventType) {
     let (field, kind) = match t {
         EventType::SessionStarted
         | EventType::SessionSuspended
@@ -201,186 +213,209 @@ fn resources(record: &Record, t: EventType) -> Option<Value> {
         | EventType::ActionExecuted => ("proposal", "proposal"),
         EventType::BudgetConfigured => ("budget_id", "budget"),
         EventType::BudgetIncremented => ("model", "model"),
-        _ => return None,
+        _ => return,
     };
-    let uid = record.body_str(field)?;
-    let mut r = Map::new();
-    put(&mut r, "uid", json!(uid));
-    put(&mut r, "type", json!(kind));
+    let Some(uid) = record.body_str(field) else {
+        return;
+    };
+    let mut r = ev.obj_in_array("resources");
     if t == EventType::ActionProposed {
         if let Some(action) = record.body_str("action") {
-            put(&mut r, "name", json!(action));
+            r.str("name", action);
         }
     }
-    Some(json!([Value::Object(r)]))
+    r.str("type", kind);
+    r.str("uid", uid);
+    r.close_in_array();
 }
 
-/// The OCSF event of `record` as a JSON value.
-pub fn ocsf_value(record: &Record, opts: &ExportOptions) -> Value {
+/// Appends the OCSF event of `record` to `out`, as one JSON object with its keys
+/// sorted; `ascii` escapes every non-ASCII character.
+pub fn write_ocsf(out: &mut String, record: &Record, opts: &ExportOptions, ascii: bool) {
     let kind = record.kind();
     let c = ocsf_class(kind);
     let sev = severity(record);
-    let mut ev = Map::new();
-    put(&mut ev, "activity_id", json!(c.activity_id));
-    put(&mut ev, "activity_name", json!(c.activity_name));
-    put(&mut ev, "category_uid", json!(c.category_uid));
-    put(&mut ev, "category_name", json!(c.category_name));
-    put(&mut ev, "class_uid", json!(c.class_uid));
-    put(&mut ev, "class_name", json!(c.class_name));
-    put(&mut ev, "type_uid", json!(c.type_uid()));
-    put(
-        &mut ev,
-        "type_name",
-        json!(format!("{}: {}", c.class_name, c.activity_name)),
-    );
-    put(&mut ev, "severity_id", json!(sev.ocsf_id()));
-    put(&mut ev, "severity", json!(sev.ocsf_caption()));
-    put(&mut ev, "time", json!(record.time_ms()));
-    put(&mut ev, "message", json!(summary(record)));
-
-    let mut metadata = Map::new();
-    put(&mut metadata, "version", json!(OCSF_VERSION));
-    put(
-        &mut metadata,
-        "product",
-        json!({
-            "name": opts.product,
-            "vendor_name": opts.vendor,
-            "version": opts.product_version,
-        }),
-    );
-    put(&mut metadata, "uid", json!(record.leaf_hash_hex()));
-    put(&mut metadata, "sequence", json!(record.seq));
-    put(&mut metadata, "log_name", json!(record.origin));
-    put(&mut metadata, "log_provider", json!(opts.product));
-    put(&mut metadata, "original_time", json!(record.time_rfc3339()));
-    if let Some(tenant) = &record.tenant {
-        put(&mut metadata, "tenant_uid", json!(tenant));
-    }
-    let event_code = match record.reject_reason() {
-        Some(reason) => reason.as_str().to_owned(),
-        None => record.event_type.clone().unwrap_or_default(),
-    };
-    if !event_code.is_empty() {
-        put(&mut metadata, "event_code", json!(event_code));
-    }
-    if let Some(session) = record.session() {
-        put(&mut metadata, "correlation_uid", json!(session));
-    }
-    put(&mut ev, "metadata", Value::Object(metadata));
-
-    // Status: whether the activity succeeded (Detection Finding uses its own enum).
+    // The members, in byte order of their keys.
+    let mut ev = Obj::open(out, ascii);
+    ev.u64("activity_id", c.activity_id.into());
+    ev.str("activity_name", c.activity_name);
     match kind {
-        RecordKind::Rejected(_) => {
-            put(&mut ev, "status_id", json!(1));
-            put(&mut ev, "status", json!("New"));
-        }
-        _ => {
-            if outcome(record) == "failure" {
-                put(&mut ev, "status_id", json!(2));
-                put(&mut ev, "status", json!("Failure"));
-                if let Some(o) = record.body_str("outcome") {
-                    put(&mut ev, "status_detail", json!(o));
-                }
-            } else {
-                put(&mut ev, "status_id", json!(1));
-                put(&mut ev, "status", json!("Success"));
+        RecordKind::Accepted(
+            EventType::KeyRegistered | EventType::KeyRotated | EventType::KeyRevoked,
+        ) => {
+            if let Some(signer) = record.key_id.as_deref() {
+                let mut a = ev.obj("actor");
+                let mut u = a.obj("user");
+                u.str("name", signer);
+                u.str("type", "Admin");
+                u.u64("type_id", 2);
+                u.str("uid", signer);
+                u.close();
+                a.close();
             }
-        }
-    }
-
-    match kind {
-        RecordKind::Rejected(reason) => {
-            let title = format!(
-                "govledger rejected {}: {}",
-                record.event_type.as_deref().unwrap_or("message"),
-                reason
-            );
-            let mut info = Map::new();
-            put(&mut info, "uid", json!(record.leaf_hash_hex()));
-            put(&mut info, "title", json!(title));
-            if let Some(detail) = record.reject_detail() {
-                put(&mut info, "desc", json!(detail));
-            }
-            put(
-                &mut info,
-                "types",
-                json!([format!("govledger.rejected.{reason}")]),
-            );
-            put(
-                &mut info,
-                "analytic",
-                json!({"type_id": 1, "type": "Rule", "uid": reason.as_str(), "name": reason.as_str()}),
-            );
-            put(&mut info, "created_time", json!(record.time_ms()));
-            put(&mut ev, "finding_info", Value::Object(info));
-        }
-        RecordKind::Accepted(EventType::KillswitchEngaged | EventType::KillswitchReleased) => {
-            let command = record
-                .event_id
-                .clone()
-                .unwrap_or_else(|| record.leaf_hash_hex());
-            put(&mut ev, "command_uid", json!(command));
         }
         RecordKind::Accepted(
-            t @ (EventType::KeyRegistered | EventType::KeyRotated | EventType::KeyRevoked),
-        ) => {
-            let key = record.body_str("key_id").unwrap_or("unknown");
-            put(
-                &mut ev,
-                "user",
-                json!({"uid": key, "name": key, "credential_uid": key, "type_id": 99, "type": "Signing Key"}),
-            );
-            if t == EventType::KeyRotated {
-                if let Some(new) = record.body_str("new_key_id") {
-                    put(
-                        &mut ev,
-                        "user_result",
-                        json!({"uid": new, "name": new, "credential_uid": new, "type_id": 99, "type": "Signing Key"}),
-                    );
-                }
-            }
-            if let Some(signer) = record.key_id.as_deref() {
-                put(
-                    &mut ev,
-                    "actor",
-                    json!({"user": {"uid": signer, "name": signer, "type_id": 2, "type": "Admin"}}),
-                );
-            }
-            put(&mut ev, "src_endpoint", src_endpoint(record));
-        }
-        RecordKind::Accepted(EventType::Telemetry) | RecordKind::AcceptedUnknown => {}
+            EventType::Telemetry | EventType::KillswitchEngaged | EventType::KillswitchReleased,
+        )
+        | RecordKind::AcceptedUnknown
+        | RecordKind::Rejected(_) => {}
         RecordKind::Accepted(t) => {
-            put(&mut ev, "actor", actor_obj(record));
-            let mut api = Map::new();
-            put(&mut api, "operation", json!(t.as_str()));
-            put(&mut api, "service", json!({"name": opts.product}));
+            write_actor(&mut ev, record, kind);
+            let mut api = ev.obj("api");
+            api.str("operation", t.as_str());
             if let Some(id) = &record.event_id {
-                put(&mut api, "request", json!({"uid": id}));
+                let mut r = api.obj("request");
+                r.str("uid", id);
+                r.close();
             }
-            put(&mut ev, "api", Value::Object(api));
-            put(&mut ev, "src_endpoint", src_endpoint(record));
-            if let Some(r) = resources(record, t) {
-                put(&mut ev, "resources", r);
+            let mut service = api.obj("service");
+            service.str("name", &opts.product);
+            service.close();
+            api.close();
+        }
+    }
+    ev.str("category_name", c.category_name);
+    ev.u64("category_uid", c.category_uid.into());
+    ev.str("class_name", c.class_name);
+    ev.u64("class_uid", c.class_uid.into());
+    match kind {
+        RecordKind::Accepted(EventType::KillswitchEngaged | EventType::KillswitchReleased) => {
+            match &record.event_id {
+                Some(id) => ev.str("command_uid", id),
+                None => ev.hex("command_uid", &record.leaf_hash),
+            }
+        }
+        RecordKind::Rejected(reason) => {
+            let mut info = ev.obj("finding_info");
+            let mut analytic = info.obj("analytic");
+            analytic.str("name", reason.as_str());
+            analytic.str("type", "Rule");
+            analytic.u64("type_id", 1);
+            analytic.str("uid", reason.as_str());
+            analytic.close();
+            info.u64("created_time", record.time_ms());
+            if let Some(detail) = record.reject_detail() {
+                info.str("desc", detail);
+            }
+            info.str_parts(
+                "title",
+                &[
+                    "govledger rejected ",
+                    record.event_type.as_deref().unwrap_or("message"),
+                    ": ",
+                    reason.as_str(),
+                ],
+            );
+            let out = info.key("types");
+            out.push('[');
+            out.push('"');
+            write_str_content(out, "govledger.rejected.", ascii);
+            write_str_content(out, reason.as_str(), ascii);
+            out.push_str("\"]");
+            info.hex("uid", &record.leaf_hash);
+            info.close();
+        }
+        _ => {}
+    }
+    ev.str("message", &summary(record));
+
+    let mut metadata = ev.obj("metadata");
+    if let Some(session) = record.session() {
+        metadata.str("correlation_uid", session);
+    }
+    let event_code = match record.reject_reason() {
+        Some(reason) => reason.as_str(),
+        None => record.event_type.as_deref().unwrap_or_default(),
+    };
+    if !event_code.is_empty() {
+        metadata.str("event_code", event_code);
+    }
+    metadata.str("log_name", &record.origin);
+    metadata.str("log_provider", &opts.product);
+    let out = metadata.key("original_time");
+    out.push('"');
+    write_rfc3339(out, record.time_ns, 9);
+    out.push('"');
+    let mut product = metadata.obj("product");
+    product.str("name", &opts.product);
+    product.str("vendor_name", &opts.vendor);
+    product.str("version", &opts.product_version);
+    product.close();
+    metadata.u64("sequence", record.seq);
+    if let Some(tenant) = &record.tenant {
+        metadata.str("tenant_uid", tenant);
+    }
+    metadata.hex("uid", &record.leaf_hash);
+    metadata.str("version", OCSF_VERSION);
+    metadata.close();
+
+    if let RecordKind::Accepted(t) = kind {
+        write_resources(&mut ev, record, t);
+    }
+    ev.str("severity", sev.ocsf_caption());
+    ev.u64("severity_id", sev.ocsf_id().into());
+    if matches!(kind, RecordKind::Accepted(_))
+        && !matches!(
+            kind,
+            RecordKind::Accepted(
+                EventType::Telemetry | EventType::KillswitchEngaged | EventType::KillswitchReleased
+            )
+        )
+    {
+        write_src_endpoint(&mut ev, record);
+    }
+    // Status: whether the activity succeeded (Detection Finding uses its own enum).
+    if let RecordKind::Rejected(_) = kind {
+        ev.str("status", "New");
+        ev.u64("status_id", 1);
+    } else if outcome(record) == "failure" {
+        ev.str("status", "Failure");
+        if let Some(o) = record.body_str("outcome") {
+            ev.str("status_detail", o);
+        }
+        ev.u64("status_id", 2);
+    } else {
+        ev.str("status", "Success");
+        ev.u64("status_id", 1);
+    }
+    ev.u64("time", record.time_ms());
+    ev.str_parts("type_name", &[c.class_name, ": ", c.activity_name]);
+    ev.u64("type_uid", c.type_uid().into());
+
+    // Everything else, in the ledger's own vocabulary.
+    let mut unmapped = ev.obj("unmapped");
+    unmapped.value("event", record.body.as_ref().unwrap_or(&Value::Null));
+    let mut ledger = unmapped.obj("govledger");
+    write_ledger(&mut ledger, record, BodyAs::Omitted);
+    ledger.close();
+    unmapped.close();
+
+    if let RecordKind::Accepted(
+        t @ (EventType::KeyRegistered | EventType::KeyRotated | EventType::KeyRevoked),
+    ) = kind
+    {
+        write_key_user(
+            &mut ev,
+            "user",
+            record.body_str("key_id").unwrap_or("unknown"),
+        );
+        if t == EventType::KeyRotated {
+            if let Some(new) = record.body_str("new_key_id") {
+                write_key_user(&mut ev, "user_result", new);
             }
         }
     }
+    ev.close();
+}
 
-    // Everything else, in the ledger's own vocabulary.
-    let mut ledger = jsonl_value(record);
-    let body = ledger
-        .as_object_mut()
-        .and_then(|m| m.remove("body"))
-        .unwrap_or(Value::Null);
-    put(
-        &mut ev,
-        "unmapped",
-        json!({"govledger": ledger, "event": body}),
-    );
-    Value::Object(ev)
+/// The OCSF event of `record` as a JSON value (the parsed [`to_ocsf`]).
+pub fn ocsf_value(record: &Record, opts: &ExportOptions) -> Value {
+    json::parse(&to_ocsf(record, opts))
 }
 
 /// `record` as one OCSF JSON line, without the trailing newline.
 pub fn to_ocsf(record: &Record, opts: &ExportOptions) -> String {
-    json::to_string(&ocsf_value(record, opts), false)
+    let mut out = String::with_capacity(2048);
+    write_ocsf(&mut out, record, opts, false);
+    out
 }

@@ -18,8 +18,10 @@
 //! stored entry had been altered, the record's hash would not be in any signed tree
 //! and the SIEM's inclusion check would fail.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use govledger_ledger::store::{LogStore, OpenMode, RocksStore, StoreError};
@@ -324,6 +326,10 @@ impl Pipeline {
     }
 
     /// Exports entries up to `end` (exclusive). `Ok(false)` when stopped.
+    ///
+    /// Render threads (one per core, each with its own [`Exporter`] clone) render
+    /// batch `k + 1` while this thread reads the store and delivers, syncs and
+    /// commits batch `k`; batches are delivered whole and in order, as before.
     fn export_until<S: LogStore>(
         &mut self,
         ledger: &Ledger<S>,
@@ -332,35 +338,72 @@ impl Pipeline {
         progress: &mut dyn FnMut(u64),
     ) -> Result<bool, PipelineError> {
         let origin = ledger.origin().to_owned();
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        std::thread::scope(|scope| {
+            let mut pool = RenderPool::start(scope, &self.exporter, self.format, &origin, threads);
+            let result = self.deliver_batches(ledger, end, stop, progress, &mut pool);
+            let joined = pool.finish();
+            let done = result?;
+            joined?;
+            Ok(done)
+        })
+    }
+
+    /// The batch loop of [`Pipeline::export_until`].
+    fn deliver_batches<S: LogStore>(
+        &mut self,
+        ledger: &Ledger<S>,
+        end: u64,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(u64),
+        pool: &mut RenderPool<'_>,
+    ) -> Result<bool, PipelineError> {
         let mut entries = ledger.store().scan_entries(self.pos.next_seq);
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-        while self.pos.next_seq < end {
+        let mut read_seq = self.pos.next_seq;
+        // The batches being rendered, oldest first: (end, number of chunks).
+        let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+        let mut read_error = None;
+        loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }
-            buf.clear();
-            let first = self.pos.next_seq;
-            let stop_at = end.min(first.saturating_add(self.batch as u64));
-            let mut leaves: Vec<Vec<u8>> = Vec::with_capacity((stop_at - first) as usize);
-            for expected in first..stop_at {
-                match entries.next() {
-                    Some(item) => {
-                        let (seq, leaf) = item.map_err(LedgerError::from)?;
-                        if seq != expected {
-                            return Err(PipelineError::MissingEntry(expected));
-                        }
-                        leaves.push(leaf);
+            // Keep up to IN_FLIGHT batches handed out, so the render threads have
+            // work while this thread writes and syncs.
+            while read_seq < end && in_flight.len() < IN_FLIGHT && read_error.is_none() {
+                let stop_at = end.min(read_seq.saturating_add(self.batch as u64));
+                match read_batch(&mut entries, read_seq, stop_at) {
+                    Ok(leaves) => {
+                        in_flight.push_back((stop_at, pool.dispatch(read_seq, leaves)));
+                        read_seq = stop_at;
                     }
-                    None => return Err(PipelineError::MissingEntry(expected)),
+                    // Deliver what is already rendered first, as a sequential run
+                    // would have.
+                    Err(e) => read_error = Some(e),
                 }
             }
-            let rendered = render_all(&self.exporter, self.format, first, &leaves, &origin)?;
+            let Some((stop_at, chunks)) = in_flight.pop_front() else {
+                return match read_error {
+                    Some(e) => Err(e),
+                    None => Ok(true),
+                };
+            };
+            buf.clear();
             let mut last_leaf = self.pos.last_leaf;
-            for (record, leaf_hash) in &rendered {
-                self.sink.frame(record, &mut buf);
-                last_leaf = *leaf_hash;
+            for k in 0..chunks {
+                let chunk = pool.collect(k)?;
+                let mut start = 0;
+                for &record_end in &chunk.ends {
+                    self.sink.frame(&chunk.text[start..record_end], &mut buf);
+                    start = record_end;
+                }
+                if let Some(leaf) = chunk.last_leaf {
+                    last_leaf = leaf;
+                }
+                pool.recycle(chunk);
             }
-            let next = stop_at;
             match self.sink.deliver(&buf, stop) {
                 Ok(()) => {}
                 Err(SinkError::Stopped) => return Ok(false),
@@ -368,21 +411,71 @@ impl Pipeline {
             }
             let sink_len = self.sink.sync()?;
             let pos = Position {
-                next_seq: next,
+                next_seq: stop_at,
                 sink_len,
                 last_leaf,
             };
             if let Some((_, cursor)) = &self.cursor {
                 cursor.commit(pos)?;
             }
-            self.exported += next - self.pos.next_seq;
+            self.exported += stop_at - self.pos.next_seq;
             self.pos = pos;
             progress(self.exported);
         }
-        Ok(true)
     }
 }
 
+/// How many batches may be handed out to the render threads ahead of delivery.
+const IN_FLIGHT: usize = 4;
+
+/// Reads the leaves of seqs `first..stop_at` from `entries`.
+fn read_batch(
+    entries: &mut impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>>,
+    first: u64,
+    stop_at: u64,
+) -> Result<Vec<Vec<u8>>, PipelineError> {
+    let mut leaves = Vec::with_capacity((stop_at - first) as usize);
+    for expected in first..stop_at {
+        match entries.next() {
+            Some(item) => {
+                let (seq, leaf) = item.map_err(LedgerError::from)?;
+                if seq != expected {
+                    return Err(PipelineError::MissingEntry(expected));
+                }
+                leaves.push(leaf);
+            }
+            None => return Err(PipelineError::MissingEntry(expected)),
+        }
+    }
+    Ok(leaves)
+}
+
+/// Consecutive records rendered by one thread: their text, one after the other.
+#[derive(Default)]
+struct Chunk {
+    text: String,
+    /// Where each record ends in `text`.
+    ends: Vec<usize>,
+    /// The leaf hash of the last record, if any.
+    last_leaf: Option<[u8; 32]>,
+}
+
+/// Entries to render: the leaves, the seq of the first, and a chunk to reuse.
+struct Job {
+    first: u64,
+    leaves: Vec<Vec<u8>>,
+    chunk: Chunk,
+}
+
+/// The render threads of one export: thread `k` renders the `k`-th chunk of every
+/// batch, in the order the batches are handed out, so collecting the chunks in
+/// index order gives the records in ledger order.
+struct RenderPool<'scope> {
+    jobs: Vec<mpsc::Sender<Job>>,
+    done: Vec<mpsc::Receiver<Result<Chunk, LedgerError>>>,
+    handles: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
+    spare: Vec<Chunk>,
+}
 /// One file of a RocksDB directory: name, length, modification time.
 type DbFile = (std::ffi::OsString, u64, Option<std::time::SystemTime>);
 
@@ -399,51 +492,112 @@ fn db_files(db: &Path) -> Option<Vec<DbFile>> {
     Some(files)
 }
 
-/// Decodes and renders the entries `leaves` (the first at seq `first`) on every
-/// core, in order: each record with its leaf hash. Rendering is a pure function of
-/// the entry, so the parallel result is the sequential one.
-fn render_all(
+impl<'scope> RenderPool<'scope> {
+    /// Starts `threads` render threads, each with its own clone of `exporter`.
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        exporter: &Exporter,
+        format: Format,
+        origin: &'env str,
+        threads: usize,
+    ) -> RenderPool<'scope> {
+        let mut pool = RenderPool {
+            jobs: Vec::new(),
+            done: Vec::new(),
+            handles: Vec::new(),
+            spare: Vec::new(),
+        };
+        for _ in 0..threads.max(1) {
+            let (job_tx, job_rx) = mpsc::channel::<Job>();
+            let (done_tx, done_rx) = mpsc::channel();
+            let exporter = exporter.clone();
+            pool.handles.push(scope.spawn(move || {
+                for job in job_rx {
+                    let rendered = render_chunk(&exporter, format, origin, job);
+                    if done_tx.send(rendered).is_err() {
+                        return;
+                    }
+                }
+            }));
+            pool.jobs.push(job_tx);
+            pool.done.push(done_rx);
+        }
+        pool
+    }
+
+    /// Hands out `leaves` (the first at seq `first`) in contiguous chunks of at
+    /// least 64 entries, one per thread; returns the number of chunks.
+    fn dispatch(&mut self, first: u64, mut leaves: Vec<Vec<u8>>) -> usize {
+        let chunks = self.jobs.len().min(leaves.len() / 64).max(1);
+        let per = leaves.len().div_ceil(chunks);
+        let mut parts = Vec::with_capacity(chunks);
+        for k in (1..chunks).rev() {
+            parts.push(leaves.split_off((k * per).min(leaves.len())));
+        }
+        parts.push(leaves);
+        for (k, part) in parts.into_iter().rev().enumerate() {
+            let job = Job {
+                first: first + (k * per) as u64,
+                leaves: part,
+                chunk: self.spare.pop().unwrap_or_default(),
+            };
+            // A thread that has gone away panicked: `collect` reports it.
+            let _ = self.jobs[k].send(job);
+        }
+        chunks
+    }
+
+    /// The next chunk rendered by thread `k`.
+    fn collect(&self, k: usize) -> Result<Chunk, PipelineError> {
+        match self.done[k].recv() {
+            Ok(chunk) => Ok(chunk?),
+            Err(_) => Err(PipelineError::RenderThread),
+        }
+    }
+
+    /// Keeps a chunk's buffers for a later job.
+    fn recycle(&mut self, chunk: Chunk) {
+        self.spare.push(chunk);
+    }
+
+    /// Stops the threads and waits for them.
+    fn finish(self) -> Result<(), PipelineError> {
+        drop(self.jobs);
+        let mut result = Ok(());
+        for h in self.handles {
+            if h.join().is_err() {
+                result = Err(PipelineError::RenderThread);
+            }
+        }
+        result
+    }
+}
+
+/// Decodes and renders a job's entries into its chunk. Rendering is a pure
+/// function of the entry, so the parallel result is the sequential one.
+fn render_chunk(
     exporter: &Exporter,
     format: Format,
-    first: u64,
-    leaves: &[Vec<u8>],
     origin: &str,
-) -> Result<Vec<(String, [u8; 32])>, PipelineError> {
-    let render_chunk = |offset: usize, chunk: &[Vec<u8>]| {
-        chunk
-            .iter()
-            .enumerate()
-            .map(|(i, leaf)| {
-                let seq = first + (offset + i) as u64;
-                let entry =
-                    decode_entry(leaf).map_err(|source| LedgerError::Codec { seq, source })?;
-                let hash = leaf_hash(leaf);
-                Ok((exporter.render(format, &entry, hash, origin), hash))
-            })
-            .collect::<Result<Vec<_>, LedgerError>>()
-    };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(leaves.len() / 64)
-        .max(1);
-    if threads == 1 {
-        return Ok(render_chunk(0, leaves)?);
+    job: Job,
+) -> Result<Chunk, LedgerError> {
+    let Job {
+        first,
+        leaves,
+        mut chunk,
+    } = job;
+    chunk.text.clear();
+    chunk.ends.clear();
+    chunk.last_leaf = None;
+    for (i, leaf) in leaves.iter().enumerate() {
+        let seq = first + i as u64;
+        let entry = decode_entry(leaf).map_err(|source| LedgerError::Codec { seq, source })?;
+        let hash = leaf_hash(leaf);
+        exporter.render_into(format, &entry, hash, origin, &mut chunk.text);
+        chunk.ends.push(chunk.text.len());
+        chunk.last_leaf = Some(hash);
     }
-    let per = leaves.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = leaves
-            .chunks(per)
-            .enumerate()
-            .map(|(k, chunk)| scope.spawn(move || render_chunk(k * per, chunk)))
-            .collect();
-        let mut out = Vec::with_capacity(leaves.len());
-        for h in handles {
-            let part = h.join().map_err(|_| PipelineError::RenderThread)??;
-            out.extend(part);
-        }
-        Ok(out)
-    })
+    Ok(chunk)
 }
 
 impl From<StoreError> for PipelineError {

@@ -230,12 +230,8 @@ pub enum RecordKind {
 
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 0xf) as usize] as char);
-    }
+    crate::json::write_hex(&mut s, bytes);
     s
 }
 
@@ -243,25 +239,46 @@ pub fn hex(bytes: &[u8]) -> String {
 /// `digits` (0..=9) fractional digits, truncating (never rounding, so a time never
 /// moves into the next second).
 pub fn rfc3339(time_ns: u64, digits: u32) -> String {
+    let mut s = String::with_capacity(30);
+    write_rfc3339(&mut s, time_ns, digits);
+    s
+}
+
+/// Appends [`rfc3339`]`(time_ns, digits)` to `out`.
+pub fn write_rfc3339(out: &mut String, time_ns: u64, digits: u32) {
     let secs = time_ns / 1_000_000_000;
     let nanos = time_ns % 1_000_000_000;
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    );
-    let digits = digits.min(9);
-    if digits > 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(&frac[..digits as usize]);
+    let mut buf = [0u8; 30];
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for k in (at..at + width).rev() {
+            buf[k] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    // u64 nanoseconds end in year 2554: the year always has four digits.
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, rem / 3600);
+    put(14, 2, (rem / 60) % 60);
+    put(17, 2, rem % 60);
+    put(20, 9, nanos);
+    buf[4] = b'-';
+    buf[7] = b'-';
+    buf[10] = b'T';
+    buf[13] = b':';
+    buf[16] = b':';
+    buf[19] = b'.';
+    let digits = digits.min(9) as usize;
+    // Truncated, never rounded: the first `digits` of the nine.
+    let end = if digits > 0 { 20 + digits } else { 19 };
+    for &b in &buf[..end] {
+        out.push(b as char);
     }
-    s.push('Z');
-    s
+    out.push('Z');
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard

@@ -37,6 +37,7 @@
 //! checks `seq` + `leaf_hash` against the ledger (inclusion proof, signed checkpoint),
 //! never the redacted text; [`crate::Record::redactions`] says which kinds were applied.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use regex::Regex;
@@ -115,6 +116,7 @@ pub enum RedactError {
     },
 }
 
+#[derive(Clone)]
 struct Rule {
     kind: String,
     re: Regex,
@@ -123,6 +125,9 @@ struct Rule {
 }
 
 /// Applies the redaction rules. Build once, use for every record; cheap to share.
+/// A clone shares the compiled rules but has its own matching scratch space, so
+/// threads that each use their own clone never wait on one another.
+#[derive(Clone)]
 pub struct Redactor {
     max_scan_bytes: usize,
     rules: Vec<Rule>,
@@ -201,17 +206,32 @@ const BUILTIN_RULES: &[(&str, &str, usize)] = &[
 /// The kind of a body field whose value is a secret by its name alone, if any. The
 /// name is compared case-insensitively with `-` and `_` removed.
 fn sensitive_field_kind(name: &str) -> Option<&'static str> {
-    let norm: String = name
-        .chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    match norm.as_str() {
-        "password" | "passwd" | "pwd" | "passphrase" => Some("password"),
-        "apikey" | "xapikey" | "accesstoken" | "authtoken" | "refreshtoken" | "token"
-        | "secret" | "clientsecret" | "secretkey" | "secretaccesskey" | "awssecretaccesskey"
-        | "authorization" => Some("api_key"),
-        "privatekey" => Some("private_key"),
+    // Every name below is ASCII and at most 18 bytes long: a name with another
+    // character, or longer once normalized, is none of them.
+    let mut buf = [0u8; 24];
+    let mut len = 0;
+    for b in name.bytes().filter(|b| *b != b'-' && *b != b'_') {
+        if !b.is_ascii() || len == buf.len() {
+            return None;
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    match &buf[..len] {
+        b"password" | b"passwd" | b"pwd" | b"passphrase" => Some("password"),
+        b"apikey"
+        | b"xapikey"
+        | b"accesstoken"
+        | b"authtoken"
+        | b"refreshtoken"
+        | b"token"
+        | b"secret"
+        | b"clientsecret"
+        | b"secretkey"
+        | b"secretaccesskey"
+        | b"awssecretaccesskey"
+        | b"authorization" => Some("api_key"),
+        b"privatekey" => Some("private_key"),
         _ => None,
     }
 }
@@ -292,15 +312,21 @@ impl Redactor {
 
     /// Redacts one string; returns the result and adds the kinds applied to `kinds`.
     pub fn redact_str(&self, s: &str, kinds: &mut BTreeSet<String>) -> String {
+        self.redact_cow(s, kinds).into_owned()
+    }
+
+    /// [`Redactor::redact_str`], borrowing `s` when no rule matches it (most
+    /// strings), so that nothing is allocated for them.
+    fn redact_cow<'s>(&self, s: &'s str, kinds: &mut BTreeSet<String>) -> Cow<'s, str> {
         if s.len() > self.max_scan_bytes {
             let m = marker("oversized");
             if s != m {
                 kinds.insert("oversized".to_owned());
             }
-            return m;
+            return Cow::Owned(m);
         }
         if !self.any_rule.is_match(s) {
-            return s.to_owned();
+            return Cow::Borrowed(s);
         }
         let mut current = s.to_owned();
         let mut local = BTreeSet::new();
@@ -313,10 +339,40 @@ impl Redactor {
         // oversized after all (this keeps redaction idempotent).
         if current.len() > self.max_scan_bytes {
             kinds.insert("oversized".to_owned());
-            return marker("oversized");
+            return Cow::Owned(marker("oversized"));
         }
         kinds.extend(local);
-        current
+        Cow::Owned(current)
+    }
+
+    /// Whether [`Redactor::redact_cow`] returns `s` as it is and adds no kind: `s`
+    /// is within the scan limit and no rule matches it.
+    fn leaves_alone(&self, s: &str) -> bool {
+        s.len() <= self.max_scan_bytes && !self.any_rule.is_match(s)
+    }
+
+    /// Redacts `s` in place.
+    fn redact_in_place(&self, s: &mut String, kinds: &mut BTreeSet<String>) {
+        if let Cow::Owned(r) = self.redact_cow(s, kinds) {
+            *s = r;
+        }
+    }
+
+    /// Redacts the member `value` of an object under `key` (the key is not
+    /// redacted here).
+    fn redact_member(&self, key: &str, v: &mut Value, kinds: &mut BTreeSet<String>) {
+        match (sensitive_field_kind(key), &*v) {
+            (Some(kind), Value::String(_) | Value::Number(_)) => {
+                let already = v
+                    .as_str()
+                    .is_some_and(|s| self.marker_re.find(s).is_some_and(|f| f.as_str() == s));
+                if !already {
+                    kinds.insert(kind.to_owned());
+                    *v = Value::String(marker(kind));
+                }
+            }
+            _ => self.redact_value(v, kinds),
+        }
     }
 
     /// Redacts one string, discarding which kinds applied.
@@ -393,15 +449,17 @@ impl Redactor {
     /// of fields whose names say they hold a secret.
     pub fn redact_value(&self, value: &mut Value, kinds: &mut BTreeSet<String>) {
         match value {
-            Value::String(s) => {
-                let r = self.redact_str(s, kinds);
-                if r != *s {
-                    *s = r;
-                }
-            }
+            Value::String(s) => self.redact_in_place(s, kinds),
             Value::Array(items) => {
                 for item in items {
                     self.redact_value(item, kinds);
+                }
+            }
+            // No key changes (the common case): the members are redacted where they
+            // are, which is what the general case below does without renaming.
+            Value::Object(map) if map.keys().all(|k| self.leaves_alone(k)) => {
+                for (key, v) in map.iter_mut() {
+                    self.redact_member(key, v, kinds);
                 }
             }
             Value::Object(map) => {
@@ -411,19 +469,7 @@ impl Redactor {
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut new = Map::new();
                 for (key, mut v) in entries {
-                    match (sensitive_field_kind(&key), &v) {
-                        (Some(kind), Value::String(_) | Value::Number(_)) => {
-                            let m = marker(kind);
-                            let already = v.as_str().is_some_and(|s| {
-                                self.marker_re.find(s).is_some_and(|f| f.as_str() == s)
-                            });
-                            if !already {
-                                kinds.insert(kind.to_owned());
-                                v = Value::String(m);
-                            }
-                        }
-                        _ => self.redact_value(&mut v, kinds),
-                    }
+                    self.redact_member(&key, &mut v, kinds);
                     let mut k = self.redact_str(&key, kinds);
                     if new.contains_key(&k) {
                         let mut n = 2u64;
@@ -444,7 +490,7 @@ impl Redactor {
     /// applied in [`Record::redactions`]. Idempotent.
     pub fn redact_record(&self, mut record: Record) -> Record {
         let mut kinds: BTreeSet<String> = record.redactions.iter().cloned().collect();
-        record.subject = self.redact_str(&record.subject, &mut kinds);
+        self.redact_in_place(&mut record.subject, &mut kinds);
         for field in [
             &mut record.key_id,
             &mut record.event_id,
@@ -452,11 +498,11 @@ impl Redactor {
             &mut record.tenant,
         ] {
             if let Some(s) = field.as_mut() {
-                *s = self.redact_str(s, &mut kinds);
+                self.redact_in_place(s, &mut kinds);
             }
         }
         if let RecordVerdict::Rejected { detail, .. } = &mut record.verdict {
-            *detail = self.redact_str(detail, &mut kinds);
+            self.redact_in_place(detail, &mut kinds);
         }
         if let Some(body) = record.body.as_mut() {
             self.redact_value(body, &mut kinds);

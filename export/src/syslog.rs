@@ -22,10 +22,9 @@
 //!   sent as MSG-UTF8, i.e. preceded by the UTF-8 BOM as §6.4 requires.
 
 use crate::cef::to_cef;
-use crate::ecs::ecs_value;
-use crate::json;
-use crate::jsonl::jsonl_value;
-use crate::ocsf::ocsf_value;
+use crate::ecs::write_ecs;
+use crate::jsonl::write_jsonl;
+use crate::ocsf::write_ocsf;
 use crate::record::{rfc3339, Record};
 use crate::severity::severity;
 use crate::{ExportOptions, Payload};
@@ -114,12 +113,14 @@ pub fn escape_param_value(value: &str) -> String {
 
 /// The payload of `record` as text: ASCII-only for the JSON payloads.
 pub fn payload_text(record: &Record, opts: &ExportOptions, payload: Payload) -> String {
+    let mut out = String::with_capacity(2048);
     match payload {
-        Payload::Jsonl => json::to_string(&jsonl_value(record), true),
-        Payload::Ocsf => json::to_string(&ocsf_value(record, opts), true),
-        Payload::Ecs => json::to_string(&ecs_value(record, opts), true),
-        Payload::Cef => to_cef(record, opts),
+        Payload::Jsonl => write_jsonl(&mut out, record, true),
+        Payload::Ocsf => write_ocsf(&mut out, record, opts, true),
+        Payload::Ecs => write_ecs(&mut out, record, opts, true),
+        Payload::Cef => return to_cef(record, opts),
     }
+    out
 }
 
 /// `record` as one RFC 5424 message (no framing, no trailing newline).
