@@ -435,17 +435,17 @@ impl Admission {
     /// Folds an entry already in the ledger (rebuilding the ring on open).
     pub fn replay(&mut self, entry: &Entry) {
         let env = accepted_body(entry);
-        self.replay_decoded(entry, env);
+        self.replay_decoded(entry, env.as_ref());
     }
 
     /// [`Admission::replay`] for a caller that has already decoded the entry's
     /// body (`env`: `None` when it keeps none).
-    pub fn replay_decoded(&mut self, entry: &Entry, env: Option<Envelope>) {
+    pub fn replay_decoded(&mut self, entry: &Entry, env: Option<&Envelope>) {
         self.entries_folded += 1;
         match (&entry.verdict, env) {
             // Alerts were raised when the entry was admitted; not again.
             (Verdict::Accepted { .. }, Some(env)) => {
-                let _ = self.fold(&env, entry.time_ns);
+                let _ = self.fold(env, entry.time_ns);
             }
             (
                 Verdict::Rejected {
@@ -454,7 +454,7 @@ impl Admission {
                 },
                 Some(env),
             ) => {
-                let _ = self.state.refuse(&env, entry.time_ns);
+                let _ = self.state.refuse(env, entry.time_ns);
             }
             _ => {}
         }
@@ -465,7 +465,7 @@ impl Admission {
     pub fn replay_batch(&mut self, entries: &[Entry]) {
         let envs = par_map(entries, self.verify_threads, accepted_body);
         for (entry, env) in entries.iter().zip(envs) {
-            self.replay_decoded(entry, env);
+            self.replay_decoded(entry, env.as_ref());
         }
     }
 
@@ -484,7 +484,7 @@ impl Admission {
         });
         for d in decoded {
             let (entry, env) = d?;
-            self.replay_decoded(&entry, env);
+            self.replay_decoded(&entry, env.as_ref());
         }
         Ok(())
     }

@@ -65,6 +65,7 @@ use govledger_schemas::{decode_entry, Entry};
 use sha2::{Digest, Sha256};
 
 use crate::scope::{Filter, Scope};
+use crate::verified::hex;
 
 /// The first line of every version 1 bundle.
 pub const MAGIC: &str = "govledger-bundle v1";
@@ -238,14 +239,6 @@ pub fn build<S: LogStore>(
     let bytes = out.into_bytes();
     verify(&bytes, Some(log_key)).map_err(BundleError::SelfCheck)?;
     Ok(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 fn hashes(proof: &[Hash]) -> String {

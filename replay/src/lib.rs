@@ -134,7 +134,7 @@ pub fn walk<S: LogStore, E: From<LedgerError>>(
         let (seq, leaf) = leaves.next().ok_or_else(missing)??;
         let entry = decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })?;
         let env = scope::envelope(&entry);
-        adm.replay_decoded(&entry, env.clone());
+        adm.replay_decoded(&entry, env.as_ref());
         visit(adm, &leaf, &entry, env.as_ref())?;
         if (seq - from) % 4096 == 4095 {
             progress(seq + 1 - from);

@@ -48,6 +48,11 @@ impl Filter {
         self.tenant.is_none() && self.agent.is_none() && self.session.is_none()
     }
 
+    /// `{"tenant", "agent", "session"}`, null where not set.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"tenant": self.tenant, "agent": self.agent, "session": self.session})
+    }
+
     /// The filter in words, e.g. `agent bot-7 in tenant acme`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();

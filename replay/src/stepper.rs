@@ -115,7 +115,7 @@ impl<'a, S: LogStore> Stepper<'a, S> {
         let (leaf, _) = self.ledger.entry(seq)?;
         let entry = decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })?;
         let env = envelope(&entry);
-        self.adm.replay_decoded(&entry, env.clone());
+        self.adm.replay_decoded(&entry, env.as_ref());
         self.check_here()?;
         Ok(Some((entry, env)))
     }

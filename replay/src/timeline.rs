@@ -164,6 +164,22 @@ fn wire<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// One line saying what an entry was: its event's [`summary`], marked `REFUSED
+/// (reason)` for a refusal that kept its body; `REJECTED (reason): detail` for a
+/// rejection without one.
+pub fn entry_summary(entry: &Entry, env: Option<&Envelope>) -> String {
+    match (env, &entry.verdict) {
+        (Some(env), Verdict::Accepted { .. }) => summary(env),
+        (Some(env), Verdict::Rejected { reason, .. }) => {
+            format!("REFUSED ({reason}): {}", summary(env))
+        }
+        (None, Verdict::Rejected { reason, detail, .. }) => {
+            format!("REJECTED ({reason}): {detail}")
+        }
+        (None, Verdict::Accepted { event_type, .. }) => format!("{event_type} (body unreadable)"),
+    }
+}
+
 /// One line saying what the event was.
 pub fn summary(env: &Envelope) -> String {
     let who = |a: &govledger_schemas::ActorChain| {
@@ -290,14 +306,7 @@ fn item_json(
             v["detail"] = json!(detail);
         }
     }
-    v["summary"] = json!(match (env, &entry.verdict) {
-        (Some(env), Verdict::Accepted { .. }) => summary(env),
-        (Some(env), Verdict::Rejected { reason, .. }) =>
-            format!("REFUSED ({reason}): {}", summary(env)),
-        (None, Verdict::Rejected { reason, detail, .. }) =>
-            format!("REJECTED ({reason}): {detail}"),
-        (None, Verdict::Accepted { event_type, .. }) => format!("{event_type} (body unreadable)"),
-    });
+    v["summary"] = json!(entry_summary(entry, env));
     let Some(env) = env else { return v };
     let tenant = env.tenant.as_str();
     if let Some(p) = crate::scope::refs(&env.event).proposal {

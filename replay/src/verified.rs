@@ -86,7 +86,8 @@ pub enum ReplayError {
     Snapshots(#[from] SnapshotsError),
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lowercase hex of `b`.
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -6,7 +6,7 @@ use crate::output::print_json;
 use anyhow::{bail, Result};
 use govledger_replay::explain::{explain, find};
 use govledger_replay::time::format_rfc3339;
-use govledger_replay::timeline::summary;
+use govledger_replay::timeline::entry_summary;
 use govledger_schemas::{Entry, Verdict};
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -26,13 +26,7 @@ pub struct Args {
 }
 
 fn line(e: &Entry) -> String {
-    let what = match (&e.verdict, govledger_replay::scope::envelope(e)) {
-        (_, Some(env)) => summary(&env),
-        (Verdict::Rejected { reason, detail, .. }, None) => {
-            format!("rejected ({reason}): {detail}")
-        }
-        (Verdict::Accepted { event_type, .. }, None) => event_type.clone(),
-    };
+    let what = entry_summary(e, govledger_replay::scope::envelope(e).as_ref());
     format!("{}  #{}  {}", format_rfc3339(e.time_ns), e.seq.0, what)
 }
 

@@ -27,9 +27,9 @@ use govledger_ledger::store::RocksStore;
 use govledger_replay::scope::{Filter, Scope};
 use govledger_replay::stepper::Stepper;
 use govledger_replay::time::format_rfc3339;
-use govledger_replay::timeline::summary;
+use govledger_replay::timeline::entry_summary;
 use govledger_replay::verified::ReplayError;
-use govledger_schemas::{Entry, Envelope, Verdict};
+use govledger_schemas::{Entry, Envelope};
 use serde_json::{json, Value};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -37,16 +37,7 @@ use std::process::ExitCode;
 const HELP: &str = "commands: next [N] | back [N] | jump SEQ|TIME | state [VIEW] | find AGENT | where | help | quit";
 
 fn headline(entry: &Entry, env: Option<&Envelope>) -> Value {
-    let what = match (env, &entry.verdict) {
-        (Some(env), Verdict::Accepted { .. }) => summary(env),
-        (Some(env), Verdict::Rejected { reason, .. }) => {
-            format!("REFUSED ({reason}): {}", summary(env))
-        }
-        (None, Verdict::Rejected { reason, detail, .. }) => {
-            format!("REJECTED ({reason}): {detail}")
-        }
-        (None, Verdict::Accepted { event_type, .. }) => event_type.clone(),
-    };
+    let what = entry_summary(entry, env);
     json!({"seq": entry.seq.0, "time": format_rfc3339(entry.time_ns),
            "verdict": if entry.is_accepted() { "accepted" } else { "rejected" },
            "summary": what})

@@ -170,8 +170,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     }
     if ctx.json {
         print_json(&json!({
-            "filter": {"tenant": tl.filter.tenant, "agent": tl.filter.agent,
-                       "session": tl.filter.session},
+            "filter": tl.filter.json(),
             "from_ns": tl.from_ns,
             "to_ns": tl.to_ns,
             "entries_scanned": tl.entries_scanned,
