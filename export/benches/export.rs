@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p govledger-export --bench export`. Environment:
 //! `GOVLEDGER_BENCH_ENTRIES` (default 200,000), `GOVLEDGER_BENCH_DIR` (keep and
-//! reuse the ledger there instead of a temporary one).
+//! reuse the ledger there instead of a temporary one), `GOVLEDGER_BENCH_FORMATS`
+//! (a comma-separated list of formats; default all).
 //!
 //! Prints medians of 3 alternating rounds: the raw scan (read-only RocksDB open and
 //! scan of the entries, no decoding) and, per format, the whole export pipeline to
@@ -91,7 +92,19 @@ fn main() {
         );
     }
     let out = tmp.path().join("out");
-    let formats = Format::ALL;
+    // GOVLEDGER_BENCH_FORMATS=ocsf,jsonl picks formats (default: all).
+    let formats: Vec<Format> = match std::env::var("GOVLEDGER_BENCH_FORMATS") {
+        Ok(list) => list
+            .split(',')
+            .map(|f| {
+                *Format::ALL
+                    .iter()
+                    .find(|x| x.as_str() == f.trim())
+                    .unwrap_or_else(|| panic!("unknown format {f:?}"))
+            })
+            .collect(),
+        Err(_) => Format::ALL.to_vec(),
+    };
     let mut scans = Vec::new();
     let mut runs: Vec<Vec<Duration>> = vec![Vec::new(); formats.len()];
     let mut sizes = vec![0u64; formats.len()];

@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use govledger_ledger::store::{LogStore, OpenMode, RocksStore, StoreError};
@@ -197,10 +198,13 @@ pub struct Pipeline {
     exporter: Exporter,
     format: Format,
     sink: Box<dyn Sink>,
-    cursor: Option<(String, SinkCursor)>,
+    cursor: Option<(String, Arc<SinkCursor>)>,
     pos: Position,
     batch: usize,
     exported: u64,
+    /// A sync and cursor commit running beside the export (file sinks): the
+    /// position it commits once the sink's bytes are durable.
+    syncing: Option<std::thread::JoinHandle<Result<Position, PipelineError>>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -228,10 +232,11 @@ impl Pipeline {
             exporter,
             format,
             sink,
-            cursor,
+            cursor: cursor.map(|(name, c)| (name, Arc::new(c))),
             pos: start,
             batch: batch.max(1),
             exported: 0,
+            syncing: None,
         }
     }
 
@@ -345,8 +350,11 @@ impl Pipeline {
             let mut pool = RenderPool::start(scope, &self.exporter, self.format, &origin, threads);
             let result = self.deliver_batches(ledger, end, stop, progress, &mut pool);
             let joined = pool.finish();
+            // Whatever happened, the sync in flight ends before the run does.
+            let synced = self.finish_sync();
             let done = result?;
             joined?;
+            synced?;
             Ok(done)
         })
     }
@@ -366,8 +374,12 @@ impl Pipeline {
         // The batches being rendered, oldest first: (end, number of chunks).
         let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
         let mut read_error = None;
+        // Delivered but not yet synced and committed: (bytes, position after it).
+        let mut unsynced: Option<(u64, Position)> = None;
         loop {
             if stop.load(Ordering::Relaxed) {
+                self.commit(unsynced.take(), Wait::Yes)?;
+                progress(self.exported);
                 return Ok(false);
             }
             // Keep up to IN_FLIGHT batches handed out, so the render threads have
@@ -385,13 +397,15 @@ impl Pipeline {
                 }
             }
             let Some((stop_at, chunks)) = in_flight.pop_front() else {
+                self.commit(unsynced.take(), Wait::Yes)?;
+                progress(self.exported);
                 return match read_error {
                     Some(e) => Err(e),
                     None => Ok(true),
                 };
             };
             buf.clear();
-            let mut last_leaf = self.pos.last_leaf;
+            let mut last_leaf = unsynced.map_or(self.pos.last_leaf, |(_, p)| p.last_leaf);
             for k in 0..chunks {
                 let chunk = pool.collect(k)?;
                 let mut start = 0;
@@ -406,23 +420,91 @@ impl Pipeline {
             }
             match self.sink.deliver(&buf, stop) {
                 Ok(()) => {}
-                Err(SinkError::Stopped) => return Ok(false),
+                Err(SinkError::Stopped) => {
+                    self.commit(unsynced.take(), Wait::Yes)?;
+                    return Ok(false);
+                }
                 Err(e) => return Err(e.into()),
             }
-            let sink_len = self.sink.sync()?;
+            let bytes = unsynced.map_or(0, |(b, _)| b) + buf.len() as u64;
             let pos = Position {
                 next_seq: stop_at,
-                sink_len,
+                // Filled in by the sync.
+                sink_len: self.pos.sink_len,
                 last_leaf,
             };
+            unsynced = Some((bytes, pos));
+            if bytes >= self.sink.sync_every() {
+                self.commit(unsynced.take(), Wait::No)?;
+                progress(self.exported);
+            }
+        }
+    }
+
+    /// Syncs the sink and commits the cursor at `delivered`'s position, if any
+    /// batch was delivered since the last commit. With [`Wait::No`], a sink that
+    /// can sync on another thread ([`Sink::sync_later`]) does so while the export
+    /// goes on; the commit before it is finished first, so there is at most one in
+    /// flight and commits stay in order.
+    fn commit(
+        &mut self,
+        delivered: Option<(u64, Position)>,
+        wait: Wait,
+    ) -> Result<(), PipelineError> {
+        self.finish_sync()?;
+        let Some((_, mut pos)) = delivered else {
+            return Ok(());
+        };
+        let later = match wait {
+            Wait::No => self.sink.sync_later()?,
+            Wait::Yes => None,
+        };
+        let Some((len, job)) = later else {
+            pos.sink_len = self.sink.sync()?;
             if let Some((_, cursor)) = &self.cursor {
                 cursor.commit(pos)?;
             }
-            self.exported += stop_at - self.pos.next_seq;
-            self.pos = pos;
-            progress(self.exported);
-        }
+            self.advance(pos);
+            return Ok(());
+        };
+        pos.sink_len = len;
+        let cursor = self.cursor.as_ref().map(|(_, c)| Arc::clone(c));
+        self.syncing = Some(std::thread::spawn(move || {
+            job()?;
+            if let Some(cursor) = cursor {
+                cursor.commit(pos)?;
+            }
+            Ok(pos)
+        }));
+        Ok(())
     }
+
+    /// Waits for the sync in flight, if any, and takes its position.
+    fn finish_sync(&mut self) -> Result<(), PipelineError> {
+        let Some(job) = self.syncing.take() else {
+            return Ok(());
+        };
+        let pos = job
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        self.advance(pos);
+        Ok(())
+    }
+
+    /// The position is committed.
+    fn advance(&mut self, pos: Position) {
+        self.exported += pos.next_seq - self.pos.next_seq;
+        self.pos = pos;
+    }
+}
+
+/// Whether [`Pipeline::commit`] must be done when it returns.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// At the end of a run or when stopped.
+    Yes,
+    /// Between batches: a file's sync may go on beside the export.
+    No,
 }
 
 /// How many batches may be handed out to the render threads ahead of delivery.

@@ -135,6 +135,9 @@ pub struct Redactor {
     /// string at all (most strings: ids, names, hashes). Only then do the rules run
     /// one by one with their capture groups.
     any_rule: regex::RegexSet,
+    /// Only the built-in rules are in use, so [`may_hold_builtin_secret`] can
+    /// rule strings out before the set runs.
+    builtin_only: bool,
     marker_re: Regex,
 }
 
@@ -152,6 +155,52 @@ impl std::fmt::Debug for Redactor {
             )
             .finish()
     }
+}
+
+/// Whether `s` contains what every match of every built-in rule contains: `:` or
+/// `=` (URL passwords and every `name: value` / `name=value` rule), or the literal
+/// start of a key shape (`sk-`, `AKIA`, `ghp_`, ...), of a PEM block
+/// (`-----BEGIN`), of a JWT (`eyJ`) or of a bearer token (`bearer`, any ASCII
+/// case), or any non-ASCII character (so that case folding beyond ASCII need not be
+/// reasoned about). When it returns false no built-in rule matches `s`; it is one
+/// pass over the bytes, much cheaper than the rule set, and most strings (ids,
+/// names, digests) fail it. Each literal is copied from the rule it stands for,
+/// with the same case sensitivity; a property test checks, on random strings built
+/// from pieces of secrets, that nothing a rule matches slips past it.
+fn may_hold_builtin_secret(s: &str) -> bool {
+    let b = s.as_bytes();
+    (0..b.len()).any(|i| {
+        let rest = &b[i..];
+        let at = |k: usize| rest.get(k).copied().unwrap_or(0);
+        match b[i] {
+            b':' | b'=' => true,
+            0x80..=0xff => true,
+            b'-' => rest.starts_with(b"-----BEGIN"),
+            b'b' | b'B' => rest.len() >= 6 && rest[..6].eq_ignore_ascii_case(b"bearer"),
+            b'e' => rest.starts_with(b"eyJ"),
+            b's' | b'r' => {
+                (b[i] == b's' && rest.starts_with(b"sk-"))
+                    || (at(1) == b'k'
+                        && (rest[2..].starts_with(b"_live_") || rest[2..].starts_with(b"_test_")))
+            }
+            b'A' => [&b"AKIA"[..], b"ASIA", b"ABIA", b"ACCA", b"AIza"]
+                .iter()
+                .any(|p| rest.starts_with(p)),
+            b'g' => {
+                (at(1) == b'h'
+                    && matches!(at(2), b'p' | b'o' | b'u' | b's' | b'r')
+                    && at(3) == b'_')
+                    || rest.starts_with(b"github_pat_")
+                    || rest.starts_with(b"glpat-")
+            }
+            b'x' => {
+                rest.starts_with(b"xox")
+                    && matches!(at(3), b'a' | b'b' | b'p' | b'r' | b's')
+                    && at(4) == b'-'
+            }
+            _ => false,
+        }
+    })
 }
 
 /// The built-in rules, in priority order: (kind, pattern, secret group).
@@ -301,6 +350,7 @@ impl Redactor {
             max_scan_bytes: config.max_scan_bytes,
             rules,
             any_rule,
+            builtin_only: config.extra_patterns.is_empty(),
             marker_re,
         })
     }
@@ -325,7 +375,7 @@ impl Redactor {
             }
             return Cow::Owned(m);
         }
-        if !self.any_rule.is_match(s) {
+        if !self.may_match_any(s) {
             return Cow::Borrowed(s);
         }
         let mut current = s.to_owned();
@@ -348,7 +398,15 @@ impl Redactor {
     /// Whether [`Redactor::redact_cow`] returns `s` as it is and adds no kind: `s`
     /// is within the scan limit and no rule matches it.
     fn leaves_alone(&self, s: &str) -> bool {
-        s.len() <= self.max_scan_bytes && !self.any_rule.is_match(s)
+        s.len() <= self.max_scan_bytes && !self.may_match_any(s)
+    }
+
+    /// Whether some rule may match `s`: false only when none does.
+    fn may_match_any(&self, s: &str) -> bool {
+        if self.builtin_only && !may_hold_builtin_secret(s) {
+            return false;
+        }
+        self.any_rule.is_match(s)
     }
 
     /// Redacts `s` in place.
@@ -515,6 +573,101 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of secrets and of their surroundings, to build strings that come
+    /// close to (or hit) every built-in rule.
+    const PIECES: &[&str] = &[
+        "sk-",
+        "sk_live_",
+        "rk_test_",
+        "AKIA",
+        "ASIA",
+        "ABIA",
+        "ACCA",
+        "ghp_",
+        "gho_",
+        "github_pat_",
+        "xoxb-",
+        "xoxz-",
+        "AIza",
+        "glpat-",
+        "eyJ",
+        "eyJhbGciOi.",
+        ".",
+        "Bearer ",
+        "bEaReR\t",
+        "BEARER",
+        "://",
+        "@",
+        ":",
+        "=",
+        " ",
+        "-",
+        "_",
+        "\"",
+        "'",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----END PRIVATE KEY-----",
+        "-----BEGIN",
+        "password",
+        "PassWord",
+        "pwd",
+        "api_key",
+        "x-api-key",
+        "client_secret",
+        "authorization",
+        "Basic ",
+        "postgres",
+        "user",
+        "host",
+        "K",
+        "ſ",
+        "é",
+        "K",
+        "0123456789abcdefABCDEF",
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo",
+        "k",
+        "s",
+    ];
+
+    fn built() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                prop::sample::select(PIECES).prop_map(str::to_owned),
+                "[A-Za-z0-9_\\-]{1,40}",
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn the_precheck_passes_everything_a_built_in_rule_matches(s in built()) {
+            static R: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+            let r = R.get_or_init(|| Redactor::with_defaults().unwrap());
+            if r.any_rule.is_match(&s) {
+                prop_assert!(may_hold_builtin_secret(&s), "{s:?} matches a rule but not the precheck");
+            }
+        }
+    }
+
+    #[test]
+    fn the_precheck_is_off_with_extra_patterns() {
+        let config = RedactionConfig {
+            extra_patterns: vec![ExtraPattern {
+                name: "ticket".into(),
+                regex: r"TCK\d+".into(),
+            }],
+            ..RedactionConfig::default()
+        };
+        let r = Redactor::new(&config).unwrap();
+        assert!(!r.builtin_only);
+        assert_eq!(r.redact_text("see TCK123"), "see [REDACTED:ticket]");
+    }
 
     fn r(s: &str) -> String {
         Redactor::with_defaults().unwrap().redact_text(s)

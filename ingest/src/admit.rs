@@ -489,6 +489,117 @@ impl Admission {
         Ok(())
     }
 
+    /// Folds `leaves` (seq and stored leaf bytes, in log order) into this state, as
+    /// [`Admission::replay_leaves`] does, but as a pipeline over every core: this
+    /// thread reads the leaves and hands them out in rounds of
+    /// [`PIPELINE_ROUND`], `verify_threads` workers decode whole rounds (leaf, body
+    /// hash check and strict body decode), and one more thread folds the rounds in
+    /// order while the next ones are read and decoded. `replay_leaves` alternates
+    /// those stages, so the cores idle during every read and every fold.
+    ///
+    /// At most `2 + 3 × workers` rounds are in flight (one being read, one in each
+    /// worker's queue, one being decoded and one decoded per worker, one being
+    /// folded): memory stays bounded whatever the length of `leaves`.
+    ///
+    /// Stops at the first failure, with every entry before it folded: an `Err` from
+    /// `leaves` is returned as it is, a leaf that does not decode as
+    /// `codec_error(seq, error)`. `progress` hears the number of entries folded so
+    /// far, after each round and at the end.
+    pub fn replay_pipelined<E: Send>(
+        &mut self,
+        leaves: impl Iterator<Item = Result<(u64, Vec<u8>), E>>,
+        codec_error: impl Fn(u64, CodecError) -> E + Sync,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), E> {
+        type Round = Vec<(u64, Vec<u8>)>;
+        type Decoded = Vec<Result<(Entry, Option<Envelope>), (u64, CodecError)>>;
+        let decode = |round: Round| -> Decoded {
+            round
+                .iter()
+                .map(|(seq, leaf)| {
+                    decode_entry(leaf)
+                        .map(|e| {
+                            let env = accepted_body(&e);
+                            (e, env)
+                        })
+                        .map_err(|err| (*seq, err))
+                })
+                .collect()
+        };
+        let workers = self.verify_threads.max(1);
+        let folded = std::sync::atomic::AtomicU64::new(0);
+        let folded = &folded;
+        std::thread::scope(|s| {
+            let mut inboxes = Vec::with_capacity(workers);
+            let mut outboxes = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let (to_worker, inbox) = std::sync::mpsc::sync_channel::<Round>(1);
+                let (outbox, from_worker) = std::sync::mpsc::sync_channel::<Decoded>(1);
+                s.spawn(move || {
+                    for round in inbox {
+                        if outbox.send(decode(round)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                inboxes.push(to_worker);
+                outboxes.push(from_worker);
+            }
+            // Rounds go to the workers in turn and are taken back in the same turn,
+            // so the folder sees them in log order. It ends when a worker's queue
+            // ends: the reader has stopped handing out rounds.
+            let this = &mut *self;
+            let codec_error = &codec_error;
+            let folder = s.spawn(move || -> Result<(), E> {
+                for k in 0.. {
+                    let Ok(round) = outboxes[k % workers].recv() else {
+                        return Ok(());
+                    };
+                    let n = round.len() as u64;
+                    for d in round {
+                        let (entry, env) = d.map_err(|(seq, err)| codec_error(seq, err))?;
+                        this.replay_decoded(&entry, env.as_ref());
+                    }
+                    folded.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(())
+            });
+            let mut failed = None;
+            let mut round = Vec::with_capacity(PIPELINE_ROUND);
+            let mut k = 0usize;
+            for item in leaves {
+                match item {
+                    Ok(leaf) => round.push(leaf),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                if round.len() == PIPELINE_ROUND {
+                    let full = std::mem::replace(&mut round, Vec::with_capacity(PIPELINE_ROUND));
+                    // A closed queue means the folder stopped at a bad leaf: its
+                    // error is the one to report.
+                    if inboxes[k % workers].send(full).is_err() {
+                        break;
+                    }
+                    k += 1;
+                    progress(folded.load(std::sync::atomic::Ordering::Relaxed));
+                }
+            }
+            if !round.is_empty() {
+                let _ = inboxes[k % workers].send(round);
+            }
+            drop(inboxes);
+            let outcome = match folder.join() {
+                Ok(outcome) => outcome,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            progress(folded.load(std::sync::atomic::Ordering::Relaxed));
+            outcome?;
+            failed.map_or(Ok(()), Err)
+        })
+    }
+
     /// Replays a whole sequence of entries (as `govledger_replay::entries_from`
     /// yields them), in batches for [`Admission::replay_batch`]; stops at the first
     /// error.
@@ -735,6 +846,9 @@ enum Checked {
 
 /// Entries replayed per parallel decoding round.
 const REPLAY_BATCH: usize = 4096;
+
+/// Leaves per round in [`Admission::replay_pipelined`].
+pub const PIPELINE_ROUND: usize = 1024;
 
 /// The decoded body of an entry that kept one: an accepted event, or a refusal
 /// that engaged a kill switch (`None` for every other entry).

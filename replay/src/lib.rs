@@ -82,8 +82,8 @@ pub fn entries_from<S: LogStore>(
 }
 
 /// Folds entries `from..to` of `ledger` into `adm` (which must stand at `from`),
-/// decoding leaves and bodies on every core ([`Admission::replay_leaves`]) in
-/// rounds of 4,096; `progress` hears the entries folded after each round.
+/// reading, decoding and folding at once on every core
+/// ([`Admission::replay_pipelined`]); `progress` hears the entries folded so far.
 pub fn fold<S: LogStore>(
     adm: &mut Admission,
     ledger: &Ledger<S>,
@@ -91,21 +91,21 @@ pub fn fold<S: LogStore>(
     to: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), LedgerError> {
-    const ROUND: u64 = 4096;
-    let mut leaves = leaves_from(ledger, from);
-    let mut batch = Vec::with_capacity(ROUND as usize);
-    let mut at = from;
-    while at < to {
-        let n = (to - at).min(ROUND);
-        batch.clear();
-        for _ in 0..n {
-            let missing = || LedgerError::OutOfRange(format!("entry {at} cannot be read"));
-            batch.push(leaves.next().ok_or_else(missing)??);
-        }
-        adm.replay_leaves(&batch)
-            .map_err(|(seq, source)| LedgerError::Codec { seq, source })?;
-        at += n;
-        progress(at - from);
+    let want = to.saturating_sub(from);
+    let mut read = 0u64;
+    let leaves = leaves_from(ledger, from)
+        .take(usize::try_from(want).unwrap_or(usize::MAX))
+        .inspect(|_| read += 1);
+    adm.replay_pipelined(
+        leaves,
+        |seq, source| LedgerError::Codec { seq, source },
+        progress,
+    )?;
+    if read < want {
+        let at = from + read;
+        return Err(LedgerError::OutOfRange(format!(
+            "entry {at} cannot be read"
+        )));
     }
     Ok(())
 }

@@ -23,7 +23,10 @@
 
 use base64::Engine as _;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde_json::{Map, Number, Value};
 
 use crate::event::*;
 use crate::ids::{EventId, Ident, KeyId, TenantId};
@@ -153,7 +156,7 @@ pub fn decode_body(body: &[u8], limits: &DecodeLimits) -> Result<Envelope, Decod
 
     let kind = match root.get("type") {
         None => return Err(DecodeError::schema("type", "missing required field")),
-        Some(Value::String(s)) => s
+        Some(Json::Str(s)) => s
             .parse::<EventType>()
             .map_err(|_| DecodeError::UnknownType(snippet(s)))?,
         Some(other) => {
@@ -166,7 +169,7 @@ pub fn decode_body(body: &[u8], limits: &DecodeLimits) -> Result<Envelope, Decod
     root.remove("v");
     root.remove("type");
 
-    let mut f = Fields::new(root, "", allowed_fields(kind))?;
+    let mut f = Fields::new(root, None, allowed_fields(kind))?;
     let id: EventId = f.req("id")?;
     let tenant: TenantId = f.req("tenant")?;
     let event = decode_event(kind, &mut f)?;
@@ -185,18 +188,16 @@ pub fn peek_ids(body: &[u8], limits: &DecodeLimits) -> (Option<EventId>, Option<
     let Ok(root) = parse_object(body, limits) else {
         return (None, None);
     };
-    let id = root
-        .get("id")
-        .and_then(Value::as_str)
-        .and_then(|s| EventId::try_from(s).ok());
-    let tenant = root
-        .get("tenant")
-        .and_then(Value::as_str)
-        .and_then(|s| TenantId::try_from(s).ok());
+    let text = |name: &str| match root.get(name) {
+        Some(Json::Str(s)) => Some(s.as_ref()),
+        _ => None,
+    };
+    let id = text("id").and_then(|s| EventId::try_from(s).ok());
+    let tenant = text("tenant").and_then(|s| TenantId::try_from(s).ok());
     (id, tenant)
 }
 
-fn parse_object(body: &[u8], limits: &DecodeLimits) -> Result<Map<String, Value>, DecodeError> {
+fn parse_object<'a>(body: &'a [u8], limits: &DecodeLimits) -> Result<Obj<'a>, DecodeError> {
     let max = limits.max_body_bytes.min(MAX_BODY_BYTES_CAP);
     if body.len() > max {
         return Err(DecodeError::Oversized {
@@ -207,10 +208,10 @@ fn parse_object(body: &[u8], limits: &DecodeLimits) -> Result<Map<String, Value>
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
-    let StrictValue(value) =
+    let value: Json<'a> =
         serde_json::from_str(text).map_err(|e| DecodeError::MalformedJson(e.to_string()))?;
     match value {
-        Value::Object(map) => Ok(map),
+        Json::Obj(map) => Ok(map),
         other => Err(DecodeError::schema(
             "$",
             format!("the body must be a JSON object, found {}", describe(&other)),
@@ -218,138 +219,270 @@ fn parse_object(body: &[u8], limits: &DecodeLimits) -> Result<Map<String, Value>
     }
 }
 
-/// A JSON value parsed without losing information: duplicate keys are an error instead of
-/// "last one wins".
-struct StrictValue(Value);
+/// A JSON value parsed without losing information (duplicate keys are an error instead
+/// of "last one wins"), borrowing its strings from the body where no escape had to be
+/// undone. Decoding into this instead of a `serde_json::Value` saves an allocation per
+/// key and per unescaped string and the map building: the tree only lives until the
+/// typed fields are taken out of it.
+#[derive(Debug)]
+enum Json<'a> {
+    Null,
+    Bool(bool),
+    Num(Number),
+    Str(Cow<'a, str>),
+    Arr(Vec<Json<'a>>),
+    Obj(Obj<'a>),
+}
 
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(StrictValue)
+/// A JSON object's members, in document order, keys unique.
+#[derive(Debug, Default)]
+struct Obj<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
+
+impl<'a> Obj<'a> {
+    fn get(&self, key: &str) -> Option<&Json<'a>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Json<'a>> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    /// The smallest key in string order for which `pred` holds (what the first such key
+    /// of a sorted map would be, so errors name the same field whatever the order).
+    fn min_key(&self, pred: impl Fn(&str) -> bool) -> Option<&str> {
+        self.0
+            .iter()
+            .map(|(k, _)| k.as_ref())
+            .filter(|k| pred(k))
+            .min()
     }
 }
 
-struct StrictVisitor;
+impl Json<'_> {
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::Num(n) => n.as_u64(),
+            _ => None,
+        }
+    }
 
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
+    /// The owned `serde_json::Value` of a free-form member (`telemetry.data`).
+    fn into_value(self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(b),
+            Json::Num(n) => Value::Number(n),
+            Json::Str(s) => Value::String(s.into_owned()),
+            Json::Arr(items) => Value::Array(items.into_iter().map(Json::into_value).collect()),
+            Json::Obj(o) => Value::Object(o.into_map()),
+        }
+    }
+}
+
+impl Obj<'_> {
+    fn into_map(self) -> Map<String, Value> {
+        self.0
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v.into_value()))
+            .collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for Json<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+/// Objects with more members than this keep a set of their keys for the duplicate
+/// check; smaller ones compare linearly.
+const LINEAR_KEYS: usize = 16;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Num(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Num(v.into()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json<'de>, E> {
+        Number::from_f64(v)
+            .map(Json::Num)
             .ok_or_else(|| E::custom("number is not finite"))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v.to_owned())))
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v)))
     }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_none<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         let mut out = Vec::new();
-        while let Some(StrictValue(v)) = seq.next_element()? {
+        while let Some(v) = seq.next_element()? {
             out.push(v);
         }
-        Ok(Value::Array(out))
+        Ok(Json::Arr(out))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut out: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
+        let mut seen: Option<HashSet<Cow<'de, str>>> = None;
+        while let Some(Key(key)) = map.next_key()? {
+            let duplicate = match &mut seen {
+                Some(set) => !set.insert(key.clone()),
+                None if out.len() < LINEAR_KEYS => out.iter().any(|(k, _)| *k == key),
+                None => {
+                    let mut set: HashSet<Cow<'de, str>> =
+                        out.iter().map(|(k, _)| k.clone()).collect();
+                    let duplicate = !set.insert(key.clone());
+                    seen = Some(set);
+                    duplicate
+                }
+            };
+            if duplicate {
                 return Err(de::Error::custom(format_args!(
                     "duplicate key `{}`",
                     snippet(&key)
                 )));
             }
-            let StrictValue(v) = map.next_value()?;
-            out.insert(key, v);
+            let v = map.next_value()?;
+            out.push((key, v));
         }
-        Ok(Value::Object(out))
+        Ok(Json::Obj(Obj(out)))
+    }
+}
+
+/// An object key, borrowed from the body when it has no escapes (serde's own
+/// `Cow<str>` always copies).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
 /// Describes a JSON value's kind for error messages.
-fn describe(v: &Value) -> String {
+fn describe(v: &Json<'_>) -> String {
     match v {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) if n.is_f64() => format!("the fractional number {n}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string {:?}", snippet(s)),
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
+        Json::Null => "null".to_owned(),
+        Json::Bool(b) => format!("the boolean {b}"),
+        Json::Num(n) if n.is_f64() => format!("the fractional number {n}"),
+        Json::Num(n) => format!("the number {n}"),
+        Json::Str(s) => format!("the string {:?}", snippet(s)),
+        Json::Arr(_) => "an array".to_owned(),
+        Json::Obj(_) => "an object".to_owned(),
     }
 }
 
-/// The fields of one JSON object being decoded, with the path prefix used in errors.
-struct Fields {
-    map: Map<String, Value>,
-    prefix: String,
+/// Where a value sits in the body (`actor.agent`, `rule_ids[2]`), for errors:
+/// written out only when an error names it, so decoding a good body builds no
+/// path strings.
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    /// A member of the top-level object, or of the object at the parent path.
+    Field(Option<&'p Path<'p>>, &'p str),
+    /// An item of the array at the parent path.
+    Index(&'p Path<'p>, usize),
 }
 
-impl Fields {
-    /// Takes ownership of `map`, rejecting any key not in `allowed`.
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Field(None, name) => f.write_str(name),
+            Path::Field(Some(parent), name) => write!(f, "{parent}.{name}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+/// The fields of one JSON object being decoded, with the path of the object (none
+/// for the body itself) used in errors.
+struct Fields<'a, 'p> {
+    map: Obj<'a>,
+    parent: Option<&'p Path<'p>>,
+}
+
+impl<'a, 'p> Fields<'a, 'p> {
+    /// Takes ownership of `map`, rejecting any key not in `allowed` (naming the first
+    /// such key in string order).
     fn new(
-        map: Map<String, Value>,
-        prefix: &str,
+        map: Obj<'a>,
+        parent: Option<&'p Path<'p>>,
         allowed: &'static [&'static str],
     ) -> Result<Self, DecodeError> {
-        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        if let Some(unknown) = map.min_key(|k| !allowed.contains(&k)) {
+            let name = snippet(unknown);
             return Err(DecodeError::schema(
-                format!("{prefix}{}", snippet(unknown)),
+                Path::Field(parent, &name).to_string(),
                 format!("unknown field; expected one of: {}", allowed.join(", ")),
             ));
         }
-        Ok(Self {
-            map,
-            prefix: prefix.to_owned(),
-        })
+        Ok(Self { map, parent })
     }
 
-    fn path(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
+    fn path<'s>(&'s self, name: &'s str) -> Path<'s> {
+        Path::Field(self.parent, name)
     }
 
     /// A required field.
     fn req<T: FromJson>(&mut self, name: &str) -> Result<T, DecodeError> {
         match self.map.remove(name) {
             None => Err(DecodeError::schema(
-                self.path(name),
+                self.path(name).to_string(),
                 "missing required field",
             )),
-            Some(v) => T::from_json(v, &self.path(name)),
+            Some(v) => T::from_json(v, self.path(name)),
         }
     }
 
     /// An optional field: absent or `null` give `None`.
     fn opt<T: FromJson>(&mut self, name: &str) -> Result<Option<T>, DecodeError> {
         match self.map.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => T::from_json(v, &self.path(name)).map(Some),
+            None | Some(Json::Null) => Ok(None),
+            Some(v) => T::from_json(v, self.path(name)).map(Some),
         }
     }
 
     /// A required string of `min..=max` characters.
     fn text(&mut self, name: &str, min: usize, max: usize) -> Result<String, DecodeError> {
         let s: String = self.req(name)?;
-        check_len(&s, &self.path(name), min, max)?;
+        check_len(&s, self.path(name), min, max)?;
         Ok(s)
     }
 
@@ -357,13 +490,13 @@ impl Fields {
     fn opt_text(&mut self, name: &str, max: usize) -> Result<Option<String>, DecodeError> {
         let s: Option<String> = self.opt(name)?;
         if let Some(s) = &s {
-            check_len(s, &self.path(name), 0, max)?;
+            check_len(s, self.path(name), 0, max)?;
         }
         Ok(s)
     }
 }
 
-fn check_len(s: &str, path: &str, min: usize, max: usize) -> Result<(), DecodeError> {
+fn check_len(s: &str, path: Path<'_>, min: usize, max: usize) -> Result<(), DecodeError> {
     let n = s.chars().count();
     if n < min || n > max {
         let message = if min == 0 {
@@ -371,29 +504,32 @@ fn check_len(s: &str, path: &str, min: usize, max: usize) -> Result<(), DecodeEr
         } else {
             format!("must be {min} to {max} characters, found {n}")
         };
-        return Err(DecodeError::schema(path, message));
+        return Err(DecodeError::schema(path.to_string(), message));
     }
     Ok(())
 }
 
 /// Conversion of one JSON value at `path` into a typed value.
 trait FromJson: Sized {
-    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError>;
+    fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError>;
 }
 
-fn wrong_type(path: &str, expected: &str, v: &Value) -> DecodeError {
-    DecodeError::schema(path, format!("expected {expected}, found {}", describe(v)))
+fn wrong_type(path: Path<'_>, expected: &str, v: &Json<'_>) -> DecodeError {
+    DecodeError::schema(
+        path.to_string(),
+        format!("expected {expected}, found {}", describe(v)),
+    )
 }
 
 impl FromJson for u64 {
-    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+    fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
         v.as_u64()
             .ok_or_else(|| wrong_type(path, "a non-negative integer", &v))
     }
 }
 
 impl FromJson for u32 {
-    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+    fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
         v.as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| wrong_type(path, "a non-negative integer at most 4294967295", &v))
@@ -401,28 +537,30 @@ impl FromJson for u32 {
 }
 
 impl FromJson for bool {
-    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
-        v.as_bool()
-            .ok_or_else(|| wrong_type(path, "true or false", &v))
+    fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
+        match v {
+            Json::Bool(b) => Ok(b),
+            other => Err(wrong_type(path, "true or false", &other)),
+        }
     }
 }
 
 impl FromJson for String {
-    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+    fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
         match v {
-            Value::String(s) => Ok(s),
+            Json::Str(s) => Ok(s.into_owned()),
             other => Err(wrong_type(path, "a string", &other)),
         }
     }
 }
 
 impl<T: FromJson> FromJson for Vec<T> {
-    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+    fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
         match v {
-            Value::Array(items) => items
+            Json::Arr(items) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, item)| T::from_json(item, &format!("{path}[{i}]")))
+                .map(|(i, item)| T::from_json(item, Path::Index(&path, i)))
                 .collect(),
             other => Err(wrong_type(path, "an array", &other)),
         }
@@ -430,20 +568,28 @@ impl<T: FromJson> FromJson for Vec<T> {
 }
 
 impl FromJson for Map<String, Value> {
-    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+    fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
         match v {
-            Value::Object(m) => Ok(m),
+            Json::Obj(m) => Ok(m.into_map()),
             other => Err(wrong_type(path, "an object", &other)),
         }
+    }
+}
+
+/// An object to decode field by field.
+fn object<'a>(v: Json<'a>, path: Path<'_>) -> Result<Obj<'a>, DecodeError> {
+    match v {
+        Json::Obj(m) => Ok(m),
+        other => Err(wrong_type(path, "an object", &other)),
     }
 }
 
 macro_rules! id_from_json {
     ($($ty:ty),*) => {$(
         impl FromJson for $ty {
-            fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+            fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
                 let s = String::from_json(v, path)?;
-                <$ty>::try_from(s).map_err(|e| DecodeError::schema(path, e.to_string()))
+                <$ty>::try_from(s).map_err(|e| DecodeError::schema(path.to_string(), e.to_string()))
             }
         }
     )*};
@@ -453,12 +599,12 @@ id_from_json!(EventId, TenantId, KeyId, Ident);
 macro_rules! enum_from_json {
     ($ty:ty { $($name:literal => $variant:expr),* $(,)? }) => {
         impl FromJson for $ty {
-            fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
+            fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
                 let s = String::from_json(v, path)?;
                 match s.as_str() {
                     $($name => Ok($variant),)*
                     other => Err(DecodeError::schema(
-                        path,
+                        path.to_string(),
                         format!(
                             "expected one of: {}; found {:?}",
                             [$($name),*].join(", "),
@@ -483,9 +629,9 @@ enum_from_json!(KillScope { "session" => KillScope::Session, "agent" => KillScop
     "tenant" => KillScope::Tenant, "system" => KillScope::System });
 
 impl FromJson for ActorChain {
-    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
-        let map = Map::from_json(v, path)?;
-        let mut f = Fields::new(map, &format!("{path}."), &["user", "agent", "service"])?;
+    fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
+        let map = object(v, path)?;
+        let mut f = Fields::new(map, Some(&path), &["user", "agent", "service"])?;
         let actor = ActorChain {
             user: f.opt("user")?,
             agent: f.opt("agent")?,
@@ -493,7 +639,7 @@ impl FromJson for ActorChain {
         };
         if actor.user.is_none() && actor.agent.is_none() && actor.service.is_none() {
             return Err(DecodeError::schema(
-                path,
+                path.to_string(),
                 "at least one of `user`, `agent`, `service` must be set",
             ));
         }
@@ -502,9 +648,9 @@ impl FromJson for ActorChain {
 }
 
 impl FromJson for BudgetScope {
-    fn from_json(v: Value, path: &str) -> Result<Self, DecodeError> {
-        let map = Map::from_json(v, path)?;
-        let mut f = Fields::new(map, &format!("{path}."), &["org", "team", "user", "agent"])?;
+    fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
+        let map = object(v, path)?;
+        let mut f = Fields::new(map, Some(&path), &["org", "team", "user", "agent"])?;
         let scope = BudgetScope {
             org: f.opt("org")?,
             team: f.opt("team")?,
@@ -513,7 +659,7 @@ impl FromJson for BudgetScope {
         };
         if scope == BudgetScope::default() {
             return Err(DecodeError::schema(
-                path,
+                path.to_string(),
                 "at least one of `org`, `team`, `user`, `agent` must be set",
             ));
         }
@@ -825,14 +971,14 @@ fn public_key(f: &mut Fields, name: &str) -> Result<String, DecodeError> {
     match base64::engine::general_purpose::STANDARD.decode(&s) {
         Ok(bytes) if bytes.len() == 32 => Ok(s),
         Ok(bytes) => Err(DecodeError::schema(
-            f.path(name),
+            f.path(name).to_string(),
             format!(
                 "expected a 32-byte Ed25519 public key, found {} bytes",
                 bytes.len()
             ),
         )),
         Err(e) => Err(DecodeError::schema(
-            f.path(name),
+            f.path(name).to_string(),
             format!("expected standard base64 (with padding): {e}"),
         )),
     }

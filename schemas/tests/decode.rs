@@ -175,6 +175,72 @@ fn duplicate_keys_are_malformed_at_any_depth() {
 }
 
 #[test]
+fn duplicate_keys_are_found_in_large_objects_and_through_escapes() {
+    // An object of many members (the decoder switches from a linear search to a
+    // set of keys) with the duplicate at either end of it.
+    for dup_first in [false, true] {
+        let mut members: Vec<String> = (0..200).map(|i| format!("\"k{i}\":{i}")).collect();
+        if dup_first {
+            members.insert(1, "\"k0\":0".to_owned());
+        } else {
+            members.push("\"k199\":0".to_owned());
+        }
+        let body = format!(
+            r#"{{"v":1,"id":"x","type":"telemetry","tenant":"acme","name":"n","data":{{{}}}}}"#,
+            members.join(",")
+        );
+        let e = decode_str(&body).unwrap_err();
+        let key = if dup_first { "k0" } else { "k199" };
+        assert!(
+            matches!(e, DecodeError::MalformedJson(ref m) if m.contains(&format!("duplicate key `{key}`"))),
+            "{e:?}"
+        );
+    }
+    // 200 distinct keys are fine, and are all kept.
+    let members: Vec<String> = (0..200).map(|i| format!("\"k{i}\":{i}")).collect();
+    let body = format!(
+        r#"{{"v":1,"id":"x","type":"telemetry","tenant":"acme","name":"n","data":{{{}}}}}"#,
+        members.join(",")
+    );
+    match decode_str(&body).unwrap().event {
+        govledger_schemas::Event::Telemetry(t) => {
+            assert_eq!(t.data.len(), 200);
+            assert_eq!(t.data["k150"], json!(150));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A key written with an escape is the same key.
+    let e = decode_str(
+        r#"{"v":1,"id":"x","type":"key.revoked","tenant":"acme","key_id":"acme/k","reason":"a","re\u0061son":"b"}"#,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, DecodeError::MalformedJson(ref m) if m.contains("duplicate key `reason`")),
+        "{e:?}"
+    );
+    // And escaped values decode to their text.
+    let env = decode_str(
+        r#"{"v":1,"id":"x","type":"key.revoked","tenant":"acme","key_id":"acme/k","reason":"tab\there \u00e9"}"#,
+    )
+    .unwrap();
+    match env.event {
+        govledger_schemas::Event::KeyRevoked(k) => assert_eq!(k.reason, "tab\there é"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn of_several_unknown_fields_the_first_in_string_order_is_named() {
+    // Whatever their order in the body.
+    for body in [
+        r#"{"v":1,"id":"x","type":"key.revoked","tenant":"acme","key_id":"acme/k","reason":"a","zeta":1,"beta":2}"#,
+        r#"{"beta":2,"v":1,"zeta":1,"id":"x","type":"key.revoked","tenant":"acme","key_id":"acme/k","reason":"a"}"#,
+    ] {
+        assert_schema(decode_str(body), "beta", "unknown field");
+    }
+}
+
+#[test]
 fn body_must_be_an_object() {
     assert_schema(
         decode_str("[1,2]"),

@@ -7,7 +7,7 @@
 //!
 //! | destination | framing | delivered when | after a crash |
 //! |---|---|---|---|
-//! | file | record + `\n` | written and fsynced | exactly once: the file is cut back to the committed length |
+//! | file | record + `\n` | written and fsynced (every [`file::FILE_SYNC_BYTES`], not every batch) | exactly once: the file is cut back to the committed length |
 //! | stdout | record + `\n` | written and flushed | at least once (a reader may have seen records after the cursor) |
 //! | `syslog+tcp://`, `syslog+tls://` | RFC 6587 octet counting | the kernel (or TLS) accepted every byte | at least once; TCP syslog has no acknowledgement, so a receiver that dies with bytes in its buffers loses them |
 //! | Splunk HEC `http(s)://` | concatenated envelopes, one POST per batch | HEC answered 2xx | at least once |
@@ -106,6 +106,10 @@ pub enum SinkError {
     Stopped,
 }
 
+/// Makes a sink's delivered bytes durable, on whatever thread runs it
+/// ([`Sink::sync_later`]).
+pub type SyncJob = Box<dyn FnOnce() -> Result<(), SinkError> + Send>;
+
 /// A destination for framed records. See the module docs for the guarantees.
 pub trait Sink: Send {
     /// Appends `record`, framed for this sink, to `buf`.
@@ -116,6 +120,22 @@ pub trait Sink: Send {
     /// Makes everything delivered so far durable; returns the sink's committed
     /// length in bytes (files) or 0.
     fn sync(&mut self) -> Result<u64, SinkError>;
+    /// How many bytes may be delivered before the pipeline must [`Sink::sync`] and
+    /// commit the cursor: 0 (the default) means after every batch. A sink that
+    /// delivers records exactly once whatever was written after its last commit
+    /// (a file, cut back on resume) can sync less often; a sink that would deliver
+    /// the uncommitted records again after a crash must not.
+    fn sync_every(&self) -> u64 {
+        0
+    }
+    /// For sinks whose sync can run on another thread while more is delivered
+    /// (files): writes out anything buffered and returns the length delivered so
+    /// far and a job that makes it durable, so that the pipeline can overlap the
+    /// flush with the next batches. `None` (the default): the pipeline calls
+    /// [`Sink::sync`] and waits.
+    fn sync_later(&mut self) -> Result<Option<(u64, SyncJob)>, SinkError> {
+        Ok(None)
+    }
     /// How many deliveries were retried so far.
     fn retries(&self) -> u64 {
         0
