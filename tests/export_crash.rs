@@ -33,9 +33,20 @@ fn sigkill_mid_stream_leaves_every_entry_exactly_once_in_order() {
 
     let out = env.path("siem.ocsf");
     let cursor_dir = env.data().join("sinks").join("crash");
-    // Small batches: many fsyncs and cursor commits to land a kill between.
+    // Small batches and a small sync threshold: many fsyncs and cursor commits
+    // (each sync on the pipeline's second thread, as with the default threshold)
+    // to land a kill between.
     let args = [
-        "export", "--format", "ocsf", "--sink", "crash", "--batch", "20", "--to",
+        "export",
+        "--format",
+        "ocsf",
+        "--sink",
+        "crash",
+        "--batch",
+        "20",
+        "--sync-bytes",
+        "32768",
+        "--to",
     ];
     let (mut kills, mut torn) = (0u32, 0u32);
     let deadline = Instant::now() + Duration::from_secs(300);

@@ -241,6 +241,10 @@ fn a_bad_sink_table_stops_serve_before_it_consumes_anything() {
             sink(&format!("name = \"s7\"\nformat = \"ocsf\"\nto = \"{file}\"\ntoken = \"x\"")),
             &["bad.toml", "token"],
         ),
+        (
+            sink("name = \"s8\"\nformat = \"ocsf\"\nto = \"syslog+tcp://127.0.0.1:1\"\nsync_bytes = 0"),
+            &["sink \"s8\"", "sync_bytes applies to file destinations only"],
+        ),
     ];
     for (text, needles) in &cases {
         let cfg = write_config(&env, "bad.toml", text);

@@ -499,7 +499,9 @@ impl Admission {
     ///
     /// At most `2 + 3 × workers` rounds are in flight (one being read, one in each
     /// worker's queue, one being decoded and one decoded per worker, one being
-    /// folded): memory stays bounded whatever the length of `leaves`.
+    /// folded), with at most 8 workers: memory stays bounded whatever the length
+    /// of `leaves`. A range shorter than one round is decoded and folded on the
+    /// calling thread, without starting any.
     ///
     /// Stops at the first failure, with every entry before it folded: an `Err` from
     /// `leaves` is returned as it is, a leaf that does not decode as
@@ -513,6 +515,7 @@ impl Admission {
     ) -> Result<(), E> {
         type Round = Vec<(u64, Vec<u8>)>;
         type Decoded = Vec<Result<(Entry, Option<Envelope>), (u64, CodecError)>>;
+        let mut leaves = leaves.peekable();
         let decode = |round: Round| -> Decoded {
             round
                 .iter()
@@ -526,7 +529,29 @@ impl Admission {
                 })
                 .collect()
         };
-        let workers = self.verify_threads.max(1);
+        // A range shorter than a round (a stepper's seek, a start from a recent
+        // snapshot) is not worth the threads: decode and fold it here.
+        let mut first = Vec::with_capacity(PIPELINE_ROUND);
+        while first.len() < PIPELINE_ROUND {
+            match leaves.next_if(|item| item.is_ok()) {
+                Some(Ok(leaf)) => first.push(leaf),
+                _ => break,
+            }
+        }
+        if first.len() < PIPELINE_ROUND {
+            let mut done = 0;
+            for d in decode(first) {
+                let (entry, env) = d.map_err(|(seq, err)| codec_error(seq, err))?;
+                self.replay_decoded(&entry, env.as_ref());
+                done += 1;
+            }
+            progress(done);
+            return match leaves.next() {
+                Some(Err(e)) => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let workers = self.verify_threads.clamp(1, MAX_PIPELINE_WORKERS);
         let folded = std::sync::atomic::AtomicU64::new(0);
         let folded = &folded;
         std::thread::scope(|s| {
@@ -555,35 +580,36 @@ impl Admission {
                     let Ok(round) = outboxes[k % workers].recv() else {
                         return Ok(());
                     };
-                    let n = round.len() as u64;
                     for d in round {
                         let (entry, env) = d.map_err(|(seq, err)| codec_error(seq, err))?;
                         this.replay_decoded(&entry, env.as_ref());
+                        folded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                    folded.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 }
                 Ok(())
             });
             let mut failed = None;
-            let mut round = Vec::with_capacity(PIPELINE_ROUND);
+            let mut round = first;
             let mut k = 0usize;
-            for item in leaves {
-                match item {
-                    Ok(leaf) => round.push(leaf),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
+            loop {
                 if round.len() == PIPELINE_ROUND {
                     let full = std::mem::replace(&mut round, Vec::with_capacity(PIPELINE_ROUND));
-                    // A closed queue means the folder stopped at a bad leaf: its
-                    // error is the one to report.
+                    // A closed queue means the folder stopped (at a bad leaf: its
+                    // error is the one to report; or a worker panicked, which the
+                    // scope re-raises).
                     if inboxes[k % workers].send(full).is_err() {
                         break;
                     }
                     k += 1;
                     progress(folded.load(std::sync::atomic::Ordering::Relaxed));
+                }
+                match leaves.next() {
+                    None => break,
+                    Some(Ok(leaf)) => round.push(leaf),
+                    Some(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
             if !round.is_empty() {
@@ -849,6 +875,10 @@ const REPLAY_BATCH: usize = 4096;
 
 /// Leaves per round in [`Admission::replay_pipelined`].
 pub const PIPELINE_ROUND: usize = 1024;
+
+/// Most decoding workers [`Admission::replay_pipelined`] starts: one in-order fold
+/// cannot use more, and each adds up to three rounds in flight.
+const MAX_PIPELINE_WORKERS: usize = 8;
 
 /// The decoded body of an entry that kept one: an accepted event, or a refusal
 /// that engaged a kill switch (`None` for every other entry).

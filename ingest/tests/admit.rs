@@ -1098,6 +1098,74 @@ fn a_generated_stream_is_accepted_in_full() {
     let mut stopped = Admission::new(&trust, DecodeLimits::default()).unwrap();
     assert_eq!(stopped.replay_leaves(&bad).unwrap_err().0, 4);
     assert_eq!(stopped.entries_folded(), 4);
+
+    // The pipeline (read | decode on workers | fold in order): the same state for
+    // ranges shorter than a round, of whole rounds and with a partial last one,
+    // with one and with two workers; progress ends at the count folded.
+    let pipelined = |n: usize, threads: usize| {
+        let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
+        p.set_verify_threads(threads);
+        let mut last = 0;
+        p.replay_pipelined(
+            leaves[..n].iter().cloned().map(Ok::<_, String>),
+            |seq, e| format!("{seq}: {e}"),
+            &mut |k| last = k,
+        )
+        .unwrap();
+        assert_eq!(p.entries_folded(), n as u64);
+        assert_eq!(last, n as u64);
+        p
+    };
+    for threads in [1, 2] {
+        assert_eq!(pipelined(2_000, threads).state_digest(), adm.state_digest());
+        for n in [0, 1, 1_023, 1_024, 1_025, 2_000] {
+            let mut want = Admission::new(&trust, DecodeLimits::default()).unwrap();
+            want.replay_leaves(&leaves[..n]).unwrap();
+            assert_eq!(
+                pipelined(n, threads).state_digest(),
+                want.state_digest(),
+                "{n} leaves, {threads} workers"
+            );
+        }
+    }
+    // A leaf that does not decode, in a later round or in a short range: its
+    // error, with every entry before it folded and none after.
+    for (n, at) in [(2_000, 1_500), (10, 4)] {
+        let mut broken = leaves[..n].to_vec();
+        broken[at].1[0] ^= 0xff;
+        let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
+        p.set_verify_threads(2);
+        let err = p
+            .replay_pipelined(
+                broken.into_iter().map(Ok::<_, String>),
+                |seq, _| format!("leaf {seq}"),
+                &mut |_| {},
+            )
+            .unwrap_err();
+        assert_eq!(err, format!("leaf {at}"));
+        assert_eq!(p.entries_folded(), at as u64);
+    }
+    // A read error from the source, likewise, after the leaves before it.
+    for at in [1_300, 7] {
+        let source = leaves[..2_000]
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(move |(i, l)| {
+                if i == at {
+                    Err(format!("read {i}"))
+                } else {
+                    Ok(l)
+                }
+            });
+        let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
+        p.set_verify_threads(2);
+        let err = p
+            .replay_pipelined(source, |seq, _| format!("leaf {seq}"), &mut |_| {})
+            .unwrap_err();
+        assert_eq!(err, format!("read {at}"));
+        assert_eq!(p.entries_folded(), at as u64);
+    }
     for kind in [
         "key.registered",
         "budget.configured",

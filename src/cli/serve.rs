@@ -100,6 +100,7 @@ struct SinkFile {
     from: Option<String>,
     poll_ms: Option<u64>,
     batch: Option<u64>,
+    sync_bytes: Option<u64>,
     hec_token_env: Option<String>,
     ca_file: Option<PathBuf>,
     #[serde(default)]
@@ -162,6 +163,13 @@ impl SinkFile {
             follow: true,
             poll_ms: self.poll_ms.unwrap_or(export::DEFAULT_POLL_MS),
             batch,
+            sync_bytes: match (&to, self.sync_bytes) {
+                (Destination::File(_), n) => {
+                    n.unwrap_or(govledger_export::sink::file::FILE_SYNC_BYTES)
+                }
+                (_, None) => govledger_export::sink::file::FILE_SYNC_BYTES,
+                (_, Some(_)) => bail!("sync_bytes applies to file destinations only"),
+            },
             hec_token,
             ca_file: self.ca_file.clone(),
             redact,

@@ -19,6 +19,7 @@ pub struct FileSink {
     path: PathBuf,
     out: BufWriter<File>,
     len: u64,
+    sync_bytes: u64,
 }
 
 impl FileSink {
@@ -37,7 +38,15 @@ impl FileSink {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 20, file),
             len,
+            sync_bytes: FILE_SYNC_BYTES,
         })
+    }
+
+    /// Syncs and commits once `n` bytes were written since the last commit
+    /// (default [`FILE_SYNC_BYTES`]); 0 makes it sync after every batch.
+    pub fn with_sync_bytes(mut self, n: u64) -> FileSink {
+        self.sync_bytes = n;
+        self
     }
 
     /// Creates `path`, or empties it: a one-off export.
@@ -127,10 +136,11 @@ impl Sink for FileSink {
     }
 
     /// Records written after the last commit are cut off on resume, so an fsync per
-    /// [`FILE_SYNC_BYTES`] instead of per batch loses nothing: a crash costs at most
-    /// that much rewriting.
+    /// [`FILE_SYNC_BYTES`] (or [`FileSink::with_sync_bytes`]) instead of per batch
+    /// loses nothing: a crash costs some rewriting, up to about twice that (one
+    /// sync may still be running when the next threshold is reached).
     fn sync_every(&self) -> u64 {
-        FILE_SYNC_BYTES
+        self.sync_bytes
     }
 
     /// Flushes the buffer here and `fdatasync`s a second handle of the file on the
