@@ -238,9 +238,7 @@ fn a_named_sink_resumes_exactly_after_its_cursor_and_refuses_another_format() {
     let s = export_json(&env, &["--format", "ocsf", "--to", to, "--sink", "siem"]);
     assert_eq!(s["exported"].as_u64(), Some(0));
     // The two runs wrote exactly what one run writes.
-    let whole = env.path("whole.ocsf");
-    export_json(&env, &["--format", "ocsf", "--to", whole.to_str().unwrap()]);
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&whole).unwrap());
+    assert_eq!(std::fs::read(&out).unwrap(), env.export_whole("ocsf"));
 
     let e = failed(&export(
         &env,
@@ -445,6 +443,10 @@ fn bad_arguments_are_clear_errors() {
         (
             &["--format", "ocsf", "--ca-file", "x.pem"],
             "--ca-file applies to",
+        ),
+        (
+            &["--format", "ocsf", "--sync-bytes", "0"],
+            "--sync-bytes applies to file destinations only",
         ),
         (&["--format", "ocsf", "--reset"], "--sink"),
         (

@@ -110,15 +110,7 @@ fn sigkill_mid_stream_leaves_every_entry_exactly_once_in_order() {
     last.push(out.to_str().unwrap());
     let done = env.json(&last);
     assert_eq!(done["next_seq"].as_u64(), Some(ENTRIES));
-    let whole = env.path("whole.ocsf");
-    env.json(&[
-        "export",
-        "--format",
-        "ocsf",
-        "--to",
-        whole.to_str().unwrap(),
-    ]);
-    let (got, want) = (std::fs::read(&out).unwrap(), std::fs::read(&whole).unwrap());
+    let (got, want) = (std::fs::read(&out).unwrap(), env.export_whole("ocsf"));
     assert_eq!(
         got.len(),
         want.len(),

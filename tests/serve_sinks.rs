@@ -153,17 +153,9 @@ fn a_file_sink_inside_serve_gets_every_entry_once_in_order_across_a_restart() {
         assert_eq!(v["metadata"]["uid"].as_str(), Some(leaf.as_str()), "{seq}");
     }
     // Byte for byte what one export of the whole log writes.
-    let whole = env.path("whole.ocsf");
-    env.json(&[
-        "export",
-        "--format",
-        "ocsf",
-        "--to",
-        whole.to_str().unwrap(),
-    ]);
     assert_eq!(
         std::fs::read(&out).expect("sink file"),
-        std::fs::read(&whole).expect("whole export")
+        env.export_whole("ocsf")
     );
     // The cursor was committed at the stop: the same sink has nothing left to do.
     let s = env.json(&[
@@ -243,7 +235,7 @@ fn a_bad_sink_table_stops_serve_before_it_consumes_anything() {
         ),
         (
             sink("name = \"s8\"\nformat = \"ocsf\"\nto = \"syslog+tcp://127.0.0.1:1\"\nsync_bytes = 0"),
-            &["sink \"s8\"", "sync_bytes applies to file destinations only"],
+            &["sink \"s8\"", "--sync-bytes applies to file destinations only"],
         ),
     ];
     for (text, needles) in &cases {

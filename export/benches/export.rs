@@ -96,12 +96,7 @@ fn main() {
     let formats: Vec<Format> = match std::env::var("GOVLEDGER_BENCH_FORMATS") {
         Ok(list) => list
             .split(',')
-            .map(|f| {
-                *Format::ALL
-                    .iter()
-                    .find(|x| x.as_str() == f.trim())
-                    .unwrap_or_else(|| panic!("unknown format {f:?}"))
-            })
+            .map(|f| f.trim().parse().expect("GOVLEDGER_BENCH_FORMATS"))
             .collect(),
         Err(_) => Format::ALL.to_vec(),
     };

@@ -6,9 +6,10 @@
 //! reuse the ledger there instead of a temporary one).
 //!
 //! Prints medians of 3 alternating rounds: the raw scan (entries/s), and the fold
-//! (scan, decode each entry, decode the accepted bodies on every core, fold them in
-//! order into the key ring, gates, flows, budgets and detector) as entries/s and as
-//! a ratio to the scan. Then the snapshot of the final state: its size, encode and
+//! as replays run it (`Admission::replay_pipelined`: scan, decode each entry and
+//! its accepted body on 2 or 1 workers, fold in order into the key ring, gates,
+//! flows, budgets and detector) as entries/s and as a ratio to the scan; strict
+//! body decoding beside serde_json on the same bodies. Then the snapshot of the final state: its size, encode and
 //! synced write times, and the restore (read back from RocksDB, check, decode)
 //! beside the fold it replaces.
 
@@ -75,39 +76,21 @@ fn main() {
         assert_eq!(adm.entries_folded(), size);
         adm
     };
-    // The previous path, for comparison in the same run: rounds of 4,096 read,
-    // then decoded on both cores, then folded, one stage after the other.
-    let fold_alternating = || {
-        let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
-        let mut round = Vec::with_capacity(4096);
-        for item in ledger.store().scan_entries(0) {
-            round.push(item.expect("scan"));
-            if round.len() == 4096 {
-                adm.replay_leaves(&round).expect("leaves decode");
-                round.clear();
-            }
-        }
-        adm.replay_leaves(&round).expect("leaves decode");
-        assert_eq!(adm.entries_folded(), size);
-        adm
-    };
     let timed = |f: &dyn Fn() -> Admission| {
         let t = Instant::now();
         let adm = f();
         std::hint::black_box(adm.state_digest());
         t.elapsed()
     };
-    let (mut scans, mut folds, mut folds1, mut alts) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut scans, mut folds, mut folds1) = (Vec::new(), Vec::new(), Vec::new());
     // The state to snapshot: the fold of the whole log.
     let full = fold_all(2);
     for _ in 0..3 {
         scans.push(scan());
         folds.push(timed(&|| fold_all(2)));
         folds1.push(timed(&|| fold_all(1)));
-        alts.push(timed(&fold_alternating));
     }
-    let (s, f, f1, a) = (median(scans), median(folds), median(folds1), median(alts));
+    let (s, f, f1) = (median(scans), median(folds), median(folds1));
     let rate = |d: Duration| size as f64 / d.as_secs_f64();
     println!("fold bench: {size} entries (median of 3 alternating rounds)");
     println!(
@@ -118,7 +101,6 @@ fn main() {
     for (name, d) in [
         ("fold, pipelined: read | decode on 2 workers | fold", f),
         ("fold, pipelined: read | decode on 1 worker | fold", f1),
-        ("fold, stages alternating (read, decode on 2, fold)", a),
     ] {
         println!(
             "{name:<60} {:>12.0} entries/s  {:.2}x",

@@ -460,42 +460,13 @@ impl Admission {
         }
     }
 
-    /// [`Admission::replay`] for each entry of `entries` in order, with the bodies
-    /// decoded on every core first (the folds stay in order on this thread).
-    pub fn replay_batch(&mut self, entries: &[Entry]) {
-        let envs = par_map(entries, self.verify_threads, accepted_body);
-        for (entry, env) in entries.iter().zip(envs) {
-            self.replay_decoded(entry, env.as_ref());
-        }
-    }
-
-    /// [`Admission::replay_batch`] over stored leaves (seq, leaf bytes): each leaf
-    /// and its body are decoded on every core, then folded in order on this
-    /// thread. `Err` names the first leaf that does not decode; the leaves before
-    /// it are folded.
-    pub fn replay_leaves(&mut self, leaves: &[(u64, Vec<u8>)]) -> Result<(), (u64, CodecError)> {
-        let decoded = par_map(leaves, self.verify_threads, |(seq, leaf)| {
-            decode_entry(leaf)
-                .map(|e| {
-                    let env = accepted_body(&e);
-                    (e, env)
-                })
-                .map_err(|err| (*seq, err))
-        });
-        for d in decoded {
-            let (entry, env) = d?;
-            self.replay_decoded(&entry, env.as_ref());
-        }
-        Ok(())
-    }
-
     /// Folds `leaves` (seq and stored leaf bytes, in log order) into this state, as
-    /// [`Admission::replay_leaves`] does, but as a pipeline over every core: this
+    /// [`Admission::replay`] does entry by entry, but as a pipeline over every core: this
     /// thread reads the leaves and hands them out in rounds of
     /// [`PIPELINE_ROUND`], `verify_threads` workers decode whole rounds (leaf, body
     /// hash check and strict body decode), and one more thread folds the rounds in
-    /// order while the next ones are read and decoded. `replay_leaves` alternates
-    /// those stages, so the cores idle during every read and every fold.
+    /// order while the next ones are read and decoded (rather than taking turns,
+    /// which left the cores idle during every read and every fold).
     ///
     /// At most `2 + 3 × workers` rounds are in flight (one being read, one in each
     /// worker's queue, one being decoded and one decoded per worker, one being
@@ -624,25 +595,6 @@ impl Admission {
             outcome?;
             failed.map_or(Ok(()), Err)
         })
-    }
-
-    /// Replays a whole sequence of entries (as `govledger_replay::entries_from`
-    /// yields them), in batches for [`Admission::replay_batch`]; stops at the first
-    /// error.
-    pub fn replay_all<E>(
-        &mut self,
-        entries: impl IntoIterator<Item = Result<Entry, E>>,
-    ) -> Result<(), E> {
-        let mut batch = Vec::with_capacity(REPLAY_BATCH);
-        for entry in entries {
-            batch.push(entry?);
-            if batch.len() == REPLAY_BATCH {
-                self.replay_batch(&batch);
-                batch.clear();
-            }
-        }
-        self.replay_batch(&batch);
-        Ok(())
     }
 
     /// Forgets the event ids of the batch just committed (they are in the ledger's
@@ -871,8 +823,6 @@ enum Checked {
 }
 
 /// Entries replayed per parallel decoding round.
-const REPLAY_BATCH: usize = 4096;
-
 /// Leaves per round in [`Admission::replay_pipelined`].
 pub const PIPELINE_ROUND: usize = 1024;
 

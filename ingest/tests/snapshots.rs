@@ -6,7 +6,7 @@ use govledger_ingest::gen::admit_generated;
 use govledger_ingest::snapshots::{self, SnapshotPolicy};
 use govledger_ingest::{Admission, GenOptions, Generator, Trust};
 use govledger_ledger::note::NoteSigner;
-use govledger_ledger::store::MemStore;
+use govledger_ledger::store::{LogStore, MemStore};
 use govledger_ledger::Ledger;
 use govledger_projections::snapshot;
 use govledger_schemas::DecodeLimits;
@@ -41,12 +41,18 @@ fn build(policy: SnapshotPolicy) -> (Ledger<MemStore>, Trust) {
     (ledger, trust)
 }
 
-fn entries(
-    ledger: &Ledger<MemStore>,
-    from: u64,
-    end: u64,
-) -> impl Iterator<Item = Result<govledger_schemas::Entry, govledger_ledger::LedgerError>> + '_ {
-    (from..end).map(move |seq| ledger.entry(seq).map(|(_, e)| e))
+/// Folds entries `from..end` of `ledger` into `adm`, as replays do.
+fn fold(adm: &mut Admission, ledger: &Ledger<MemStore>, from: u64, end: u64) {
+    adm.replay_pipelined(
+        ledger
+            .store()
+            .scan_entries(from)
+            .take((end - from) as usize),
+        |seq, e| panic!("entry {seq} does not decode: {e}"),
+        &mut |_| {},
+    )
+    .expect("replay");
+    assert_eq!(adm.entries_folded(), end);
 }
 
 fn start(ledger: &Ledger<MemStore>, trust: &Trust, end: u64) -> snapshots::Started {
@@ -65,14 +71,13 @@ fn resumed(ledger: &Ledger<MemStore>, trust: &Trust, end: u64) -> (Admission, u6
     let s = start(ledger, trust, end);
     let mut adm = s.admission;
     assert_eq!(adm.entries_folded(), s.from);
-    adm.replay_all(entries(ledger, s.from, end))
-        .expect("replay");
+    fold(&mut adm, ledger, s.from, end);
     (adm, s.from, s.skipped.len())
 }
 
 fn from_zero(ledger: &Ledger<MemStore>, trust: &Trust, end: u64) -> Admission {
     let mut adm = Admission::new(trust, DecodeLimits::default()).expect("admission");
-    adm.replay_all(entries(ledger, 0, end)).expect("replay");
+    fold(&mut adm, ledger, 0, end);
     adm
 }
 

@@ -61,7 +61,7 @@ use govledger_ledger::note::NoteVerifier;
 use govledger_ledger::store::LogStore;
 use govledger_ledger::tree::{self, Hash};
 use govledger_ledger::{Ledger, LedgerError};
-use govledger_schemas::{decode_entry, Entry};
+use govledger_schemas::{decode_entry, Entry, Envelope};
 use sha2::{Digest, Sha256};
 
 use crate::scope::{Filter, Scope};
@@ -139,19 +139,13 @@ pub fn build<S: LogStore>(
     scope.seed(adm);
     // The chosen entries: (seq, leaf, entry).
     let mut chosen: Vec<(u64, Vec<u8>, Entry)> = Vec::new();
-    crate::walk(adm, ledger, start, end, progress, &mut |_,
-                                                         leaf,
-                                                         entry,
-                                                         env|
-     -> Result<
-        (),
-        LedgerError,
-    > {
+    let mut choose = |_: &Admission, leaf: &[u8], entry: &Entry, env: Option<&Envelope>| {
         if scope.observe(entry, env) && (req.from_ns..=req.to_ns).contains(&entry.time_ns) {
             chosen.push((entry.seq.0, leaf.to_vec(), entry.clone()));
         }
-        Ok(())
-    })?;
+        Ok::<(), LedgerError>(())
+    };
+    crate::walk(adm, ledger, start, end, progress, &mut choose)?;
     let ring = adm.ring();
     if chosen.is_empty() {
         return Err(BundleError::Empty {

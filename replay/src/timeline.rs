@@ -64,14 +64,7 @@ pub fn build<S: LogStore>(
     scope.seed(adm);
     let mut decisions: BTreeMap<(String, String), Value> = BTreeMap::new();
     let mut items = Vec::new();
-    crate::walk(adm, ledger, start, end, progress, &mut |adm,
-                                                         _leaf,
-                                                         entry,
-                                                         env|
-     -> Result<
-        (),
-        LedgerError,
-    > {
+    let mut visit = |adm: &Admission, _: &[u8], entry: &Entry, env: Option<&Envelope>| {
         let keep = scope.observe(entry, env) && (from_ns..=to_ns).contains(&entry.time_ns);
         if let (Verdict::Accepted { .. }, Some(Event::PolicyDecided(d))) =
             (&entry.verdict, env.map(|e| &e.event))
@@ -88,8 +81,9 @@ pub fn build<S: LogStore>(
         if keep {
             items.push(item_json(entry, env, adm, &decisions));
         }
-        Ok(())
-    })?;
+        Ok::<(), LedgerError>(())
+    };
+    crate::walk(adm, ledger, start, end, progress, &mut visit)?;
     Ok(Timeline {
         filter,
         from_ns,

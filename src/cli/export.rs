@@ -13,6 +13,7 @@ use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use govledger_export::cursor::{Position, SinkCursor};
 use govledger_export::pipeline::{open_cursor, Pipeline, SinkSpec};
+use govledger_export::sink::file::FILE_SYNC_BYTES;
 use govledger_export::sink::{
     tls_config, Destination, FileSink, HecSink, Sink, StdoutSink, SyslogSink,
 };
@@ -67,9 +68,10 @@ pub struct Args {
     pub batch: u64,
     /// File sinks: fsync and commit the cursor once this many bytes were written
     /// since the last commit (the sync runs beside the export), and at the end; 0
-    /// syncs after every batch. A crash costs rewriting up to about twice this.
-    #[arg(long, default_value_t = govledger_export::sink::file::FILE_SYNC_BYTES, value_name = "BYTES")]
-    pub sync_bytes: u64,
+    /// syncs after every batch. A crash costs rewriting up to about twice this
+    /// [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    pub sync_bytes: Option<u64>,
     /// Splunk HEC token (sent as `Authorization: Splunk TOKEN`).
     #[arg(long, env = "GOVLEDGER_HEC_TOKEN", hide_env_values = true)]
     pub hec_token: Option<String>,
@@ -248,6 +250,9 @@ pub fn prepare(data: &DataDir, args: &Args, from_on_resume: FromOnResume) -> Res
         }
         None
     };
+    if args.sync_bytes.is_some() && !matches!(to, Destination::File(_)) {
+        bail!("--sync-bytes applies to file destinations only");
+    }
     // A network sink's settings are checked before its cursor is touched.
     let network: Option<Box<dyn Sink>> = match &to {
         Destination::Syslog { host, port, .. } => Some(Box::new(SyslogSink::new(host, *port, tls))),
@@ -301,7 +306,7 @@ pub fn prepare(data: &DataDir, args: &Args, from_on_resume: FromOnResume) -> Res
                 (Some(_), Some(pos)) => FileSink::resume(path, pos.sink_len)?,
                 (Some(_), None) => FileSink::append(path)?,
             }
-            .with_sync_bytes(args.sync_bytes),
+            .with_sync_bytes(args.sync_bytes.unwrap_or(FILE_SYNC_BYTES)),
         ),
         (_, None) => Box::new(StdoutSink::default()),
     };

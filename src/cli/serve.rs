@@ -163,13 +163,7 @@ impl SinkFile {
             follow: true,
             poll_ms: self.poll_ms.unwrap_or(export::DEFAULT_POLL_MS),
             batch,
-            sync_bytes: match (&to, self.sync_bytes) {
-                (Destination::File(_), n) => {
-                    n.unwrap_or(govledger_export::sink::file::FILE_SYNC_BYTES)
-                }
-                (_, None) => govledger_export::sink::file::FILE_SYNC_BYTES,
-                (_, Some(_)) => bail!("sync_bytes applies to file destinations only"),
-            },
+            sync_bytes: self.sync_bytes,
             hec_token,
             ca_file: self.ca_file.clone(),
             redact,

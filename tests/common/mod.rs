@@ -63,6 +63,20 @@ impl Env {
             .expect("run govledger")
     }
 
+    /// What one uninterrupted `export --format FORMAT` of the whole ledger to a
+    /// file writes: what resumed or interrupted exports must equal byte for byte.
+    pub fn export_whole(&self, format: &str) -> Vec<u8> {
+        let whole = self.path(&format!("whole.{format}"));
+        self.json(&[
+            "export",
+            "--format",
+            format,
+            "--to",
+            whole.to_str().unwrap(),
+        ]);
+        std::fs::read(&whole).expect("whole export")
+    }
+
     /// Runs a command that must succeed and returns its stdout as JSON.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut full = vec!["--json"];
