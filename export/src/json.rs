@@ -162,17 +162,23 @@ pub fn write_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &d in &buf[i..] {
-        out.push(d as char);
-    }
+    // Only ASCII digits: the conversion cannot fail.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Appends `bytes` as lowercase hex digits.
 pub fn write_hex(out: &mut String, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 0xf) as usize] as char);
+    // A digest at a time through a stack buffer: one copy into `out`, not a push
+    // per digit.
+    let mut buf = [0u8; 64];
+    for part in bytes.chunks(32) {
+        for (pair, b) in buf.chunks_exact_mut(2).zip(part) {
+            pair[0] = HEX[(b >> 4) as usize];
+            pair[1] = HEX[(b & 0xf) as usize];
+        }
+        // Only ASCII hex digits: the conversion cannot fail.
+        out.push_str(std::str::from_utf8(&buf[..part.len() * 2]).unwrap_or_default());
     }
 }
 
@@ -214,11 +220,13 @@ impl<'a> Obj<'a> {
             self.last
         );
         debug_assert!(!key.bytes().any(|b| ESCAPE[b as usize] || b >= 0x80));
+        self.out.reserve(key.len() + 4);
         if self.last.is_some() {
-            self.out.push(',');
+            self.out.push_str(",\"");
+        } else {
+            self.out.push('"');
         }
         self.last = Some(key);
-        self.out.push('"');
         self.out.push_str(key);
         self.out.push_str("\":");
         self.out

@@ -281,12 +281,14 @@ impl Exporter {
     pub fn render_into(
         &self,
         format: Format,
-        entry: &Entry,
+        entry: Entry,
         leaf_hash: [u8; 32],
         origin: &str,
         out: &mut String,
     ) {
-        let record = self.record(entry, leaf_hash, origin);
+        let record = self
+            .redactor
+            .redact_record(Record::from_owned_entry(entry, leaf_hash, origin));
         render_into(format, &record, &self.options, out);
     }
 }

@@ -31,7 +31,7 @@ use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::decode_entry;
 
 use crate::cursor::{CursorError, Position, SinkCursor};
-use crate::sink::{sleep_unless_stopped, Destination, Sink, SinkError};
+use crate::sink::{sleep_unless_stopped, Destination, Framing, Sink, SinkError};
 use crate::{ExportOptions, Exporter, Format, Payload};
 
 /// An export run cannot go on.
@@ -343,11 +343,19 @@ impl Pipeline {
         progress: &mut dyn FnMut(u64),
     ) -> Result<bool, PipelineError> {
         let origin = ledger.origin().to_owned();
+        // The render threads clone it in turn; this copy outlives them.
+        let exporter = self.exporter.clone();
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         std::thread::scope(|scope| {
-            let mut pool = RenderPool::start(scope, &self.exporter, self.format, &origin, threads);
+            let render = Render {
+                exporter: &exporter,
+                format: self.format,
+                framing: self.sink.framing(),
+                origin: &origin,
+            };
+            let mut pool = RenderPool::start(scope, render, threads);
             let result = self.deliver_batches(ledger, end, stop, progress, &mut pool);
             let joined = pool.finish();
             // Whatever happened, the sync in flight ends before the run does.
@@ -369,7 +377,7 @@ impl Pipeline {
         pool: &mut RenderPool<'_>,
     ) -> Result<bool, PipelineError> {
         let mut entries = ledger.store().scan_entries(self.pos.next_seq);
-        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut chunks_of_batch: Vec<Chunk> = Vec::new();
         let mut read_seq = self.pos.next_seq;
         // The batches being rendered, oldest first: (end, number of chunks).
         let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
@@ -404,21 +412,23 @@ impl Pipeline {
                     None => Ok(true),
                 };
             };
-            buf.clear();
             let mut last_leaf = unsynced.map_or(self.pos.last_leaf, |(_, p)| p.last_leaf);
             for k in 0..chunks {
                 let chunk = pool.collect(k)?;
-                let mut start = 0;
-                for &record_end in &chunk.ends {
-                    self.sink.frame(&chunk.text[start..record_end], &mut buf);
-                    start = record_end;
-                }
                 if let Some(leaf) = chunk.last_leaf {
                     last_leaf = leaf;
                 }
+                chunks_of_batch.push(chunk);
+            }
+            // The records come framed from the render threads: the chunks are
+            // delivered as they are.
+            let parts: Vec<&[u8]> = chunks_of_batch.iter().map(|c| c.text.as_bytes()).collect();
+            let batch_len: usize = parts.iter().map(|p| p.len()).sum();
+            let delivered = self.sink.deliver_parts(&parts, stop);
+            for chunk in chunks_of_batch.drain(..) {
                 pool.recycle(chunk);
             }
-            match self.sink.deliver(&buf, stop) {
+            match delivered {
                 Ok(()) => {}
                 Err(SinkError::Stopped) => {
                     self.commit(unsynced.take(), Wait::Yes)?;
@@ -426,7 +436,7 @@ impl Pipeline {
                 }
                 Err(e) => return Err(e.into()),
             }
-            let bytes = unsynced.map_or(0, |(b, _)| b) + buf.len() as u64;
+            let bytes = unsynced.map_or(0, |(b, _)| b) + batch_len as u64;
             let pos = Position {
                 next_seq: stop_at,
                 // Filled in by the sync.
@@ -532,12 +542,11 @@ fn read_batch(
     Ok(leaves)
 }
 
-/// Consecutive records rendered by one thread: their text, one after the other.
+/// Consecutive records rendered by one thread: their text, framed for the sink,
+/// one after the other.
 #[derive(Default)]
 struct Chunk {
     text: String,
-    /// Where each record ends in `text`.
-    ends: Vec<usize>,
     /// The leaf hash of the last record, if any.
     last_leaf: Option<[u8; 32]>,
 }
@@ -547,6 +556,16 @@ struct Job {
     first: u64,
     leaves: Vec<Vec<u8>>,
     chunk: Chunk,
+}
+
+/// What every render thread needs: the exporter (each thread clones it), the format,
+/// the sink's framing and the ledger's origin.
+#[derive(Clone, Copy)]
+struct Render<'a> {
+    exporter: &'a Exporter,
+    format: Format,
+    framing: Framing,
+    origin: &'a str,
 }
 
 /// The render threads of one export: thread `k` renders the `k`-th chunk of every
@@ -575,12 +594,10 @@ fn db_files(db: &Path) -> Option<Vec<DbFile>> {
 }
 
 impl<'scope> RenderPool<'scope> {
-    /// Starts `threads` render threads, each with its own clone of `exporter`.
+    /// Starts `threads` render threads, each with its own clone of the exporter.
     fn start<'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
-        exporter: &Exporter,
-        format: Format,
-        origin: &'env str,
+        render: Render<'env>,
         threads: usize,
     ) -> RenderPool<'scope> {
         let mut pool = RenderPool {
@@ -592,10 +609,15 @@ impl<'scope> RenderPool<'scope> {
         for _ in 0..threads.max(1) {
             let (job_tx, job_rx) = mpsc::channel::<Job>();
             let (done_tx, done_rx) = mpsc::channel();
-            let exporter = exporter.clone();
+            let exporter = render.exporter.clone();
             pool.handles.push(scope.spawn(move || {
+                let render = Render {
+                    exporter: &exporter,
+                    ..render
+                };
+                let mut scratch = String::new();
                 for job in job_rx {
-                    let rendered = render_chunk(&exporter, format, origin, job);
+                    let rendered = render_chunk(render, job, &mut scratch);
                     if done_tx.send(rendered).is_err() {
                         return;
                     }
@@ -655,28 +677,39 @@ impl<'scope> RenderPool<'scope> {
     }
 }
 
-/// Decodes and renders a job's entries into its chunk. Rendering is a pure
-/// function of the entry, so the parallel result is the sequential one.
-fn render_chunk(
-    exporter: &Exporter,
-    format: Format,
-    origin: &str,
-    job: Job,
-) -> Result<Chunk, LedgerError> {
+/// Decodes, renders and frames a job's entries into its chunk (`scratch` holds a
+/// record whose frame starts before it). Rendering is a pure function of the
+/// entry, so the parallel result is the sequential one.
+fn render_chunk(render: Render<'_>, job: Job, scratch: &mut String) -> Result<Chunk, LedgerError> {
     let Job {
         first,
         leaves,
         mut chunk,
     } = job;
     chunk.text.clear();
-    chunk.ends.clear();
     chunk.last_leaf = None;
     for (i, leaf) in leaves.iter().enumerate() {
         let seq = first + i as u64;
         let entry = decode_entry(leaf).map_err(|source| LedgerError::Codec { seq, source })?;
         let hash = leaf_hash(leaf);
-        exporter.render_into(format, &entry, hash, origin, &mut chunk.text);
-        chunk.ends.push(chunk.text.len());
+        let Render {
+            exporter,
+            format,
+            framing,
+            origin,
+        } = render;
+        match framing {
+            // The frame is a suffix: render in place.
+            Framing::Line => {
+                exporter.render_into(format, entry, hash, origin, &mut chunk.text);
+                chunk.text.push('\n');
+            }
+            Framing::OctetCounting => {
+                scratch.clear();
+                exporter.render_into(format, entry, hash, origin, scratch);
+                framing.frame(scratch, &mut chunk.text);
+            }
+        }
         chunk.last_leaf = Some(hash);
     }
     Ok(chunk)

@@ -74,6 +74,11 @@ impl Record {
     /// Builds the export record of `entry`, whose RFC 6962 leaf hash is `leaf_hash`, in
     /// the ledger whose checkpoint origin is `origin`.
     pub fn from_entry(entry: &Entry, leaf_hash: [u8; 32], origin: &str) -> Record {
+        Record::from_owned_entry(entry.clone(), leaf_hash, origin)
+    }
+
+    /// [`Record::from_entry`], taking the entry's strings instead of copying them.
+    pub fn from_owned_entry(entry: Entry, leaf_hash: [u8; 32], origin: &str) -> Record {
         let (body, body_unparsed) = match &entry.body {
             None => (None, false),
             Some(bytes) => match serde_json::from_slice::<Value>(bytes) {
@@ -81,16 +86,16 @@ impl Record {
                 Err(_) => (None, true),
             },
         };
-        let (verdict, event_id, event_type, tenant) = match &entry.verdict {
+        let (verdict, event_id, event_type, tenant) = match entry.verdict {
             Verdict::Accepted {
                 event_id,
                 event_type,
                 tenant,
             } => (
                 RecordVerdict::Accepted,
-                Some(event_id.clone()),
-                Some(event_type.clone()),
-                Some(tenant.clone()),
+                Some(event_id),
+                Some(event_type),
+                Some(tenant),
             ),
             Verdict::Rejected {
                 reason,
@@ -104,13 +109,10 @@ impl Record {
                     .and_then(Value::as_str)
                     .map(str::to_owned);
                 (
-                    RecordVerdict::Rejected {
-                        reason: *reason,
-                        detail: detail.clone(),
-                    },
-                    event_id.clone(),
+                    RecordVerdict::Rejected { reason, detail },
+                    event_id,
                     body_type,
-                    tenant.clone(),
+                    tenant,
                 )
             }
         };
@@ -120,8 +122,8 @@ impl Record {
             leaf_hash,
             stream_seq: entry.stream_seq,
             time_ns: entry.time_ns,
-            subject: entry.subject.clone(),
-            key_id: entry.key_id.clone(),
+            subject: entry.subject,
+            key_id: entry.key_id,
             body_sha256: entry.body_sha256,
             body_len: entry.body_len,
             verdict,
@@ -275,10 +277,9 @@ pub fn write_rfc3339(out: &mut String, time_ns: u64, digits: u32) {
     let digits = digits.min(9) as usize;
     // Truncated, never rounded: the first `digits` of the nine.
     let end = if digits > 0 { 20 + digits } else { 19 };
-    for &b in &buf[..end] {
-        out.push(b as char);
-    }
-    out.push('Z');
+    buf[end] = b'Z';
+    // Only ASCII digits and separators: the conversion cannot fail.
+    out.push_str(std::str::from_utf8(&buf[..=end]).unwrap_or_default());
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard

@@ -169,38 +169,66 @@ impl std::fmt::Debug for Redactor {
 /// from pieces of secrets, that nothing a rule matches slips past it.
 fn may_hold_builtin_secret(s: &str) -> bool {
     let b = s.as_bytes();
-    (0..b.len()).any(|i| {
-        let rest = &b[i..];
-        let at = |k: usize| rest.get(k).copied().unwrap_or(0);
-        match b[i] {
-            b':' | b'=' => true,
-            0x80..=0xff => true,
-            b'-' => rest.starts_with(b"-----BEGIN"),
-            b'b' | b'B' => rest.len() >= 6 && rest[..6].eq_ignore_ascii_case(b"bearer"),
-            b'e' => rest.starts_with(b"eyJ"),
-            b's' | b'r' => {
-                (b[i] == b's' && rest.starts_with(b"sk-"))
-                    || (at(1) == b'k'
-                        && (rest[2..].starts_with(b"_live_") || rest[2..].starts_with(b"_test_")))
-            }
-            b'A' => [&b"AKIA"[..], b"ASIA", b"ABIA", b"ACCA", b"AIza"]
-                .iter()
-                .any(|p| rest.starts_with(p)),
-            b'g' => {
-                (at(1) == b'h'
-                    && matches!(at(2), b'p' | b'o' | b'u' | b's' | b'r')
-                    && at(3) == b'_')
-                    || rest.starts_with(b"github_pat_")
-                    || rest.starts_with(b"glpat-")
-            }
-            b'x' => {
-                rest.starts_with(b"xox")
-                    && matches!(at(3), b'a' | b'b' | b'p' | b'r' | b's')
-                    && at(4) == b'-'
-            }
-            _ => false,
+    let mut from = 0;
+    // Skip to the next byte a literal can start with (most bytes cannot), then
+    // look closer.
+    while let Some(at) = b[from..].iter().position(|&c| PRECHECK_START[c as usize]) {
+        let i = from + at;
+        if may_start_secret(b, i) {
+            return true;
         }
-    })
+        from = i + 1;
+    }
+    false
+}
+
+/// The bytes at which [`may_start_secret`] can return true.
+const PRECHECK_START: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0x80;
+    while c < 256 {
+        t[c] = true;
+        c += 1;
+    }
+    let starts = b":=-bBesrAgx";
+    let mut k = 0;
+    while k < starts.len() {
+        t[starts[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
+/// Whether a built-in rule's literal (or a byte every rule needs) starts at `b[i]`.
+fn may_start_secret(b: &[u8], i: usize) -> bool {
+    let rest = &b[i..];
+    let at = |k: usize| rest.get(k).copied().unwrap_or(0);
+    match b[i] {
+        b':' | b'=' => true,
+        0x80..=0xff => true,
+        b'-' => rest.starts_with(b"-----BEGIN"),
+        b'b' | b'B' => rest.len() >= 6 && rest[..6].eq_ignore_ascii_case(b"bearer"),
+        b'e' => rest.starts_with(b"eyJ"),
+        b's' | b'r' => {
+            (b[i] == b's' && rest.starts_with(b"sk-"))
+                || (at(1) == b'k'
+                    && (rest[2..].starts_with(b"_live_") || rest[2..].starts_with(b"_test_")))
+        }
+        b'A' => [&b"AKIA"[..], b"ASIA", b"ABIA", b"ACCA", b"AIza"]
+            .iter()
+            .any(|p| rest.starts_with(p)),
+        b'g' => {
+            (at(1) == b'h' && matches!(at(2), b'p' | b'o' | b'u' | b's' | b'r') && at(3) == b'_')
+                || rest.starts_with(b"github_pat_")
+                || rest.starts_with(b"glpat-")
+        }
+        b'x' => {
+            rest.starts_with(b"xox")
+                && matches!(at(3), b'a' | b'b' | b'p' | b'r' | b's')
+                && at(4) == b'-'
+        }
+        _ => false,
+    }
 }
 
 /// The built-in rules, in priority order: (kind, pattern, secret group).

@@ -32,10 +32,6 @@ struct Recorder {
 }
 
 impl Sink for Recorder {
-    fn frame(&self, record: &str, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(record.as_bytes());
-        buf.push(b'\n');
-    }
     fn deliver(&mut self, buf: &[u8], _stop: &AtomicBool) -> Result<(), SinkError> {
         let mut calls = self.calls.lock().unwrap();
         calls.push(Call::Deliver(buf.len() as u64));

@@ -5,6 +5,13 @@
 //! exporter opens the file with [`FileSink::resume`], which cuts it back to that
 //! length: records written after the last committed cursor (by a run that was
 //! killed before committing) are dropped and exported again, once.
+//!
+//! Once a range of the file is synced it is dropped from the page cache
+//! (`posix_fadvise(DONTNEED)`): an export is written once and read, if at all, by a
+//! shipper that reads files sequentially, so gigabytes of it need not push the
+//! ledger's own pages out of memory; the kernel also reuses the pages it just
+//! freed for the next writes, instead of taking fresh ones (measured in
+//! docs/BENCHMARKS.md).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -20,6 +27,8 @@ pub struct FileSink {
     out: BufWriter<File>,
     len: u64,
     sync_bytes: u64,
+    /// Everything before this offset is synced and was dropped from the page cache.
+    dropped: u64,
 }
 
 impl FileSink {
@@ -39,6 +48,7 @@ impl FileSink {
             out: BufWriter::with_capacity(1 << 20, file),
             len,
             sync_bytes: FILE_SYNC_BYTES,
+            dropped: len,
         })
     }
 
@@ -114,16 +124,17 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn frame(&self, record: &str, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(record.as_bytes());
-        buf.push(b'\n');
+    fn deliver(&mut self, buf: &[u8], stop: &AtomicBool) -> Result<(), SinkError> {
+        self.deliver_parts(&[buf], stop)
     }
 
-    fn deliver(&mut self, buf: &[u8], _stop: &AtomicBool) -> Result<(), SinkError> {
-        self.out
-            .write_all(buf)
-            .map_err(|e| Self::err(&self.path, format!("cannot write: {e}")))?;
-        self.len += buf.len() as u64;
+    fn deliver_parts(&mut self, parts: &[&[u8]], _stop: &AtomicBool) -> Result<(), SinkError> {
+        for part in parts {
+            self.out
+                .write_all(part)
+                .map_err(|e| Self::err(&self.path, format!("cannot write: {e}")))?;
+            self.len += part.len() as u64;
+        }
         Ok(())
     }
 
@@ -132,6 +143,8 @@ impl Sink for FileSink {
             .flush()
             .and_then(|_| self.out.get_ref().sync_data())
             .map_err(|e| Self::err(&self.path, format!("cannot sync: {e}")))?;
+        drop_synced(self.out.get_ref(), self.dropped, self.len);
+        self.dropped = self.len;
         Ok(self.len)
     }
 
@@ -152,13 +165,29 @@ impl Sink for FileSink {
             .and_then(|_| self.out.get_ref().try_clone())
             .map_err(|e| Self::err(&self.path, format!("cannot sync: {e}")))?;
         let path = self.path.clone();
+        let (from, to) = (self.dropped, self.len);
+        self.dropped = self.len;
         let job: SyncJob = Box::new(move || {
             handle
                 .sync_data()
-                .map_err(|e| Self::err(&path, format!("cannot sync: {e}")))
+                .map_err(|e| Self::err(&path, format!("cannot sync: {e}")))?;
+            drop_synced(&handle, from, to);
+            Ok(())
         });
         Ok(Some((self.len, job)))
     }
+}
+
+/// Drops the synced bytes `from..to` of `file` from the page cache. Advice only:
+/// a file system that ignores it (tmpfs) or an error changes nothing else, so the
+/// result is not checked.
+fn drop_synced(file: &File, from: u64, to: u64) {
+    #[cfg(target_os = "linux")]
+    if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
+        let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, to);
 }
 
 /// How many bytes a file sink writes between fsyncs (and cursor commits): 16 MiB.
@@ -179,13 +208,15 @@ impl Default for StdoutSink {
 }
 
 impl Sink for StdoutSink {
-    fn frame(&self, record: &str, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(record.as_bytes());
-        buf.push(b'\n');
+    fn deliver(&mut self, buf: &[u8], stop: &AtomicBool) -> Result<(), SinkError> {
+        self.deliver_parts(&[buf], stop)
     }
 
-    fn deliver(&mut self, buf: &[u8], _stop: &AtomicBool) -> Result<(), SinkError> {
-        self.out.write_all(buf).map_err(SinkError::Stdout)
+    fn deliver_parts(&mut self, parts: &[&[u8]], _stop: &AtomicBool) -> Result<(), SinkError> {
+        for part in parts {
+            self.out.write_all(part).map_err(SinkError::Stdout)?;
+        }
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<u64, SinkError> {
@@ -204,9 +235,9 @@ mod tests {
         let path = dir.path().join("out.jsonl");
         let stop = AtomicBool::new(false);
         let mut s = FileSink::create(&path).unwrap();
-        let mut buf = Vec::new();
-        s.frame("a", &mut buf);
-        s.deliver(&buf, &stop).unwrap();
+        let mut buf = String::new();
+        s.framing().frame("a", &mut buf);
+        s.deliver(buf.as_bytes(), &stop).unwrap();
         let committed = s.sync().unwrap();
         assert_eq!(committed, 2);
         s.deliver(b"half-written\n", &stop).unwrap();

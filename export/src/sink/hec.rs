@@ -204,11 +204,6 @@ impl HecSink {
 }
 
 impl Sink for HecSink {
-    fn frame(&self, record: &str, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(record.as_bytes());
-        buf.push(b'\n');
-    }
-
     fn deliver(&mut self, buf: &[u8], stop: &AtomicBool) -> Result<(), SinkError> {
         loop {
             let mut reused = false;

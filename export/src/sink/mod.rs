@@ -1,8 +1,8 @@
 //! `sink`: where rendered records go, and how each destination says "delivered".
 //!
 //! Unlike the formatting modules, the sinks do I/O. Each [`Sink`] frames records
-//! its own way ([`Sink::frame`]), delivers a batch of framed records
-//! ([`Sink::deliver`]) and makes what it delivered durable ([`Sink::sync`]) before
+//! its own way ([`Sink::framing`]; the render threads apply it), delivers a batch
+//! of framed records ([`Sink::deliver`]) and makes what it delivered durable ([`Sink::sync`]) before
 //! the pipeline commits the sink's cursor:
 //!
 //! | destination | framing | delivered when | after a crash |
@@ -110,13 +110,53 @@ pub enum SinkError {
 /// ([`Sink::sync_later`]).
 pub type SyncJob = Box<dyn FnOnce() -> Result<(), SinkError> + Send>;
 
+/// How a sink frames each record: a pure function of the record's text, so the
+/// render threads frame records as they render them and the delivering thread
+/// copies nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// The record, then `\n` (files, stdout, HEC's concatenated envelopes).
+    Line,
+    /// RFC 6587 octet counting: the record's length in bytes (decimal), a space,
+    /// the record (syslog over TCP or TLS).
+    OctetCounting,
+}
+
+impl Framing {
+    /// Appends `record`, framed, to `out`.
+    pub fn frame(self, record: &str, out: &mut String) {
+        match self {
+            Framing::Line => {
+                out.push_str(record);
+                out.push('\n');
+            }
+            Framing::OctetCounting => {
+                crate::json::write_u64(out, record.len() as u64);
+                out.push(' ');
+                out.push_str(record);
+            }
+        }
+    }
+}
+
 /// A destination for framed records. See the module docs for the guarantees.
 pub trait Sink: Send {
-    /// Appends `record`, framed for this sink, to `buf`.
-    fn frame(&self, record: &str, buf: &mut Vec<u8>);
+    /// How this sink frames each record: by default [`Framing::Line`].
+    fn framing(&self) -> Framing {
+        Framing::Line
+    }
     /// Delivers `buf` (whole framed records), retrying transient failures until it
     /// is delivered or `stop` is set ([`SinkError::Stopped`]).
     fn deliver(&mut self, buf: &[u8], stop: &AtomicBool) -> Result<(), SinkError>;
+    /// Delivers the concatenation of `parts` as one batch, like [`Sink::deliver`].
+    /// The default copies the parts into one buffer first; a sink that can write
+    /// them one after the other (a file) does that instead.
+    fn deliver_parts(&mut self, parts: &[&[u8]], stop: &AtomicBool) -> Result<(), SinkError> {
+        match parts {
+            [one] => self.deliver(one, stop),
+            _ => self.deliver(&parts.concat(), stop),
+        }
+    }
     /// Makes everything delivered so far durable; returns the sink's committed
     /// length in bytes (files) or 0.
     fn sync(&mut self) -> Result<u64, SinkError>;
@@ -281,5 +321,22 @@ mod tests {
         ] {
             assert!(Destination::parse(bad).is_err(), "{bad:?} parsed");
         }
+    }
+}
+
+#[cfg(test)]
+mod framing_tests {
+    use super::Framing;
+
+    #[test]
+    fn line_and_octet_counting_frames() {
+        let mut out = String::new();
+        Framing::Line.frame("{\"a\":1}", &mut out);
+        Framing::OctetCounting.frame("<14>1 é", &mut out);
+        assert_eq!(out, "{\"a\":1}\n8 <14>1 é");
+        assert_eq!(
+            out.as_bytes()[8..],
+            crate::octet_counting_frame("<14>1 é".as_bytes())[..]
+        );
     }
 }

@@ -13,8 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::net::{connect, join_host_port, Backoff, Conn, ConnectError};
-use super::{Sink, SinkError};
-use crate::syslog::octet_counting_frame;
+use super::{Framing, Sink, SinkError};
 
 /// Sends framed syslog messages to one receiver.
 pub struct SyslogSink {
@@ -54,8 +53,8 @@ impl SyslogSink {
 }
 
 impl Sink for SyslogSink {
-    fn frame(&self, record: &str, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(&octet_counting_frame(record.as_bytes()));
+    fn framing(&self) -> Framing {
+        Framing::OctetCounting
     }
 
     fn deliver(&mut self, buf: &[u8], stop: &AtomicBool) -> Result<(), SinkError> {
