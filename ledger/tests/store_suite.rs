@@ -203,6 +203,38 @@ fn suite_on_rocksdb() {
     );
 }
 
+/// The bytes of write-ahead log in the RocksDB directory `dir`.
+fn wal_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn a_clean_close_leaves_no_log_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut ledger = Ledger::create(
+        RocksStore::open(&path, OpenMode::Create).unwrap(),
+        "suite.test/log",
+    )
+    .unwrap();
+    fill(&mut ledger, 500, 50);
+    let root = ledger.root().unwrap();
+    assert!(wal_bytes(&path) > 0, "the writes went through the log");
+    // A read-only open while the writer is still open replays the log.
+    let ro = Ledger::open(RocksStore::open(&path, OpenMode::ReadOnly).unwrap()).unwrap();
+    assert_eq!(ro.root().unwrap(), root);
+    drop(ro);
+    drop(ledger);
+    assert_eq!(wal_bytes(&path), 0, "a clean close flushed the memtables");
+    let ro = Ledger::open(RocksStore::open(&path, OpenMode::ReadOnly).unwrap()).unwrap();
+    assert_eq!((ro.size(), ro.root().unwrap()), (500, root));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
