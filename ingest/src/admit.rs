@@ -471,7 +471,9 @@ impl Admission {
     /// At most `2 + 3 × workers` rounds are in flight (one being read, one in each
     /// worker's queue, one being decoded and one decoded per worker, one being
     /// folded), with at most 8 workers: memory stays bounded whatever the length
-    /// of `leaves`. A range shorter than one round is decoded and folded on the
+    /// of `leaves`. Spent rounds go back to the thread that allocated them, to be
+    /// freed there (at most one more round each, per worker): the allocator frees
+    /// a block on its own thread much more cheaply than on another. A range shorter than one round is decoded and folded on the
     /// calling thread, without starting any.
     ///
     /// Stops at the first failure, with every entry before it folded: an `Err` from
@@ -487,7 +489,7 @@ impl Admission {
         type Round = Vec<(u64, Vec<u8>)>;
         type Decoded = Vec<Result<(Entry, Option<Envelope>), (u64, CodecError)>>;
         let mut leaves = leaves.peekable();
-        let decode = |round: Round| -> Decoded {
+        let decode_round = |round: &Round| -> Decoded {
             round
                 .iter()
                 .map(|(seq, leaf)| {
@@ -511,7 +513,7 @@ impl Admission {
         }
         if first.len() < PIPELINE_ROUND {
             let mut done = 0;
-            for d in decode(first) {
+            for d in decode_round(&first) {
                 let (entry, env) = d.map_err(|(seq, err)| codec_error(seq, err))?;
                 self.replay_decoded(&entry, env.as_ref());
                 done += 1;
@@ -528,19 +530,31 @@ impl Admission {
         std::thread::scope(|s| {
             let mut inboxes = Vec::with_capacity(workers);
             let mut outboxes = Vec::with_capacity(workers);
+            let mut spent_decoded = Vec::with_capacity(workers);
+            // Leaves come from this thread's allocations: the workers hand them back.
+            let (spent_leaves, spent_leaves_here) = std::sync::mpsc::sync_channel::<Round>(workers);
             for _ in 0..workers {
                 let (to_worker, inbox) = std::sync::mpsc::sync_channel::<Round>(1);
                 let (outbox, from_worker) = std::sync::mpsc::sync_channel::<Decoded>(1);
+                let (to_decoder, decoded_back) = std::sync::mpsc::sync_channel::<Decoded>(1);
+                let spent_leaves = spent_leaves.clone();
                 s.spawn(move || {
                     for round in inbox {
-                        if outbox.send(decode(round)).is_err() {
+                        // Free the entries the folder is done with, on this thread.
+                        while decoded_back.try_recv().is_ok() {}
+                        let decoded = decode_round(&round);
+                        // Full (the reader is busy): then it is freed here after all.
+                        let _ = spent_leaves.try_send(round);
+                        if outbox.send(decoded).is_err() {
                             break;
                         }
                     }
                 });
                 inboxes.push(to_worker);
                 outboxes.push(from_worker);
+                spent_decoded.push(to_decoder);
             }
+            drop(spent_leaves);
             // Rounds go to the workers in turn and are taken back in the same turn,
             // so the folder sees them in log order. It ends when a worker's queue
             // ends: the reader has stopped handing out rounds.
@@ -548,14 +562,20 @@ impl Admission {
             let codec_error = &codec_error;
             let folder = s.spawn(move || -> Result<(), E> {
                 for k in 0.. {
-                    let Ok(round) = outboxes[k % workers].recv() else {
+                    let Ok(mut round) = outboxes[k % workers].recv() else {
                         return Ok(());
                     };
-                    for d in round {
-                        let (entry, env) = d.map_err(|(seq, err)| codec_error(seq, err))?;
-                        this.replay_decoded(&entry, env.as_ref());
+                    let bad = round.iter().position(Result::is_err);
+                    for (entry, env) in round[..bad.unwrap_or(round.len())].iter().flatten() {
+                        this.replay_decoded(entry, env.as_ref());
                         folded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
+                    if let Some(Err((seq, err))) = bad.map(|i| round.swap_remove(i)) {
+                        return Err(codec_error(seq, err));
+                    }
+                    // Back to the worker that decoded it, to be freed there (or here,
+                    // if it has not taken the last one yet).
+                    let _ = spent_decoded[k % workers].try_send(round);
                 }
                 Ok(())
             });
@@ -564,6 +584,7 @@ impl Admission {
             let mut k = 0usize;
             loop {
                 if round.len() == PIPELINE_ROUND {
+                    while spent_leaves_here.try_recv().is_ok() {}
                     let full = std::mem::replace(&mut round, Vec::with_capacity(PIPELINE_ROUND));
                     // A closed queue means the folder stopped (at a bad leaf: its
                     // error is the one to report; or a worker panicked, which the
