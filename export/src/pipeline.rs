@@ -2,8 +2,8 @@
 //!
 //! One [`Pipeline`] run reads entries from the ledger's RocksDB, opened
 //! read-only (so it works while `govledger serve` holds the store for writing),
-//! renders each one with the [`Exporter`], frames a batch for the [`Sink`],
-//! delivers it, makes it durable ([`Sink::sync`]), and only then commits the
+//! renders and frames each one for the [`Sink`] with the [`Exporter`] (on
+//! every core), delivers the batch, makes it durable ([`Sink::sync`]), and only then commits the
 //! sink's [`Position`] (next seq, committed length, last leaf hash) to its
 //! [`SinkCursor`], synced. A crash anywhere loses nothing: the next run starts at
 //! the committed position (and the file sink cuts its file back to the committed

@@ -128,11 +128,11 @@ fn raw_verify_all(msgs: &[Message]) -> u64 {
 
 /// Verifies every message's signature with `verify_batch`, `per` at a time (a
 /// failed batch is not retried: the generated signatures are all valid). With
-/// `strict`, also what `verify_strict` checks and a batch does not, per signature:
-/// R decompresses to a point that is not of small order, is in the prime-order
-/// subgroup (no torsion component, which a batch equation may cancel out) and is
-/// canonically encoded. (The key's own checks can be made once per key.) Returns
-/// how many verify.
+/// `strict`, also the per-signature checks that keep a batch from accepting what
+/// `verify_strict` refuses: R decompresses to a point that is not of small order,
+/// is in the prime-order subgroup (no torsion component, which a batch equation
+/// may cancel out) and is canonically encoded. (The key's own checks can be made
+/// once per key, at registration, and are not timed.) Returns how many verify.
 fn batch_verify_all(msgs: &[Message], per: usize, strict: bool) -> u64 {
     use curve25519_dalek::edwards::CompressedEdwardsY;
     let mut keys: HashMap<String, VerifyingKey> = HashMap::new();

@@ -468,12 +468,13 @@ impl Admission {
     /// order while the next ones are read and decoded (rather than taking turns,
     /// which left the cores idle during every read and every fold).
     ///
-    /// At most `2 + 3 × workers` rounds are in flight (one being read, one in each
+    /// At most `2 + 5 × workers` rounds are in flight (one being read, one in each
     /// worker's queue, one being decoded and one decoded per worker, one being
-    /// folded), with at most 8 workers: memory stays bounded whatever the length
-    /// of `leaves`. Spent rounds go back to the thread that allocated them, to be
-    /// freed there (at most one more round each, per worker): the allocator frees
-    /// a block on its own thread much more cheaply than on another. A range shorter than one round is decoded and folded on the
+    /// folded, and per worker one spent round of leaves and one of decoded entries
+    /// on their way back to be freed), with at most 8 workers: memory stays bounded
+    /// whatever the length of `leaves`. Spent rounds go back to the thread that
+    /// allocated them because the allocator frees a block on its own thread much
+    /// more cheaply than on another. A range shorter than one round is decoded and folded on the
     /// calling thread, without starting any.
     ///
     /// Stops at the first failure, with every entry before it folded: an `Err` from

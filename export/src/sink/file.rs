@@ -6,12 +6,14 @@
 //! length: records written after the last committed cursor (by a run that was
 //! killed before committing) are dropped and exported again, once.
 //!
-//! Once a range of the file is synced it is dropped from the page cache
-//! (`posix_fadvise(DONTNEED)`): an export is written once and read, if at all, by a
-//! shipper that reads files sequentially, so gigabytes of it need not push the
-//! ledger's own pages out of memory; the kernel also reuses the pages it just
-//! freed for the next writes, instead of taking fresh ones (measured in
-//! docs/BENCHMARKS.md).
+//! Once a range of the file is synced and at least [`FILE_CACHE_KEEP`] bytes older
+//! than the end, it is dropped from the page cache (`posix_fadvise(DONTNEED)`): an
+//! export is written once and read, if at all, by a shipper that reads files
+//! sequentially, so gigabytes of it need not push the ledger's own pages out of
+//! memory; the kernel also reuses the pages it just freed for the next writes,
+//! instead of taking fresh ones (measured in docs/BENCHMARKS.md). The newest bytes
+//! stay cached for a shipper that keeps up, also with `--follow`, whose every
+//! poll ends with a sync.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -27,7 +29,8 @@ pub struct FileSink {
     out: BufWriter<File>,
     len: u64,
     sync_bytes: u64,
-    /// Everything before this offset is synced and was dropped from the page cache.
+    /// Everything before this offset was handed to the page-cache drop, after (or,
+    /// for a sync in flight, together with) its sync.
     dropped: u64,
 }
 
@@ -143,8 +146,8 @@ impl Sink for FileSink {
             .flush()
             .and_then(|_| self.out.get_ref().sync_data())
             .map_err(|e| Self::err(&self.path, format!("cannot sync: {e}")))?;
-        drop_synced(self.out.get_ref(), self.dropped, self.len);
-        self.dropped = self.len;
+        let (from, to) = self.take_drop_range();
+        drop_synced(self.out.get_ref(), from, to);
         Ok(self.len)
     }
 
@@ -165,8 +168,7 @@ impl Sink for FileSink {
             .and_then(|_| self.out.get_ref().try_clone())
             .map_err(|e| Self::err(&self.path, format!("cannot sync: {e}")))?;
         let path = self.path.clone();
-        let (from, to) = (self.dropped, self.len);
-        self.dropped = self.len;
+        let (from, to) = self.take_drop_range();
         let job: SyncJob = Box::new(move || {
             handle
                 .sync_data()
@@ -177,6 +179,21 @@ impl Sink for FileSink {
         Ok(Some((self.len, job)))
     }
 }
+
+impl FileSink {
+    /// The range to drop from the page cache once what was delivered is synced: up
+    /// to [`FILE_CACHE_KEEP`] bytes before the end, from where the last drop ended.
+    fn take_drop_range(&mut self) -> (u64, u64) {
+        let from = self.dropped;
+        let to = self.len.saturating_sub(FILE_CACHE_KEEP).max(from);
+        self.dropped = to;
+        (from, to)
+    }
+}
+
+/// How many of the newest bytes of a file sink stay in the page cache after a
+/// sync: 16 MiB.
+pub const FILE_CACHE_KEEP: u64 = 16 << 20;
 
 /// Drops the synced bytes `from..to` of `file` from the page cache. Advice only:
 /// a file system that ignores it (tmpfs) or an error changes nothing else, so the
@@ -257,5 +274,25 @@ mod tests {
         // A new named sink appends.
         let s = FileSink::append(&path).unwrap();
         assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn synced_ranges_leave_the_cache_but_the_newest_bytes_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FileSink::create(&dir.path().join("out.jsonl")).unwrap();
+        const MIB: u64 = 1 << 20;
+        // Short files, or short appends (a --follow poll), drop nothing.
+        s.len = 10 * MIB;
+        assert_eq!(s.take_drop_range(), (0, 0));
+        s.len = 40 * MIB;
+        assert_eq!(s.take_drop_range(), (0, 40 * MIB - FILE_CACHE_KEEP));
+        s.len = 41 * MIB;
+        let (from, to) = s.take_drop_range();
+        assert_eq!((from, to), (24 * MIB, 25 * MIB));
+        // Each range is handed out once.
+        assert_eq!(s.take_drop_range(), (to, to));
+        // A resumed sink starts dropping at its committed length.
+        let resumed = FileSink::append(&dir.path().join("out.jsonl")).unwrap();
+        assert_eq!(resumed.dropped, resumed.len());
     }
 }
