@@ -126,10 +126,18 @@ fn published_events_become_entries_in_stream_order_with_receipts_and_checkpoints
     let notes: Vec<String> = rt.block_on(async {
         let mut v = Vec::new();
         loop {
-            let m = tokio::time::timeout(WAIT, checkpoints.next())
-                .await
-                .expect("a checkpoint")
-                .expect("subscription open");
+            // Once seen to time out (Debian's nats-server, 1 run in many): say what
+            // did arrive and what the ledger holds, to tell a lost publication from
+            // a missing checkpoint.
+            let Ok(m) = tokio::time::timeout(WAIT, checkpoints.next()).await else {
+                let sizes: Vec<Option<&str>> = v.iter().map(|n: &String| n.lines().nth(1)).collect();
+                panic!(
+                    "no checkpoint at size {N} published within {WAIT:?}; sizes received: {sizes:?}; the ledger's latest: {}; serve's log:\n{}",
+                    env.json(&["checkpoint"]),
+                    serve.log()
+                );
+            };
+            let m = m.expect("subscription open");
             let note = String::from_utf8(m.payload.to_vec()).expect("utf-8 note");
             let size: u64 = note
                 .lines()
