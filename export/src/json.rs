@@ -81,19 +81,24 @@ pub fn parse(s: &str) -> Value {
     Value::deserialize(&mut de).unwrap_or(Value::Null)
 }
 
-/// Bytes a JSON string literal cannot hold as they are: controls, `"`, `\` and DEL.
-const ESCAPE: [bool; 256] = {
+/// A byte class as a lookup table: the bytes `from..to`, and those in `listed`.
+pub(crate) const fn byte_table(from: usize, to: usize, listed: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
+    let mut b = from;
+    while b < to {
         t[b] = true;
         b += 1;
     }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t[0x7f] = true;
+    let mut k = 0;
+    while k < listed.len() {
+        t[listed[k] as usize] = true;
+        k += 1;
+    }
     t
-};
+}
+
+/// Bytes a JSON string literal cannot hold as they are: controls, `"`, `\` and DEL.
+const ESCAPE: [bool; 256] = byte_table(0, 0x20, b"\"\\\x7f");
 
 /// Appends `s` as a JSON string literal (RFC 8259 §7).
 pub fn write_str(out: &mut String, s: &str, ascii: bool) {
@@ -162,8 +167,14 @@ pub fn write_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    // Only ASCII digits: the conversion cannot fail.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    push_ascii(out, &buf[i..]);
+}
+
+/// Appends `ascii` (digits, hex, separators: never anything else) with one copy
+/// instead of a push per byte.
+pub(crate) fn push_ascii(out: &mut String, ascii: &[u8]) {
+    debug_assert!(ascii.is_ascii());
+    out.push_str(std::str::from_utf8(ascii).unwrap_or_default());
 }
 
 /// Appends `bytes` as lowercase hex digits.
@@ -177,8 +188,7 @@ pub fn write_hex(out: &mut String, bytes: &[u8]) {
             pair[0] = HEX[(b >> 4) as usize];
             pair[1] = HEX[(b & 0xf) as usize];
         }
-        // Only ASCII hex digits: the conversion cannot fail.
-        out.push_str(std::str::from_utf8(&buf[..part.len() * 2]).unwrap_or_default());
+        push_ascii(out, &buf[..part.len() * 2]);
     }
 }
 

@@ -3,8 +3,8 @@
 //! One [`Pipeline`] run reads entries from the ledger's RocksDB, opened
 //! read-only (so it works while `govledger serve` holds the store for writing),
 //! renders and frames each one for the [`Sink`] with the [`Exporter`] (on
-//! every core), delivers the batch, makes it durable ([`Sink::sync`]), and only then commits the
-//! sink's [`Position`] (next seq, committed length, last leaf hash) to its
+//! every core), delivers the batch, makes it durable ([`Sink::sync`]), and only
+//! then commits the sink's [`Position`] (next seq, committed length, last leaf hash) to its
 //! [`SinkCursor`], synced. A crash anywhere loses nothing: the next run starts at
 //! the committed position (and the file sink cuts its file back to the committed
 //! length, which makes it exactly once).
@@ -677,9 +677,9 @@ impl<'scope> RenderPool<'scope> {
     }
 }
 
-/// Decodes, renders and frames a job's entries into its chunk (`scratch` holds a
-/// record whose frame starts before it). Rendering is a pure function of the
-/// entry, so the parallel result is the sequential one.
+/// Decodes, renders and frames a job's entries into its chunk (`scratch`: see
+/// [`Framing::frame_with`]). Rendering is a pure function of the entry, so the
+/// parallel result is the sequential one.
 fn render_chunk(render: Render<'_>, job: Job, scratch: &mut String) -> Result<Chunk, LedgerError> {
     let Job {
         first,
@@ -688,28 +688,19 @@ fn render_chunk(render: Render<'_>, job: Job, scratch: &mut String) -> Result<Ch
     } = job;
     chunk.text.clear();
     chunk.last_leaf = None;
+    let Render {
+        exporter,
+        format,
+        framing,
+        origin,
+    } = render;
     for (i, leaf) in leaves.iter().enumerate() {
         let seq = first + i as u64;
         let entry = decode_entry(leaf).map_err(|source| LedgerError::Codec { seq, source })?;
         let hash = leaf_hash(leaf);
-        let Render {
-            exporter,
-            format,
-            framing,
-            origin,
-        } = render;
-        match framing {
-            // The frame is a suffix: render in place.
-            Framing::Line => {
-                exporter.render_into(format, entry, hash, origin, &mut chunk.text);
-                chunk.text.push('\n');
-            }
-            Framing::OctetCounting => {
-                scratch.clear();
-                exporter.render_into(format, entry, hash, origin, scratch);
-                framing.frame(scratch, &mut chunk.text);
-            }
-        }
+        framing.frame_with(&mut chunk.text, scratch, |out| {
+            exporter.render_into(format, entry, hash, origin, out)
+        });
         chunk.last_leaf = Some(hash);
     }
     Ok(chunk)

@@ -278,8 +278,7 @@ pub fn write_rfc3339(out: &mut String, time_ns: u64, digits: u32) {
     // Truncated, never rounded: the first `digits` of the nine.
     let end = if digits > 0 { 20 + digits } else { 19 };
     buf[end] = b'Z';
-    // Only ASCII digits and separators: the conversion cannot fail.
-    out.push_str(std::str::from_utf8(&buf[..=end]).unwrap_or_default());
+    crate::json::push_ascii(out, &buf[..=end]);
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard

@@ -174,7 +174,7 @@ fn may_hold_builtin_secret(s: &str) -> bool {
     // look closer.
     while let Some(at) = b[from..].iter().position(|&c| PRECHECK_START[c as usize]) {
         let i = from + at;
-        if may_start_secret(b, i) {
+        if may_start_secret(&b[i..]) {
             return true;
         }
         from = i + 1;
@@ -182,35 +182,22 @@ fn may_hold_builtin_secret(s: &str) -> bool {
     false
 }
 
-/// The bytes at which [`may_start_secret`] can return true.
-const PRECHECK_START: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0x80;
-    while c < 256 {
-        t[c] = true;
-        c += 1;
-    }
-    let starts = b":=-bBesrAgx";
-    let mut k = 0;
-    while k < starts.len() {
-        t[starts[k] as usize] = true;
-        k += 1;
-    }
-    t
-};
+/// The bytes at which [`may_start_secret`] can return true: every non-ASCII byte
+/// and the first bytes of the literals.
+const PRECHECK_START: [bool; 256] = crate::json::byte_table(0x80, 256, b":=-bBesrAgx");
 
-/// Whether a built-in rule's literal (or a byte every rule needs) starts at `b[i]`.
-fn may_start_secret(b: &[u8], i: usize) -> bool {
-    let rest = &b[i..];
+/// Whether a built-in rule's literal (or a byte every rule needs) starts `rest`,
+/// which is not empty.
+fn may_start_secret(rest: &[u8]) -> bool {
     let at = |k: usize| rest.get(k).copied().unwrap_or(0);
-    match b[i] {
+    match at(0) {
         b':' | b'=' => true,
         0x80..=0xff => true,
         b'-' => rest.starts_with(b"-----BEGIN"),
         b'b' | b'B' => rest.len() >= 6 && rest[..6].eq_ignore_ascii_case(b"bearer"),
         b'e' => rest.starts_with(b"eyJ"),
         b's' | b'r' => {
-            (b[i] == b's' && rest.starts_with(b"sk-"))
+            rest.starts_with(b"sk-")
                 || (at(1) == b'k'
                     && (rest[2..].starts_with(b"_live_") || rest[2..].starts_with(b"_test_")))
         }

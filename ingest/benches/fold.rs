@@ -9,8 +9,8 @@
 //! as replays run it (`Admission::replay_pipelined`: scan, decode each entry and
 //! its accepted body on 2 or 1 workers, fold in order into the key ring, gates,
 //! flows, budgets and detector) as entries/s and as a ratio to the scan; strict
-//! body decoding beside serde_json on the same bodies. Then the snapshot of the final state: its size, encode and
-//! synced write times, and the restore (read back from RocksDB, check, decode)
+//! body decoding beside serde_json on the same bodies. Then the snapshot of the
+//! final state: its size, encode and synced write times, and the restore (read back from RocksDB, check, decode)
 //! beside the fold it replaces.
 
 mod support;

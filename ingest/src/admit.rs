@@ -461,8 +461,8 @@ impl Admission {
     }
 
     /// Folds `leaves` (seq and stored leaf bytes, in log order) into this state, as
-    /// [`Admission::replay`] does entry by entry, but as a pipeline over every core: this
-    /// thread reads the leaves and hands them out in rounds of
+    /// [`Admission::replay`] does entry by entry, but as a pipeline over every
+    /// core: this thread reads the leaves and hands them out in rounds of
     /// [`PIPELINE_ROUND`], `verify_threads` workers decode whole rounds (leaf, body
     /// hash check and strict body decode), and one more thread folds the rounds in
     /// order while the next ones are read and decoded (rather than taking turns,
@@ -474,8 +474,8 @@ impl Admission {
     /// on their way back to be freed), with at most 8 workers: memory stays bounded
     /// whatever the length of `leaves`. Spent rounds go back to the thread that
     /// allocated them because the allocator frees a block on its own thread much
-    /// more cheaply than on another. A range shorter than one round is decoded and folded on the
-    /// calling thread, without starting any.
+    /// more cheaply than on another. A range shorter than one round is decoded and
+    /// folded on the calling thread, without starting any.
     ///
     /// Stops at the first failure, with every entry before it folded: an `Err` from
     /// `leaves` is returned as it is, a leaf that does not decode as
@@ -844,7 +844,6 @@ enum Checked {
     Refuse(Envelope, govledger_projections::Exceeded),
 }
 
-/// Entries replayed per parallel decoding round.
 /// Leaves per round in [`Admission::replay_pipelined`].
 pub const PIPELINE_ROUND: usize = 1024;
 

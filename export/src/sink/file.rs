@@ -291,8 +291,12 @@ mod tests {
         assert_eq!((from, to), (24 * MIB, 25 * MIB));
         // Each range is handed out once.
         assert_eq!(s.take_drop_range(), (to, to));
-        // A resumed sink starts dropping at its committed length.
-        let resumed = FileSink::append(&dir.path().join("out.jsonl")).unwrap();
-        assert_eq!(resumed.dropped, resumed.len());
+        // A sink reopened on a file starts dropping at its end, not at 0.
+        let path = dir.path().join("old.jsonl");
+        std::fs::write(&path, b"a\nb\n").unwrap();
+        let mut reopened = FileSink::append(&path).unwrap();
+        assert_eq!(reopened.dropped, 4);
+        reopened.len = 40 * MIB;
+        assert_eq!(reopened.take_drop_range(), (4, 24 * MIB));
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Unlike the formatting modules, the sinks do I/O. Each [`Sink`] frames records
 //! its own way ([`Sink::framing`]; the render threads apply it), delivers a batch
-//! of framed records ([`Sink::deliver`]) and makes what it delivered durable ([`Sink::sync`]) before
-//! the pipeline commits the sink's cursor:
+//! of framed records ([`Sink::deliver`]) and makes what it delivered durable
+//! ([`Sink::sync`]) before the pipeline commits the sink's cursor:
 //!
 //! | destination | framing | delivered when | after a crash |
 //! |---|---|---|---|
@@ -125,15 +125,29 @@ pub enum Framing {
 impl Framing {
     /// Appends `record`, framed, to `out`.
     pub fn frame(self, record: &str, out: &mut String) {
+        self.frame_with(out, &mut String::new(), |o| o.push_str(record));
+    }
+
+    /// Appends the record that `write` appends to the string it is given, framed,
+    /// to `out`. A line is written in place; a length prefix needs the record
+    /// first, so it is written into `scratch` (cleared, kept for reuse) and copied.
+    pub fn frame_with(
+        self,
+        out: &mut String,
+        scratch: &mut String,
+        write: impl FnOnce(&mut String),
+    ) {
         match self {
             Framing::Line => {
-                out.push_str(record);
+                write(out);
                 out.push('\n');
             }
             Framing::OctetCounting => {
-                crate::json::write_u64(out, record.len() as u64);
+                scratch.clear();
+                write(scratch);
+                crate::json::write_u64(out, scratch.len() as u64);
                 out.push(' ');
-                out.push_str(record);
+                out.push_str(scratch);
             }
         }
     }
