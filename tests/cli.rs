@@ -409,7 +409,8 @@ fn snapshots_are_taken_listed_and_read_the_same() {
         let note = cp["checkpoint"].as_str().unwrap();
         assert!(
             note.contains(&format!(
-                "state-digest sha256:{}",
+                "state-digest v{} sha256:{}",
+                s["state_digest_version"],
                 s["state_digest"].as_str().unwrap()
             )),
             "{note}"
@@ -479,14 +480,18 @@ fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
     .unwrap();
     let p = env.json(&["prove", "inclusion", "--seq", "0", "--size", "1000"]);
     let mut cp = Checkpoint::open(p["checkpoint"].as_str().unwrap(), &signer.verifier()).unwrap();
-    cp.state_digest = Some([7; 32]);
-    let forged = cp.sign(&signer).unwrap();
-    {
+    let resign = |cp: &mut Checkpoint, version| {
+        cp.state_digest = Some(govledger_ledger::checkpoint::StateDigest {
+            version,
+            hash: [7; 32],
+        });
+        let forged = cp.sign(&signer).unwrap();
         let db = common::raw_db(&env.data());
         let cf = db.cf_handle("checkpoints").unwrap();
         db.put_cf(cf, 1_000u64.to_be_bytes(), forged.as_bytes())
             .unwrap();
-    }
+    };
+    resign(&mut cp, 2);
     let out = env.run(&["--json", "replay", "--from-checkpoint", "0"]);
     assert_eq!(out.status.code(), Some(1));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -507,6 +512,19 @@ fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
         Some(1),
         "{}",
         String::from_utf8_lossy(&r.stdout)
+    );
+
+    // A digest of a version this build does not know stops the replay with an
+    // error that says so, rather than passing it unchecked.
+    resign(&mut cp, 3);
+    let out = env.run(&["replay", "--from-checkpoint", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the checkpoint of size 1000 carries a state digest this build cannot check")
+            && err.contains("state-digest v3 sha256:0707")
+            && err.contains("upgrade govledger"),
+        "{err}"
     );
 }
 

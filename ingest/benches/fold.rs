@@ -78,13 +78,13 @@ fn main() {
     };
     let timed = |f: &dyn Fn() -> Admission| {
         let t = Instant::now();
-        let adm = f();
+        let mut adm = f();
         std::hint::black_box(adm.state_digest());
         t.elapsed()
     };
     let (mut scans, mut folds, mut folds1) = (Vec::new(), Vec::new(), Vec::new());
     // The state to snapshot: the fold of the whole log.
-    let full = fold_all(2);
+    let mut full = fold_all(2);
     for _ in 0..3 {
         scans.push(scan());
         folds.push(timed(&|| fold_all(2)));
@@ -166,13 +166,12 @@ fn main() {
         drop(bytes);
         let t = Instant::now();
         let mut w = ledger.snapshot_writer(size).expect("writer");
-        full.write_snapshot(&mut w, full.state_digest())
-            .expect("write");
+        full.write_snapshot(&mut w).expect("write");
         w.finish(&[]).expect("finish");
         writes.push(t.elapsed());
         let t = Instant::now();
         let back = ledger.snapshot(size).expect("read").expect("stored");
-        let adm = Admission::from_snapshot(&back, DecodeLimits::default()).expect("decode");
+        let mut adm = Admission::from_snapshot(&back, DecodeLimits::default()).expect("decode");
         restores.push(t.elapsed());
         assert_eq!(adm.state_digest(), full.state_digest());
     }

@@ -35,13 +35,14 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
+use govledger_ledger::checkpoint::StateDigest;
 use govledger_projections::{
     snapshot, BudgetWarning, Budgets, DetectConfig, Detection, Detector, Flows, Gates, KeyProblem,
-    KeyRing, KeyRole, Refusal, Snapshot, SnapshotError, State,
+    KeyRing, KeyRole, Refusal, Snapshot, SnapshotError, State, DIGEST_VERSION,
 };
 use govledger_schemas::{
-    decode_body, decode_entry, peek_ids, CodecError, DecodeError, DecodeLimits, Entry, Envelope,
-    Event, KillScope, RejectReason, Seq, Verdict,
+    decode_body, decode_entry_ref, peek_ids, CodecError, DecodeError, DecodeLimits, Entry,
+    Envelope, Event, KillScope, RejectReason, Seq, Verdict, VerdictRef,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -355,9 +356,19 @@ impl Admission {
     }
 
     /// The digest of the whole projected state (key ring, gates, flows, budgets),
-    /// as checkpoints carry it ([`govledger_projections::canon`]).
-    pub fn state_digest(&self) -> [u8; 32] {
-        self.state.digest()
+    /// as checkpoints carry it: version 2 ([`State::digest`]), kept up to date per
+    /// change, so it costs in proportion to what changed since the last call.
+    pub fn state_digest(&mut self) -> StateDigest {
+        StateDigest {
+            version: DIGEST_VERSION,
+            hash: self.state.digest(),
+        }
+    }
+
+    /// The state digest of `version` (1 or 2; `None` for another), to check a
+    /// checkpoint signed with it. Version 1 hashes the whole state at every call.
+    pub fn state_digest_of(&mut self, version: u32) -> Option<[u8; 32]> {
+        self.state.digest_of(version)
     }
 
     /// The state and detector as snapshot bytes ([`govledger_projections::snapshot`]),
@@ -366,21 +377,10 @@ impl Admission {
         snapshot::encode(self.entries_folded, &self.state, &self.detector)
     }
 
-    /// [`Admission::snapshot`], streamed into `w` (constant memory), with the state
-    /// digest already computed for the checkpoint ([`snapshot::write`]); returns
-    /// the bytes written.
-    pub fn write_snapshot<W: std::io::Write>(
-        &self,
-        w: &mut W,
-        state_digest: [u8; 32],
-    ) -> std::io::Result<u64> {
-        snapshot::write(
-            w,
-            self.entries_folded,
-            state_digest,
-            &self.state,
-            &self.detector,
-        )
+    /// [`Admission::snapshot`], streamed into `w` (constant memory,
+    /// [`snapshot::write`]); returns the bytes written.
+    pub fn write_snapshot<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<u64> {
+        snapshot::write(w, self.entries_folded, &self.state, &self.detector)
     }
 
     /// Admission resumed from snapshot bytes: the state and detector in them, as
@@ -394,6 +394,12 @@ impl Admission {
             detector,
         } = snapshot::decode(bytes)?;
         Ok(Self::at(state, detector, size, limits))
+    }
+
+    /// Admission resumed from a decoded snapshot; the same caveat as
+    /// [`Admission::from_snapshot`].
+    pub fn from_decoded(snapshot: Snapshot, limits: DecodeLimits) -> Self {
+        Self::at(snapshot.state, snapshot.detector, snapshot.size, limits)
     }
 
     /// The whole state as it stands.
@@ -441,20 +447,27 @@ impl Admission {
     /// [`Admission::replay`] for a caller that has already decoded the entry's
     /// body (`env`: `None` when it keeps none).
     pub fn replay_decoded(&mut self, entry: &Entry, env: Option<&Envelope>) {
+        let how = match &entry.verdict {
+            Verdict::Accepted { .. } => FoldAs::Accepted,
+            Verdict::Rejected {
+                reason: RejectReason::BudgetExceeded,
+                ..
+            } => FoldAs::Refused,
+            Verdict::Rejected { .. } => FoldAs::Nothing,
+        };
+        self.replay_as(how, entry.time_ns, env);
+    }
+
+    /// Folds one stored entry, given what its verdict calls for.
+    fn replay_as(&mut self, how: FoldAs, time_ns: u64, env: Option<&Envelope>) {
         self.entries_folded += 1;
-        match (&entry.verdict, env) {
+        match (how, env) {
             // Alerts were raised when the entry was admitted; not again.
-            (Verdict::Accepted { .. }, Some(env)) => {
-                let _ = self.fold(env, entry.time_ns);
+            (FoldAs::Accepted, Some(env)) => {
+                let _ = self.fold(env, time_ns);
             }
-            (
-                Verdict::Rejected {
-                    reason: RejectReason::BudgetExceeded,
-                    ..
-                },
-                Some(env),
-            ) => {
-                let _ = self.state.refuse(env, entry.time_ns);
+            (FoldAs::Refused, Some(env)) => {
+                let _ = self.state.refuse(env, time_ns);
             }
             _ => {}
         }
@@ -487,17 +500,46 @@ impl Admission {
         codec_error: impl Fn(u64, CodecError) -> E + Sync,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), E> {
+        self.replay_pipelined_stopping(leaves, codec_error, progress, &[], &mut |_| Ok(()))
+    }
+
+    /// [`Admission::replay_pipelined`], calling `at_stop` with the state each time
+    /// [`Admission::entries_folded`] reaches one of `stops` (ascending; those at or
+    /// before where it starts are not reached), on the
+    /// folding thread while the next rounds are read and decoded: a verified replay
+    /// checks the state digest at every checkpoint without draining the pipeline
+    /// there. An `Err` from `at_stop` stops the fold like a bad leaf, with every
+    /// entry up to the stop folded.
+    pub fn replay_pipelined_stopping<E: Send>(
+        &mut self,
+        leaves: impl Iterator<Item = Result<(u64, Vec<u8>), E>>,
+        codec_error: impl Fn(u64, CodecError) -> E + Sync,
+        progress: &mut dyn FnMut(u64),
+        stops: &[u64],
+        at_stop: &mut (dyn FnMut(&mut Admission) -> Result<(), E> + Send),
+    ) -> Result<(), E> {
+        let start = self.entries_folded;
+        let mut stops = stops.iter().copied().filter(move |&s| s > start).peekable();
         type Round = Vec<(u64, Vec<u8>)>;
-        type Decoded = Vec<Result<(Entry, Option<Envelope>), (u64, CodecError)>>;
+        // What the fold needs of each entry: its time, what its verdict calls for
+        // and its decoded body. The entry itself is read in place and let go.
+        type Decoded = Vec<Result<(u64, FoldAs, Option<Envelope>), (u64, CodecError)>>;
         let mut leaves = leaves.peekable();
         let decode_round = |round: &Round| -> Decoded {
             round
                 .iter()
                 .map(|(seq, leaf)| {
-                    decode_entry(leaf)
+                    decode_entry_ref(leaf)
                         .map(|e| {
-                            let env = accepted_body(&e);
-                            (e, env)
+                            let how = match e.verdict {
+                                VerdictRef::Accepted { .. } => FoldAs::Accepted,
+                                VerdictRef::Rejected {
+                                    reason: RejectReason::BudgetExceeded,
+                                    ..
+                                } => FoldAs::Refused,
+                                VerdictRef::Rejected { .. } => FoldAs::Nothing,
+                            };
+                            (e.time_ns, how, e.body.and_then(body_envelope))
                         })
                         .map_err(|err| (*seq, err))
                 })
@@ -515,9 +557,15 @@ impl Admission {
         if first.len() < PIPELINE_ROUND {
             let mut done = 0;
             for d in decode_round(&first) {
-                let (entry, env) = d.map_err(|(seq, err)| codec_error(seq, err))?;
-                self.replay_decoded(&entry, env.as_ref());
+                let (time_ns, how, env) = d.map_err(|(seq, err)| codec_error(seq, err))?;
+                self.replay_as(how, time_ns, env.as_ref());
                 done += 1;
+                if stops.next_if_eq(&self.entries_folded).is_some() {
+                    if let Err(e) = at_stop(self) {
+                        progress(done);
+                        return Err(e);
+                    }
+                }
             }
             progress(done);
             return match leaves.next() {
@@ -567,9 +615,13 @@ impl Admission {
                         return Ok(());
                     };
                     let bad = round.iter().position(Result::is_err);
-                    for (entry, env) in round[..bad.unwrap_or(round.len())].iter().flatten() {
-                        this.replay_decoded(entry, env.as_ref());
+                    for (time_ns, how, env) in round[..bad.unwrap_or(round.len())].iter().flatten()
+                    {
+                        this.replay_as(*how, *time_ns, env.as_ref());
                         folded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if stops.next_if_eq(&this.entries_folded).is_some() {
+                            at_stop(this)?;
+                        }
                     }
                     if let Some(Err((seq, err))) = bad.map(|i| round.swap_remove(i)) {
                         return Err(codec_error(seq, err));
@@ -854,15 +906,29 @@ const MAX_PIPELINE_WORKERS: usize = 8;
 /// The decoded body of an entry that kept one: an accepted event, or a refusal
 /// that engaged a kill switch (`None` for every other entry).
 fn accepted_body(entry: &Entry) -> Option<Envelope> {
-    entry.body.as_ref().and_then(|body| {
-        decode_body(
-            body,
-            &DecodeLimits {
-                max_body_bytes: usize::MAX,
-            },
-        )
-        .ok()
-    })
+    entry.body.as_deref().and_then(body_envelope)
+}
+
+/// A kept body, decoded (it was checked when admitted; no size limit applies).
+fn body_envelope(body: &[u8]) -> Option<Envelope> {
+    decode_body(
+        body,
+        &DecodeLimits {
+            max_body_bytes: usize::MAX,
+        },
+    )
+    .ok()
+}
+
+/// What folding a stored entry does, by its verdict.
+#[derive(Clone, Copy, Debug)]
+enum FoldAs {
+    /// Accepted: fold its body in.
+    Accepted,
+    /// Refused by a budget: re-derive the kill switch it may have engaged.
+    Refused,
+    /// Any other refusal: count it, nothing else.
+    Nothing,
 }
 
 fn reject(reason: RejectReason, detail: String, env: &Envelope) -> Verdict {

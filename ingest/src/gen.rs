@@ -451,7 +451,7 @@ pub fn admit_generated<S: govledger_ledger::store::LogStore>(
     ledger: &mut govledger_ledger::Ledger<S>,
     opts: GenOptions,
     batch: usize,
-    after: &mut dyn FnMut(&mut govledger_ledger::Ledger<S>, &crate::Admission),
+    after: &mut dyn FnMut(&mut govledger_ledger::Ledger<S>, &mut crate::Admission),
 ) -> Result<crate::Admission, Box<dyn std::error::Error + Send + Sync>> {
     let trust = Generator::new(opts.clone()).trust();
     let mut adm = crate::Admission::new(&trust, govledger_schemas::DecodeLimits::default())?;
@@ -468,7 +468,7 @@ pub fn admit_generated<S: govledger_ledger::store::LogStore>(
         })?;
         ledger.append(&mut entries, None)?;
         adm.end_batch();
-        after(ledger, &adm);
+        after(ledger, &mut adm);
     }
     Ok(adm)
 }

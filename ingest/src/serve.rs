@@ -187,6 +187,15 @@ pub async fn run<S: LogStore>(
     let stream = ensure_stream(&js, &cfg.stream).await?;
     let mut cursor = ledger.cursor()?.unwrap_or(0);
     let mut messages = open_messages(&stream, &cfg.stream.name, cursor + 1).await?;
+    // Fill the state digest's caches now (a state folded from entry 0, or from a
+    // snapshot checked against an older digest, has none), so that the first
+    // checkpoint costs what changed, not the whole state, under the lock.
+    tokio::task::block_in_place(|| {
+        admission
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .state_digest()
+    });
     // The first connection's notice is not a reconnect (if it came already).
     let _ = futures::FutureExt::now_or_never(reconnected.notified());
     metrics.set_ready(true);
@@ -394,8 +403,15 @@ impl Checkpointer<'_> {
     /// and publishes the checkpoint on `gov.checkpoints`.
     async fn sign<S: LogStore>(&self, ledger: &mut Ledger<S>) -> Result<(), ServeError> {
         let cp = tokio::task::block_in_place(|| {
+            // The digest updates its caches (a write lock, held for as long as the
+            // changes since the last checkpoint take to hash); the snapshot reads.
+            let digest = self
+                .admission
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .state_digest();
             let adm = self.admission.read().unwrap_or_else(|e| e.into_inner());
-            let cp = ledger.checkpoint(self.signer, Some(adm.state_digest()))?;
+            let cp = ledger.checkpoint(self.signer, Some(digest))?;
             // A snapshot is derived data: failing to write one costs the next start
             // time, never an entry, so it is a warning.
             match snapshots::after_checkpoint(ledger, &adm, &cp.checkpoint, self.policy) {

@@ -11,11 +11,11 @@
 //! never correctness.
 
 use crate::admit::{Admission, Trust, TrustError};
-use govledger_ledger::checkpoint::Checkpoint;
+use govledger_ledger::checkpoint::{Checkpoint, StateDigest};
 use govledger_ledger::note::NoteVerifier;
 use govledger_ledger::store::LogStore;
 use govledger_ledger::{Ledger, LedgerError};
-use govledger_projections::snapshot;
+use govledger_projections::snapshot::{self, Snapshot};
 use govledger_schemas::DecodeLimits;
 use std::time::Instant;
 
@@ -67,7 +67,7 @@ pub enum SnapshotsError {
 
 /// After signing `checkpoint` at the ledger's size: writes the snapshot of `adm`
 /// that goes with it, if one is due under `policy`, deleting the oldest beyond
-/// `keep`. The snapshot carries the checkpoint's state digest (not hashed again).
+/// `keep`.
 /// Nothing is written unless `adm` has folded exactly the ledger's entries and the
 /// checkpoint stands there with a state digest.
 pub fn after_checkpoint<S: LogStore>(
@@ -77,9 +77,9 @@ pub fn after_checkpoint<S: LogStore>(
     policy: SnapshotPolicy,
 ) -> Result<Option<Written>, SnapshotsError> {
     let size = ledger.size();
-    let Some(state_digest) = checkpoint.state_digest else {
+    if checkpoint.state_digest.is_none() {
         return Ok(None);
-    };
+    }
     if policy.every == 0 || adm.entries_folded() != size || checkpoint.size != size || size == 0 {
         return Ok(None);
     }
@@ -99,7 +99,7 @@ pub fn after_checkpoint<S: LogStore>(
         .collect();
     let t = Instant::now();
     let mut w = ledger.snapshot_writer(size)?;
-    let bytes = adm.write_snapshot(&mut w, state_digest)?;
+    let bytes = adm.write_snapshot(&mut w)?;
     w.finish(&drop)?;
     Ok(Some(Written {
         size,
@@ -163,18 +163,34 @@ fn usable<S: LogStore>(
     size: u64,
     limits: DecodeLimits,
 ) -> Result<Admission, String> {
-    let (bytes, _) = check(ledger, verifier, size)?;
-    Admission::from_snapshot(&bytes, limits).map_err(|e| e.to_string())
+    let checked = check(ledger, verifier, size)?;
+    Ok(Admission::from_decoded(checked.snapshot, limits))
 }
 
-/// The snapshot stored at `size` and its checked header, if its framing, checksum
-/// and state digest hold and that digest equals the one in the checkpoint signed
-/// at `size` (checked with `verifier`); otherwise why not, in a sentence.
+/// A stored snapshot whose state matches the checkpoint signed at its size.
+#[derive(Debug)]
+pub struct Checked {
+    /// Its length in bytes.
+    pub bytes: usize,
+    /// Its header, checked.
+    pub header: snapshot::Header,
+    /// The state digest the checkpoint at its size carries, which it matched.
+    pub signed: StateDigest,
+    /// The snapshot, decoded; its digest caches are filled when the checkpoint
+    /// carries a version-2 digest.
+    pub snapshot: Snapshot,
+}
+
+/// The snapshot stored at `size`, decoded, if its framing, checksum and header
+/// digest hold and its state has the digest that the checkpoint signed at `size`
+/// (checked with `verifier`) carries: a version-1 digest is compared with the
+/// header's, a version-2 one is computed from the decoded state. Otherwise why
+/// not, in a sentence.
 pub fn check<S: LogStore>(
     ledger: &Ledger<S>,
     verifier: &NoteVerifier,
     size: u64,
-) -> Result<(Vec<u8>, snapshot::Header), String> {
+) -> Result<Checked, String> {
     let bytes = ledger
         .snapshot(size)
         .map_err(|e| e.to_string())?
@@ -191,11 +207,28 @@ pub fn check<S: LogStore>(
         .map_err(|e| e.to_string())?
         .ok_or("no checkpoint was signed at its size")?;
     let signed = Checkpoint::open(&cp.note, verifier)
-        .map_err(|e| format!("the checkpoint at its size does not verify: {e}"))?;
-    match signed.state_digest {
-        Some(d) if d == header.state_digest => {}
-        Some(_) => return Err("its state digest differs from the signed checkpoint's".into()),
-        None => return Err("the checkpoint at its size carries no state digest".into()),
+        .map_err(|e| format!("the checkpoint at its size does not verify: {e}"))?
+        .state_digest
+        .ok_or("the checkpoint at its size carries no state digest")?;
+    if signed.version == 1 && signed.hash != header.state_digest {
+        return Err("its state digest differs from the signed checkpoint's".into());
     }
-    Ok((bytes, header))
+    let mut snapshot = snapshot::decode(&bytes).map_err(|e| e.to_string())?;
+    if signed.version != 1 {
+        let ours = snapshot.state.digest_of(signed.version).ok_or_else(|| {
+            format!(
+                "the checkpoint at its size carries a version-{} state digest, which this build does not know",
+                signed.version
+            )
+        })?;
+        if ours != signed.hash {
+            return Err("its state digest differs from the signed checkpoint's".into());
+        }
+    }
+    Ok(Checked {
+        bytes: bytes.len(),
+        header,
+        signed,
+        snapshot,
+    })
 }

@@ -1126,6 +1126,53 @@ fn a_generated_stream_is_accepted_in_full() {
         assert_eq!(err, format!("leaf {at}"));
         assert_eq!(p.entries_folded(), at as u64);
     }
+    // Stops: `at_stop` sees the state right after each stop's entries, on the
+    // folding thread, in a short range and across rounds; its digest there is the
+    // one of a replay that stopped there. An error from it ends the fold at that
+    // stop.
+    let digests_at = |stops: &[u64], upto: usize| {
+        let mut digests = Vec::new();
+        // A stop where the fold starts is not one it reaches.
+        for &s in stops.iter().filter(|&&s| s > 0) {
+            let mut want = Admission::new(&trust, DecodeLimits::default()).unwrap();
+            for e in &entries[..s as usize] {
+                want.replay(e);
+            }
+            digests.push((s, want.state_digest()));
+        }
+        let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
+        p.set_verify_threads(2);
+        let mut seen = Vec::new();
+        p.replay_pipelined_stopping(
+            leaves[..upto].iter().cloned().map(Ok::<_, String>),
+            |seq, e| format!("{seq}: {e}"),
+            &mut |_| {},
+            stops,
+            &mut |a: &mut Admission| {
+                seen.push((a.entries_folded(), a.state_digest()));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, digests, "stops {stops:?} in {upto} leaves");
+    };
+    digests_at(&[1, 5, 9], 10);
+    digests_at(&[0, 1_000, 1_024, 1_025, 1_999, 2_000], 2_000);
+    for upto in [10, 2_000] {
+        let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
+        p.set_verify_threads(2);
+        let err = p
+            .replay_pipelined_stopping(
+                leaves[..upto].iter().cloned().map(Ok::<_, String>),
+                |seq, _| format!("leaf {seq}"),
+                &mut |_| {},
+                &[3, 6],
+                &mut |a: &mut Admission| Err(format!("stop at {}", a.entries_folded())),
+            )
+            .unwrap_err();
+        assert_eq!(err, "stop at 3");
+        assert_eq!(p.entries_folded(), 3);
+    }
     // A read error from the source, likewise, after the leaves before it.
     for at in [1_300, 7] {
         let source = leaves[..2_000]

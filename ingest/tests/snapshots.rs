@@ -5,6 +5,7 @@
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::snapshots::{self, SnapshotPolicy};
 use govledger_ingest::{Admission, GenOptions, Generator, Trust};
+use govledger_ledger::checkpoint::StateDigest;
 use govledger_ledger::note::NoteSigner;
 use govledger_ledger::store::{LogStore, MemStore};
 use govledger_ledger::Ledger;
@@ -29,11 +30,21 @@ fn signer() -> NoteSigner {
 /// A ledger of the generated stream in batches of 250, each followed by a checkpoint
 /// and a snapshot when `policy` says so; and the trust it was admitted under.
 fn build(policy: SnapshotPolicy) -> (Ledger<MemStore>, Trust) {
+    build_signing(policy, 2)
+}
+
+/// [`build`], with checkpoints carrying state digests of `version` (1 as ledgers
+/// signed them before version 2, or 2).
+fn build_signing(policy: SnapshotPolicy, version: u32) -> (Ledger<MemStore>, Trust) {
     let trust = Generator::new(opts()).trust();
     let mut ledger = Ledger::create(MemStore::new(), "snapshots.test/log").expect("ledger");
     admit_generated(&mut ledger, opts(), 250, &mut |ledger, adm| {
+        let digest = StateDigest {
+            version,
+            hash: adm.state_digest_of(version).expect("a known version"),
+        };
         let cp = ledger
-            .checkpoint(&signer(), Some(adm.state_digest()))
+            .checkpoint(&signer(), Some(digest))
             .expect("checkpoint");
         snapshots::after_checkpoint(ledger, adm, &cp.checkpoint, policy).expect("snapshot");
     })
@@ -104,17 +115,54 @@ fn a_reader_starts_at_the_newest_snapshot_at_or_below_where_it_stops() {
         vec![500, 1_000, 1_500, 2_000, 2_500, 3_000]
     );
     for (end, from) in [(EVENTS, 3_000), (2_999, 2_500), (1_200, 1_000), (499, 0)] {
-        let (adm, started, skipped) = resumed(&ledger, &trust, end);
+        let (mut adm, started, skipped) = resumed(&ledger, &trust, end);
         assert_eq!((started, skipped), (from, 0), "reading up to {end}");
-        let full = from_zero(&ledger, &trust, end);
+        let mut full = from_zero(&ledger, &trust, end);
         assert_eq!(adm.entries_folded(), end);
         assert_eq!(adm.state_digest(), full.state_digest(), "at {end}");
         assert_eq!(adm.state(), full.state());
     }
-    // The snapshot's digest is the signed checkpoint's.
+    // The checkpoint carries the version-2 digest of the state at its size; the
+    // snapshot's header the version-1 digest of the same state.
     let cp = ledger.checkpoint_at(1_500).unwrap().unwrap();
     let header = snapshot::verify(&ledger.snapshot(1_500).unwrap().unwrap()).unwrap();
-    assert_eq!(cp.checkpoint.state_digest, Some(header.state_digest));
+    let mut at = from_zero(&ledger, &trust, 1_500);
+    assert_eq!(cp.checkpoint.state_digest, Some(at.state_digest()));
+    assert_eq!(cp.checkpoint.state_digest.unwrap().version, 2);
+    assert_eq!(header.state_digest, at.state().digest_v1());
+}
+
+#[test]
+fn a_ledger_signed_with_version_1_digests_still_starts_from_its_snapshots() {
+    let (ledger, trust) = build_signing(
+        SnapshotPolicy {
+            every: 1_000,
+            keep: 10,
+        },
+        1,
+    );
+    let cp = ledger.checkpoint_at(2_000).unwrap().unwrap();
+    assert_eq!(cp.checkpoint.state_digest.unwrap().version, 1);
+    let (mut adm, from, skipped) = resumed(&ledger, &trust, EVENTS);
+    assert_eq!((from, skipped), (3_000, 0));
+    assert_eq!(
+        adm.state_digest(),
+        from_zero(&ledger, &trust, EVENTS).state_digest()
+    );
+    // A version-1 checkpoint is matched against the snapshot's header alone: a
+    // snapshot of another state fails it.
+    let adm2000 = from_zero(&ledger, &trust, 2_000);
+    let forged = snapshot::encode(3_000, adm2000.state(), &Default::default());
+    ledger.put_snapshot(3_000, forged, &[]).unwrap();
+    let s = start(&ledger, &trust, EVENTS);
+    assert_eq!(s.from, 2_000);
+    assert!(
+        s.skipped[0]
+            .1
+            .contains("differs from the signed checkpoint"),
+        "{:?}",
+        s.skipped
+    );
 }
 
 #[test]
@@ -123,7 +171,7 @@ fn a_snapshot_that_does_not_check_out_is_skipped_never_used() {
         every: 1_000,
         keep: 10,
     });
-    let full = from_zero(&ledger, &trust, EVENTS);
+    let mut full = from_zero(&ledger, &trust, EVENTS);
 
     // 1. A self-consistent snapshot of another state (the one at 2,000) stored at
     //    3,000: its checksum and digest hold, but not the signed checkpoint's digest.
@@ -132,7 +180,7 @@ fn a_snapshot_that_does_not_check_out_is_skipped_never_used() {
     let forged = snapshot::encode(3_000, adm2000.state(), &Default::default());
     assert!(snapshot::verify(&forged).is_ok());
     ledger.put_snapshot(3_000, forged.clone(), &[]).unwrap();
-    let (adm, from, skipped) = resumed(&ledger, &trust, EVENTS);
+    let (mut adm, from, skipped) = resumed(&ledger, &trust, EVENTS);
     assert_eq!((from, skipped), (2_000, 1));
     assert_eq!(adm.state_digest(), full.state_digest());
 
@@ -141,7 +189,7 @@ fn a_snapshot_that_does_not_check_out_is_skipped_never_used() {
     let mid = damaged.len() / 2;
     damaged[mid] ^= 0x40;
     ledger.put_snapshot(2_000, damaged, &[]).unwrap();
-    let (adm, from, skipped) = resumed(&ledger, &trust, EVENTS);
+    let (mut adm, from, skipped) = resumed(&ledger, &trust, EVENTS);
     assert_eq!((from, skipped), (1_000, 2));
     assert_eq!(adm.state_digest(), full.state_digest());
 

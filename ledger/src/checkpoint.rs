@@ -6,22 +6,61 @@
 //! <origin>
 //! <tree size, decimal>
 //! <base64 root hash>
-//! state-digest sha256:<64 lowercase hex>     (govledger's one extension line)
+//! state-digest v2 sha256:<64 lowercase hex>  (govledger's one extension line)
 //! ```
 //!
 //! each line ending in a newline. The extension line commits the signed tree to the
 //! digest of the projected governance state at that size, so a replica or a replay
-//! that folds the same entries can prove it reached the same state. A checkpoint with
-//! no extension lines (as Go's tlog writes them) parses too; other extension lines are
-//! kept, in order, and never interpreted.
+//! that folds the same entries can prove it reached the same state. The line names
+//! the version of the digest's definition (`govledger_projections` documents each):
+//! `state-digest v<N> sha256:` for version 2 and later, and `state-digest sha256:`
+//! with no version for version 1, as ledgers wrote it before versions existed. A
+//! checkpoint with no extension lines (as Go's tlog writes them) parses too; other
+//! extension lines are kept, in order, and never interpreted.
 
 use crate::note::{NoteError, NoteSigner, NoteVerifier};
 use crate::tree::Hash;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-/// The prefix of govledger's extension line.
+/// The prefix of govledger's extension line for a version-1 state digest; later
+/// versions write `state-digest v<N> sha256:`.
 pub const STATE_DIGEST_PREFIX: &str = "state-digest sha256:";
+
+/// A state digest and the version of the definition that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateDigest {
+    /// 1 for the whole-state hash, 2 for the per-map Merkle roots, ….
+    pub version: u32,
+    /// The digest.
+    pub hash: Hash,
+}
+
+impl StateDigest {
+    /// The extension line, without its newline.
+    pub fn line(&self) -> String {
+        match self.version {
+            1 => format!("{STATE_DIGEST_PREFIX}{}", hex(&self.hash)),
+            v => format!("state-digest v{v} sha256:{}", hex(&self.hash)),
+        }
+    }
+
+    /// Reads an extension line; `None` when it is not a state-digest line in one of
+    /// the two forms (a version ≥ 2 without leading zeros, 64 lowercase hex digits).
+    /// Versions above 2 parse, so that a replay can say it does not know them.
+    pub fn parse(line: &str) -> Option<StateDigest> {
+        if let Some(h) = line.strip_prefix(STATE_DIGEST_PREFIX) {
+            return unhex(h).map(|hash| StateDigest { version: 1, hash });
+        }
+        let rest = line.strip_prefix("state-digest v")?;
+        let (v, h) = rest.split_once(" sha256:")?;
+        if v.is_empty() || v.starts_with('0') || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let version: u32 = v.parse().ok().filter(|&v| v >= 2)?;
+        unhex(h).map(|hash| StateDigest { version, hash })
+    }
+}
 
 /// A tree head: what a checkpoint commits to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +71,8 @@ pub struct Checkpoint {
     pub size: u64,
     /// RFC 6962 root of the first `size` leaves.
     pub root: Hash,
-    /// SHA-256 of the canonical projected state at `size`, when the log carries one.
-    pub state_digest: Option<Hash>,
+    /// The digest of the projected state at `size`, when the log carries one.
+    pub state_digest: Option<StateDigest>,
     /// Other extension lines, kept verbatim.
     pub extensions: Vec<String>,
 }
@@ -60,8 +99,7 @@ impl Checkpoint {
             B64.encode(self.root)
         );
         if let Some(d) = &self.state_digest {
-            s.push_str(STATE_DIGEST_PREFIX);
-            s.push_str(&hex(d));
+            s.push_str(&d.line());
             s.push('\n');
         }
         for e in &self.extensions {
@@ -113,10 +151,18 @@ impl Checkpoint {
             if line.is_empty() {
                 return Err(bad("empty extension line"));
             }
-            match line.strip_prefix(STATE_DIGEST_PREFIX) {
-                Some(h) if state_digest.is_none() => {
-                    state_digest =
-                        Some(unhex(h).ok_or_else(|| bad("state digest must be 64 hex digits"))?)
+            match StateDigest::parse(line) {
+                Some(d) if state_digest.is_none() => state_digest = Some(d),
+                // A damaged line of a form this build writes is an error; any other
+                // `state-digest` line (a form of a later version) is kept as it is,
+                // for replay to say it cannot check it.
+                None if state_digest.is_none()
+                    && (line.starts_with(STATE_DIGEST_PREFIX)
+                        || line.starts_with("state-digest v2 ")) =>
+                {
+                    return Err(bad(
+                        "the state digest line must be `state-digest [v<N> ]sha256:<64 lowercase hex digits>`",
+                    ));
                 }
                 _ => extensions.push(line.to_string()),
             }

@@ -31,7 +31,7 @@ pub mod store;
 pub mod tree;
 pub mod verify;
 
-use checkpoint::{Checkpoint, CheckpointError};
+use checkpoint::{Checkpoint, CheckpointError, StateDigest};
 use govledger_schemas::{decode_entry, encode_entry, CodecError, Entry, Seq, Verdict};
 use note::{NoteError, NoteSigner};
 use store::{keys, LogStore, StoreError, StoreNodes, WriteSet, SNAPSHOT_CHUNK};
@@ -302,10 +302,15 @@ impl<S: LogStore> Ledger<S> {
     pub fn checkpoint(
         &mut self,
         signer: &NoteSigner,
-        state_digest: Option<Hash>,
+        state_digest: Option<StateDigest>,
     ) -> Result<SignedCheckpoint, LedgerError> {
         if let Some(existing) = self.checkpoint_at(self.size())? {
             return Ok(existing);
+        }
+        if state_digest.is_some_and(|d| d.version == 0) {
+            return Err(
+                CheckpointError::Malformed("there is no state digest version 0".into()).into(),
+            );
         }
         let cp = Checkpoint {
             origin: self.origin.clone(),

@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use govledger_ledger::checkpoint::Checkpoint;
+use govledger_ledger::checkpoint::{Checkpoint, StateDigest};
 use govledger_ledger::note::{NoteSigner, NoteVerifier};
 use govledger_ledger::tree::{self, Hash, NodeId};
 use serde_json::Value;
@@ -176,14 +176,83 @@ fn checkpoint_with_state_digest_round_trips_and_tamper_fails() {
         origin: "example.org/govledger".into(),
         size: 7,
         root: tree::root(&build(7), 7).unwrap(),
-        state_digest: Some([0xab; 32]),
+        state_digest: Some(StateDigest {
+            version: 1,
+            hash: [0xab; 32],
+        }),
         extensions: vec![],
     };
     let note = cp.sign(&signer).unwrap();
     assert!(note.contains("\nstate-digest sha256:abababab"));
     assert_eq!(Checkpoint::open(&note, &signer.verifier()).unwrap(), cp);
+    let v2 = Checkpoint {
+        state_digest: Some(StateDigest {
+            version: 2,
+            hash: [0xcd; 32],
+        }),
+        ..cp.clone()
+    };
+    let note = v2.sign(&signer).unwrap();
+    assert!(note.contains(&format!("\nstate-digest v2 sha256:{}\n", "cd".repeat(32))));
+    assert_eq!(Checkpoint::open(&note, &signer.verifier()).unwrap(), v2);
     let tampered = note.replacen("\n7\n", "\n8\n", 1);
     assert!(Checkpoint::open(&tampered, &signer.verifier()).is_err());
     let other = NoteSigner::from_seed("example.org/govledger", [7; 32]).unwrap();
     assert!(Checkpoint::open(&note, &other.verifier()).is_err());
+}
+
+#[test]
+fn state_digest_lines_name_their_version_in_one_form() {
+    let hex = "0f".repeat(32);
+    let body = |line: &str| {
+        format!(
+            "example.org/govledger\n7\n{}\n{line}\n",
+            B64.encode([1u8; 32])
+        )
+    };
+    let parse = |line: &str| Checkpoint::parse_body(&body(line)).map(|c| c.state_digest);
+    let want = |version| {
+        Ok(Some(StateDigest {
+            version,
+            hash: [0x0f; 32],
+        }))
+    };
+    assert_eq!(parse(&format!("state-digest sha256:{hex}")), want(1));
+    assert_eq!(parse(&format!("state-digest v2 sha256:{hex}")), want(2));
+    assert_eq!(parse(&format!("state-digest v17 sha256:{hex}")), want(17));
+    // A damaged line in a form this build writes is refused.
+    for bad in [
+        format!("state-digest sha256:{}", &hex[1..]),
+        format!("state-digest sha256:{hex}0"),
+        format!("state-digest v2 sha256:{}", &hex[1..]),
+        format!("state-digest v2 sha256:{}", hex.to_uppercase()),
+        format!("state-digest v2  sha256:{hex}"),
+        format!("state-digest v2 sha512:{hex}"),
+    ] {
+        assert!(parse(&bad).is_err(), "{bad} must be refused");
+    }
+    // Other forms are not digests this build reads: kept as extension lines (replay
+    // refuses to pass a checkpoint that carries one).
+    for other in [
+        format!("state-digest v1 sha256:{hex}"),
+        format!("state-digest v0 sha256:{hex}"),
+        format!("state-digest v02 sha256:{hex}"),
+        format!("state-digest v sha256:{hex}"),
+        format!("state-digest v3 blake3:{hex}"),
+        format!("state-digest sha512:{hex}"),
+    ] {
+        let cp = Checkpoint::parse_body(&body(&other)).unwrap();
+        assert_eq!((cp.state_digest, cp.extensions), (None, vec![other]));
+    }
+    // Only the first state-digest line is the digest; later ones are kept as is.
+    let two = format!("state-digest v2 sha256:{hex}\nstate-digest sha256:{hex}");
+    let cp = Checkpoint::parse_body(&body(&two)).unwrap();
+    assert_eq!(
+        cp.state_digest,
+        Some(StateDigest {
+            version: 2,
+            hash: [0x0f; 32]
+        })
+    );
+    assert_eq!(cp.extensions, [format!("state-digest sha256:{hex}")]);
 }

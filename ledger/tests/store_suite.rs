@@ -1,6 +1,7 @@
 //! One suite, run against both stores: the RocksDB store and its in-memory twin.
 //! Plus what only the twin can do: fail a chosen commit, and rewrite the whole tree.
 
+use govledger_ledger::checkpoint::StateDigest;
 use govledger_ledger::note::NoteSigner;
 use govledger_ledger::store::{LogStore, MemStore, OpenMode, RocksStore, SNAPSHOT_CHUNK};
 use govledger_ledger::tree::{self, Frontier, NodeId};
@@ -57,7 +58,15 @@ fn fill<S: LogStore>(ledger: &mut Ledger<S>, n: u64, batch: u64) {
             .unwrap();
         assert_eq!(out.len() as u64, end - i);
         assert_eq!(out[0].seq, Seq(i));
-        ledger.checkpoint(&signer(), Some([1; 32])).unwrap();
+        ledger
+            .checkpoint(
+                &signer(),
+                Some(StateDigest {
+                    version: 2,
+                    hash: [1; 32],
+                }),
+            )
+            .unwrap();
         i = end;
     }
 }
@@ -116,7 +125,15 @@ fn suite<S: LogStore>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
     assert_eq!(ledger.find_event("other", "e3").unwrap(), None);
 
     // Checkpoints are never rewritten.
-    let again = ledger.checkpoint(&signer(), Some([9; 32])).unwrap();
+    let again = ledger
+        .checkpoint(
+            &signer(),
+            Some(StateDigest {
+                version: 2,
+                hash: [9; 32],
+            }),
+        )
+        .unwrap();
     assert_eq!(again, cp);
 
     let report = verify(

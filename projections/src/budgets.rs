@@ -22,8 +22,8 @@
 //!   current window's counters.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
+use crate::digest_map::{DigestMap, Hash};
 use govledger_schemas::{BudgetConfigured, BudgetScope, BudgetWindow, Envelope, Event, Ident};
-use std::collections::BTreeMap;
 
 const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 
@@ -115,7 +115,7 @@ pub const TAG: &str = "govledger budgets v1";
 /// Budgets by (tenant, budget id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Budgets {
-    budgets: BTreeMap<(String, String), Budget>,
+    budgets: DigestMap<(String, String), Budget>,
 }
 
 impl Budget {
@@ -222,19 +222,16 @@ impl Budgets {
     /// Writes the canonical encoding (without the tag).
     pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
         c.u64(self.budgets.len() as u64);
-        for ((t, id), b) in &self.budgets {
-            let s = &b.terms.scope;
-            c.str(t).str(id);
-            for level in [&s.org, &s.team, &s.user, &s.agent] {
-                c.opt_str(level.as_ref().map(|x| x.as_str()));
-            }
-            c.opt_u64(b.terms.limit_tokens)
-                .opt_u64(b.terms.limit_cost_micros);
-            c.u8(b.terms.window as u8)
-                .bytes(&b.terms.warn_thresholds_pct);
-            c.u8(u8::from(b.terms.kill_on_exceed));
-            c.u64(b.window).u64(b.tokens).u64(b.cost_micros);
+        for (key, b) in self.budgets.iter() {
+            encode_budget(c, key, b);
         }
+    }
+
+    /// The number of budgets and the root of their digest map (state digest v2,
+    /// [`crate::digest_map`]).
+    pub fn root(&mut self) -> (u64, Hash) {
+        self.budgets
+            .root(|key, b, buf| encode_budget(&mut Canon::to(buf), key, b))
     }
 
     /// Reads budgets back from [`Budgets::encode`]'s bytes, strictly.
@@ -314,15 +311,15 @@ impl Budgets {
         match &env.event {
             Event::BudgetConfigured(c) => {
                 let window = window_index(c.window, time_ns);
-                let b = self
-                    .budgets
-                    .entry((tenant.to_string(), c.budget_id.as_str().to_string()))
-                    .or_insert_with(|| Budget {
+                let b = self.budgets.get_or_insert_with(
+                    (tenant.to_string(), c.budget_id.as_str().to_string()),
+                    || Budget {
                         terms: c.clone(),
                         window,
                         tokens: 0,
                         cost_micros: 0,
-                    });
+                    },
+                );
                 if b.terms.window != c.window {
                     // Another kind of window: the old counters mean nothing in it.
                     b.window = window;
@@ -334,14 +331,20 @@ impl Budgets {
             }
             Event::BudgetIncremented(i) => {
                 let mut warnings = Vec::new();
-                let from = (tenant.to_string(), String::new());
-                for ((t, id), b) in self.budgets.range_mut(from..) {
-                    if t != tenant {
-                        break;
-                    }
-                    if !applies(&b.terms.scope, &i.scope) {
+                // Only the budgets that apply are taken to change (the digest
+                // rehashes what is taken).
+                let keys: Vec<(String, String)> = self
+                    .budgets
+                    .range((tenant.to_string(), String::new())..)
+                    .take_while(|((t, _), _)| t == tenant)
+                    .filter(|(_, b)| applies(&b.terms.scope, &i.scope))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in keys {
+                    let Some(b) = self.budgets.get_mut(&key) else {
                         continue;
-                    }
+                    };
+                    let (t, id) = &key;
                     let window = window_index(b.terms.window, time_ns);
                     let (tokens, cost) = b.at(window);
                     let after = (
@@ -382,4 +385,20 @@ impl Budgets {
             _ => Vec::new(),
         }
     }
+}
+
+/// A budget's canonical bytes: tenant, id, scope (org, team, user, agent), limits,
+/// window, thresholds, kill_on_exceed, window index, counters.
+fn encode_budget<O: Out>(c: &mut Canon<O>, (t, id): &(String, String), b: &Budget) {
+    let s = &b.terms.scope;
+    c.str(t).str(id);
+    for level in [&s.org, &s.team, &s.user, &s.agent] {
+        c.opt_str(level.as_ref().map(|x| x.as_str()));
+    }
+    c.opt_u64(b.terms.limit_tokens)
+        .opt_u64(b.terms.limit_cost_micros);
+    c.u8(b.terms.window as u8)
+        .bytes(&b.terms.warn_thresholds_pct);
+    c.u8(u8::from(b.terms.kill_on_exceed));
+    c.u64(b.window).u64(b.tokens).u64(b.cost_micros);
 }

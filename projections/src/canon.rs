@@ -15,10 +15,12 @@
 //! keys must be in strictly ascending order, tags in range, identifiers valid, and
 //! nothing may be left over, so one state has exactly one encoding.
 //!
-//! The state digest in each checkpoint is [`state_digest`]: SHA-256 of
-//! `"govledger state v1"` and the four projection digests (key ring, gates, flows,
-//! budgets), in that order. Changing any of this changes every checkpoint's state
-//! digest: the golden vectors in `projections/tests/digest.rs` freeze it.
+//! State digest version 1 is [`state_digest`]: SHA-256 of `"govledger state v1"`
+//! and the four projection digests (key ring, gates, flows, budgets), in that
+//! order. Version 2, which checkpoints carry now ([`crate::State::digest`]), hashes
+//! each map entry's bytes on its own ([`crate::digest_map`]). Changing any of this
+//! changes checkpoints' state digests: the golden vectors in
+//! `projections/tests/digest.rs` freeze both versions.
 
 use sha2::{Digest, Sha256};
 
@@ -35,6 +37,12 @@ impl Out for Sha256 {
 }
 
 impl Out for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Out for &mut Vec<u8> {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }

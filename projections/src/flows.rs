@@ -27,8 +27,8 @@
 //!   used. The approval used has one use and the execution's cost taken off.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
+use crate::digest_map::{DigestMap, Hash};
 use govledger_schemas::{ApprovalGranted, ApprovalScope, Decision, Envelope, Event, RiskTier};
-use std::collections::BTreeMap;
 
 /// Where a proposal stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -128,8 +128,8 @@ pub const TAG: &str = "govledger flows v1";
 /// Proposals and tickets by (tenant, id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Flows {
-    proposals: BTreeMap<(String, String), Proposal>,
-    tickets: BTreeMap<(String, String), Ticket>,
+    proposals: DigestMap<(String, String), Proposal>,
+    tickets: DigestMap<(String, String), Ticket>,
 }
 
 /// What covers an execution.
@@ -353,41 +353,24 @@ impl Flows {
     /// Writes the canonical encoding (without the tag).
     pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
         c.u64(self.proposals.len() as u64);
-        for ((t, id), p) in &self.proposals {
-            c.str(t).str(id).str(&p.session).opt_str(p.agent.as_deref());
-            c.str(&p.action)
-                .str(&p.resource)
-                .u8(p.risk_tier as u8)
-                .u8(p.status as u8);
-            match p.decision {
-                None => c.u8(0),
-                Some(d) => c.u8(1).u8(d as u8),
-            };
-            c.u32(p.executions);
+        for (key, p) in self.proposals.iter() {
+            encode_proposal(c, key, p);
         }
         c.u64(self.tickets.len() as u64);
-        for ((t, id), k) in &self.tickets {
-            c.str(t).str(id).str(&k.proposal).str(&k.session);
-            match &k.status {
-                TicketStatus::Requested => {
-                    c.u8(0);
-                }
-                TicketStatus::Granted(g) => {
-                    c.u8(1).str(&g.approver).u8(g.scope as u8);
-                    c.opt_u32(g.max_count).opt_u64(g.max_cost_micros);
-                    c.u64(g.resource_ids.len() as u64);
-                    for r in &g.resource_ids {
-                        c.str(r);
-                    }
-                    c.opt_u64(g.expires_at_ns)
-                        .u32(g.used_count)
-                        .u64(g.used_cost_micros);
-                }
-                TicketStatus::Denied => {
-                    c.u8(2);
-                }
-            }
+        for (key, k) in self.tickets.iter() {
+            encode_ticket(c, key, k);
         }
+    }
+
+    /// The size and root of each digest map (state digest v2,
+    /// [`crate::digest_map`]): proposals, tickets.
+    pub fn roots(&mut self) -> [(u64, Hash); 2] {
+        [
+            self.proposals
+                .root(|key, p, buf| encode_proposal(&mut Canon::to(buf), key, p)),
+            self.tickets
+                .root(|key, k, buf| encode_ticket(&mut Canon::to(buf), key, k)),
+        ]
     }
 
     /// Reads flows back from [`Flows::encode`]'s bytes, strictly.
@@ -569,8 +552,7 @@ impl Flows {
         match &env.event {
             Event::ActionProposed(a) => {
                 self.proposals
-                    .entry((tenant(), a.proposal.as_str().to_string()))
-                    .or_insert_with(|| Proposal {
+                    .insert_absent((tenant(), a.proposal.as_str().to_string()), || Proposal {
                         session: a.session.as_str().to_string(),
                         agent: a.actor.agent.as_ref().map(|x| x.as_str().to_string()),
                         action: a.action.clone(),
@@ -598,8 +580,7 @@ impl Flows {
             }
             Event::ApprovalRequested(r) => {
                 self.tickets
-                    .entry((tenant(), r.ticket.as_str().to_string()))
-                    .or_insert_with(|| Ticket {
+                    .insert_absent((tenant(), r.ticket.as_str().to_string()), || Ticket {
                         proposal: r.proposal.as_str().to_string(),
                         session: r.session.as_str().to_string(),
                         status: TicketStatus::Requested,
@@ -652,6 +633,46 @@ impl Flows {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// A proposal's canonical bytes: tenant, id, session, agent, action, resource, risk
+/// tier, status, decision, executions.
+fn encode_proposal<O: Out>(c: &mut Canon<O>, (t, id): &(String, String), p: &Proposal) {
+    c.str(t).str(id).str(&p.session).opt_str(p.agent.as_deref());
+    c.str(&p.action)
+        .str(&p.resource)
+        .u8(p.risk_tier as u8)
+        .u8(p.status as u8);
+    match p.decision {
+        None => c.u8(0),
+        Some(d) => c.u8(1).u8(d as u8),
+    };
+    c.u32(p.executions);
+}
+
+/// A ticket's canonical bytes: tenant, id, proposal, session, status and, when
+/// granted, the grant.
+fn encode_ticket<O: Out>(c: &mut Canon<O>, (t, id): &(String, String), k: &Ticket) {
+    c.str(t).str(id).str(&k.proposal).str(&k.session);
+    match &k.status {
+        TicketStatus::Requested => {
+            c.u8(0);
+        }
+        TicketStatus::Granted(g) => {
+            c.u8(1).str(&g.approver).u8(g.scope as u8);
+            c.opt_u32(g.max_count).opt_u64(g.max_cost_micros);
+            c.u64(g.resource_ids.len() as u64);
+            for r in &g.resource_ids {
+                c.str(r);
+            }
+            c.opt_u64(g.expires_at_ns)
+                .u32(g.used_count)
+                .u64(g.used_cost_micros);
+        }
+        TicketStatus::Denied => {
+            c.u8(2);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! A pure fold, like every projection: [`Gates::check`] says whether an event is
 //! consistent with the state (an `Err` is an invariant violation, with a sentence
 //! for people), [`Gates::apply`] folds an accepted event in. Neither reads a clock or
-//! does I/O; maps are `BTreeMap`s.
+//! does I/O; maps are ordered ([`DigestMap`]s).
 //!
 //! Sessions move `active → suspended → active → … → ended`; `session.started`
 //! creates one (there is no separate "created" step on the wire: a started session
@@ -28,8 +28,8 @@
 //! engage a switch itself, for a budget's `kill_on_exceed` ([`crate::State::refuse`]).
 
 use crate::canon::{Canon, CanonError, Out, Reader};
+use crate::digest_map::{DigestMap, Hash};
 use govledger_schemas::{ActorChain, Decision, Envelope, Event, KillScope};
-use std::collections::BTreeMap;
 
 /// Where a session stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,9 +82,9 @@ pub const TAG: &str = "govledger gates v1";
 /// target); system switches by target alone, since they cover every tenant.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Gates {
-    sessions: BTreeMap<(String, String), Session>,
-    kills: BTreeMap<(String, KillScope, String), Kill>,
-    system_kills: BTreeMap<String, Kill>,
+    sessions: DigestMap<(String, String), Session>,
+    kills: DigestMap<(String, KillScope, String), Kill>,
+    system_kills: DigestMap<String, Kill>,
 }
 
 /// The session, agent and actor an action event acts in, if it is one.
@@ -177,23 +177,30 @@ impl Gates {
     /// Writes the canonical encoding (without the tag).
     pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
         c.u64(self.sessions.len() as u64);
-        for ((t, id), s) in &self.sessions {
-            c.str(t).str(id).u8(s.status as u8);
-            c.opt_str(s.agent.as_deref()).opt_str(s.user.as_deref());
-            c.u64(s.since_ns);
+        for (key, s) in self.sessions.iter() {
+            encode_session(c, key, s);
         }
         c.u64(self.kills.len() as u64);
-        for ((t, scope, target), k) in &self.kills {
-            c.str(t)
-                .u8(*scope as u8)
-                .str(target)
-                .str(&k.reason)
-                .u64(k.since_ns);
+        for (key, k) in self.kills.iter() {
+            encode_kill(c, key, k);
         }
         c.u64(self.system_kills.len() as u64);
-        for (target, k) in &self.system_kills {
-            c.str(target).str(&k.reason).u64(k.since_ns);
+        for (target, k) in self.system_kills.iter() {
+            encode_system_kill(c, target, k);
         }
+    }
+
+    /// The size and root of each digest map (state digest v2,
+    /// [`crate::digest_map`]): sessions, kill switches, system switches.
+    pub fn roots(&mut self) -> [(u64, Hash); 3] {
+        [
+            self.sessions
+                .root(|key, s, buf| encode_session(&mut Canon::to(buf), key, s)),
+            self.kills
+                .root(|key, k, buf| encode_kill(&mut Canon::to(buf), key, k)),
+            self.system_kills
+                .root(|t, k, buf| encode_system_kill(&mut Canon::to(buf), t, k)),
+        ]
     }
 
     /// Reads gates back from [`Gates::encode`]'s bytes, strictly.
@@ -366,7 +373,7 @@ impl Gates {
         let tenant = || env.tenant.as_str().to_string();
         let mut set = |c: &govledger_schemas::SessionChange, status: SessionStatus| {
             let key = (tenant(), c.session.as_str().to_string());
-            let s = self.sessions.entry(key).or_insert_with(|| Session {
+            let s = self.sessions.get_or_insert_with(key, || Session {
                 status,
                 agent: c.actor.agent.as_ref().map(|a| a.as_str().to_string()),
                 user: c.actor.user.as_ref().map(|u| u.as_str().to_string()),
@@ -398,4 +405,29 @@ impl Gates {
             _ => {}
         }
     }
+}
+
+/// A session's canonical bytes: tenant, id, status, agent, user, since.
+fn encode_session<O: Out>(c: &mut Canon<O>, (t, id): &(String, String), s: &Session) {
+    c.str(t).str(id).u8(s.status as u8);
+    c.opt_str(s.agent.as_deref()).opt_str(s.user.as_deref());
+    c.u64(s.since_ns);
+}
+
+/// A kill switch's canonical bytes: tenant, scope, target, reason, since.
+fn encode_kill<O: Out>(
+    c: &mut Canon<O>,
+    (t, scope, target): &(String, KillScope, String),
+    k: &Kill,
+) {
+    c.str(t)
+        .u8(*scope as u8)
+        .str(target)
+        .str(&k.reason)
+        .u64(k.since_ns);
+}
+
+/// A system switch's canonical bytes: target, reason, since.
+fn encode_system_kill<O: Out>(c: &mut Canon<O>, target: &str, k: &Kill) {
+    c.str(target).str(&k.reason).u64(k.since_ns);
 }

@@ -8,8 +8,8 @@
 //! wall clock.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
+use crate::digest_map::{DigestMap, Hash};
 use govledger_schemas::{Envelope, Event};
-use std::collections::BTreeMap;
 
 /// Who a key belongs to and what it may sign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,10 +66,10 @@ pub enum KeyProblem {
     TenantMismatch(String),
 }
 
-/// All keys, by key id. A `BTreeMap`, so iteration (and any digest of it) is ordered.
+/// All keys, by key id. An ordered map, so iteration (and any digest of it) is ordered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyRing {
-    keys: BTreeMap<String, KeyRecord>,
+    keys: DigestMap<String, KeyRecord>,
 }
 
 fn decode_public(b64: &str) -> Option<[u8; 32]> {
@@ -221,8 +221,7 @@ impl KeyRing {
             Event::KeyRegistered(k) => {
                 if let Some(pk) = decode_public(&k.public_key) {
                     self.keys
-                        .entry(k.key_id.as_str().to_string())
-                        .or_insert(KeyRecord {
+                        .insert_absent(k.key_id.as_str().to_string(), || KeyRecord {
                             tenant: tenant(),
                             public_key: pk,
                             role: KeyRole::Producer,
@@ -246,8 +245,7 @@ impl KeyRing {
                     }
                 }
                 self.keys
-                    .entry(k.new_key_id.as_str().to_string())
-                    .or_insert(KeyRecord {
+                    .insert_absent(k.new_key_id.as_str().to_string(), || KeyRecord {
                         tenant: tenant(),
                         public_key: pk,
                         role: KeyRole::Producer,
@@ -282,25 +280,21 @@ impl KeyRing {
     /// Writes the canonical encoding (without the tag).
     pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
         c.u64(self.keys.len() as u64);
-        for (id, r) in &self.keys {
-            c.str(id).str(&r.tenant).raw32(&r.public_key);
-            c.u8(match r.role {
-                KeyRole::Operator => 0,
-                KeyRole::Admin => 1,
-                KeyRole::Producer => 2,
-            });
-            match r.status {
-                KeyStatus::Active => c.u8(0),
-                KeyStatus::Retiring { until_ns } => c.u8(1).u64(until_ns),
-                KeyStatus::Revoked => c.u8(2),
-            };
-            c.opt_u64(r.valid_from_ns).opt_u64(r.valid_until_ns);
+        for (id, r) in self.keys.iter() {
+            encode_key(c, id, r);
         }
+    }
+
+    /// The number of keys and the root of their digest map (state digest v2,
+    /// [`crate::digest_map`]).
+    pub fn root(&mut self) -> (u64, Hash) {
+        self.keys
+            .root(|id, r, buf| encode_key(&mut Canon::to(buf), id, r))
     }
 
     /// Reads a ring back from [`KeyRing::encode`]'s bytes, strictly.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
-        let mut keys = BTreeMap::new();
+        let mut keys = DigestMap::new();
         let mut prev: Option<String> = None;
         for _ in 0..r.count(52)? {
             let id = r.str()?;
@@ -334,3 +328,19 @@ impl KeyRing {
 
 /// The key ring's domain tag.
 pub const TAG: &str = "govledger keyring v1";
+
+/// One key's canonical bytes: id, tenant, public key, role, status, validity.
+fn encode_key<O: Out>(c: &mut Canon<O>, id: &str, r: &KeyRecord) {
+    c.str(id).str(&r.tenant).raw32(&r.public_key);
+    c.u8(match r.role {
+        KeyRole::Operator => 0,
+        KeyRole::Admin => 1,
+        KeyRole::Producer => 2,
+    });
+    match r.status {
+        KeyStatus::Active => c.u8(0),
+        KeyStatus::Retiring { until_ns } => c.u8(1).u64(until_ns),
+        KeyStatus::Revoked => c.u8(2),
+    };
+    c.opt_u64(r.valid_from_ns).opt_u64(r.valid_until_ns);
+}

@@ -26,6 +26,8 @@
 //!   admission's order;
 //! - [`canon`]: the canonical encoding behind the state digest in checkpoints and
 //!   behind snapshots;
+//! - [`digest_map`]: the ordered map that keeps its digest up to date per change,
+//!   behind state digest version 2;
 //! - [`snapshot`]: the state at a log size as self-checking bytes, which the ledger
 //!   stores at checkpoints so readers need not fold from entry 0.
 //!
@@ -35,6 +37,7 @@
 pub mod budgets;
 pub mod canon;
 pub mod detect;
+pub mod digest_map;
 pub mod flows;
 pub mod gates;
 pub mod keys;
@@ -48,4 +51,4 @@ pub use flows::{Flows, Grant, Proposal, ProposalStatus, Ticket, TicketStatus};
 pub use gates::{Gates, Kill, Session, SessionStatus};
 pub use keys::{KeyProblem, KeyRecord, KeyRing, KeyRole, KeyStatus};
 pub use snapshot::{Snapshot, SnapshotError};
-pub use state::{AutoKill, Refusal, State};
+pub use state::{AutoKill, Refusal, State, DIGEST_VERSION};

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | magic | `GLSNAP` 0x00 0x01 (8 bytes) |
 //! | size: entries folded into it | u64 big-endian |
-//! | state digest ([`crate::canon::state_digest`]) | 32 |
+//! | state digest, version 1 ([`crate::canon::state_digest`]) | 32 |
 //! | key ring, gates, flows, budgets, detector | each a u64 big-endian length, then the part's canonical encoding ([`crate::canon`]) |
 //! | checksum: SHA-256 of every byte before it | 32 |
 //!
@@ -18,6 +18,12 @@
 //! decoding them, and [`decode`] refuses a snapshot whose parts do not hash to the
 //! digest in its header. The detector part (thresholds and per-agent tracks) is not
 //! in the state digest, as it decides alerts, not verdicts; the checksum covers it.
+//!
+//! The header's digest is version 1 whatever the checkpoints carry: it can be
+//! recomputed from the bytes alone. Against a checkpoint that carries a version-2
+//! digest ([`crate::State::digest`]), a reader decodes the snapshot and compares
+//! the decoded state's version-2 digest (`govledger_ingest::snapshots` does), which
+//! also fills the per-entry hashes the next checkpoint's digest starts from.
 
 use crate::budgets::{self, Budgets};
 use crate::canon::{self, tagged_digest, Canon, CanonError, Out, Reader};
@@ -80,7 +86,7 @@ pub struct Header {
 pub fn encode(size: u64, state: &State, detector: &Detector) -> Vec<u8> {
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
-    let _ = write(&mut out, size, state.digest(), state, detector);
+    let _ = write(&mut out, size, state, detector);
     out
 }
 
@@ -115,14 +121,11 @@ impl<W: Write> Out for Tee<'_, W> {
 
 /// Writes the snapshot of `state` and `detector` after `size` entries into `w`,
 /// streaming: memory stays constant whatever the state's size (each part is
-/// encoded once to count it and once to write it). `state_digest` is `state`'s
-/// digest as the checkpoint at `size` carries it, so it is not hashed again; a
-/// wrong one makes [`decode`] and [`verify`] refuse the snapshot. Returns the
-/// bytes written.
+/// encoded once to count and hash it, and once to write it). Returns the bytes
+/// written.
 pub fn write<W: Write>(
     w: &mut W,
     size: u64,
-    state_digest: [u8; 32],
     state: &State,
     detector: &Detector,
 ) -> std::io::Result<u64> {
@@ -139,11 +142,31 @@ pub fn write<W: Write>(
         written: 0,
         error: None,
     });
-    tee.raw(&MAGIC).u64(size).raw(&state_digest);
-    for part in parts {
+    // First pass: each part's length, and the four state parts' digests for the
+    // header's state digest.
+    let tags = [keys::TAG, gates::TAG, flows::TAG, budgets::TAG];
+    let mut lengths = [0u64; 5];
+    let mut digests = [[0u8; 32]; 4];
+    for (i, part) in parts.iter().enumerate() {
         let mut n = Count(0);
-        part(&mut |b| n.put(b));
-        tee.u64(n.0);
+        let mut h = tags.get(i).map(Sha256::new_with_prefix);
+        part(&mut |b| {
+            n.put(b);
+            if let Some(h) = &mut h {
+                h.update(b);
+            }
+        });
+        lengths[i] = n.0;
+        if let (Some(d), Some(h)) = (digests.get_mut(i), h) {
+            *d = h.finalize().into();
+        }
+    }
+    let [ring, g, f, b] = digests;
+    tee.raw(&MAGIC)
+        .u64(size)
+        .raw(&canon::state_digest(ring, g, f, b));
+    for (part, n) in parts.iter().zip(lengths) {
+        tee.u64(n);
         part(&mut |b| {
             tee.raw(b);
         });

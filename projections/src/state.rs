@@ -13,7 +13,7 @@
 //! from the log alone.
 
 use crate::budgets::{BudgetWarning, Budgets, Exceeded};
-use crate::canon::state_digest;
+use crate::canon::{state_digest, Canon};
 use crate::flows::Flows;
 use crate::gates::Gates;
 use crate::keys::KeyRing;
@@ -48,6 +48,9 @@ pub struct AutoKill {
     /// Why: `budget <id> exceeded by event <event id>`.
     pub reason: String,
 }
+
+/// The version of [`State::digest`], as checkpoints name it.
+pub const DIGEST_VERSION: u32 = 2;
 
 /// Key ring, gates, flows and budgets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -123,13 +126,49 @@ impl State {
         self.budgets.apply(env, time_ns)
     }
 
-    /// The state digest checkpoints carry ([`crate::canon`]).
-    pub fn digest(&self) -> [u8; 32] {
+    /// The state digest checkpoints carry, version 2 ([`DIGEST_VERSION`]): SHA-256
+    /// of `"govledger state v2"` followed by, for each of the seven maps (keys,
+    /// sessions, kill switches, system switches, proposals, tickets, budgets), its
+    /// number of entries as a big-endian `u64` and its root
+    /// ([`crate::digest_map`]). Kept up to date per change, so it costs in
+    /// proportion to what changed since the last call; `&mut` because it updates
+    /// those caches, never the state.
+    pub fn digest(&mut self) -> [u8; 32] {
+        let [sessions, kills, system_kills] = self.gates.roots();
+        let [proposals, tickets] = self.flows.roots();
+        let mut c = Canon::new("govledger state v2");
+        for (n, root) in [
+            self.ring.root(),
+            sessions,
+            kills,
+            system_kills,
+            proposals,
+            tickets,
+            self.budgets.root(),
+        ] {
+            c.u64(n).raw32(&root);
+        }
+        c.finish()
+    }
+
+    /// The version-1 state digest ([`crate::canon::state_digest`]), which ledgers
+    /// signed before version 2: recomputed from the whole state at every call.
+    pub fn digest_v1(&self) -> [u8; 32] {
         state_digest(
             self.ring.digest(),
             self.gates.digest(),
             self.flows.digest(),
             self.budgets.digest(),
         )
+    }
+
+    /// The state digest of `version` (1 or 2), or `None` for a version this build
+    /// does not know.
+    pub fn digest_of(&mut self, version: u32) -> Option<[u8; 32]> {
+        match version {
+            1 => Some(self.digest_v1()),
+            2 => Some(self.digest()),
+            _ => None,
+        }
     }
 }

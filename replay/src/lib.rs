@@ -91,21 +91,37 @@ pub fn fold<S: LogStore>(
     to: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), LedgerError> {
+    fold_stopping(adm, ledger, from, to, progress, &[], &mut |_| Ok(()))
+}
+
+/// [`fold`], calling `at_stop` with the state whenever the log size folded reaches
+/// one of `stops` (ascending), without stopping the pipeline
+/// ([`Admission::replay_pipelined_stopping`]).
+pub fn fold_stopping<S: LogStore, E: From<LedgerError> + Send>(
+    adm: &mut Admission,
+    ledger: &Ledger<S>,
+    from: u64,
+    to: u64,
+    progress: &mut dyn FnMut(u64),
+    stops: &[u64],
+    at_stop: &mut (dyn FnMut(&mut Admission) -> Result<(), E> + Send),
+) -> Result<(), E> {
     let want = to.saturating_sub(from);
     let mut read = 0u64;
     let leaves = leaves_from(ledger, from)
         .take(usize::try_from(want).unwrap_or(usize::MAX))
-        .inspect(|_| read += 1);
-    adm.replay_pipelined(
+        .inspect(|_| read += 1)
+        .map(|r| r.map_err(E::from));
+    adm.replay_pipelined_stopping(
         leaves,
-        |seq, source| LedgerError::Codec { seq, source },
+        |seq, source| LedgerError::Codec { seq, source }.into(),
         progress,
+        stops,
+        at_stop,
     )?;
     if read < want {
         let at = from + read;
-        return Err(LedgerError::OutOfRange(format!(
-            "entry {at} cannot be read"
-        )));
+        return Err(LedgerError::OutOfRange(format!("entry {at} cannot be read")).into());
     }
     Ok(())
 }

@@ -91,6 +91,11 @@ impl<'a, S: LogStore> Stepper<'a, S> {
         &self.adm
     }
 
+    /// The state where the stepper stands, to compute its digest.
+    pub fn admission_mut(&mut self) -> &mut Admission {
+        &mut self.adm
+    }
+
     /// Checkpoints checked so far, as `replay` counts them.
     pub fn report(&self) -> &Report {
         &self.report
@@ -100,7 +105,7 @@ impl<'a, S: LogStore> Stepper<'a, S> {
     fn check_here(&mut self) -> Result<(), ReplayError> {
         let pos = self.pos();
         if let Some(note) = self.notes.get(&pos) {
-            check(&self.adm, &self.verifier, pos, note, &mut self.report)?;
+            check(&mut self.adm, &self.verifier, pos, note, &mut self.report)?;
         }
         Ok(())
     }

@@ -13,7 +13,7 @@
 
 use govledger_ingest::snapshots::{self, SnapshotsError};
 use govledger_ingest::{Admission, Trust};
-use govledger_ledger::checkpoint::Checkpoint;
+use govledger_ledger::checkpoint::{Checkpoint, StateDigest};
 use govledger_ledger::note::NoteVerifier;
 use govledger_ledger::store::LogStore;
 use govledger_ledger::{Ledger, LedgerError};
@@ -36,8 +36,8 @@ pub struct Report {
     pub legacy_checkpoints: u64,
     /// Checkpoints that carried no digest.
     pub unchecked_checkpoints: u64,
-    /// The state digest at `to`.
-    pub state_digest: [u8; 32],
+    /// The state digest at `to` (the version checkpoints are signed with now).
+    pub state_digest: StateDigest,
 }
 
 /// Why a verified replay stopped.
@@ -77,6 +77,18 @@ pub enum ReplayError {
         signed: String,
         /// The digest the replay computed, hex.
         computed: String,
+    },
+    /// The checkpoint carries a state digest of a version or form this build does
+    /// not know.
+    #[error(
+        "the checkpoint of size {size} carries a state digest this build cannot check \
+         (`{line}`): upgrade govledger to replay this log"
+    )]
+    UnknownDigest {
+        /// The checkpoint's size.
+        size: u64,
+        /// Its state-digest line.
+        line: String,
     },
     /// Reading the ledger failed.
     #[error(transparent)]
@@ -134,16 +146,15 @@ pub fn replay<S: LogStore>(
         from_checkpoint,
     )?;
     let mut adm = started.admission;
-    // Stops: every checkpoint from the start through `to` (a snapshot's own was
-    // matched when it was chosen), then `to` itself.
-    let mut stops: Vec<(u64, Option<String>)> = Vec::new();
+    // Every checkpoint from the start through `to` (a snapshot's own was matched
+    // when it was chosen).
+    let mut notes: Vec<(u64, String)> = Vec::new();
     for item in ledger.store().scan_checkpoints() {
         let (size, note) = item.map_err(LedgerError::from)?;
         if (from_checkpoint..=to).contains(&size) && (size > started.from || started.from == 0) {
-            stops.push((size, Some(note)));
+            notes.push((size, note));
         }
     }
-    stops.push((to, None));
     let mut report = Report {
         from_checkpoint,
         snapshot: started.from,
@@ -152,27 +163,41 @@ pub fn replay<S: LogStore>(
         checkpoints_checked: 0,
         legacy_checkpoints: 0,
         unchecked_checkpoints: 0,
-        state_digest: [0; 32],
+        state_digest: StateDigest {
+            version: 0,
+            hash: [0; 32],
+        },
     };
-    let mut at = started.from;
-    for (size, note) in stops {
-        if at < size {
-            let base = report.entries_folded;
-            crate::fold(&mut adm, ledger, at, size, &mut |n| progress(base + n))?;
-            report.entries_folded += size - at;
-            at = size;
-        }
-        if let Some(note) = note {
-            check(&adm, verifier, size, &note, &mut report)?;
-        }
+    // One at the start itself is checked before folding; the others by the fold's
+    // own thread as it reaches them, so the pipeline never drains at a checkpoint.
+    let at_start = notes.iter().take_while(|(s, _)| *s <= started.from).count();
+    for (size, note) in &notes[..at_start] {
+        check(&mut adm, verifier, *size, note, &mut report)?;
     }
+    let rest = &notes[at_start..];
+    let sizes: Vec<u64> = rest.iter().map(|(s, _)| *s).collect();
+    let mut next = rest.iter();
+    let checks = &mut report;
+    crate::fold_stopping(
+        &mut adm,
+        ledger,
+        started.from,
+        to,
+        progress,
+        &sizes,
+        &mut |adm: &mut Admission| -> Result<(), ReplayError> {
+            let (size, note) = next.next().expect("one note per stop");
+            check(adm, verifier, *size, note, checks)
+        },
+    )?;
+    report.entries_folded = to - started.from;
     report.state_digest = adm.state_digest();
     Ok((adm, report))
 }
 
 /// Checks the state after `size` entries against the checkpoint signed there.
 pub(crate) fn check(
-    adm: &Admission,
+    adm: &mut Admission,
     verifier: &NoteVerifier,
     size: u64,
     note: &str,
@@ -183,19 +208,34 @@ pub(crate) fn check(
         why: e.to_string(),
     })?;
     let Some(signed) = cp.state_digest else {
+        if let Some(line) = cp
+            .extensions
+            .iter()
+            .find(|l| l.starts_with("state-digest "))
+        {
+            return Err(ReplayError::UnknownDigest {
+                size,
+                line: line.clone(),
+            });
+        }
         report.unchecked_checkpoints += 1;
         return Ok(());
     };
-    let computed = adm.state_digest();
-    if computed == signed {
+    let computed =
+        adm.state_digest_of(signed.version)
+            .ok_or_else(|| ReplayError::UnknownDigest {
+                size,
+                line: signed.line(),
+            })?;
+    if computed == signed.hash {
         report.checkpoints_checked += 1;
-    } else if adm.ring().digest() == signed {
+    } else if signed.version == 1 && adm.ring().digest() == signed.hash {
         report.legacy_checkpoints += 1;
     } else {
         return Err(ReplayError::Mismatch {
             size,
             seq: size.saturating_sub(1),
-            signed: hex(&signed),
+            signed: hex(&signed.hash),
             computed: hex(&computed),
         });
     }

@@ -49,8 +49,9 @@
 //! `encode(decode(b)) == b` whenever decoding succeeds, and a changed byte can never
 //! decode to the same entry.
 
-use crate::entry::Entry;
+use crate::entry::{body_digest, Entry, Verdict};
 use crate::ids::Seq;
+use crate::verdict::RejectReason;
 
 /// The 4 magic bytes that open every encoded entry (format version 1).
 pub const ENTRY_MAGIC: [u8; 4] = *b"GLE1";
@@ -142,6 +143,104 @@ pub fn entry_seq(bytes: &[u8]) -> Result<Seq, CodecError> {
 
 /// Decodes canonical leaf bytes. See the module docs for what is rejected.
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry, CodecError> {
+    // One decoder: the owned entry is the borrowed one, copied.
+    decode_entry_ref(bytes).map(|e| e.to_entry())
+}
+
+/// An entry decoded without copying: its strings and bytes borrow the leaf bytes.
+/// Same fields, in the same order, as [`Entry`]; [`decode_entry_ref`] reads them.
+#[derive(Clone, Debug, PartialEq, Eq, bincode::BorrowDecode)]
+pub struct EntryRef<'a> {
+    /// Leaf index.
+    pub seq: Seq,
+    /// JetStream stream sequence.
+    pub stream_seq: u64,
+    /// Event time, unix ns.
+    pub time_ns: u64,
+    /// The subject as received.
+    pub subject: &'a str,
+    /// The `Gov-Key` header as received.
+    pub key_id: Option<&'a str>,
+    /// The decoded `Gov-Sig` bytes.
+    pub signature: Option<&'a [u8]>,
+    /// SHA-256 of the raw body.
+    pub body_sha256: [u8; 32],
+    /// Length of the raw body.
+    pub body_len: u64,
+    /// The body, for accepted entries (and refusals that engaged a kill switch).
+    pub body: Option<&'a [u8]>,
+    /// The verdict.
+    pub verdict: VerdictRef<'a>,
+}
+
+/// [`Verdict`], borrowing its strings.
+#[derive(Clone, Debug, PartialEq, Eq, bincode::BorrowDecode)]
+pub enum VerdictRef<'a> {
+    /// Tag 0.
+    Accepted {
+        /// The body's `id`.
+        event_id: &'a str,
+        /// The body's `type`.
+        event_type: &'a str,
+        /// The body's `tenant`.
+        tenant: &'a str,
+    },
+    /// Tag 1.
+    Rejected {
+        /// The reason.
+        reason: RejectReason,
+        /// The explanation.
+        detail: &'a str,
+        /// The body's `id`, if it could be read.
+        event_id: Option<&'a str>,
+        /// The tenant, if it could be read.
+        tenant: Option<&'a str>,
+    },
+}
+
+impl EntryRef<'_> {
+    /// The owned [`Entry`] with the same fields.
+    pub fn to_entry(&self) -> Entry {
+        let s = |x: &str| x.to_string();
+        Entry {
+            seq: self.seq,
+            stream_seq: self.stream_seq,
+            time_ns: self.time_ns,
+            subject: s(self.subject),
+            key_id: self.key_id.map(s),
+            signature: self.signature.map(<[u8]>::to_vec),
+            body_sha256: self.body_sha256,
+            body_len: self.body_len,
+            body: self.body.map(<[u8]>::to_vec),
+            verdict: match &self.verdict {
+                VerdictRef::Accepted {
+                    event_id,
+                    event_type,
+                    tenant,
+                } => Verdict::Accepted {
+                    event_id: s(event_id),
+                    event_type: s(event_type),
+                    tenant: s(tenant),
+                },
+                VerdictRef::Rejected {
+                    reason,
+                    detail,
+                    event_id,
+                    tenant,
+                } => Verdict::Rejected {
+                    reason: *reason,
+                    detail: s(detail),
+                    event_id: event_id.map(s),
+                    tenant: tenant.map(s),
+                },
+            },
+        }
+    }
+}
+
+/// [`decode_entry`] without copying any string or byte field: the same checks, the
+/// same errors, for readers that look at an entry and let it go (folds, scans).
+pub fn decode_entry_ref(bytes: &[u8]) -> Result<EntryRef<'_>, CodecError> {
     if bytes.len() > MAX_ENTRY_BYTES {
         return Err(CodecError::TooLarge {
             len: bytes.len(),
@@ -151,15 +250,17 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry, CodecError> {
     let rest = bytes
         .strip_prefix(&ENTRY_MAGIC)
         .ok_or(CodecError::BadMagic)?;
-    let (entry, read): (Entry, usize) =
-        bincode::decode_from_slice(rest, decode_config()).map_err(map_err)?;
+    let (entry, read): (EntryRef<'_>, usize) =
+        bincode::borrow_decode_from_slice(rest, decode_config()).map_err(map_err)?;
     if read != rest.len() {
         return Err(CodecError::TrailingBytes {
             extra: rest.len().saturating_sub(read),
         });
     }
-    if !entry.body_is_consistent() {
-        return Err(CodecError::BodyMismatch);
+    if let Some(b) = entry.body {
+        if b.len() as u64 != entry.body_len || body_digest(b) != entry.body_sha256 {
+            return Err(CodecError::BodyMismatch);
+        }
     }
     Ok(entry)
 }
@@ -171,7 +272,16 @@ fn map_err(e: bincode::error::DecodeError) -> CodecError {
         E::Utf8 { .. } => CodecError::InvalidUtf8,
         E::UnexpectedVariant {
             type_name, found, ..
-        } => CodecError::UnknownTag { type_name, found },
+        } => CodecError::UnknownTag {
+            // Named by what is stored, not by the Rust type that read it (owned
+            // and borrowed decoders report the same).
+            type_name: match type_name {
+                "VerdictRef" => "Verdict",
+                t if t.starts_with("core::option::Option") => "option",
+                t => t,
+            },
+            found,
+        },
         E::InvalidBooleanValue(b) => CodecError::UnknownTag {
             type_name: "bool",
             found: u32::from(b),

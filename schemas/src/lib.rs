@@ -29,7 +29,10 @@ pub mod event;
 pub mod ids;
 pub mod verdict;
 
-pub use codec::{decode_entry, encode_entry, entry_seq, CodecError, ENTRY_MAGIC, MAX_ENTRY_BYTES};
+pub use codec::{
+    decode_entry, decode_entry_ref, encode_entry, entry_seq, CodecError, EntryRef, VerdictRef,
+    ENTRY_MAGIC, MAX_ENTRY_BYTES,
+};
 pub use decode::{decode_body, peek_ids, DecodeError, DecodeLimits};
 pub use entry::{body_digest, Entry, MessageMeta, Verdict};
 pub use event::{

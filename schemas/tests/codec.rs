@@ -3,8 +3,8 @@
 mod common;
 
 use govledger_schemas::{
-    decode_body, decode_entry, encode_entry, CodecError, DecodeLimits, Entry, EventType,
-    MessageMeta, RejectReason, Seq, Verdict, ENTRY_MAGIC,
+    decode_body, decode_entry, decode_entry_ref, encode_entry, CodecError, DecodeLimits, Entry,
+    EventType, MessageMeta, RejectReason, Seq, Verdict, ENTRY_MAGIC,
 };
 use proptest::prelude::*;
 
@@ -335,6 +335,31 @@ proptest! {
                 // Canonical: what decodes re-encodes to exactly the input.
                 prop_assert_eq!(encode_entry(&other), changed);
             }
+        }
+    }
+
+    /// The borrowed decoder accepts exactly what the owned one accepts, with the
+    /// same fields and the same errors: on valid entries, on entries with a byte
+    /// changed, cut short, and on arbitrary bytes after the magic.
+    #[test]
+    fn borrowed_decode_agrees_with_owned_decode(
+        e in arb_entry(),
+        pos in any::<prop::sample::Index>(),
+        delta in 0u8..=255,
+        cut in any::<prop::sample::Index>(),
+        junk in proptest::collection::vec(any::<u8>(), 0..120),
+    ) {
+        let bytes = encode_entry(&e);
+        let mut changed = bytes.clone();
+        let i = pos.index(changed.len());
+        changed[i] = changed[i].wrapping_add(delta);
+        let mut with_magic = ENTRY_MAGIC.to_vec();
+        with_magic.extend_from_slice(&junk);
+        for input in [&bytes[..], &changed[..], &bytes[..cut.index(bytes.len())], &with_magic[..]] {
+            prop_assert_eq!(
+                decode_entry_ref(input).map(|r| r.to_entry()),
+                decode_entry(input)
+            );
         }
     }
 

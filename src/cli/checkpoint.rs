@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     } else {
         let mut ledger = ctx.data.open_rw()?;
         let signer = ctx.data.signer()?;
-        let adm = super::append::admission_for(ctx, &ledger, DecodeLimits::default())?;
+        let mut adm = super::append::admission_for(ctx, &ledger, DecodeLimits::default())?;
         ledger.checkpoint(&signer, Some(adm.state_digest()))?
     };
     print(ctx, &cp);

@@ -103,7 +103,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                     "checkpoints_checked": r.checkpoints_checked,
                     "legacy_checkpoints": r.legacy_checkpoints,
                     "unchecked_checkpoints": r.unchecked_checkpoints,
-                    "state_digest": hex(&r.state_digest),
+                    "state_digest": hex(&r.state_digest.hash),
+                    "state_digest_version": r.state_digest.version,
                     "items": items.as_ref().map(|tl| &tl.items),
                     "problem": null,
                 }));
@@ -123,7 +124,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                     "state digest matched at {} checkpoints ({} legacy key-ring digests, {} without a digest)",
                     r.checkpoints_checked, r.legacy_checkpoints, r.unchecked_checkpoints
                 );
-                println!("state digest now: sha256:{}", hex(&r.state_digest));
+                println!("state digest now: {}", r.state_digest.line());
                 if let Some(tl) = &items {
                     println!(
                         "entries replayed that concern {}: {}",

@@ -41,10 +41,11 @@ fn list(ctx: &Ctx) -> Result<ExitCode> {
     let mut bad = 0;
     for size in ledger.snapshot_sizes()? {
         let item = match snapshots::check(&ledger, &verifier, size) {
-            Ok((bytes, header)) => json!({
+            Ok(c) => json!({
                 "size": size,
-                "bytes": bytes.len(),
-                "state_digest": hex(&header.state_digest),
+                "bytes": c.bytes,
+                "state_digest": hex(&c.signed.hash),
+                "state_digest_version": c.signed.version,
                 "ok": true,
             }),
             Err(why) => {
@@ -61,9 +62,10 @@ fn list(ctx: &Ctx) -> Result<ExitCode> {
         for s in &items {
             match s["ok"].as_bool() {
                 Some(true) => println!(
-                    "  size {:>10}  {:>10} bytes  state sha256:{}  ok",
+                    "  size {:>10}  {:>10} bytes  state v{} sha256:{}  ok",
                     s["size"],
                     s["bytes"],
+                    s["state_digest_version"],
                     s["state_digest"].as_str().unwrap_or_default()
                 ),
                 _ => println!(
@@ -87,7 +89,7 @@ fn take(ctx: &Ctx, args: TakeArgs) -> Result<ExitCode> {
         bail!("the log is empty: there is no state to snapshot yet");
     }
     let signer = ctx.data.signer()?;
-    let adm = super::append::admission_for(ctx, &ledger, DecodeLimits::default())?;
+    let mut adm = super::append::admission_for(ctx, &ledger, DecodeLimits::default())?;
     let cp = ledger.checkpoint(&signer, Some(adm.state_digest()))?;
     let policy = SnapshotPolicy {
         every: 1,

@@ -180,10 +180,12 @@ impl Session<'_> {
                 }
             }
             "where" | "w" => {
+                let digest = self.stepper.admission_mut().state_digest();
                 let r = self.stepper.report();
                 Answer::Done(json!({"checkpoints_checked": r.checkpoints_checked,
                                     "legacy_checkpoints": r.legacy_checkpoints,
-                                    "state_digest": hex(&self.stepper.admission().state_digest())}))
+                                    "state_digest": hex(&digest.hash),
+                                    "state_digest_version": digest.version}))
             }
             "help" | "h" | "?" => Answer::Done(json!({"help": HELP})),
             "quit" | "q" | "exit" => Answer::Quit,
@@ -220,8 +222,9 @@ fn print_text(answer: &Value, pos: u64) {
     }
     if answer.get("checkpoints_checked").is_some() {
         println!(
-            "checkpoints checked: {}, state digest sha256:{}",
+            "checkpoints checked: {}, state digest v{} sha256:{}",
             answer["checkpoints_checked"],
+            answer["state_digest_version"],
             answer["state_digest"].as_str().unwrap_or("")
         );
     }

@@ -1,0 +1,667 @@
+//! A `BTreeMap` that keeps its own digest up to date: the maps behind state digest v2.
+//!
+//! # The digest of a map (state digest v2)
+//! - Each entry's hash is SHA-256 of the entry's canonical bytes: its key and value
+//!   exactly as the map's part of a snapshot writes them ([`crate::canon`]).
+//! - The map has `B` buckets, `B` the smallest power of two with `16 × B ≥ n` for
+//!   `n` entries (so 1 bucket up to 16 entries). An entry hash falls in the bucket
+//!   numbered by its first `log2 B` bits, read big-endian.
+//! - A bucket's string is its entry hashes in ascending byte order, concatenated
+//!   (an empty bucket is the empty string).
+//! - The map's root is the RFC 6962 Merkle tree hash of the `B` bucket strings, in
+//!   bucket order: leaf `SHA-256(0x00 ‖ string)`, node `SHA-256(0x01 ‖ left ‖
+//!   right)`; with one bucket, the root is that bucket's leaf hash.
+//!
+//! The root depends only on the set of entries, never on the order they were made
+//! in, so a fold and a snapshot of the same state agree. It is kept up to date per
+//! change: a mutation marks its entry stale (the map remembers which), and
+//! [`DigestMap::root`] rehashes only stale entries, the buckets they left or joined
+//! and those buckets' paths to the root. A checkpoint therefore costs in proportion
+//! to what changed since the last one, not to the size of the state. When `n`
+//! crosses a power of two the buckets are redrawn from the entry hashes already
+//! known (no entry is encoded again).
+
+use sha2::{Digest, Sha256};
+use std::borrow::Borrow;
+use std::collections::btree_map::{self, BTreeMap};
+use std::fmt;
+use std::ops::RangeBounds;
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// Entries per bucket before the bucket count doubles.
+const PER_BUCKET: usize = 16;
+
+#[derive(Clone)]
+struct Slot<V> {
+    value: V,
+    /// The entry hash the index holds for it; `None` while stale (the key is then in
+    /// `stale`).
+    hash: Option<Hash>,
+}
+
+/// An ordered map that maintains the digest described in [the module docs](self).
+///
+/// Reads are a `BTreeMap`'s. Every way to change an entry ([`DigestMap::get_mut`],
+/// [`DigestMap::insert`], [`DigestMap::remove`], …) marks it, so the digest can never
+/// miss a change.
+#[derive(Clone)]
+pub struct DigestMap<K, V> {
+    map: BTreeMap<K, Slot<V>>,
+    /// Which entries went stale since the last root.
+    stale: Stale<K>,
+    /// Hashes of entries that changed or left since the last root.
+    gone: Vec<Hash>,
+    index: Index,
+}
+
+impl<K, V> Default for DigestMap<K, V> {
+    fn default() -> Self {
+        DigestMap {
+            map: BTreeMap::new(),
+            stale: Stale::default(),
+            gone: Vec::new(),
+            index: Index::default(),
+        }
+    }
+}
+
+impl<K: PartialEq, V: PartialEq> PartialEq for DigestMap<K, V> {
+    /// Equal entries; the digest caches do not take part.
+    fn eq(&self, other: &Self) -> bool {
+        self.map.len() == other.map.len()
+            && self
+                .map
+                .iter()
+                .zip(&other.map)
+                .all(|((k, a), (l, b))| k == l && a.value == b.value)
+    }
+}
+
+impl<K: Eq, V: Eq> Eq for DigestMap<K, V> {}
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for DigestMap<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.map.iter().map(|(k, s)| (k, &s.value)))
+            .finish()
+    }
+}
+
+impl<K: Ord + Clone, V> DigestMap<K, V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether it has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The value under `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.map.get(key).map(|s| &s.value)
+    }
+
+    /// The key and value under `key`.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.map.get_key_value(key).map(|(k, s)| (k, &s.value))
+    }
+
+    /// Whether `key` has an entry.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.map.contains_key(key)
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, s)| (k, &s.value))
+    }
+
+    /// Entries with keys in `range`, in key order.
+    pub fn range<R: RangeBounds<K>>(&self, range: R) -> impl Iterator<Item = (&K, &V)> {
+        self.map.range(range).map(|(k, s)| (k, &s.value))
+    }
+
+    /// The value under `key`, to change: marks the entry stale.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ToOwned<Owned = K> + ?Sized,
+    {
+        let len = self.map.len();
+        let slot = self.map.get_mut(key)?;
+        if let Some(h) = slot.hash.take() {
+            self.gone.push(h);
+            self.stale.push(len, || key.to_owned());
+        }
+        Some(&mut slot.value)
+    }
+
+    /// Entries with keys in `range`, to change: marks each entry it yields stale.
+    pub fn range_mut<R: RangeBounds<K>>(&mut self, range: R) -> impl Iterator<Item = (&K, &mut V)> {
+        let len = self.map.len();
+        let (gone, stale) = (&mut self.gone, &mut self.stale);
+        self.map.range_mut(range).map(move |(k, slot)| {
+            if let Some(h) = slot.hash.take() {
+                gone.push(h);
+                stale.push(len, || k.clone());
+            }
+            (k, &mut slot.value)
+        })
+    }
+
+    /// Sets `key` to `value`; returns the value it replaced.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let len = self.map.len();
+        match self.map.entry(key) {
+            btree_map::Entry::Occupied(mut o) => {
+                let old = o.insert(Slot { value, hash: None });
+                if let Some(h) = old.hash {
+                    self.gone.push(h);
+                    self.stale.push(len, || o.key().clone());
+                }
+                Some(old.value)
+            }
+            btree_map::Entry::Vacant(v) => {
+                self.stale.push(len, || v.key().clone());
+                v.insert(Slot { value, hash: None });
+                None
+            }
+        }
+    }
+
+    /// Adds `key` with the value `make` gives, unless it has an entry already (which
+    /// stays as it is, unmarked).
+    pub fn insert_absent(&mut self, key: K, make: impl FnOnce() -> V) {
+        let len = self.map.len();
+        if let btree_map::Entry::Vacant(v) = self.map.entry(key) {
+            self.stale.push(len, || v.key().clone());
+            v.insert(Slot {
+                value: make(),
+                hash: None,
+            });
+        }
+    }
+
+    /// The value under `key`, added by `make` when absent, to change: marks it stale.
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        let len = self.map.len();
+        match self.map.entry(key) {
+            btree_map::Entry::Occupied(o) => {
+                if o.get().hash.is_some() {
+                    self.stale.push(len, || o.key().clone());
+                }
+                let slot = o.into_mut();
+                if let Some(h) = slot.hash.take() {
+                    self.gone.push(h);
+                }
+                &mut slot.value
+            }
+            btree_map::Entry::Vacant(v) => {
+                self.stale.push(len, || v.key().clone());
+                &mut v
+                    .insert(Slot {
+                        value: make(),
+                        hash: None,
+                    })
+                    .value
+            }
+        }
+    }
+
+    /// Removes `key`'s entry; returns its value.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let slot = self.map.remove(key)?;
+        if let Some(h) = slot.hash {
+            self.gone.push(h);
+        }
+        Some(slot.value)
+    }
+
+    /// The number of entries and the map's root ([the module docs](self)).
+    /// `encode` writes an entry's canonical bytes (key, then value) into the buffer
+    /// it is given; it is called once for each entry that changed since the last
+    /// call.
+    pub fn root(&mut self, mut encode: impl FnMut(&K, &V, &mut Vec<u8>)) -> (u64, Hash) {
+        for h in self.gone.drain(..) {
+            self.index.remove(&h);
+        }
+        // Buckets sized for the new count before the new hashes go in, so a bucket
+        // never holds more than a few dozen hashes.
+        self.index.resize_for(self.map.len());
+        let mut buf = Vec::new();
+        let mut rehash = |k: &K, slot: &mut Slot<V>, index: &mut Index| {
+            buf.clear();
+            encode(k, &slot.value, &mut buf);
+            let h: Hash = Sha256::digest(&buf).into();
+            slot.hash = Some(h);
+            index.insert(h);
+        };
+        if std::mem::take(&mut self.stale.all) {
+            for (k, slot) in self.map.iter_mut().filter(|(_, s)| s.hash.is_none()) {
+                rehash(k, slot, &mut self.index);
+            }
+        } else {
+            for k in self.stale.keys.drain(..) {
+                // Gone if removed after it changed; fresh if listed twice.
+                if let Some(slot) = self.map.get_mut(&k).filter(|s| s.hash.is_none()) {
+                    rehash(&k, slot, &mut self.index);
+                }
+            }
+        }
+        self.stale.keys = Vec::new();
+        (self.map.len() as u64, self.index.root())
+    }
+}
+
+/// Which entries went stale since the last root: their keys, or "look at every
+/// entry" once listing keys would cost more than that (at least as many listed as
+/// the map has entries, as after a fold from empty or a snapshot's decode), so the
+/// list never holds more keys than the map.
+#[derive(Clone)]
+struct Stale<K> {
+    keys: Vec<K>,
+    all: bool,
+}
+
+impl<K> Default for Stale<K> {
+    fn default() -> Self {
+        Stale {
+            keys: Vec::new(),
+            all: false,
+        }
+    }
+}
+
+impl<K> Stale<K> {
+    /// Notes a stale entry of a map of `len` entries; `key` makes its key.
+    fn push(&mut self, len: usize, key: impl FnOnce() -> K) {
+        if self.all {
+            return;
+        }
+        if self.keys.len() >= len.max(64) {
+            self.keys = Vec::new();
+            self.all = true;
+        } else {
+            self.keys.push(key());
+        }
+    }
+}
+
+/// Entry hashes in buckets, and the Merkle tree over the buckets.
+#[derive(Clone, Debug, Default)]
+struct Index {
+    /// `log2` of the bucket count.
+    bits: u32,
+    /// Sorted entry hashes per bucket; empty until the first insert.
+    buckets: Vec<Vec<Hash>>,
+    /// The tree, heap-ordered: `nodes[1]` is the root, `nodes[B + j]` bucket `j`'s
+    /// leaf hash, `nodes[0]` unused. Empty until the first root.
+    nodes: Vec<Hash>,
+    /// Buckets changed since the last root (may repeat).
+    dirty: Vec<usize>,
+    /// Whether the whole tree must be computed again (the buckets were redrawn).
+    redraw: bool,
+}
+
+impl Index {
+    fn bucket_of(h: &Hash, bits: u32) -> usize {
+        if bits == 0 {
+            0
+        } else {
+            (u32::from_be_bytes([h[0], h[1], h[2], h[3]]) >> (32 - bits)) as usize
+        }
+    }
+
+    fn insert(&mut self, h: Hash) {
+        if self.buckets.is_empty() {
+            self.buckets.push(Vec::new());
+        }
+        let b = Self::bucket_of(&h, self.bits);
+        let bucket = &mut self.buckets[b];
+        if let Err(at) = bucket.binary_search(&h) {
+            bucket.insert(at, h);
+        }
+        if !self.redraw {
+            self.dirty.push(b);
+        }
+    }
+
+    fn remove(&mut self, h: &Hash) {
+        if self.buckets.is_empty() {
+            return;
+        }
+        let b = Self::bucket_of(h, self.bits);
+        let bucket = &mut self.buckets[b];
+        if let Ok(at) = bucket.binary_search(h) {
+            bucket.remove(at);
+        }
+        self.dirty.push(b);
+    }
+
+    /// The bucket bits for `n` entries.
+    fn bits_for(n: usize) -> u32 {
+        let mut bits = 0;
+        while bits < 32 && (PER_BUCKET << bits) < n {
+            bits += 1;
+        }
+        bits
+    }
+
+    fn leaf(bucket: &[Hash]) -> Hash {
+        let mut s = Sha256::new();
+        s.update([0u8]);
+        for h in bucket {
+            s.update(h);
+        }
+        s.finalize().into()
+    }
+
+    fn node(left: &Hash, right: &Hash) -> Hash {
+        let mut s = Sha256::new();
+        s.update([1u8]);
+        s.update(left);
+        s.update(right);
+        s.finalize().into()
+    }
+
+    /// Redraws the buckets when `n` entries call for another count than they have.
+    fn resize_for(&mut self, n: usize) {
+        if self.buckets.is_empty() {
+            self.buckets.push(Vec::new());
+            self.redraw = true;
+        }
+        let bits = Self::bits_for(n);
+        if bits == self.bits {
+            return;
+        }
+        // Buckets partition the hashes by prefix, so their concatenation is sorted:
+        // split it again by the new prefix length.
+        let all: Vec<Hash> = std::mem::take(&mut self.buckets).concat();
+        self.buckets = vec![Vec::new(); 1 << bits];
+        for h in all {
+            self.buckets[Self::bucket_of(&h, bits)].push(h);
+        }
+        self.bits = bits;
+        self.redraw = true;
+    }
+
+    /// The root, rehashing only the buckets changed since the last one and their
+    /// paths, or everything after a redraw.
+    fn root(&mut self) -> Hash {
+        let count = 1usize << self.bits;
+        if self.redraw || self.nodes.len() != 2 * count {
+            self.nodes = vec![[0; 32]; 2 * count];
+            for (j, bucket) in self.buckets.iter().enumerate() {
+                self.nodes[count + j] = Self::leaf(bucket);
+            }
+            for i in (1..count).rev() {
+                self.nodes[i] = Self::node(&self.nodes[2 * i], &self.nodes[2 * i + 1]);
+            }
+            self.dirty.clear();
+            self.redraw = false;
+            return self.nodes[1];
+        }
+        let mut level: Vec<usize> = std::mem::take(&mut self.dirty);
+        level.sort_unstable();
+        level.dedup();
+        for j in &mut level {
+            self.nodes[count + *j] = Self::leaf(&self.buckets[*j]);
+            *j += count;
+        }
+        // Every index in `level` is at the same depth: climb one level at a time.
+        while level.first().is_some_and(|&i| i > 1) {
+            for i in &mut level {
+                *i /= 2;
+            }
+            level.dedup();
+            for &p in &level {
+                self.nodes[p] = Self::node(&self.nodes[2 * p], &self.nodes[2 * p + 1]);
+            }
+        }
+        self.nodes[1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(k: &u32, v: &String, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&k.to_be_bytes());
+        buf.extend_from_slice(v.as_bytes());
+    }
+
+    /// RFC 6962's Merkle tree hash of `leaves`, straight from the RFC.
+    fn mth(leaves: &[Vec<u8>]) -> Hash {
+        match leaves.len() {
+            0 => Sha256::digest([]).into(),
+            1 => Sha256::new_with_prefix([0u8])
+                .chain_update(&leaves[0])
+                .finalize()
+                .into(),
+            n => {
+                let k = n.next_power_of_two() / 2;
+                Sha256::new_with_prefix([1u8])
+                    .chain_update(mth(&leaves[..k]))
+                    .chain_update(mth(&leaves[k..]))
+                    .finalize()
+                    .into()
+            }
+        }
+    }
+
+    /// The root as the module docs define it, from scratch.
+    fn reference(map: &BTreeMap<u32, String>) -> (u64, Hash) {
+        let mut hashes: Vec<Hash> = map
+            .iter()
+            .map(|(k, v)| {
+                let mut buf = Vec::new();
+                encode(k, v, &mut buf);
+                Sha256::digest(&buf).into()
+            })
+            .collect();
+        hashes.sort();
+        let mut count = 1;
+        while count * PER_BUCKET < map.len() {
+            count *= 2;
+        }
+        let bits = count.trailing_zeros();
+        let mut buckets = vec![Vec::new(); count];
+        for h in hashes {
+            buckets[Index::bucket_of(&h, bits)].extend_from_slice(&h);
+        }
+        (map.len() as u64, mth(&buckets))
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u32, String),
+        InsertAbsent(u32, String),
+        Mutate(u32, String),
+        MutateRange(u32, u32, String),
+        Upsert(u32, String),
+        Remove(u32),
+        Root,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let key = 0u32..200;
+        let val = "[a-c]{0,3}";
+        prop_oneof![
+            4 => (key.clone(), val).prop_map(|(k, v)| Op::Insert(k, v)),
+            2 => (key.clone(), val).prop_map(|(k, v)| Op::InsertAbsent(k, v)),
+            2 => (key.clone(), val).prop_map(|(k, v)| Op::Mutate(k, v)),
+            1 => (key.clone(), 0u32..20, val).prop_map(|(k, n, v)| Op::MutateRange(k, n, v)),
+            1 => (key.clone(), val).prop_map(|(k, v)| Op::Upsert(k, v)),
+            2 => key.prop_map(Op::Remove),
+            1 => Just(Op::Root),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever the changes and whenever roots are taken, the incremental root
+        /// equals the root computed from scratch by the definition, and a map built
+        /// in another order has the same root.
+        #[test]
+        fn incremental_root_is_the_defined_root(ops in proptest::collection::vec(op(), 0..400)) {
+            let mut ours: DigestMap<u32, String> = DigestMap::new();
+            let mut model: BTreeMap<u32, String> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        prop_assert_eq!(ours.insert(k, v.clone()), model.insert(k, v));
+                    }
+                    Op::InsertAbsent(k, v) => {
+                        ours.insert_absent(k, || v.clone());
+                        model.entry(k).or_insert(v);
+                    }
+                    Op::Mutate(k, v) => {
+                        if let Some(x) = ours.get_mut(&k) {
+                            x.push_str(&v);
+                        }
+                        if let Some(x) = model.get_mut(&k) {
+                            x.push_str(&v);
+                        }
+                    }
+                    Op::MutateRange(k, n, v) => {
+                        for (_, x) in ours.range_mut(k..k + n) {
+                            x.push_str(&v);
+                        }
+                        for (_, x) in model.range_mut(k..k + n) {
+                            x.push_str(&v);
+                        }
+                    }
+                    Op::Upsert(k, v) => {
+                        ours.get_or_insert_with(k, String::new).push_str(&v);
+                        model.entry(k).or_default().push_str(&v);
+                    }
+                    Op::Remove(k) => {
+                        prop_assert_eq!(ours.remove(&k), model.remove(&k));
+                    }
+                    Op::Root => {
+                        prop_assert_eq!(ours.root(encode), reference(&model));
+                    }
+                }
+            }
+            prop_assert_eq!(ours.root(encode), reference(&model));
+            let mut reversed: DigestMap<u32, String> = DigestMap::new();
+            for (k, v) in model.iter().rev() {
+                reversed.insert(*k, v.clone());
+            }
+            prop_assert!(reversed == ours);
+            prop_assert_eq!(reversed.root(encode), reference(&model));
+        }
+    }
+
+    #[test]
+    fn bucket_count_follows_the_size_both_ways() {
+        let mut m: DigestMap<u32, String> = DigestMap::new();
+        let mut model = BTreeMap::new();
+        for k in 0..1000u32 {
+            m.insert(k, k.to_string());
+            model.insert(k, k.to_string());
+            if k % 97 == 0 {
+                assert_eq!(m.root(encode), reference(&model), "growing at {k}");
+            }
+        }
+        assert_eq!(m.index.bits, 6, "1000 entries need 64 buckets of 16");
+        for k in (0..1000u32).step_by(3) {
+            m.remove(&k);
+            model.remove(&k);
+        }
+        assert_eq!(m.root(encode), reference(&model));
+        assert_eq!(m.index.bits, 6, "666 entries: still 64 buckets");
+        for k in 0..1000u32 {
+            m.remove(&k);
+            model.remove(&k);
+        }
+        assert_eq!(m.root(encode), reference(&model));
+        assert_eq!(m.index.bits, 0);
+        assert_eq!(
+            m.root(encode).1,
+            mth(&[Vec::new()]),
+            "empty: one empty bucket"
+        );
+    }
+
+    #[test]
+    fn a_long_list_of_stale_keys_turns_into_a_scan_of_the_map() {
+        let mut m: DigestMap<u32, String> = DigestMap::new();
+        let mut model = BTreeMap::new();
+        for k in 0..500u32 {
+            m.insert(k, String::new());
+            model.insert(k, String::new());
+        }
+        assert!(m.stale.all, "500 new entries: a scan, not 500 keys");
+        assert!(m.stale.keys.is_empty());
+        assert_eq!(m.root(encode), reference(&model));
+        // Kill switches engaged and released over and over: listed keys repeat, but
+        // the list never grows past the map's size.
+        for round in 0..2_000u32 {
+            let k = 1_000 + round % 3;
+            m.insert(k, "x".into());
+            m.remove(&k);
+            assert!(m.stale.keys.len() <= m.len().max(64));
+        }
+        m.get_mut(&7).unwrap().push('y');
+        model.get_mut(&7).unwrap().push('y');
+        assert_eq!(m.root(encode), reference(&model));
+        for k in 0..500u32 {
+            m.get_mut(&k).unwrap().push('z');
+            model.get_mut(&k).unwrap().push('z');
+        }
+        assert_eq!(m.root(encode), reference(&model));
+    }
+
+    #[test]
+    fn only_changed_entries_are_encoded_again() {
+        let mut m: DigestMap<u32, String> = DigestMap::new();
+        for k in 0..100u32 {
+            m.insert(k, String::new());
+        }
+        let mut encoded = 0;
+        m.root(|k, v, b| {
+            encoded += 1;
+            encode(k, v, b)
+        });
+        assert_eq!(encoded, 100);
+        m.get_mut(&5).unwrap().push('x');
+        m.get_mut(&5).unwrap().push('y');
+        m.insert(200, String::new());
+        m.remove(&7);
+        let mut encoded = Vec::new();
+        m.root(|k, v, b| {
+            encoded.push(*k);
+            encode(k, v, b)
+        });
+        assert_eq!(encoded, [5, 200]);
+    }
+}
