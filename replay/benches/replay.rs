@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p govledger-replay --bench replay`. Environment:
 //! `GOVLEDGER_BENCH_ENTRIES` (default 1,000,000), `GOVLEDGER_BENCH_CHECKPOINT_EVERY`
-//! (default 100,000), `GOVLEDGER_BENCH_DIR` (keep and reuse the ledger there).
+//! (default 10,000, `serve`'s own default), `GOVLEDGER_BENCH_DIR` (keep and reuse the
+//! ledger there).
 //!
 //! Prints medians of 3 alternating rounds, as entries/s and as a ratio to the
 //! scan: the scan; the fold alone (no digests); the verified replay from entry 0
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let n = env_u64("GOVLEDGER_BENCH_ENTRIES", 1_000_000);
-    let every = env_u64("GOVLEDGER_BENCH_CHECKPOINT_EVERY", 100_000).max(1024);
+    let every = env_u64("GOVLEDGER_BENCH_CHECKPOINT_EVERY", 10_000).max(1024);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = std::env::var("GOVLEDGER_BENCH_DIR")
         .map(std::path::PathBuf::from)
