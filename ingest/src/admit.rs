@@ -388,12 +388,7 @@ impl Admission {
     /// digest against the signed checkpoint at that size, or use
     /// [`crate::snapshots::restore`], which does.
     pub fn from_snapshot(bytes: &[u8], limits: DecodeLimits) -> Result<Self, SnapshotError> {
-        let Snapshot {
-            size,
-            state,
-            detector,
-        } = snapshot::decode(bytes)?;
-        Ok(Self::at(state, detector, size, limits))
+        Ok(Self::from_decoded(snapshot::decode(bytes)?, limits))
     }
 
     /// Admission resumed from a decoded snapshot; the same caveat as
@@ -448,12 +443,8 @@ impl Admission {
     /// body (`env`: `None` when it keeps none).
     pub fn replay_decoded(&mut self, entry: &Entry, env: Option<&Envelope>) {
         let how = match &entry.verdict {
-            Verdict::Accepted { .. } => FoldAs::Accepted,
-            Verdict::Rejected {
-                reason: RejectReason::BudgetExceeded,
-                ..
-            } => FoldAs::Refused,
-            Verdict::Rejected { .. } => FoldAs::Nothing,
+            Verdict::Accepted { .. } => FoldAs::of(None),
+            Verdict::Rejected { reason, .. } => FoldAs::of(Some(*reason)),
         };
         self.replay_as(how, entry.time_ns, env);
     }
@@ -532,12 +523,8 @@ impl Admission {
                     decode_entry_ref(leaf)
                         .map(|e| {
                             let how = match e.verdict {
-                                VerdictRef::Accepted { .. } => FoldAs::Accepted,
-                                VerdictRef::Rejected {
-                                    reason: RejectReason::BudgetExceeded,
-                                    ..
-                                } => FoldAs::Refused,
-                                VerdictRef::Rejected { .. } => FoldAs::Nothing,
+                                VerdictRef::Accepted { .. } => FoldAs::of(None),
+                                VerdictRef::Rejected { reason, .. } => FoldAs::of(Some(reason)),
                             };
                             (e.time_ns, how, e.body.and_then(body_envelope))
                         })
@@ -929,6 +916,17 @@ enum FoldAs {
     Refused,
     /// Any other refusal: count it, nothing else.
     Nothing,
+}
+
+impl FoldAs {
+    /// By the refusal's reason (`None`: accepted).
+    fn of(refused: Option<RejectReason>) -> FoldAs {
+        match refused {
+            None => FoldAs::Accepted,
+            Some(RejectReason::BudgetExceeded) => FoldAs::Refused,
+            Some(_) => FoldAs::Nothing,
+        }
+    }
 }
 
 fn reject(reason: RejectReason, detail: String, env: &Envelope) -> Verdict {

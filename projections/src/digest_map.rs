@@ -337,10 +337,8 @@ impl Index {
         }
     }
 
+    /// Adds `h`; [`Index::resize_for`] has made the buckets.
     fn insert(&mut self, h: Hash) {
-        if self.buckets.is_empty() {
-            self.buckets.push(Vec::new());
-        }
         let b = Self::bucket_of(&h, self.bits);
         let bucket = &mut self.buckets[b];
         if let Err(at) = bucket.binary_search(&h) {
