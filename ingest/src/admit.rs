@@ -36,6 +36,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 use govledger_ledger::checkpoint::StateDigest;
+use govledger_projections::lookup::pair;
 use govledger_projections::{
     snapshot, BudgetWarning, Budgets, DetectConfig, Detection, Detector, Flows, Gates, KeyProblem,
     KeyRing, KeyRole, Refusal, Snapshot, SnapshotError, State, DIGEST_VERSION,
@@ -574,7 +575,8 @@ impl Admission {
                 let (outbox, from_worker) = std::sync::mpsc::sync_channel::<Decoded>(1);
                 let (to_decoder, decoded_back) = std::sync::mpsc::sync_channel::<Decoded>(1);
                 let spent_leaves = spent_leaves.clone();
-                s.spawn(move || {
+                let decoder = std::thread::Builder::new().name("fold-decode".into());
+                let spawned = decoder.spawn_scoped(s, move || {
                     for round in inbox {
                         // Free the entries the folder is done with, on this thread.
                         while decoded_back.try_recv().is_ok() {}
@@ -586,6 +588,8 @@ impl Admission {
                         }
                     }
                 });
+                // As `Scope::spawn` does: a thread that cannot start is a panic.
+                spawned.expect("failed to spawn thread");
                 inboxes.push(to_worker);
                 outboxes.push(from_worker);
                 spent_decoded.push(to_decoder);
@@ -596,7 +600,9 @@ impl Admission {
             // ends: the reader has stopped handing out rounds.
             let this = &mut *self;
             let codec_error = &codec_error;
-            let folder = s.spawn(move || -> Result<(), E> {
+            // Named, like the decoders, for profilers and `top -H`.
+            let folder = std::thread::Builder::new().name("fold".into());
+            let folder = folder.spawn_scoped(s, move || -> Result<(), E> {
                 for k in 0.. {
                     let Ok(mut round) = outboxes[k % workers].recv() else {
                         return Ok(());
@@ -619,6 +625,7 @@ impl Admission {
                 }
                 Ok(())
             });
+            let folder = folder.expect("failed to spawn thread");
             let mut failed = None;
             let mut round = first;
             let mut k = 0usize;
@@ -855,11 +862,7 @@ impl Admission {
             Some(answer) => answer?,
             None => seen(tenant, id)?,
         };
-        if in_ledger
-            || self
-                .batch_ids
-                .contains(&(tenant.to_string(), id.to_string()))
-        {
+        if in_ledger || self.batch_ids.contains(pair(&(tenant, id))) {
             return Ok(rej(
                 RejectReason::Duplicate,
                 format!("tenant {tenant} already has an accepted event {id}"),

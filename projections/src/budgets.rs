@@ -22,7 +22,8 @@
 //!   current window's counters.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
-use crate::digest_map::{DigestMap, Hash};
+use crate::digest_map::{DigestMap, Hash, Visit};
+use crate::lookup::pair;
 use govledger_schemas::{BudgetConfigured, BudgetScope, BudgetWindow, Envelope, Event, Ident};
 
 const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
@@ -148,7 +149,7 @@ impl Budgets {
 
     /// The budget `id` of `tenant`.
     pub fn budget(&self, tenant: &str, id: &str) -> Option<&Budget> {
-        self.budgets.get(&(tenant.to_string(), id.to_string()))
+        self.budgets.get(pair(&(tenant, id)))
     }
 
     /// Every budget, ordered by (tenant, id).
@@ -165,7 +166,7 @@ impl Budgets {
         spend: &'a BudgetScope,
     ) -> impl Iterator<Item = (&'a str, &'a Budget)> + 'a {
         self.budgets
-            .range((tenant.to_string(), String::new())..)
+            .range_from(pair(&(tenant, "")))
             .take_while(move |((t, _), _)| t == tenant)
             .filter(move |(_, b)| applies(&b.terms.scope, spend))
             .map(|((_, id), b)| (id.as_str(), b))
@@ -333,18 +334,16 @@ impl Budgets {
                 let mut warnings = Vec::new();
                 // Only the budgets that apply are taken to change (the digest
                 // rehashes what is taken).
-                let keys: Vec<(String, String)> = self
-                    .budgets
-                    .range((tenant.to_string(), String::new())..)
-                    .take_while(|((t, _), _)| t == tenant)
-                    .filter(|(_, b)| applies(&b.terms.scope, &i.scope))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for key in keys {
-                    let Some(b) = self.budgets.get_mut(&key) else {
-                        continue;
-                    };
-                    let (t, id) = &key;
+                let visit = |(t, _): &(String, String), b: &Budget| {
+                    if t != tenant {
+                        Visit::Stop
+                    } else if applies(&b.terms.scope, &i.scope) {
+                        Visit::Change
+                    } else {
+                        Visit::Skip
+                    }
+                };
+                for ((t, id), b) in self.budgets.update_from(pair(&(tenant, "")), visit) {
                     let window = window_index(b.terms.window, time_ns);
                     let (tokens, cost) = b.at(window);
                     let after = (

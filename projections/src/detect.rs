@@ -15,6 +15,7 @@
 //! checkpoint's state digest: it decides alerts, not verdicts.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
+use crate::lookup::pair;
 use govledger_schemas::{Decision, Envelope, Event, RiskTier};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -63,6 +64,24 @@ struct AgentTrack {
     denials: u32,
 }
 
+/// The track of `agent` of `tenant`, added when it has none (owned keys are built
+/// only then: agents act many times).
+fn track<'m>(
+    agents: &'m mut BTreeMap<(String, String), AgentTrack>,
+    tenant: &str,
+    agent: &str,
+) -> &'m mut AgentTrack {
+    if !agents.contains_key(pair(&(tenant, agent))) {
+        agents.insert(
+            (tenant.to_string(), agent.to_string()),
+            AgentTrack::default(),
+        );
+    }
+    agents
+        .get_mut(pair(&(tenant, agent)))
+        .expect("the track was just added")
+}
+
 /// Per-agent tracks, by (tenant, agent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Detector {
@@ -99,7 +118,6 @@ impl Detector {
         let mut out = Vec::new();
         let cfg = self.config;
         let agents = &mut self.agents;
-        let key = |agent: &str| (tenant.to_string(), agent.to_string());
         let found = |rule: &'static str, agent: &str, detail: String| Detection {
             rule,
             tenant: tenant.to_string(),
@@ -111,7 +129,7 @@ impl Detector {
                 let Some(agent) = a.actor.agent.as_ref().map(|x| x.as_str()) else {
                     return out;
                 };
-                let t = agents.entry(key(agent)).or_default();
+                let t = track(agents, tenant, agent);
                 if cfg.velocity_max > 0 && cfg.velocity_window_ns > 0 {
                     t.recent.push_back(time_ns);
                     while t
@@ -163,7 +181,7 @@ impl Detector {
                 let Some(agent) = d.actor.agent.as_ref().map(|x| x.as_str()) else {
                     return out;
                 };
-                let t = agents.entry(key(agent)).or_default();
+                let t = track(agents, tenant, agent);
                 match d.decision {
                     Decision::Deny => {
                         t.denials = t.denials.saturating_add(1);

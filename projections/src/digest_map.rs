@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
 use std::collections::btree_map::{self, BTreeMap};
 use std::fmt;
-use std::ops::RangeBounds;
+use std::ops::Bound;
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
@@ -137,9 +137,14 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
         self.map.iter().map(|(k, s)| (k, &s.value))
     }
 
-    /// Entries with keys in `range`, in key order.
-    pub fn range<R: RangeBounds<K>>(&self, range: R) -> impl Iterator<Item = (&K, &V)> {
-        self.map.range(range).map(|(k, s)| (k, &s.value))
+    /// Entries with keys from `from` on, in key order. `from` may be a borrowed
+    /// form of the key ([`crate::lookup`]).
+    pub fn range_from<Q>(&self, from: &Q) -> Range<'_, K, V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        Range(self.map.range((Bound::Included(from), Bound::Unbounded)))
     }
 
     /// The value under `key`, to change: marks the entry stale.
@@ -157,17 +162,34 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
         Some(&mut slot.value)
     }
 
-    /// Entries with keys in `range`, to change: marks each entry it yields stale.
-    pub fn range_mut<R: RangeBounds<K>>(&mut self, range: R) -> impl Iterator<Item = (&K, &mut V)> {
+    /// Entries with keys from `from` on, in key order, until `visit` says
+    /// [`Visit::Stop`]; yields to change, and marks stale, only those it says to
+    /// [`Visit::Change`] (a skipped entry keeps its hash).
+    pub fn update_from<'s, Q>(
+        &'s mut self,
+        from: &Q,
+        mut visit: impl FnMut(&K, &V) -> Visit + 's,
+    ) -> impl Iterator<Item = (&'s K, &'s mut V)> + 's
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         let len = self.map.len();
         let (gone, stale) = (&mut self.gone, &mut self.stale);
-        self.map.range_mut(range).map(move |(k, slot)| {
-            if let Some(h) = slot.hash.take() {
-                gone.push(h);
-                stale.push(len, || k.clone());
-            }
-            (k, &mut slot.value)
-        })
+        self.map
+            .range_mut((Bound::Included(from), Bound::Unbounded))
+            .map_while(move |(k, slot)| match visit(k, &slot.value) {
+                Visit::Stop => None,
+                Visit::Skip => Some(None),
+                Visit::Change => {
+                    if let Some(h) = slot.hash.take() {
+                        gone.push(h);
+                        stale.push(len, || k.clone());
+                    }
+                    Some(Some((k, &mut slot.value)))
+                }
+            })
+            .flatten()
     }
 
     /// Sets `key` to `value`; returns the value it replaced.
@@ -275,6 +297,29 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
         }
         self.stale.keys = Vec::new();
         (self.map.len() as u64, self.index.root())
+    }
+}
+
+/// What [`DigestMap::update_from`] does with the entry it is at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    /// Yield it to be changed (it is marked stale).
+    Change,
+    /// Pass over it (it stays as it is, unmarked).
+    Skip,
+    /// End the walk here.
+    Stop,
+}
+
+/// The entries of a [`DigestMap`] in a range, in key order
+/// ([`DigestMap::range_from`]).
+pub struct Range<'a, K, V>(btree_map::Range<'a, K, Slot<V>>);
+
+impl<'a, K, V> Iterator for Range<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, s)| (k, &s.value))
     }
 }
 
@@ -550,10 +595,21 @@ mod tests {
                         }
                     }
                     Op::MutateRange(k, n, v) => {
-                        for (_, x) in ours.range_mut(k..k + n) {
+                        // Every other entry of the range: skipped ones stay unmarked.
+                        let change = |x: &String| x.len().is_multiple_of(2);
+                        let walk = ours.update_from(&k, |&key, x| {
+                            if key >= k + n {
+                                Visit::Stop
+                            } else if change(x) {
+                                Visit::Change
+                            } else {
+                                Visit::Skip
+                            }
+                        });
+                        for (_, x) in walk {
                             x.push_str(&v);
                         }
-                        for (_, x) in model.range_mut(k..k + n) {
+                        for (_, x) in model.range_mut(k..k + n).filter(|(_, x)| change(x)) {
                             x.push_str(&v);
                         }
                     }

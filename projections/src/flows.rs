@@ -28,6 +28,7 @@
 
 use crate::canon::{Canon, CanonError, Out, Reader};
 use crate::digest_map::{DigestMap, Hash};
+use crate::lookup::pair;
 use govledger_schemas::{ApprovalGranted, ApprovalScope, Decision, Envelope, Event, RiskTier};
 
 /// Where a proposal stands.
@@ -168,12 +169,12 @@ impl Flows {
 
     /// The proposal `id` of `tenant`.
     pub fn proposal(&self, tenant: &str, id: &str) -> Option<&Proposal> {
-        self.proposals.get(&(tenant.to_string(), id.to_string()))
+        self.proposals.get(pair(&(tenant, id)))
     }
 
     /// The ticket `id` of `tenant`.
     pub fn ticket(&self, tenant: &str, id: &str) -> Option<&Ticket> {
-        self.tickets.get(&(tenant.to_string(), id.to_string()))
+        self.tickets.get(pair(&(tenant, id)))
     }
 
     /// Every proposal, ordered by (tenant, id).
@@ -308,7 +309,7 @@ impl Flows {
             return Ok(Cover::Allowed);
         }
         let mut why_not = Vec::new();
-        for ((t, id), ticket) in self.tickets.range((tenant.to_string(), String::new())..) {
+        for ((t, id), ticket) in self.tickets.range_from(pair(&(tenant, ""))) {
             if t != tenant {
                 break;
             }
@@ -547,12 +548,13 @@ impl Flows {
 
     /// Folds in an accepted event at event time `time_ns`.
     pub fn apply(&mut self, env: &Envelope, time_ns: u64) {
+        let tenant = env.tenant.as_str();
         // Owned only where a key is built: most events touch no flow.
-        let tenant = || env.tenant.as_str().to_string();
+        let owned = || tenant.to_string();
         match &env.event {
             Event::ActionProposed(a) => {
                 self.proposals
-                    .insert_absent((tenant(), a.proposal.as_str().to_string()), || Proposal {
+                    .insert_absent((owned(), a.proposal.as_str().to_string()), || Proposal {
                         session: a.session.as_str().to_string(),
                         agent: a.actor.agent.as_ref().map(|x| x.as_str().to_string()),
                         action: a.action.clone(),
@@ -564,10 +566,7 @@ impl Flows {
                     });
             }
             Event::PolicyDecided(d) => {
-                if let Some(p) = self
-                    .proposals
-                    .get_mut(&(tenant(), d.proposal.as_str().to_string()))
-                {
+                if let Some(p) = self.proposals.get_mut(pair(&(tenant, d.proposal.as_str()))) {
                     p.decision = Some(d.decision);
                     if p.status != ProposalStatus::Executed {
                         p.status = match d.decision {
@@ -580,38 +579,31 @@ impl Flows {
             }
             Event::ApprovalRequested(r) => {
                 self.tickets
-                    .insert_absent((tenant(), r.ticket.as_str().to_string()), || Ticket {
+                    .insert_absent((owned(), r.ticket.as_str().to_string()), || Ticket {
                         proposal: r.proposal.as_str().to_string(),
                         session: r.session.as_str().to_string(),
                         status: TicketStatus::Requested,
                     });
             }
             Event::ApprovalGranted(g) => {
-                if let Some(t) = self
-                    .tickets
-                    .get_mut(&(tenant(), g.ticket.as_str().to_string()))
-                {
+                if let Some(t) = self.tickets.get_mut(pair(&(tenant, g.ticket.as_str()))) {
                     t.status = TicketStatus::Granted(grant_of(g));
                 }
             }
             Event::ApprovalDenied(d) => {
-                if let Some(t) = self
-                    .tickets
-                    .get_mut(&(tenant(), d.ticket.as_str().to_string()))
-                {
+                if let Some(t) = self.tickets.get_mut(pair(&(tenant, d.ticket.as_str()))) {
                     t.status = TicketStatus::Denied;
                 }
             }
             Event::ActionExecuted(x) => {
-                let tenant = tenant();
-                let pid = x.proposal.as_str().to_string();
+                let pid = x.proposal.as_str();
                 let cost = x.cost_micros.unwrap_or(0);
-                let Some(p) = self.proposals.get(&(tenant.clone(), pid.clone())) else {
+                let Some(p) = self.proposal(tenant, pid) else {
                     return;
                 };
                 let cover = self.cover(
-                    &tenant,
-                    &pid,
+                    tenant,
+                    pid,
                     p,
                     x.ticket.as_ref().map(|t| t.as_str()),
                     time_ns,
@@ -621,13 +613,13 @@ impl Flows {
                     if let Some(Ticket {
                         status: TicketStatus::Granted(g),
                         ..
-                    }) = self.tickets.get_mut(&(tenant.clone(), id))
+                    }) = self.tickets.get_mut(pair(&(tenant, id.as_str())))
                     {
                         g.used_count = g.used_count.saturating_add(1);
                         g.used_cost_micros = g.used_cost_micros.saturating_add(cost);
                     }
                 }
-                if let Some(p) = self.proposals.get_mut(&(tenant, pid)) {
+                if let Some(p) = self.proposals.get_mut(pair(&(tenant, pid))) {
                     p.executions = p.executions.saturating_add(1);
                     p.status = ProposalStatus::Executed;
                 }

@@ -29,6 +29,7 @@
 
 use crate::canon::{Canon, CanonError, Out, Reader};
 use crate::digest_map::{DigestMap, Hash};
+use crate::lookup::{pair, triple};
 use govledger_schemas::{ActorChain, Decision, Envelope, Event, KillScope};
 
 /// Where a session stands.
@@ -117,8 +118,7 @@ impl Gates {
 
     /// The session `session` of `tenant`.
     pub fn session(&self, tenant: &str, session: &str) -> Option<&Session> {
-        self.sessions
-            .get(&(tenant.to_string(), session.to_string()))
+        self.sessions.get(pair(&(tenant, session)))
     }
 
     /// Every session, ordered by (tenant, session id).
@@ -152,16 +152,22 @@ impl Gates {
         if let Some((target, k)) = self.system_kills.iter().next() {
             return Some((KillScope::System, target.as_str(), k));
         }
-        let key = |scope: KillScope, target: &str| (tenant.to_string(), scope, target.to_string());
-        let mut candidates = vec![(KillScope::Tenant, tenant), (KillScope::Session, session)];
-        if let Some(a) = agent {
-            candidates.push((KillScope::Agent, a));
+        if self.kills.is_empty() {
+            return None;
         }
-        candidates.into_iter().find_map(|(scope, target)| {
-            self.kills
-                .get_key_value(&key(scope, target))
-                .map(|((_, s, t), k)| (*s, t.as_str(), k))
-        })
+        let candidates = [
+            Some((KillScope::Tenant, tenant)),
+            Some((KillScope::Session, session)),
+            agent.map(|a| (KillScope::Agent, a)),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .find_map(|(scope, target)| {
+                self.kills
+                    .get_key_value(triple(&(tenant, scope, target)))
+                    .map(|((_, s, t), k)| (*s, t.as_str(), k))
+            })
     }
 
     /// SHA-256 of the canonical encoding ([`crate::canon`]): tag `"govledger gates
@@ -294,11 +300,9 @@ impl Gates {
             Event::KillswitchReleased(k) => {
                 let engaged = match k.scope {
                     KillScope::System => self.system_kills.contains_key(k.target.as_str()),
-                    scope => self.kills.contains_key(&(
-                        tenant.to_string(),
-                        scope,
-                        k.target.as_str().to_string(),
-                    )),
+                    scope => self
+                        .kills
+                        .contains_key(triple(&(tenant, scope, k.target.as_str()))),
                 };
                 if engaged {
                     Ok(())
@@ -369,25 +373,30 @@ impl Gates {
     /// Folds in an accepted event at event time `time_ns`. Events that do not
     /// touch sessions or kill switches change nothing.
     pub fn apply(&mut self, env: &Envelope, time_ns: u64) {
-        // Owned only where a key is built: most events touch no gate.
-        let tenant = || env.tenant.as_str().to_string();
+        let tenant = env.tenant.as_str();
         let mut set = |c: &govledger_schemas::SessionChange, status: SessionStatus| {
-            let key = (tenant(), c.session.as_str().to_string());
-            let s = self.sessions.get_or_insert_with(key, || Session {
+            let id = c.session.as_str();
+            if let Some(s) = self.sessions.get_mut(pair(&(tenant, id))) {
+                s.status = status;
+                s.since_ns = time_ns;
+                return;
+            }
+            // Owned only where a key is added.
+            let session = Session {
                 status,
                 agent: c.actor.agent.as_ref().map(|a| a.as_str().to_string()),
                 user: c.actor.user.as_ref().map(|u| u.as_str().to_string()),
                 since_ns: time_ns,
-            });
-            s.status = status;
-            s.since_ns = time_ns;
+            };
+            self.sessions
+                .insert((tenant.to_string(), id.to_string()), session);
         };
         match &env.event {
             Event::SessionStarted(c) | Event::SessionResumed(c) => set(c, SessionStatus::Active),
             Event::SessionSuspended(c) => set(c, SessionStatus::Suspended),
             Event::SessionEnded(c) => set(c, SessionStatus::Ended),
             Event::KillswitchEngaged(k) => self.engage(
-                env.tenant.as_str(),
+                tenant,
                 k.scope,
                 k.target.as_str(),
                 k.reason.clone(),
@@ -399,7 +408,7 @@ impl Gates {
                 }
                 scope => {
                     self.kills
-                        .remove(&(tenant(), scope, k.target.as_str().to_string()));
+                        .remove(triple(&(tenant, scope, k.target.as_str())));
                 }
             },
             _ => {}

@@ -28,6 +28,8 @@
 //!   behind snapshots;
 //! - [`digest_map`]: the ordered map that keeps its digest up to date per change,
 //!   behind state digest version 2;
+//! - [`lookup`]: borrowed forms of the maps' `(tenant, id)` keys, so a lookup
+//!   builds no owned strings;
 //! - [`snapshot`]: the state at a log size as self-checking bytes, which the ledger
 //!   stores at checkpoints so readers need not fold from entry 0.
 //!
@@ -41,6 +43,7 @@ pub mod digest_map;
 pub mod flows;
 pub mod gates;
 pub mod keys;
+pub mod lookup;
 pub mod snapshot;
 pub mod state;
 

@@ -55,7 +55,7 @@ fn check_chars(
     kind: &'static str,
     s: &str,
     max: usize,
-    allowed: fn(u8) -> bool,
+    allowed: impl Fn(u8) -> bool,
     pattern: &str,
 ) -> Result<(), IdError> {
     if s.is_empty() {
@@ -75,7 +75,10 @@ fn check_chars(
             ),
         ));
     }
-    if let Some(c) = s.chars().find(|c| !c.is_ascii() || !allowed(*c as u8)) {
+    // Byte by byte: `allowed` admits ASCII only, so the first byte it refuses
+    // starts a character (every byte before it is ASCII).
+    if let Some(i) = s.bytes().position(|b| !allowed(b)) {
+        let c = s[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
         return Err(IdError::new(
             kind,
             s,

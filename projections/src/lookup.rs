@@ -1,0 +1,192 @@
+//! Looking up the state's composite keys without building them.
+//!
+//! The state's maps are keyed by owned tuples: `(tenant, id)` as `(String,
+//! String)`, kill switches by `(tenant, scope, target)`. Looking one up by
+//! building such a tuple from borrowed strings costs two allocations per lookup,
+//! and a fold does several lookups per event. [`Pair`] and [`Triple`] are the
+//! borrowed forms: the owned tuples [`Borrow`] them, so an ordered map finds an
+//! entry from `&(tenant, id)` (two `&str`) as a `&dyn Pair`.
+//!
+//! `Borrow` requires the borrowed form to order and compare exactly as the owned
+//! key does. Both order as their parts do, lexicographically, and a string by its
+//! bytes; the property tests below check it against the tuples' own order.
+
+use govledger_schemas::KillScope;
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+
+/// A `(tenant, id)` key, owned or borrowed.
+pub trait Pair {
+    /// The two parts.
+    fn parts(&self) -> (&str, &str);
+}
+
+impl Pair for (String, String) {
+    fn parts(&self) -> (&str, &str) {
+        (&self.0, &self.1)
+    }
+}
+
+impl Pair for (&str, &str) {
+    fn parts(&self) -> (&str, &str) {
+        (self.0, self.1)
+    }
+}
+
+/// A kill switch's `(tenant, scope, target)` key, owned or borrowed.
+pub trait Triple {
+    /// The three parts.
+    fn parts(&self) -> (&str, KillScope, &str);
+}
+
+impl Triple for (String, KillScope, String) {
+    fn parts(&self) -> (&str, KillScope, &str) {
+        (&self.0, self.1, &self.2)
+    }
+}
+
+impl Triple for (&str, KillScope, &str) {
+    fn parts(&self) -> (&str, KillScope, &str) {
+        (self.0, self.1, self.2)
+    }
+}
+
+/// The comparisons, `Borrow` and `ToOwned` of a `dyn` key trait: `$cmp` orders
+/// two keys' parts, `$to_owned` builds the owned key from parts `$p`.
+macro_rules! borrowed_key {
+    ($trait:ident, $owned:ty, $cmp:expr, |$p:ident| $to_owned:expr) => {
+        impl<'a> Borrow<dyn $trait + 'a> for $owned {
+            fn borrow(&self) -> &(dyn $trait + 'a) {
+                self
+            }
+        }
+
+        impl PartialEq for dyn $trait + '_ {
+            fn eq(&self, other: &Self) -> bool {
+                self.cmp(other) == Ordering::Equal
+            }
+        }
+
+        impl Eq for dyn $trait + '_ {}
+
+        impl PartialOrd for dyn $trait + '_ {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for dyn $trait + '_ {
+            fn cmp(&self, other: &Self) -> Ordering {
+                $cmp(self.parts(), other.parts())
+            }
+        }
+
+        impl ToOwned for dyn $trait + '_ {
+            type Owned = $owned;
+            fn to_owned(&self) -> $owned {
+                let $p = self.parts();
+                $to_owned
+            }
+        }
+    };
+}
+
+borrowed_key!(
+    Pair,
+    (String, String),
+    |a: (&str, &str), b: (&str, &str)| cmp_str(a.0, b.0).then_with(|| cmp_str(a.1, b.1)),
+    |p| (p.0.to_owned(), p.1.to_owned())
+);
+borrowed_key!(
+    Triple,
+    (String, KillScope, String),
+    |a: (&str, KillScope, &str), b: (&str, KillScope, &str)| cmp_str(a.0, b.0)
+        .then_with(|| a.1.cmp(&b.1))
+        .then_with(|| cmp_str(a.2, b.2)),
+    |p| (p.0.to_owned(), p.1, p.2.to_owned())
+);
+
+/// `a.cmp(b)`, inline: eight bytes at a time as big-endian integers (which order
+/// as their bytes do), instead of a call to `memcmp` per comparison. The state's
+/// ids are short and a map search compares a few dozen of them per lookup, so the
+/// call was most of the cost (`perf`, fold bench).
+#[inline]
+fn cmp_str(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    while let (Some((x, a_rest)), Some((y, b_rest))) =
+        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
+    {
+        if x != y {
+            return u64::from_be_bytes(*x).cmp(&u64::from_be_bytes(*y));
+        }
+        (a, b) = (a_rest, b_rest);
+    }
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// The borrowed key `(a, b)`, to look up a `(String, String)` key.
+pub fn pair<'a>(key: &'a (&'a str, &'a str)) -> &'a (dyn Pair + 'a) {
+    key
+}
+
+/// The borrowed key `(tenant, scope, target)`, to look up a kill switch.
+pub fn triple<'a>(key: &'a (&'a str, KillScope, &'a str)) -> &'a (dyn Triple + 'a) {
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn scope(n: u8) -> KillScope {
+        [KillScope::Session, KillScope::Agent, KillScope::Tenant][n as usize % 3]
+    }
+
+    proptest! {
+        /// The inline comparison orders as `str` does, most of all on long shared
+        /// prefixes (the eight-byte steps) and on bytes above 0x7f.
+        #[test]
+        fn strings_compare_as_str(p in "\\PC{0,17}", x in "\\PC{0,9}", y in "\\PC{0,9}") {
+            let (a, b) = (format!("{p}{x}"), format!("{p}{y}"));
+            prop_assert_eq!(cmp_str(&a, &b), a.cmp(&b));
+            prop_assert_eq!(cmp_str(&a, &a), Ordering::Equal);
+        }
+
+        /// The borrowed forms order as the owned tuples do (what `Borrow` needs).
+        #[test]
+        fn pairs_order_as_tuples(a in "[a-c]{0,19}", b in "[a-c]{0,19}", c in "[a-c]{0,19}", d in "[a-c]{0,19}") {
+            let (x, y) = ((a.clone(), b.clone()), (c.clone(), d.clone()));
+            let (p, q) = ((a.as_str(), b.as_str()), (c.as_str(), d.as_str()));
+            prop_assert_eq!(pair(&p).cmp(pair(&q)), x.cmp(&y));
+            prop_assert_eq!(pair(&p) == pair(&q), x == y);
+            let owned: &dyn Pair = x.borrow();
+            prop_assert_eq!(owned.cmp(pair(&q)), x.cmp(&y));
+            prop_assert_eq!(pair(&p).to_owned(), x);
+        }
+
+        #[test]
+        fn triples_order_as_tuples(a in "[a-c]{0,19}", s in 0u8..3, b in "[a-c]{0,19}", c in "[a-c]{0,19}", t in 0u8..3, d in "[a-c]{0,19}") {
+            let (x, y) = ((a.clone(), scope(s), b.clone()), (c.clone(), scope(t), d.clone()));
+            let (p, q) = ((a.as_str(), scope(s), b.as_str()), (c.as_str(), scope(t), d.as_str()));
+            prop_assert_eq!(triple(&p).cmp(triple(&q)), x.cmp(&y));
+            prop_assert_eq!(triple(&p) == triple(&q), x == y);
+            prop_assert_eq!(triple(&p).to_owned(), x);
+        }
+
+        /// A map finds by the borrowed form exactly what it finds by the owned key.
+        #[test]
+        fn maps_find_by_borrowed_keys(keys in proptest::collection::vec(("[a-c]{0,2}", "[a-c]{0,2}"), 0..20), probe in ("[a-c]{0,2}", "[a-c]{0,2}")) {
+            let map: BTreeMap<(String, String), usize> =
+                keys.into_iter().enumerate().map(|(i, k)| (k, i)).collect();
+            let borrowed = (probe.0.as_str(), probe.1.as_str());
+            prop_assert_eq!(map.get(pair(&borrowed)), map.get(&probe));
+        }
+    }
+}
