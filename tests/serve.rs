@@ -472,6 +472,9 @@ fn healthz_and_metrics_report_the_consumer() {
     let batches = metric(&text, "govledger_batches_total");
     assert!(batches >= 1);
     assert_eq!(metric(&text, "govledger_batch_seconds_count"), batches);
+    // Every message consumed was timed on its way in and to its receipt.
+    assert_eq!(metric(&text, "govledger_delivery_seconds_count"), N + 1);
+    assert_eq!(metric(&text, "govledger_receipt_seconds_count"), N + 1);
     // serve also reads back its own receipts, which the gov.> stream stores; once
     // it has caught up with them the lag it reports is 0.
     let deadline = std::time::Instant::now() + WAIT;

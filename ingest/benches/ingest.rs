@@ -25,7 +25,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use futures::StreamExt;
 use govledger_ingest::devserver::DevServer;
 use govledger_ingest::gen::derive_key;
-use govledger_ingest::metrics::Metrics;
+use govledger_ingest::metrics::{Metrics, Stage};
 use govledger_ingest::nats::{NatsConfig, StreamSettings};
 use govledger_ingest::publish::{msg_id, publish_lines, PublishOptions};
 use govledger_ingest::serve::{self, ServeConfig};
@@ -172,6 +172,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
+    support::no_huge_pages();
     let n = env_u64("GOVLEDGER_BENCH_EVENTS", 200_000);
     let load = env_u64("GOVLEDGER_BENCH_RATE", 5_000);
     let secs = env_u64("GOVLEDGER_BENCH_SECS", 6);
@@ -395,6 +396,7 @@ fn main() {
     // ---- latency at a fixed offered load ----
     let m = load * secs;
     let lat = events(m, 2);
+    let serve_metrics = Arc::new(Metrics::new());
     let (raw_lat, gov_lat) = rt.block_on(async {
         let client = async_nats::connect(nats.url()).await.expect("connect");
         let js = jetstream::new(client.clone());
@@ -451,7 +453,7 @@ fn main() {
             ledger,
             serve::shared(adm),
             signer,
-            Arc::new(Metrics::new()),
+            serve_metrics.clone(),
             std::future::pending(),
         ));
         let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
@@ -488,6 +490,30 @@ fn main() {
             "{name:<58} p50 {:>7.2} ms  p99 {:>7.2} ms",
             percentile(l, 0.50).as_secs_f64() * 1e3,
             percentile(l, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    // Where govledger's time goes, from serve's own histograms (/metrics): each
+    // figure is the upper bound of the bucket the percentile falls in.
+    println!("serve's stages in the same run (histogram bucket bounds):");
+    for (name, stage) in [
+        (
+            "  JetStream timestamp -> serve receives it",
+            Stage::Delivery,
+        ),
+        ("  batch: admission and fsynced append", Stage::Batch),
+        ("  serve receives it -> receipt published", Stage::Receipt),
+    ] {
+        let ms = |q| {
+            serve_metrics
+                .quantile(stage, q)
+                .map_or("> 5000".to_string(), |d| {
+                    format!("{:.1}", d.as_secs_f64() * 1e3)
+                })
+        };
+        println!(
+            "{name:<58} p50 <= {:>6} ms  p99 <= {:>6} ms",
+            ms(0.5),
+            ms(0.99)
         );
     }
     nats.kill();

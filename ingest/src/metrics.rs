@@ -8,8 +8,72 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Upper bounds (seconds) of the batch latency histogram buckets.
-const LATENCY_BUCKETS: [f64; 9] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+/// Upper bounds (seconds) of the latency histograms' buckets.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+/// A Prometheus histogram of durations over [`LATENCY_BUCKETS`], in atomics.
+#[derive(Debug, Default)]
+struct Histogram {
+    count: AtomicU64,
+    micros_sum: AtomicU64,
+    /// Cumulative: bucket `i` counts every observation at most `LATENCY_BUCKETS[i]`.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+}
+
+impl Histogram {
+    fn observe(&self, took: Duration) {
+        self.count.fetch_add(1, Relaxed);
+        self.micros_sum.fetch_add(took.as_micros() as u64, Relaxed);
+        let secs = took.as_secs_f64();
+        for (b, bound) in self.buckets.iter().zip(LATENCY_BUCKETS) {
+            if secs <= bound {
+                b.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// The upper bound of the bucket that holds the `q`-quantile (`0 < q ≤ 1`),
+    /// `None` with no observations or when it lies above the last bound.
+    fn quantile(&self, q: f64) -> Option<Duration> {
+        let count = self.count.load(Relaxed);
+        if count == 0 {
+            return None;
+        }
+        let rank = (q * count as f64).ceil().max(1.0) as u64;
+        self.buckets
+            .iter()
+            .zip(LATENCY_BUCKETS)
+            .find(|(b, _)| b.load(Relaxed) >= rank)
+            .map(|(_, bound)| Duration::from_secs_f64(bound))
+    }
+
+    fn render(&self, s: &mut String, name: &str, help: &str) {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, bound) in self.buckets.iter().zip(LATENCY_BUCKETS) {
+            let _ = writeln!(s, "{name}_bucket{{le=\"{bound}\"}} {}", b.load(Relaxed));
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.micros_sum.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(s, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+/// A stage of a message's way through `serve`, timed per message or batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// From the JetStream timestamp (the server stored the message) to `serve`
+    /// receiving it from its consumer, per message. Read against this host's
+    /// clock: skew between the server's host and this one is part of it.
+    Delivery,
+    /// Admission and durable append, per batch.
+    Batch,
+    /// From `serve` receiving a message to handing its receipt to the NATS client,
+    /// per message: waiting for its batch, the batch, and publishing.
+    Receipt,
+}
 
 /// The serve loop's counters.
 #[derive(Debug, Default)]
@@ -20,8 +84,9 @@ pub struct Metrics {
     rejected: [AtomicU64; RejectReason::ALL.len()],
     batches: AtomicU64,
     last_batch_size: AtomicU64,
-    latency_micros_sum: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    batch_seconds: Histogram,
+    delivery_seconds: Histogram,
+    receipt_seconds: Histogram,
     lag: AtomicU64,
     checkpoint_size: AtomicU64,
     alerts: [AtomicU64; ALERT_KINDS.len()],
@@ -92,13 +157,27 @@ impl Metrics {
                 }
             }
         }
-        self.latency_micros_sum
-            .fetch_add(took.as_micros() as u64, Relaxed);
-        let secs = took.as_secs_f64();
-        for (b, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
-            if secs <= bound {
-                b.fetch_add(1, Relaxed);
-            }
+        self.batch_seconds.observe(took);
+    }
+
+    /// Records how long one message took in `stage` ([`Stage::Delivery`] or
+    /// [`Stage::Receipt`]; batches are recorded by [`Metrics::record_batch`]).
+    pub fn record_stage(&self, stage: Stage, took: Duration) {
+        self.histogram(stage).observe(took);
+    }
+
+    /// The upper bound of the histogram bucket that holds the `q`-quantile of
+    /// `stage` (`0 < q ≤ 1`; 0.99 for p99): `None` before any observation or when
+    /// it lies above the last bucket (5 s).
+    pub fn quantile(&self, stage: Stage, q: f64) -> Option<Duration> {
+        self.histogram(stage).quantile(q)
+    }
+
+    fn histogram(&self, stage: Stage) -> &Histogram {
+        match stage {
+            Stage::Delivery => &self.delivery_seconds,
+            Stage::Batch => &self.batch_seconds,
+            Stage::Receipt => &self.receipt_seconds,
         }
     }
 
@@ -182,23 +261,20 @@ impl Metrics {
             "# HELP govledger_batch_size Entries in the last batch.\n# TYPE govledger_batch_size gauge\ngovledger_batch_size {}",
             self.last_batch_size.load(Relaxed)
         );
-        let _ = writeln!(
-            s,
-            "# HELP govledger_batch_seconds Admission and durable append time per batch.\n# TYPE govledger_batch_seconds histogram"
+        self.batch_seconds.render(
+            &mut s,
+            "govledger_batch_seconds",
+            "Admission and durable append time per batch.",
         );
-        for (b, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
-            let _ = writeln!(
-                s,
-                "govledger_batch_seconds_bucket{{le=\"{bound}\"}} {}",
-                b.load(Relaxed)
-            );
-        }
-        let batches = self.batches.load(Relaxed);
-        let _ = writeln!(s, "govledger_batch_seconds_bucket{{le=\"+Inf\"}} {batches}");
-        let _ = writeln!(
-            s,
-            "govledger_batch_seconds_sum {}\ngovledger_batch_seconds_count {batches}",
-            self.latency_micros_sum.load(Relaxed) as f64 / 1e6
+        self.delivery_seconds.render(
+            &mut s,
+            "govledger_delivery_seconds",
+            "Per message, from its JetStream timestamp to serve receiving it (includes clock skew between the server's host and serve's).",
+        );
+        self.receipt_seconds.render(
+            &mut s,
+            "govledger_receipt_seconds",
+            "Per message, from serve receiving it to its receipt being published: its batch's wait, admission and durable append, and publishing.",
         );
         let _ = writeln!(
             s,
@@ -253,5 +329,50 @@ impl Metrics {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_the_bounds_of_the_buckets_that_hold_them() {
+        let m = Metrics::new();
+        assert_eq!(m.quantile(Stage::Receipt, 0.5), None, "no observations yet");
+        // 98 fast, 2 slow: p50 in the first bucket, p99 in the slow one's.
+        for _ in 0..98 {
+            m.record_stage(Stage::Receipt, Duration::from_micros(300));
+        }
+        for _ in 0..2 {
+            m.record_stage(Stage::Receipt, Duration::from_millis(8));
+        }
+        let ms = |q| m.quantile(Stage::Receipt, q).map(|d| d.as_secs_f64() * 1e3);
+        assert_eq!(ms(0.5), Some(0.5));
+        assert_eq!(ms(0.9), Some(0.5));
+        assert_eq!(ms(0.99), Some(10.0));
+        m.record_stage(Stage::Receipt, Duration::from_secs(9));
+        assert_eq!(ms(1.0), None, "above the last bucket");
+        assert_eq!(m.quantile(Stage::Delivery, 0.5), None, "stages apart");
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets() {
+        let m = Metrics::new();
+        m.record_stage(Stage::Delivery, Duration::from_micros(700));
+        m.record_stage(Stage::Delivery, Duration::from_millis(30));
+        let text = m.render();
+        for line in [
+            "govledger_delivery_seconds_bucket{le=\"0.0005\"} 0",
+            "govledger_delivery_seconds_bucket{le=\"0.001\"} 1",
+            "govledger_delivery_seconds_bucket{le=\"0.025\"} 1",
+            "govledger_delivery_seconds_bucket{le=\"0.05\"} 2",
+            "govledger_delivery_seconds_bucket{le=\"+Inf\"} 2",
+            "govledger_delivery_seconds_count 2",
+            "govledger_receipt_seconds_count 0",
+            "govledger_batch_seconds_count 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
     }
 }

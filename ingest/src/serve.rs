@@ -23,7 +23,7 @@
 //! alone (interval 0) so they sign the same sizes.
 
 use crate::admit::{Admission, Message};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
 use crate::nats::{
     check_server, connect_notifying, ensure_stream, NatsConfig, NatsError, StreamSettings,
 };
@@ -119,6 +119,15 @@ fn is_own_output(subject: &str) -> bool {
         || subject.starts_with("gov.alerts.")
 }
 
+/// Time from `unix_ns` (a JetStream timestamp) to now by this host's clock; zero
+/// if that lies in the future (the server's clock is ahead).
+fn since_unix_ns(unix_ns: u64) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(Duration::from_nanos(unix_ns))
+}
+
 /// Where a message sits in the stream: its sequence, and how many messages the
 /// server says are still pending for the consumer after it.
 struct Position {
@@ -129,6 +138,8 @@ struct Position {
 struct Pending {
     msg: Message,
     reply: Option<String>,
+    /// When `serve` received it, for the receipt latency on /metrics.
+    received: Instant,
 }
 
 /// Turns a JetStream message into an admission [`Message`]; `None` for our own
@@ -165,6 +176,7 @@ fn to_message(m: &jetstream::Message) -> Result<(Position, Option<Pending>), Nat
                 time_ns,
             },
             reply: header(REPLY_HEADER),
+            received: Instant::now(),
         }),
     ))
 }
@@ -241,7 +253,10 @@ pub async fn run<S: LogStore>(
                             deadline = tokio::time::Instant::now() + cfg.batch_wait;
                         }
                         batch_last_seq = seq;
-                        if let Some(p) = pending { batch.push(p); }
+                        if let Some(p) = pending {
+                            metrics.record_stage(Stage::Delivery, since_unix_ns(p.msg.time_ns));
+                            batch.push(p);
+                        }
                     }
                     Some(Err(e)) => {
                         // The ordered consumer recreates itself after gaps and missed
@@ -299,7 +314,7 @@ pub async fn run<S: LogStore>(
             metrics.record_batch(&entries, started.elapsed());
             metrics.record_alerts("budget_warning", warnings.len() as u64);
             metrics.record_alerts("detection", detections.len() as u64);
-            publish_outcomes(&client, &batch, &entries, &appended).await;
+            publish_outcomes(&client, &metrics, &batch, &entries, &appended).await;
             let alerts = crate::alerts::raised(&entries, &appended, warnings, detections);
             publish_alerts(&client, alerts).await;
             since_checkpoint += appended.len() as u64;
@@ -456,6 +471,7 @@ async fn publish_alerts(client: &async_nats::Client, alerts: Vec<(String, serde_
 /// `gov.alerts.<tenant>`. Publishing is best effort: the ledger is the record.
 async fn publish_outcomes(
     client: &async_nats::Client,
+    metrics: &Metrics,
     batch: &[Pending],
     entries: &[Entry],
     appended: &[Appended],
@@ -479,6 +495,8 @@ async fn publish_outcomes(
             "reason": reason,
         });
         let body: Vec<u8> = receipt.to_string().into_bytes();
+        // Timed as it is handed over, so whoever sees the receipt sees it counted.
+        metrics.record_stage(Stage::Receipt, p.received.elapsed());
         let _ = client
             .publish(format!("gov.receipts.{tenant}"), body.clone().into())
             .await;
