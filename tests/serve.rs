@@ -410,6 +410,17 @@ fn healthz_and_metrics_report_the_consumer() {
     serve.wait_for_line("consuming", WAIT);
     assert_eq!(serve.http_get("/healthz"), (200, "ok\n".to_string()));
     assert_eq!(serve.http_get("/nope").0, 404);
+    // govledger turns transparent huge pages off for itself (README, "Operations").
+    #[cfg(target_os = "linux")]
+    {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", serve.child.id()))
+            .expect("serve's /proc status");
+        let thp = status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .expect("a kernel that reports THP_enabled (Linux 5.0 or newer)");
+        assert_eq!(thp.trim(), "0", "serve runs with transparent huge pages on");
+    }
 
     publish(&env, &nats, &events);
     rt.block_on(async {
