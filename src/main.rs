@@ -33,21 +33,8 @@ fn quiet_broken_pipe() {
     }));
 }
 
-/// No transparent huge pages for this process and the ones it starts (the demo's
-/// nats-server), unless `MIMALLOC_ALLOW_THP` says otherwise: on hosts that back
-/// memory lazily (virtual machines), the first touch of a fresh 2 MiB huge page
-/// stalled `serve` for about 6 ms at a time, which made the publish-to-receipt p99;
-/// without them the fold is no slower (docs/BENCHMARKS.md, stop 16).
-fn no_huge_pages() {
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-        // Best effort: a kernel without the call changes nothing.
-        let _ = rustix::thread::disable_transparent_huge_pages(true);
-    }
-}
-
 fn main() -> ExitCode {
-    no_huge_pages();
+    govledger_ingest::no_huge_pages();
     quiet_broken_pipe();
     let args = cli::Cli::parse();
     match cli::run(args) {

@@ -78,7 +78,7 @@ fn export(dir: &Path, out: &Path, format: Format) -> (Duration, u64) {
 }
 
 fn main() {
-    support::no_huge_pages();
+    govledger_ingest::no_huge_pages();
     let n = env_u64("GOVLEDGER_BENCH_ENTRIES", 200_000);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = std::env::var("GOVLEDGER_BENCH_DIR")

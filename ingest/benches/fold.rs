@@ -27,7 +27,7 @@ use govledger_schemas::DecodeLimits;
 use std::time::{Duration, Instant};
 
 fn main() {
-    support::no_huge_pages();
+    govledger_ingest::no_huge_pages();
     let n = env_u64("GOVLEDGER_BENCH_ENTRIES", 1_000_000);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = std::env::var("GOVLEDGER_BENCH_DIR")

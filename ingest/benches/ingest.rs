@@ -172,7 +172,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    support::no_huge_pages();
+    govledger_ingest::no_huge_pages();
     let n = env_u64("GOVLEDGER_BENCH_EVENTS", 200_000);
     let load = env_u64("GOVLEDGER_BENCH_RATE", 5_000);
     let secs = env_u64("GOVLEDGER_BENCH_SECS", 6);

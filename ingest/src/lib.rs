@@ -27,5 +27,19 @@ pub mod serve;
 pub mod snapshots;
 pub mod views;
 
+/// No transparent huge pages for this process and the ones it starts (the demo's
+/// and the benches' nats-server), unless `MIMALLOC_ALLOW_THP` says otherwise: on
+/// hosts that back memory lazily (virtual machines), the first touch of a fresh
+/// 2 MiB huge page stalled `serve` for about 6 ms at a time, which made the
+/// publish-to-receipt p99; without them the fold is no slower
+/// (docs/BENCHMARKS.md, stop 16). The binary and the benches call it first thing.
+pub fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // Best effort: a kernel without the call changes nothing.
+        let _ = rustix::thread::disable_transparent_huge_pages(true);
+    }
+}
+
 pub use admit::{Admission, Message, TenantTrust, Trust, TrustError, TrustKey};
 pub use gen::{GenOptions, Generator, Line};

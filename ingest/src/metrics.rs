@@ -18,7 +18,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
 struct Histogram {
     count: AtomicU64,
     micros_sum: AtomicU64,
-    /// Cumulative: bucket `i` counts every observation at most `LATENCY_BUCKETS[i]`.
+    /// Per bucket, not cumulative: bucket `i` counts the observations above
+    /// `LATENCY_BUCKETS[i - 1]` and at most `LATENCY_BUCKETS[i]`, so an observation
+    /// costs one increment on the ingest loop; readers add them up.
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
 }
 
@@ -27,11 +29,21 @@ impl Histogram {
         self.count.fetch_add(1, Relaxed);
         self.micros_sum.fetch_add(took.as_micros() as u64, Relaxed);
         let secs = took.as_secs_f64();
-        for (b, bound) in self.buckets.iter().zip(LATENCY_BUCKETS) {
-            if secs <= bound {
-                b.fetch_add(1, Relaxed);
-            }
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|&bound| secs <= bound) {
+            self.buckets[i].fetch_add(1, Relaxed);
         }
+    }
+
+    /// Each bucket's bound with the number of observations at most that bound
+    /// (Prometheus's cumulative buckets).
+    fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.buckets
+            .iter()
+            .zip(LATENCY_BUCKETS)
+            .scan(0, |total, (b, bound)| {
+                *total += b.load(Relaxed);
+                Some((bound, *total))
+            })
     }
 
     /// The upper bound of the bucket that holds the `q`-quantile (`0 < q ≤ 1`),
@@ -42,17 +54,15 @@ impl Histogram {
             return None;
         }
         let rank = (q * count as f64).ceil().max(1.0) as u64;
-        self.buckets
-            .iter()
-            .zip(LATENCY_BUCKETS)
-            .find(|(b, _)| b.load(Relaxed) >= rank)
-            .map(|(_, bound)| Duration::from_secs_f64(bound))
+        self.cumulative()
+            .find(|&(_, n)| n >= rank)
+            .map(|(bound, _)| Duration::from_secs_f64(bound))
     }
 
     fn render(&self, s: &mut String, name: &str, help: &str) {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (b, bound) in self.buckets.iter().zip(LATENCY_BUCKETS) {
-            let _ = writeln!(s, "{name}_bucket{{le=\"{bound}\"}} {}", b.load(Relaxed));
+        for (bound, n) in self.cumulative() {
+            let _ = writeln!(s, "{name}_bucket{{le=\"{bound}\"}} {n}");
         }
         let count = self.count.load(Relaxed);
         let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");

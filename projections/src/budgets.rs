@@ -231,8 +231,7 @@ impl Budgets {
     /// The number of budgets and the root of their digest map (state digest v2,
     /// [`crate::digest_map`]).
     pub fn root(&mut self) -> (u64, Hash) {
-        self.budgets
-            .root(|key, b, buf| encode_budget(&mut Canon::to(buf), key, b))
+        self.budgets.root(encode_budget)
     }
 
     /// Reads budgets back from [`Budgets::encode`]'s bytes, strictly.

@@ -21,6 +21,7 @@
 //! crosses a power of two the buckets are redrawn from the entry hashes already
 //! known (no entry is encoded again).
 
+use crate::canon::Canon;
 use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
 use std::collections::btree_map::{self, BTreeMap};
@@ -265,10 +266,10 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
     }
 
     /// The number of entries and the map's root ([the module docs](self)).
-    /// `encode` writes an entry's canonical bytes (key, then value) into the buffer
-    /// it is given; it is called once for each entry that changed since the last
-    /// call.
-    pub fn root(&mut self, mut encode: impl FnMut(&K, &V, &mut Vec<u8>)) -> (u64, Hash) {
+    /// `encode` writes an entry's canonical bytes (key, then value), the map's own
+    /// encoder as snapshots use it; it is called once for each entry that changed
+    /// since the last call.
+    pub fn root(&mut self, mut encode: impl FnMut(&mut Canon<Vec<u8>>, &K, &V)) -> (u64, Hash) {
         for h in self.gone.drain(..) {
             self.index.remove(&h);
         }
@@ -278,7 +279,9 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
         let mut buf = Vec::new();
         let mut rehash = |k: &K, slot: &mut Slot<V>, index: &mut Index| {
             buf.clear();
-            encode(k, &slot.value, &mut buf);
+            let mut c = Canon::to(std::mem::take(&mut buf));
+            encode(&mut c, k, &slot.value);
+            buf = c.into_out();
             let h: Hash = Sha256::digest(&buf).into();
             slot.hash = Some(h);
             index.insert(h);
@@ -495,9 +498,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn encode(k: &u32, v: &String, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(&k.to_be_bytes());
-        buf.extend_from_slice(v.as_bytes());
+    fn encode(c: &mut Canon<Vec<u8>>, k: &u32, v: &String) {
+        c.raw(&k.to_be_bytes()).raw(v.as_bytes());
     }
 
     /// RFC 6962's Merkle tree hash of `leaves`, straight from the RFC.
@@ -524,9 +526,9 @@ mod tests {
         let mut hashes: Vec<Hash> = map
             .iter()
             .map(|(k, v)| {
-                let mut buf = Vec::new();
-                encode(k, v, &mut buf);
-                Sha256::digest(&buf).into()
+                let mut c = Canon::buffer();
+                encode(&mut c, k, v);
+                Sha256::digest(c.into_bytes()).into()
             })
             .collect();
         hashes.sort();
@@ -702,9 +704,9 @@ mod tests {
             m.insert(k, String::new());
         }
         let mut encoded = 0;
-        m.root(|k, v, b| {
+        m.root(|c, k, v| {
             encoded += 1;
-            encode(k, v, b)
+            encode(c, k, v)
         });
         assert_eq!(encoded, 100);
         m.get_mut(&5).unwrap().push('x');
@@ -712,9 +714,9 @@ mod tests {
         m.insert(200, String::new());
         m.remove(&7);
         let mut encoded = Vec::new();
-        m.root(|k, v, b| {
+        m.root(|c, k, v| {
             encoded.push(*k);
-            encode(k, v, b)
+            encode(c, k, v)
         });
         assert_eq!(encoded, [5, 200]);
     }

@@ -367,10 +367,8 @@ impl Flows {
     /// [`crate::digest_map`]): proposals, tickets.
     pub fn roots(&mut self) -> [(u64, Hash); 2] {
         [
-            self.proposals
-                .root(|key, p, buf| encode_proposal(&mut Canon::to(buf), key, p)),
-            self.tickets
-                .root(|key, k, buf| encode_ticket(&mut Canon::to(buf), key, k)),
+            self.proposals.root(encode_proposal),
+            self.tickets.root(encode_ticket),
         ]
     }
 

@@ -200,12 +200,10 @@ impl Gates {
     /// [`crate::digest_map`]): sessions, kill switches, system switches.
     pub fn roots(&mut self) -> [(u64, Hash); 3] {
         [
-            self.sessions
-                .root(|key, s, buf| encode_session(&mut Canon::to(buf), key, s)),
-            self.kills
-                .root(|key, k, buf| encode_kill(&mut Canon::to(buf), key, k)),
+            self.sessions.root(encode_session),
+            self.kills.root(encode_kill),
             self.system_kills
-                .root(|t, k, buf| encode_system_kill(&mut Canon::to(buf), t, k)),
+                .root(|c, target, k| encode_system_kill(c, target, k)),
         ]
     }
 

@@ -288,8 +288,7 @@ impl KeyRing {
     /// The number of keys and the root of their digest map (state digest v2,
     /// [`crate::digest_map`]).
     pub fn root(&mut self) -> (u64, Hash) {
-        self.keys
-            .root(|id, r, buf| encode_key(&mut Canon::to(buf), id, r))
+        self.keys.root(|c, id, r| encode_key(c, id, r))
     }
 
     /// Reads a ring back from [`KeyRing::encode`]'s bytes, strictly.

@@ -29,7 +29,7 @@ use sha2::Digest as _;
 use std::time::{Duration, Instant};
 
 fn main() {
-    support::no_huge_pages();
+    govledger_ingest::no_huge_pages();
     let n = env_u64("GOVLEDGER_BENCH_ENTRIES", 1_000_000);
     let every = env_u64("GOVLEDGER_BENCH_CHECKPOINT_EVERY", 10_000).max(1024);
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -9,15 +9,6 @@ use std::time::Duration;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// As the binary does at start (`src/main.rs`): no transparent huge pages for this
-/// process and those it starts (the benches' nats-server). Call first in `main`.
-pub fn no_huge_pages() {
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-        let _ = rustix::thread::disable_transparent_huge_pages(true);
-    }
-}
-
 /// The number in environment variable `name`, or `default`.
 pub fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
