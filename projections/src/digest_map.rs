@@ -214,15 +214,19 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
     }
 
     /// Adds `key` with the value `make` gives, unless it has an entry already (which
-    /// stays as it is, unmarked).
-    pub fn insert_absent(&mut self, key: K, make: impl FnOnce() -> V) {
+    /// stays as it is, unmarked). Whether it added one.
+    pub fn insert_absent(&mut self, key: K, make: impl FnOnce() -> V) -> bool {
         let len = self.map.len();
-        if let btree_map::Entry::Vacant(v) = self.map.entry(key) {
-            self.stale.push(len, || v.key().clone());
-            v.insert(Slot {
-                value: make(),
-                hash: None,
-            });
+        match self.map.entry(key) {
+            btree_map::Entry::Vacant(v) => {
+                self.stale.push(len, || v.key().clone());
+                v.insert(Slot {
+                    value: make(),
+                    hash: None,
+                });
+                true
+            }
+            btree_map::Entry::Occupied(_) => false,
         }
     }
 
@@ -585,7 +589,8 @@ mod tests {
                         prop_assert_eq!(ours.insert(k, v.clone()), model.insert(k, v));
                     }
                     Op::InsertAbsent(k, v) => {
-                        ours.insert_absent(k, || v.clone());
+                        let absent = !model.contains_key(&k);
+                        prop_assert_eq!(ours.insert_absent(k, || v.clone()), absent);
                         model.entry(k).or_insert(v);
                     }
                     Op::Mutate(k, v) => {

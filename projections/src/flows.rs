@@ -30,6 +30,7 @@ use crate::canon::{Canon, CanonError, Out, Reader};
 use crate::digest_map::{DigestMap, Hash};
 use crate::lookup::pair;
 use govledger_schemas::{ApprovalGranted, ApprovalScope, Decision, Envelope, Event, RiskTier};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a proposal stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -131,6 +132,12 @@ pub const TAG: &str = "govledger flows v1";
 pub struct Flows {
     proposals: DigestMap<(String, String), Proposal>,
     tickets: DigestMap<(String, String), Ticket>,
+    /// The ids of the tickets of each (tenant, session): derived from `tickets`,
+    /// outside the digest and the snapshot. An execution that names no ticket and
+    /// has no allow decision looks for an approval among these alone, not among
+    /// all its tenant's tickets: every ticket is in its proposal's session (a
+    /// request in another session is refused), so no other ticket can cover it.
+    by_session: BTreeMap<(String, String), BTreeSet<String>>,
 }
 
 /// What covers an execution.
@@ -309,10 +316,11 @@ impl Flows {
             return Ok(Cover::Allowed);
         }
         let mut why_not = Vec::new();
-        for ((t, id), ticket) in self.tickets.range_from(pair(&(tenant, ""))) {
-            if t != tenant {
-                break;
-            }
+        let ids = self.by_session.get(pair(&(tenant, p.session.as_str())));
+        for id in ids.into_iter().flatten() {
+            let Some(ticket) = self.ticket(tenant, id) else {
+                continue;
+            };
             let TicketStatus::Granted(g) = &ticket.status else {
                 continue;
             };
@@ -457,10 +465,23 @@ impl Flows {
                 session,
                 status,
             };
+            f.index(&key.0, &t.session, &key.1);
             f.tickets.insert(key.clone(), t);
             prev = Some(key);
         }
         Ok(f)
+    }
+
+    /// Adds ticket `id` of `tenant` to the index of its session.
+    fn index(&mut self, tenant: &str, session: &str, id: &str) {
+        let ids = match self.by_session.get_mut(pair(&(tenant, session))) {
+            Some(ids) => ids,
+            None => self
+                .by_session
+                .entry((tenant.to_string(), session.to_string()))
+                .or_default(),
+        };
+        ids.insert(id.to_string());
     }
 
     /// Whether `env` is consistent with the state at event time `time_ns`.
@@ -576,12 +597,16 @@ impl Flows {
                 }
             }
             Event::ApprovalRequested(r) => {
-                self.tickets
-                    .insert_absent((owned(), r.ticket.as_str().to_string()), || Ticket {
-                        proposal: r.proposal.as_str().to_string(),
-                        session: r.session.as_str().to_string(),
-                        status: TicketStatus::Requested,
-                    });
+                let added =
+                    self.tickets
+                        .insert_absent((owned(), r.ticket.as_str().to_string()), || Ticket {
+                            proposal: r.proposal.as_str().to_string(),
+                            session: r.session.as_str().to_string(),
+                            status: TicketStatus::Requested,
+                        });
+                if added {
+                    self.index(tenant, r.session.as_str(), r.ticket.as_str());
+                }
             }
             Event::ApprovalGranted(g) => {
                 if let Some(t) = self.tickets.get_mut(pair(&(tenant, g.ticket.as_str()))) {

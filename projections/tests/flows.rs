@@ -212,6 +212,50 @@ fn a_session_approval_covers_the_same_action_in_its_session_up_to_max_count() {
 }
 
 #[test]
+fn an_execution_without_a_ticket_looks_for_approvals_in_its_own_session() {
+    let in_session = |e: Envelope, s: &str| {
+        let mut e = e;
+        let session = s.parse().expect("ident");
+        match &mut e.event {
+            govledger_schemas::Event::ApprovalRequested(r) => r.session = session,
+            govledger_schemas::Event::ApprovalGranted(g) => g.session = session,
+            govledger_schemas::Event::ActionExecuted(x) => x.session = session,
+            _ => unreachable!("not a session-bearing test event"),
+        }
+        e
+    };
+    let f = given(&[
+        refund("p-1"),
+        proposed("p-2", "s-2", "payments.refund", "svc:payments"),
+        in_session(requested("t-0", "p-2"), "s-2"),
+        in_session(
+            granted("t-0", "p-2", json!({"scope": "session", "max_count": 9})),
+            "s-2",
+        ),
+        requested("t-1", "p-1"),
+        granted("t-1", "p-1", json!({})),
+        refund("p-3"),
+    ]);
+    // The once approval of its own session covers p-1; the session approval of s-2
+    // (first in ticket-id order) is not even a candidate.
+    let mut after = f.clone();
+    after.apply(&executed("p-1", json!({})), WHEN);
+    let used = |f: &Flows, t: &str| match &f.ticket("acme", t).expect("ticket").status {
+        TicketStatus::Granted(g) => g.used_count,
+        other => panic!("{t} is {other:?}"),
+    };
+    assert_eq!((used(&after, "t-0"), used(&after, "t-1")), (0, 1));
+    // p-3 (s-1, same action as s-2's session approval) has nothing in its session.
+    then_violation(
+        &f,
+        &executed("p-3", json!({})),
+        &["p-3", "no allow decision and no approval"],
+    );
+    // p-2 in s-2 is covered by its session's approval.
+    then_ok(&f, &in_session(executed("p-2", json!({})), "s-2"));
+}
+
+#[test]
 fn expiry_resources_and_spend_limit_an_approval() {
     let base = |terms: Value| {
         given(&[
@@ -331,6 +375,12 @@ proptest! {
         let k = k.min(events.len());
         let all = fold(Flows::new(), &events);
         prop_assert_eq!(&all, &fold(Flows::new(), &events));
-        prop_assert_eq!(all, fold(fold(Flows::new(), &events[..k]), &events[k..]));
+        prop_assert_eq!(&all, &fold(fold(Flows::new(), &events[..k]), &events[k..]));
+        // Decoding rebuilds what is derived (the tickets of each session) too.
+        let mut c = govledger_projections::canon::Canon::buffer();
+        all.encode(&mut c);
+        let bytes = c.into_bytes();
+        let mut r = govledger_projections::canon::Reader::new("flows", &bytes);
+        prop_assert_eq!(Flows::decode(&mut r).expect("decode"), all);
     }
 }
