@@ -24,7 +24,9 @@
 //!
 //!   When the execution names a `ticket`, that approval must cover it; otherwise an
 //!   `allow` decision, or else the first covering approval in ticket-id order, is
-//!   used. The approval used has one use and the execution's cost taken off.
+//!   used. The approval used has one use and the execution's cost taken off. The
+//!   search looks only at the tickets of the execution's session (kept in an index
+//!   beside the tickets), so its cost does not grow with the tenant's other tickets.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
 use crate::digest_map::{DigestMap, Hash};
