@@ -25,14 +25,15 @@
 //!   When the execution names a `ticket`, that approval must cover it; otherwise an
 //!   `allow` decision, or else the first covering approval in ticket-id order, is
 //!   used. The approval used has one use and the execution's cost taken off. The
-//!   search looks only at the tickets of the execution's session (kept in an index
-//!   beside the tickets), so its cost does not grow with the tenant's other tickets.
+//!   search looks only at the tickets of the execution's session and proposal
+//!   (indexes beside the tickets), so its cost does not grow with the tenant's
+//!   other tickets.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
 use crate::digest_map::{DigestMap, Hash};
 use crate::lookup::pair;
 use govledger_schemas::{ApprovalGranted, ApprovalScope, Decision, Envelope, Event, RiskTier};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Where a proposal stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -134,12 +135,15 @@ pub const TAG: &str = "govledger flows v1";
 pub struct Flows {
     proposals: DigestMap<(String, String), Proposal>,
     tickets: DigestMap<(String, String), Ticket>,
-    /// The ids of the tickets of each (tenant, session): derived from `tickets`,
-    /// outside the digest and the snapshot. An execution that names no ticket and
-    /// has no allow decision looks for an approval among these alone, not among
-    /// all its tenant's tickets: every ticket is in its proposal's session (a
-    /// request in another session is refused), so no other ticket can cover it.
-    by_session: BTreeMap<(String, String), BTreeSet<String>>,
+    /// The ids of the tickets of each (tenant, session), ascending, and of each
+    /// (tenant, proposal): derived from each ticket's own fields (outside the
+    /// digest and the snapshot), so a fold and a decoded snapshot build the same.
+    /// An execution that names no ticket and has no allow decision looks for an
+    /// approval among those of its session (where a `session` approval must be)
+    /// and of its proposal (a `once` approval's), not among all its tenant's
+    /// tickets.
+    by_session: BTreeMap<(String, String), Vec<String>>,
+    by_proposal: BTreeMap<(String, String), Vec<String>>,
 }
 
 /// What covers an execution.
@@ -318,8 +322,7 @@ impl Flows {
             return Ok(Cover::Allowed);
         }
         let mut why_not = Vec::new();
-        let ids = self.by_session.get(pair(&(tenant, p.session.as_str())));
-        for id in ids.into_iter().flatten() {
+        for id in self.in_scope(tenant, &p.session, pid) {
             let Some(ticket) = self.ticket(tenant, id) else {
                 continue;
             };
@@ -467,23 +470,58 @@ impl Flows {
                 session,
                 status,
             };
-            f.index(&key.0, &t.session, &key.1);
+            f.index(&key.0, &key.1, &t.session, &t.proposal);
             f.tickets.insert(key.clone(), t);
             prev = Some(key);
         }
         Ok(f)
     }
 
-    /// Adds ticket `id` of `tenant` to the index of its session.
-    fn index(&mut self, tenant: &str, session: &str, id: &str) {
-        let ids = match self.by_session.get_mut(pair(&(tenant, session))) {
-            Some(ids) => ids,
-            None => self
-                .by_session
-                .entry((tenant.to_string(), session.to_string()))
-                .or_default(),
+    /// Lists ticket `id` of `tenant` under its session and its proposal.
+    fn index(&mut self, tenant: &str, id: &str, session: &str, proposal: &str) {
+        for (index, by) in [
+            (&mut self.by_session, session),
+            (&mut self.by_proposal, proposal),
+        ] {
+            let ids = match index.get_mut(pair(&(tenant, by))) {
+                Some(ids) => ids,
+                None => index
+                    .entry((tenant.to_string(), by.to_string()))
+                    .or_default(),
+            };
+            if let Err(at) = ids.binary_search_by(|x| x.as_str().cmp(id)) {
+                ids.insert(at, id.to_string());
+            }
+        }
+    }
+
+    /// The ids of the tickets of `tenant` in `session` or for `proposal`,
+    /// ascending, each once.
+    fn in_scope<'s>(
+        &'s self,
+        tenant: &str,
+        session: &str,
+        proposal: &str,
+    ) -> impl Iterator<Item = &'s String> + 's {
+        let ids = |index: &'s BTreeMap<(String, String), Vec<String>>, by: &str| {
+            index
+                .get(pair(&(tenant, by)))
+                .map_or(&[][..], Vec::as_slice)
         };
-        ids.insert(id.to_string());
+        let (mut a, mut b) = (
+            ids(&self.by_session, session).iter().peekable(),
+            ids(&self.by_proposal, proposal).iter().peekable(),
+        );
+        std::iter::from_fn(move || match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x < y => a.next(),
+            (Some(x), Some(y)) if y < x => b.next(),
+            (Some(_), Some(_)) => {
+                b.next();
+                a.next()
+            }
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        })
     }
 
     /// Whether `env` is consistent with the state at event time `time_ns`.
@@ -607,7 +645,8 @@ impl Flows {
                             status: TicketStatus::Requested,
                         });
                 if added {
-                    self.index(tenant, r.session.as_str(), r.ticket.as_str());
+                    let (id, session) = (r.ticket.as_str(), r.session.as_str());
+                    self.index(tenant, id, session, r.proposal.as_str());
                 }
             }
             Event::ApprovalGranted(g) => {
