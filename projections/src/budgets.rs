@@ -9,7 +9,9 @@
 //! - **Matching by identity subset.** A budget's scope names some of org, team,
 //!   user, agent; it applies to an increment whose scope has every one of those
 //!   levels with the same value. A budget with only `org` applies to every user and
-//!   agent of that org. Several budgets can apply at once; all must hold.
+//!   agent of that org. Several budgets can apply at once; all must hold. They are
+//!   found through an index by the first level each budget's scope sets, so an
+//!   increment looks at the budgets that can apply to it, not at all its tenant's.
 //! - **Windows by event time** (UTC): `day`, `week` (ISO weeks, from Monday),
 //!   `month` (calendar), `total` (never resets). Counters restart at the first
 //!   increment of a new window.
@@ -22,9 +24,10 @@
 //!   current window's counters.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
-use crate::digest_map::{DigestMap, Hash, Visit};
+use crate::digest_map::{DigestMap, Hash};
 use crate::lookup::pair;
 use govledger_schemas::{BudgetConfigured, BudgetScope, BudgetWindow, Envelope, Event, Ident};
+use std::collections::BTreeMap;
 
 const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 
@@ -117,7 +120,77 @@ pub const TAG: &str = "govledger budgets v1";
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Budgets {
     budgets: DigestMap<(String, String), Budget>,
+    /// Each budget's id, ascending, under (tenant, the value of the first level
+    /// its scope sets, in the order org, team, user, agent), with that level's
+    /// number (0–3; 4, under the empty value, for a scope that sets none).
+    /// Derived from the budgets (outside the digest and the snapshot), so that an
+    /// increment looks only at the budgets that can apply to its scope: one that
+    /// applies sets its first level to the spend's value there.
+    by_scope: BTreeMap<(String, String), Vec<(String, u8)>>,
 }
+
+/// The level number and value a budget of scope `s` is listed under.
+fn scope_key(s: &BudgetScope) -> (u8, &str) {
+    [&s.org, &s.team, &s.user, &s.agent]
+        .into_iter()
+        .zip(0u8..)
+        .find_map(|(level, i)| level.as_ref().map(|v| (i, v.as_str())))
+        .unwrap_or((4, ""))
+}
+
+/// Lists budget `id` of `tenant`, of scope `scope`, in `index`.
+fn index(index: &mut ByScope, tenant: &str, id: &str, scope: &BudgetScope) {
+    let (level, value) = scope_key(scope);
+    let ids = match index.get_mut(pair(&(tenant, value))) {
+        Some(ids) => ids,
+        None => index
+            .entry((tenant.to_string(), value.to_string()))
+            .or_default(),
+    };
+    if let Err(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
+        ids.insert(at, (id.to_string(), level));
+    }
+}
+
+/// Takes budget `id` of `tenant`, of scope `scope`, out of `index` (no empty
+/// list is left behind, so the index equals one built afresh).
+fn unindex(index: &mut ByScope, tenant: &str, id: &str, scope: &BudgetScope) {
+    let (_, value) = scope_key(scope);
+    if let Some(ids) = index.get_mut(pair(&(tenant, value))) {
+        if let Ok(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
+            ids.remove(at);
+        }
+        if ids.is_empty() {
+            index.remove(pair(&(tenant, value)));
+        }
+    }
+}
+
+/// The ids of `tenant`'s budgets that may apply to `spend` (every one that does,
+/// and maybe others), ascending.
+fn candidates<'i>(index: &'i ByScope, tenant: &str, spend: &BudgetScope) -> Vec<&'i str> {
+    let levels = [&spend.org, &spend.team, &spend.user, &spend.agent];
+    let keys = levels
+        .into_iter()
+        .zip(0u8..)
+        .filter_map(|(level, i)| level.as_ref().map(|v| (i, v.as_str())))
+        .chain([(4, "")]);
+    let mut out = Vec::new();
+    for (level, value) in keys {
+        if let Some(ids) = index.get(pair(&(tenant, value))) {
+            out.extend(
+                ids.iter()
+                    .filter(|(_, l)| *l == level)
+                    .map(|(id, _)| id.as_str()),
+            );
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+type ByScope = BTreeMap<(String, String), Vec<(String, u8)>>;
 
 impl Budget {
     /// Counters as they would stand at `window`, before any increment.
@@ -165,11 +238,10 @@ impl Budgets {
         tenant: &'a str,
         spend: &'a BudgetScope,
     ) -> impl Iterator<Item = (&'a str, &'a Budget)> + 'a {
-        self.budgets
-            .range_from(pair(&(tenant, "")))
-            .take_while(move |((t, _), _)| t == tenant)
+        candidates(&self.by_scope, tenant, spend)
+            .into_iter()
+            .filter_map(move |id| Some((id, self.budgets.get(pair(&(tenant, id)))?)))
             .filter(move |(_, b)| applies(&b.terms.scope, spend))
-            .map(|((_, id), b)| (id.as_str(), b))
     }
 
     /// The first applicable budget of `tenant` (in id order) that spending `tokens`
@@ -281,6 +353,7 @@ impl Budgets {
                 tokens: r.u64()?,
                 cost_micros: r.u64()?,
             };
+            index(&mut out.by_scope, &key.0, &key.1, &b.terms.scope);
             out.budgets.insert(key.clone(), b);
             prev = Some(key);
         }
@@ -311,6 +384,17 @@ impl Budgets {
         match &env.event {
             Event::BudgetConfigured(c) => {
                 let window = window_index(c.window, time_ns);
+                let id = c.budget_id.as_str();
+                let was = self
+                    .budgets
+                    .get(pair(&(tenant, id)))
+                    .map(|b| &b.terms.scope);
+                if was != Some(&c.scope) {
+                    if let Some(was) = was.cloned() {
+                        unindex(&mut self.by_scope, tenant, id, &was);
+                    }
+                    index(&mut self.by_scope, tenant, id, &c.scope);
+                }
                 let b = self.budgets.get_or_insert_with(
                     (tenant.to_string(), c.budget_id.as_str().to_string()),
                     || Budget {
@@ -332,17 +416,20 @@ impl Budgets {
             Event::BudgetIncremented(i) => {
                 let mut warnings = Vec::new();
                 // Only the budgets that apply are taken to change (the digest
-                // rehashes what is taken).
-                let visit = |(t, _): &(String, String), b: &Budget| {
-                    if t != tenant {
-                        Visit::Stop
-                    } else if applies(&b.terms.scope, &i.scope) {
-                        Visit::Change
-                    } else {
-                        Visit::Skip
+                // rehashes what is taken), in id order.
+                for id in candidates(&self.by_scope, tenant, &i.scope) {
+                    let key = (tenant, id);
+                    let key = pair(&key);
+                    if !self
+                        .budgets
+                        .get(key)
+                        .is_some_and(|b| applies(&b.terms.scope, &i.scope))
+                    {
+                        continue;
                     }
-                };
-                for ((t, id), b) in self.budgets.update_from(pair(&(tenant, "")), visit) {
+                    let Some(b) = self.budgets.get_mut(key) else {
+                        continue;
+                    };
                     let window = window_index(b.terms.window, time_ns);
                     let (tokens, cost) = b.at(window);
                     let after = (
@@ -364,8 +451,8 @@ impl Budgets {
                         {
                             if !pct_reached(before, limit, pct) {
                                 warnings.push(BudgetWarning {
-                                    tenant: t.clone(),
-                                    budget_id: id.clone(),
+                                    tenant: tenant.to_string(),
+                                    budget_id: id.to_string(),
                                     measure,
                                     threshold_pct: pct,
                                     used: now,

@@ -241,23 +241,55 @@ fn crossing_a_warning_threshold_is_reported_once_per_window() {
 
 // ---- determinism ----
 
-fn any_event() -> impl Strategy<Value = (Envelope, u64)> {
-    let scope = prop_oneof![
+/// Scopes that share values across levels (`x` as an org, a team and a user), so
+/// that a budget is found by its level, not by its value alone.
+fn any_scope() -> impl Strategy<Value = Value> {
+    prop_oneof![
         Just(json!({"org": "acme"})),
         Just(json!({"org": "acme", "agent": "a-1"})),
         Just(json!({"org": "acme", "agent": "a-2"})),
-    ];
+        Just(json!({"agent": "a-1"})),
+        Just(json!({"org": "x", "user": "x"})),
+        Just(json!({"team": "x"})),
+        Just(json!({"user": "x", "agent": "a-1"})),
+        Just(json!({"org": "acme", "team": "x", "user": "u", "agent": "a-2"})),
+    ]
+}
+
+fn any_event() -> impl Strategy<Value = (Envelope, u64)> {
     let window = prop_oneof![Just("day"), Just("week"), Just("month"), Just("total")];
-    (scope, window, 0usize..4, 0u64..5_000, 0u64..(90 * 86_400)).prop_map(
-        |(sc, w, k, amount, secs)| {
-            let e = match k {
+    let tenant = prop_oneof![4 => Just("acme"), 1 => Just("globex")];
+    (
+        any_scope(),
+        window,
+        0usize..6,
+        0u64..5_000,
+        0u64..(90 * 86_400),
+        tenant,
+    )
+        .prop_map(|(sc, w, k, amount, secs, tenant)| {
+            let mut e = match k {
                 0 => configured("b-1", sc, w, 5_000, &[50, 90]),
                 1 => configured("b-2", sc, w, 20_000, &[]),
+                2 => configured("b-3", sc, w, 9_000, &[10]),
+                // A scope that sets no level (the wire refuses it; a fold of
+                // another writer's log could meet it): it applies to every spend.
+                3 => {
+                    let mut e = configured("b-0", sc, w, 30_000, &[]);
+                    if let govledger_schemas::Event::BudgetConfigured(c) = &mut e.event {
+                        c.scope = BudgetScope::default();
+                    }
+                    e
+                }
                 _ => spent(sc, amount),
             };
+            e.tenant = tenant.parse().expect("tenant");
             (e, NEW_YEAR_2026 + secs * S)
-        },
-    )
+        })
+}
+
+fn decoded(b: &Budgets) -> Budgets {
+    common::decoded(|c| b.encode(c), Budgets::decode)
 }
 
 fn fold(mut b: Budgets, events: &[(Envelope, u64)]) -> (Budgets, usize) {
@@ -288,5 +320,29 @@ proptest! {
         for (_, id, b) in all.iter() {
             prop_assert!(b.cost_micros <= b.terms.limit_cost_micros.unwrap_or(u64::MAX), "{}", id);
         }
+        // Decoding rebuilds the index by scope too, and a fold resumes from it alike.
+        prop_assert_eq!(&decoded(&all), &all);
+        let (head, _) = fold(Budgets::new(), &events[..k]);
+        prop_assert_eq!(&fold(decoded(&head), &events[k..]).0, &all);
+    }
+
+    /// The budgets found for a spend are every budget of its tenant that applies,
+    /// in id order: what a walk over all of them finds.
+    #[test]
+    fn the_applicable_budgets_are_those_a_full_walk_finds(
+        mut events in proptest::collection::vec(any_event(), 0..60),
+        spend in any_scope(),
+        tenant in prop_oneof![Just("acme"), Just("globex")],
+    ) {
+        events.sort_by_key(|(_, t)| *t);
+        let (all, _) = fold(Budgets::new(), &events);
+        let spend = scope(spend);
+        let found: Vec<&str> = all.applicable(tenant, &spend).map(|(id, _)| id).collect();
+        let walked: Vec<&str> = all
+            .iter()
+            .filter(|(t, _, b)| *t == tenant && applies(&b.terms.scope, &spend))
+            .map(|(_, id, _)| id)
+            .collect();
+        prop_assert_eq!(found, walked);
     }
 }

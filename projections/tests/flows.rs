@@ -380,13 +380,7 @@ fn any_event() -> impl Strategy<Value = (Envelope, u64)> {
 }
 
 fn decoded(f: &Flows) -> Flows {
-    let mut c = govledger_projections::canon::Canon::buffer();
-    f.encode(&mut c);
-    let bytes = c.into_bytes();
-    Flows::decode(&mut govledger_projections::canon::Reader::new(
-        "flows", &bytes,
-    ))
-    .expect("decode")
+    common::decoded(|c| f.encode(c), Flows::decode)
 }
 
 /// The events that pass `check` applied in order, or with `checked` false every

@@ -1,5 +1,6 @@
 //! Shared by the projection tests.
 
+use govledger_projections::canon::{Canon, CanonError, Reader};
 use govledger_schemas::{decode_body, DecodeLimits, Envelope};
 use serde_json::{json, Value};
 
@@ -12,4 +13,17 @@ pub fn event(tenant: &str, kind: &str, mut fields: Value) -> Envelope {
     m.insert("tenant".into(), json!(tenant));
     decode_body(fields.to_string().as_bytes(), &DecodeLimits::default())
         .unwrap_or_else(|e| panic!("test event {kind} does not decode: {e}"))
+}
+
+/// A part of the state written by `encode` (its canonical encoding) and read back
+/// by `decode`.
+#[allow(dead_code)]
+pub fn decoded<T>(
+    encode: impl FnOnce(&mut Canon<Vec<u8>>),
+    decode: impl FnOnce(&mut Reader<'_>) -> Result<T, CanonError>,
+) -> T {
+    let mut c = Canon::buffer();
+    encode(&mut c);
+    let bytes = c.into_bytes();
+    decode(&mut Reader::new("part", &bytes)).expect("decode")
 }
