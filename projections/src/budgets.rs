@@ -25,9 +25,8 @@
 
 use crate::canon::{Canon, CanonError, Out, Reader};
 use crate::digest_map::{DigestMap, Hash};
-use crate::lookup::pair;
+use crate::lookup::{pair, IdLists};
 use govledger_schemas::{BudgetConfigured, BudgetScope, BudgetWindow, Envelope, Event, Ident};
-use std::collections::BTreeMap;
 
 const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 
@@ -126,7 +125,7 @@ pub struct Budgets {
     /// Derived from the budgets (outside the digest and the snapshot), so that an
     /// increment looks only at the budgets that can apply to its scope: one that
     /// applies sets its first level to the spend's value there.
-    by_scope: BTreeMap<(String, String), Vec<(String, u8)>>,
+    by_scope: IdLists<u8>,
 }
 
 /// The level number and value a budget of scope `s` is listed under.
@@ -138,37 +137,9 @@ fn scope_key(s: &BudgetScope) -> (u8, &str) {
         .unwrap_or((4, ""))
 }
 
-/// Lists budget `id` of `tenant`, of scope `scope`, in `index`.
-fn index(index: &mut ByScope, tenant: &str, id: &str, scope: &BudgetScope) {
-    let (level, value) = scope_key(scope);
-    let ids = match index.get_mut(pair(&(tenant, value))) {
-        Some(ids) => ids,
-        None => index
-            .entry((tenant.to_string(), value.to_string()))
-            .or_default(),
-    };
-    if let Err(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
-        ids.insert(at, (id.to_string(), level));
-    }
-}
-
-/// Takes budget `id` of `tenant`, of scope `scope`, out of `index` (no empty
-/// list is left behind, so the index equals one built afresh).
-fn unindex(index: &mut ByScope, tenant: &str, id: &str, scope: &BudgetScope) {
-    let (_, value) = scope_key(scope);
-    if let Some(ids) = index.get_mut(pair(&(tenant, value))) {
-        if let Ok(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
-            ids.remove(at);
-        }
-        if ids.is_empty() {
-            index.remove(pair(&(tenant, value)));
-        }
-    }
-}
-
 /// The ids of `tenant`'s budgets that may apply to `spend` (every one that does,
 /// and maybe others), ascending.
-fn candidates<'i>(index: &'i ByScope, tenant: &str, spend: &BudgetScope) -> Vec<&'i str> {
+fn candidates<'i>(index: &'i IdLists<u8>, tenant: &str, spend: &BudgetScope) -> Vec<&'i str> {
     let levels = [&spend.org, &spend.team, &spend.user, &spend.agent];
     let keys = levels
         .into_iter()
@@ -177,20 +148,18 @@ fn candidates<'i>(index: &'i ByScope, tenant: &str, spend: &BudgetScope) -> Vec<
         .chain([(4, "")]);
     let mut out = Vec::new();
     for (level, value) in keys {
-        if let Some(ids) = index.get(pair(&(tenant, value))) {
-            out.extend(
-                ids.iter()
-                    .filter(|(_, l)| *l == level)
-                    .map(|(id, _)| id.as_str()),
-            );
-        }
+        out.extend(
+            index
+                .get(tenant, value)
+                .iter()
+                .filter(|(_, l)| *l == level)
+                .map(|(id, _)| id.as_str()),
+        );
     }
+    // A budget is listed once, with one level, so no id comes twice.
     out.sort_unstable();
-    out.dedup();
     out
 }
-
-type ByScope = BTreeMap<(String, String), Vec<(String, u8)>>;
 
 impl Budget {
     /// Counters as they would stand at `window`, before any increment.
@@ -353,7 +322,8 @@ impl Budgets {
                 tokens: r.u64()?,
                 cost_micros: r.u64()?,
             };
-            index(&mut out.by_scope, &key.0, &key.1, &b.terms.scope);
+            let (level, value) = scope_key(&b.terms.scope);
+            out.by_scope.add(&key.0, value, &key.1, level);
             out.budgets.insert(key.clone(), b);
             prev = Some(key);
         }
@@ -390,10 +360,11 @@ impl Budgets {
                     .get(pair(&(tenant, id)))
                     .map(|b| &b.terms.scope);
                 if was != Some(&c.scope) {
-                    if let Some(was) = was.cloned() {
-                        unindex(&mut self.by_scope, tenant, id, &was);
+                    if let Some(was) = was {
+                        self.by_scope.remove(tenant, scope_key(was).1, id);
                     }
-                    index(&mut self.by_scope, tenant, id, &c.scope);
+                    let (level, value) = scope_key(&c.scope);
+                    self.by_scope.add(tenant, value, id, level);
                 }
                 let b = self.budgets.get_or_insert_with(
                     (tenant.to_string(), c.budget_id.as_str().to_string()),
@@ -418,16 +389,8 @@ impl Budgets {
                 // Only the budgets that apply are taken to change (the digest
                 // rehashes what is taken), in id order.
                 for id in candidates(&self.by_scope, tenant, &i.scope) {
-                    let key = (tenant, id);
-                    let key = pair(&key);
-                    if !self
-                        .budgets
-                        .get(key)
-                        .is_some_and(|b| applies(&b.terms.scope, &i.scope))
-                    {
-                        continue;
-                    }
-                    let Some(b) = self.budgets.get_mut(key) else {
+                    let applying = |b: &Budget| applies(&b.terms.scope, &i.scope);
+                    let Some(b) = self.budgets.get_mut_if(pair(&(tenant, id)), applying) else {
                         continue;
                     };
                     let window = window_index(b.terms.window, time_ns);

@@ -26,7 +26,6 @@ use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
 use std::collections::btree_map::{self, BTreeMap};
 use std::fmt;
-use std::ops::Bound;
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
@@ -138,59 +137,29 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
         self.map.iter().map(|(k, s)| (k, &s.value))
     }
 
-    /// Entries with keys from `from` on, in key order. `from` may be a borrowed
-    /// form of the key ([`crate::lookup`]).
-    pub fn range_from<Q>(&self, from: &Q) -> Range<'_, K, V>
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        Range(self.map.range((Bound::Included(from), Bound::Unbounded)))
-    }
-
     /// The value under `key`, to change: marks the entry stale.
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
         Q: Ord + ToOwned<Owned = K> + ?Sized,
     {
+        self.get_mut_if(key, |_| true)
+    }
+
+    /// The value under `key`, to change, if `want` says so of it as it stands:
+    /// only then is the entry marked stale (one it declines keeps its hash).
+    pub fn get_mut_if<Q>(&mut self, key: &Q, want: impl FnOnce(&V) -> bool) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ToOwned<Owned = K> + ?Sized,
+    {
         let len = self.map.len();
-        let slot = self.map.get_mut(key)?;
+        let slot = self.map.get_mut(key).filter(|s| want(&s.value))?;
         if let Some(h) = slot.hash.take() {
             self.gone.push(h);
             self.stale.push(len, || key.to_owned());
         }
         Some(&mut slot.value)
-    }
-
-    /// Entries with keys from `from` on, in key order, until `visit` says
-    /// [`Visit::Stop`]; yields to change, and marks stale, only those it says to
-    /// [`Visit::Change`] (a skipped entry keeps its hash).
-    pub fn update_from<'s, Q>(
-        &'s mut self,
-        from: &Q,
-        mut visit: impl FnMut(&K, &V) -> Visit + 's,
-    ) -> impl Iterator<Item = (&'s K, &'s mut V)> + 's
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        let len = self.map.len();
-        let (gone, stale) = (&mut self.gone, &mut self.stale);
-        self.map
-            .range_mut((Bound::Included(from), Bound::Unbounded))
-            .map_while(move |(k, slot)| match visit(k, &slot.value) {
-                Visit::Stop => None,
-                Visit::Skip => Some(None),
-                Visit::Change => {
-                    if let Some(h) = slot.hash.take() {
-                        gone.push(h);
-                        stale.push(len, || k.clone());
-                    }
-                    Some(Some((k, &mut slot.value)))
-                }
-            })
-            .flatten()
     }
 
     /// Sets `key` to `value`; returns the value it replaced.
@@ -304,29 +273,6 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
         }
         self.stale.keys = Vec::new();
         (self.map.len() as u64, self.index.root())
-    }
-}
-
-/// What [`DigestMap::update_from`] does with the entry it is at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Visit {
-    /// Yield it to be changed (it is marked stale).
-    Change,
-    /// Pass over it (it stays as it is, unmarked).
-    Skip,
-    /// End the walk here.
-    Stop,
-}
-
-/// The entries of a [`DigestMap`] in a range, in key order
-/// ([`DigestMap::range_from`]).
-pub struct Range<'a, K, V>(btree_map::Range<'a, K, Slot<V>>);
-
-impl<'a, K, V> Iterator for Range<'a, K, V> {
-    type Item = (&'a K, &'a V);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(k, s)| (k, &s.value))
     }
 }
 
@@ -553,7 +499,7 @@ mod tests {
         Insert(u32, String),
         InsertAbsent(u32, String),
         Mutate(u32, String),
-        MutateRange(u32, u32, String),
+        MutateIf(u32, String),
         Upsert(u32, String),
         Remove(u32),
         Root,
@@ -566,7 +512,7 @@ mod tests {
             4 => (key.clone(), val).prop_map(|(k, v)| Op::Insert(k, v)),
             2 => (key.clone(), val).prop_map(|(k, v)| Op::InsertAbsent(k, v)),
             2 => (key.clone(), val).prop_map(|(k, v)| Op::Mutate(k, v)),
-            1 => (key.clone(), 0u32..20, val).prop_map(|(k, n, v)| Op::MutateRange(k, n, v)),
+            1 => (key.clone(), val).prop_map(|(k, v)| Op::MutateIf(k, v)),
             1 => (key.clone(), val).prop_map(|(k, v)| Op::Upsert(k, v)),
             2 => key.prop_map(Op::Remove),
             1 => Just(Op::Root),
@@ -601,22 +547,13 @@ mod tests {
                             x.push_str(&v);
                         }
                     }
-                    Op::MutateRange(k, n, v) => {
-                        // Every other entry of the range: skipped ones stay unmarked.
+                    Op::MutateIf(k, v) => {
+                        // Entries of odd length are declined and stay unmarked.
                         let change = |x: &String| x.len().is_multiple_of(2);
-                        let walk = ours.update_from(&k, |&key, x| {
-                            if key >= k + n {
-                                Visit::Stop
-                            } else if change(x) {
-                                Visit::Change
-                            } else {
-                                Visit::Skip
-                            }
-                        });
-                        for (_, x) in walk {
+                        if let Some(x) = ours.get_mut_if(&k, change) {
                             x.push_str(&v);
                         }
-                        for (_, x) in model.range_mut(k..k + n).filter(|(_, x)| change(x)) {
+                        if let Some(x) = model.get_mut(&k).filter(|x| change(x)) {
                             x.push_str(&v);
                         }
                     }
@@ -716,6 +653,7 @@ mod tests {
         assert_eq!(encoded, 100);
         m.get_mut(&5).unwrap().push('x');
         m.get_mut(&5).unwrap().push('y');
+        assert!(m.get_mut_if(&6, |v| !v.is_empty()).is_none(), "declined");
         m.insert(200, String::new());
         m.remove(&7);
         let mut encoded = Vec::new();

@@ -31,9 +31,8 @@
 
 use crate::canon::{Canon, CanonError, Out, Reader};
 use crate::digest_map::{DigestMap, Hash};
-use crate::lookup::pair;
+use crate::lookup::{pair, IdLists};
 use govledger_schemas::{ApprovalGranted, ApprovalScope, Decision, Envelope, Event, RiskTier};
-use std::collections::BTreeMap;
 
 /// Where a proposal stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -142,8 +141,8 @@ pub struct Flows {
     /// approval among those of its session (where a `session` approval must be)
     /// and of its proposal (a `once` approval's), not among all its tenant's
     /// tickets.
-    by_session: BTreeMap<(String, String), Vec<String>>,
-    by_proposal: BTreeMap<(String, String), Vec<String>>,
+    by_session: IdLists<()>,
+    by_proposal: IdLists<()>,
 }
 
 /// What covers an execution.
@@ -479,20 +478,8 @@ impl Flows {
 
     /// Lists ticket `id` of `tenant` under its session and its proposal.
     fn index(&mut self, tenant: &str, id: &str, session: &str, proposal: &str) {
-        for (index, by) in [
-            (&mut self.by_session, session),
-            (&mut self.by_proposal, proposal),
-        ] {
-            let ids = match index.get_mut(pair(&(tenant, by))) {
-                Some(ids) => ids,
-                None => index
-                    .entry((tenant.to_string(), by.to_string()))
-                    .or_default(),
-            };
-            if let Err(at) = ids.binary_search_by(|x| x.as_str().cmp(id)) {
-                ids.insert(at, id.to_string());
-            }
-        }
+        self.by_session.add(tenant, session, id, ());
+        self.by_proposal.add(tenant, proposal, id, ());
     }
 
     /// The ids of the tickets of `tenant` in `session` or for `proposal`,
@@ -503,14 +490,10 @@ impl Flows {
         session: &str,
         proposal: &str,
     ) -> impl Iterator<Item = &'s String> + 's {
-        let ids = |index: &'s BTreeMap<(String, String), Vec<String>>, by: &str| {
-            index
-                .get(pair(&(tenant, by)))
-                .map_or(&[][..], Vec::as_slice)
-        };
+        let ids = |index: &'s IdLists<()>, by: &str| index.get(tenant, by).iter().map(|(id, _)| id);
         let (mut a, mut b) = (
-            ids(&self.by_session, session).iter().peekable(),
-            ids(&self.by_proposal, proposal).iter().peekable(),
+            ids(&self.by_session, session).peekable(),
+            ids(&self.by_proposal, proposal).peekable(),
         );
         std::iter::from_fn(move || match (a.peek(), b.peek()) {
             (Some(x), Some(y)) if x < y => a.next(),

@@ -14,6 +14,7 @@
 use govledger_schemas::KillScope;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 /// A `(tenant, id)` key, owned or borrowed.
 pub trait Pair {
@@ -139,11 +140,59 @@ pub fn triple<'a>(key: &'a (&'a str, KillScope, &'a str)) -> &'a (dyn Triple + '
     key
 }
 
+/// Ids listed under `(tenant, name)` keys, each list ascending with a tag per id:
+/// the indexes a projection derives from its own map so that a per-event search
+/// looks at a few entries, not at all its tenant's (tickets by session and by
+/// proposal, budgets by scope). Never holds an empty list, so one kept up to date
+/// equals one built afresh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IdLists<T>(BTreeMap<(String, String), Vec<(String, T)>>);
+
+impl<T> Default for IdLists<T> {
+    fn default() -> Self {
+        IdLists(BTreeMap::new())
+    }
+}
+
+impl<T> IdLists<T> {
+    /// Lists `id` (tagged `tag`) under `(tenant, name)`, once.
+    pub(crate) fn add(&mut self, tenant: &str, name: &str, id: &str, tag: T) {
+        let ids = match self.0.get_mut(pair(&(tenant, name))) {
+            Some(ids) => ids,
+            None => self
+                .0
+                .entry((tenant.to_string(), name.to_string()))
+                .or_default(),
+        };
+        if let Err(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
+            ids.insert(at, (id.to_string(), tag));
+        }
+    }
+
+    /// Takes `id` off the list under `(tenant, name)`.
+    pub(crate) fn remove(&mut self, tenant: &str, name: &str, id: &str) {
+        if let Some(ids) = self.0.get_mut(pair(&(tenant, name))) {
+            if let Ok(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
+                ids.remove(at);
+            }
+            if ids.is_empty() {
+                self.0.remove(pair(&(tenant, name)));
+            }
+        }
+    }
+
+    /// The list under `(tenant, name)`, ascending by id.
+    pub(crate) fn get(&self, tenant: &str, name: &str) -> &[(String, T)] {
+        self.0
+            .get(pair(&(tenant, name)))
+            .map_or(&[][..], Vec::as_slice)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::BTreeMap;
 
     fn scope(n: u8) -> KillScope {
         [KillScope::Session, KillScope::Agent, KillScope::Tenant][n as usize % 3]
