@@ -14,6 +14,10 @@
 //!    path (`actor.agent`, `rule_ids[2]`) ([`DecodeError::Schema`]). Unknown fields are
 //!    reported before missing ones, since a typo usually explains both.
 //!
+//! Step 3 reads the JSON producers actually send (no escapes, non-negative integers)
+//! with a small parser of its own (the private `parse` module) and hands everything else, and every
+//! error, to serde_json, so its messages and its acceptance are serde_json's.
+//!
 //! The decoding is hand-written rather than `serde` derived: derived internally tagged
 //! enums cannot deny unknown fields, and serde's errors do not say which nested field
 //! was wrong. Optional fields may be absent or `null`.
@@ -31,6 +35,8 @@ use serde_json::{Map, Number, Value};
 use crate::event::*;
 use crate::ids::{EventId, Ident, KeyId, TenantId};
 use crate::verdict::RejectReason;
+
+mod parse;
 
 /// The default body size limit: 64 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -208,8 +214,13 @@ fn parse_object<'a>(body: &'a [u8], limits: &DecodeLimits) -> Result<Obj<'a>, De
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
-    let value: Json<'a> =
-        serde_json::from_str(text).map_err(|e| DecodeError::MalformedJson(e.to_string()))?;
+    // The common case without serde; anything else (and every error) through it.
+    let value: Json<'a> = match parse::tree(text) {
+        Some(value) => value,
+        None => {
+            serde_json::from_str(text).map_err(|e| DecodeError::MalformedJson(e.to_string()))?
+        }
+    };
     match value {
         Json::Obj(map) => Ok(map),
         other => Err(DecodeError::schema(
@@ -224,7 +235,7 @@ fn parse_object<'a>(body: &'a [u8], limits: &DecodeLimits) -> Result<Obj<'a>, De
 /// undone. Decoding into this instead of a `serde_json::Value` saves an allocation per
 /// key and per unescaped string and the map building: the tree only lives until the
 /// typed fields are taken out of it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Json<'a> {
     Null,
     Bool(bool),
@@ -235,16 +246,19 @@ enum Json<'a> {
 }
 
 /// A JSON object's members, in document order, keys unique.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Obj<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
 
 impl<'a> Obj<'a> {
     fn get(&self, key: &str) -> Option<&Json<'a>> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(k, _)| same_key(k, key))
+            .map(|(_, v)| v)
     }
 
     fn remove(&mut self, key: &str) -> Option<Json<'a>> {
-        let i = self.0.iter().position(|(k, _)| k == key)?;
+        let i = self.0.iter().position(|(k, _)| same_key(k, key))?;
         Some(self.0.swap_remove(i).1)
     }
 
@@ -257,6 +271,15 @@ impl<'a> Obj<'a> {
             .filter(|k| pred(k))
             .min()
     }
+}
+
+/// Whether two member names are equal, compared inline: names are short, and a
+/// `memcmp` call for every candidate (the unknown-field check and each field taken
+/// compare every name with several) cost more than the comparison itself.
+#[inline]
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl Json<'_> {
@@ -349,7 +372,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
         while let Some(Key(key)) = map.next_key()? {
             let duplicate = match &mut seen {
                 Some(set) => !set.insert(key.clone()),
-                None if out.len() < LINEAR_KEYS => out.iter().any(|(k, _)| *k == key),
+                None if out.len() < LINEAR_KEYS => out.iter().any(|(k, _)| same_key(k, &key)),
                 None => {
                     let mut set: HashSet<Cow<'de, str>> =
                         out.iter().map(|(k, _)| k.clone()).collect();
@@ -446,7 +469,7 @@ impl<'a, 'p> Fields<'a, 'p> {
         parent: Option<&'p Path<'p>>,
         allowed: &'static [&'static str],
     ) -> Result<Self, DecodeError> {
-        if let Some(unknown) = map.min_key(|k| !allowed.contains(&k)) {
+        if let Some(unknown) = map.min_key(|k| !allowed.iter().any(|a| same_key(a, k))) {
             let name = snippet(unknown);
             return Err(DecodeError::schema(
                 Path::Field(parent, &name).to_string(),

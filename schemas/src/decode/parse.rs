@@ -1,0 +1,286 @@
+//! The common case of building a body's [`Json`] tree, without serde.
+//!
+//! [`tree`] reads the JSON that producers actually send (strings without escapes,
+//! non-negative integers, `true`, `false`, `null`, objects and arrays nested not too
+//! deeply, no duplicate keys) straight into the tree, about three times faster than
+//! going through serde_json's deserializer and a visitor. Anything else, well formed
+//! or not, makes it give up with `None`, and the caller parses the body again with
+//! serde_json, which gives the tree or the exact error message. So the fast path never
+//! decides anything on its own: when it answers, serde_json would have given the same
+//! tree (checked by the differential property test below); when it cannot, serde_json
+//! answers as before.
+
+use std::borrow::Cow;
+
+use serde_json::Number;
+
+use super::{same_key, Json, Obj};
+
+/// Deeper nesting than this is left to serde_json (whose limit, 128, is above it).
+const MAX_DEPTH: u32 = 64;
+
+/// Objects with more members than this are left to serde_json, whose duplicate check
+/// does not compare every pair.
+const MAX_MEMBERS: usize = 64;
+
+/// The tree of `text`, when it is made only of what this parser reads; `None`
+/// otherwise (see the module docs).
+pub(super) fn tree(text: &str) -> Option<Json<'_>> {
+    let mut p = Parser {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let value = p.value(0)?;
+    p.skip_space();
+    (p.at == p.bytes.len()).then_some(value)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte after white space, consumed if it is `want`.
+    fn eat(&mut self, want: u8) -> bool {
+        self.skip_space();
+        if self.bytes.get(self.at) == Some(&want) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: u32) -> Option<Json<'a>> {
+        self.skip_space();
+        match *self.bytes.get(self.at)? {
+            b'{' if depth < MAX_DEPTH => self.object(depth + 1).map(Json::Obj),
+            b'[' if depth < MAX_DEPTH => self.array(depth + 1),
+            b'"' => self.string().map(|s| Json::Str(Cow::Borrowed(s))),
+            b'0'..=b'9' => self.integer(),
+            b't' => self.literal(b"true", Json::Bool(true)),
+            b'f' => self.literal(b"false", Json::Bool(false)),
+            b'n' => self.literal(b"null", Json::Null),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], value: Json<'a>) -> Option<Json<'a>> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word).then(|| {
+            self.at = end;
+            value
+        })
+    }
+
+    /// A non-negative integer that fits in a `u64`, without fraction or exponent.
+    fn integer(&mut self) -> Option<Json<'a>> {
+        let start = self.at;
+        let mut n: u64 = 0;
+        while let Some(&d @ b'0'..=b'9') = self.bytes.get(self.at) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.at += 1;
+        }
+        // A leading zero is an error; a fraction or an exponent makes a float.
+        let leading_zero = self.bytes[start] == b'0' && self.at - start > 1;
+        let float = matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E'));
+        (!leading_zero && !float).then(|| Json::Num(Number::from(n)))
+    }
+
+    /// A string without escapes or control characters, borrowed; at its opening quote.
+    fn string(&mut self) -> Option<&'a str> {
+        let start = self.at + 1;
+        let len = self.bytes[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let end = start + len;
+        (self.bytes[end] == b'"').then(|| {
+            self.at = end + 1;
+            // Both ends are ASCII quotes, so they are character boundaries.
+            &self.text[start..end]
+        })
+    }
+
+    fn array(&mut self, depth: u32) -> Option<Json<'a>> {
+        self.at += 1;
+        let mut items = Vec::new();
+        if self.eat(b']') {
+            return Some(Json::Arr(items));
+        }
+        loop {
+            items.push(self.value(depth)?);
+            if self.eat(b']') {
+                return Some(Json::Arr(items));
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    fn object(&mut self, depth: u32) -> Option<Obj<'a>> {
+        self.at += 1;
+        let mut members: Vec<(Cow<'a, str>, Json<'a>)> = Vec::with_capacity(12);
+        if self.eat(b'}') {
+            return Some(Obj(members));
+        }
+        loop {
+            self.skip_space();
+            if self.bytes.get(self.at) != Some(&b'"') || members.len() == MAX_MEMBERS {
+                return None;
+            }
+            let key = self.string()?;
+            if members.iter().any(|(k, _)| same_key(k, key)) || !self.eat(b':') {
+                return None;
+            }
+            let value = self.value(depth)?;
+            members.push((Cow::Borrowed(key), value));
+            if self.eat(b'}') {
+                return Some(Obj(members));
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// serde_json's answer, as `decode_body` got it before the fast path.
+    fn slow(text: &str) -> Option<Json<'_>> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// A JSON value of the kind the fast path reads, written with random white space.
+    fn document() -> impl Strategy<Value = String> {
+        let space = prop::sample::select(vec!["", " ", "\n", "\t", "\r\n  "]);
+        let key = "[a-z_]{0,6}";
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            (0u64..100).prop_map(|n| n.to_string()),
+            "[a-zA-Z0-9 ./:é€-]{0,12}".prop_map(|s| format!("\"{s}\"")),
+        ];
+        leaf.prop_recursive(5, 48, 6, move |inner| {
+            let space = space.clone();
+            prop_oneof![
+                prop::collection::vec((inner.clone(), space.clone()), 0..6).prop_map(|items| {
+                    let items: Vec<String> = items
+                        .into_iter()
+                        .map(|(v, s)| format!("{s}{v}{s}"))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }),
+                prop::collection::btree_map(key, (inner, space), 0..6).prop_map(|members| {
+                    let members: Vec<String> = members
+                        .into_iter()
+                        .map(|(k, (v, s))| format!("{s}\"{k}\"{s}:{s}{v}{s}"))
+                        .collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        })
+    }
+
+    /// Bytes that change the meaning or the validity of a document.
+    fn mutation() -> impl Strategy<Value = (prop::sample::Index, u8, u8)> {
+        let bytes =
+            prop::sample::select(b"\"\\,:{}[]0123456789-+.eE tfnrul\x00\x01\x7f\n".to_vec());
+        (any::<prop::sample::Index>(), bytes, 0u8..4)
+    }
+
+    fn mutate(doc: &str, (at, byte, how): (prop::sample::Index, u8, u8)) -> Option<String> {
+        let mut bytes = doc.as_bytes().to_vec();
+        let i = at.index(bytes.len() + 1);
+        match how {
+            0 if i < bytes.len() => bytes[i] = byte,
+            1 => bytes.insert(i, byte),
+            2 if i < bytes.len() => {
+                bytes.remove(i);
+            }
+            _ => bytes.truncate(i),
+        }
+        String::from_utf8(bytes).ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// On the documents it is built for, the fast path answers, with serde's tree.
+        #[test]
+        fn reads_plain_documents_as_serde_json_does(doc in document()) {
+            let fast = tree(&doc);
+            prop_assert!(fast.is_some(), "fast path gave up on {doc:?}");
+            prop_assert_eq!(fast, slow(&doc));
+        }
+
+        /// On anything else, it answers only where serde_json gives the same tree.
+        #[test]
+        fn never_answers_where_serde_json_would_not(
+            doc in document(),
+            edits in prop::collection::vec(mutation(), 1..4),
+        ) {
+            let mut doc = doc;
+            for edit in edits {
+                match mutate(&doc, edit) {
+                    Some(next) => doc = next,
+                    None => break,
+                }
+            }
+            if let Some(fast) = tree(&doc) {
+                prop_assert_eq!(Some(fast), slow(&doc), "on {:?}", doc);
+            }
+        }
+    }
+
+    #[test]
+    fn leaves_the_rest_to_serde_json() {
+        for text in [
+            r#"{"a":"x\"y"}"#,
+            r#"{"a":-1}"#,
+            r#"{"a":1.5}"#,
+            r#"{"a":1e3}"#,
+            r#"{"a":01}"#,
+            r#"{"a":18446744073709551616}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,}"#,
+            r#"[1,]"#,
+            "{\"a\":\"\u{1}\"}",
+            r#"{"a":1} x"#,
+            r#"{"a":tru}"#,
+            "",
+        ] {
+            assert_eq!(tree(text), None, "{text:?}");
+        }
+        let deep = "[".repeat(65) + &"]".repeat(65);
+        assert_eq!(tree(&deep), None);
+        let shallow = "[".repeat(64) + &"]".repeat(64);
+        assert!(tree(&shallow).is_some());
+        let wide: Vec<String> = (0..65).map(|i| format!("\"k{i}\":{i}")).collect();
+        assert_eq!(tree(&format!("{{{}}}", wide.join(","))), None);
+    }
+
+    #[test]
+    fn reads_every_kind_of_value() {
+        let text = " {\"s\":\"é x\", \"n\":18446744073709551615,\"z\":0, \"t\":true,\"f\":false,\
+                    \"0\":null,\"a\":[ ],\"o\":{},\"\":[{\"k\":[1,2]}]}\n";
+        let fast = tree(text);
+        assert!(fast.is_some());
+        assert_eq!(fast, slow(text));
+    }
+}
