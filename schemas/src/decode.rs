@@ -15,8 +15,9 @@
 //!    reported before missing ones, since a typo usually explains both.
 //!
 //! Step 3 reads the JSON producers actually send (no escapes, non-negative integers)
-//! with a small parser of its own (the private `parse` module) and hands everything else, and every
-//! error, to serde_json, so its messages and its acceptance are serde_json's.
+//! with a small parser of its own (the private `parse` module) and hands everything
+//! else, and every error, to serde_json, so its messages and its acceptance are
+//! serde_json's.
 //!
 //! The decoding is hand-written rather than `serde` derived: derived internally tagged
 //! enums cannot deny unknown fields, and serde's errors do not say which nested field
