@@ -22,6 +22,7 @@
 //! known (no entry is encoded again).
 
 use crate::canon::Canon;
+use crate::lookup::{Probe, SortPrefix, Sorted};
 use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
 use std::collections::btree_map::{self, BTreeMap};
@@ -48,7 +49,7 @@ struct Slot<V> {
 /// miss a change.
 #[derive(Clone)]
 pub struct DigestMap<K, V> {
-    map: BTreeMap<K, Slot<V>>,
+    map: BTreeMap<Sorted<K>, Slot<V>>,
     /// Which entries went stale since the last root.
     stale: Stale<K>,
     /// Hashes of entries that changed or left since the last root.
@@ -75,7 +76,7 @@ impl<K: PartialEq, V: PartialEq> PartialEq for DigestMap<K, V> {
                 .map
                 .iter()
                 .zip(&other.map)
-                .all(|((k, a), (l, b))| k == l && a.value == b.value)
+                .all(|((k, a), (l, b))| k.key == l.key && a.value == b.value)
     }
 }
 
@@ -84,12 +85,12 @@ impl<K: Eq, V: Eq> Eq for DigestMap<K, V> {}
 impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for DigestMap<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.map.iter().map(|(k, s)| (k, &s.value)))
+            .entries(self.map.iter().map(|(k, s)| (&k.key, &s.value)))
             .finish()
     }
 }
 
-impl<K: Ord + Clone, V> DigestMap<K, V> {
+impl<K: Ord + Clone + SortPrefix, V> DigestMap<K, V> {
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
@@ -109,39 +110,41 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + SortPrefix + ?Sized,
     {
-        self.map.get(key).map(|s| &s.value)
+        self.map.get(Probe::of(key).dyn_ref()).map(|s| &s.value)
     }
 
     /// The key and value under `key`.
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + SortPrefix + ?Sized,
     {
-        self.map.get_key_value(key).map(|(k, s)| (k, &s.value))
+        self.map
+            .get_key_value(Probe::of(key).dyn_ref())
+            .map(|(k, s)| (&k.key, &s.value))
     }
 
     /// Whether `key` has an entry.
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + SortPrefix + ?Sized,
     {
-        self.map.contains_key(key)
+        self.map.contains_key(Probe::of(key).dyn_ref())
     }
 
     /// Entries in key order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> {
-        self.map.iter().map(|(k, s)| (k, &s.value))
+        self.map.iter().map(|(k, s)| (&k.key, &s.value))
     }
 
     /// The value under `key`, to change: marks the entry stale.
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
-        Q: Ord + ToOwned<Owned = K> + ?Sized,
+        Q: Ord + SortPrefix + ToOwned<Owned = K> + ?Sized,
     {
         self.get_mut_if(key, |_| true)
     }
@@ -151,10 +154,13 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
     pub fn get_mut_if<Q>(&mut self, key: &Q, want: impl FnOnce(&V) -> bool) -> Option<&mut V>
     where
         K: Borrow<Q>,
-        Q: Ord + ToOwned<Owned = K> + ?Sized,
+        Q: Ord + SortPrefix + ToOwned<Owned = K> + ?Sized,
     {
         let len = self.map.len();
-        let slot = self.map.get_mut(key).filter(|s| want(&s.value))?;
+        let slot = self
+            .map
+            .get_mut(Probe::of(key).dyn_ref())
+            .filter(|s| want(&s.value))?;
         if let Some(h) = slot.hash.take() {
             self.gone.push(h);
             self.stale.push(len, || key.to_owned());
@@ -165,17 +171,17 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
     /// Sets `key` to `value`; returns the value it replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let len = self.map.len();
-        match self.map.entry(key) {
+        match self.map.entry(Sorted::new(key)) {
             btree_map::Entry::Occupied(mut o) => {
                 let old = o.insert(Slot { value, hash: None });
                 if let Some(h) = old.hash {
                     self.gone.push(h);
-                    self.stale.push(len, || o.key().clone());
+                    self.stale.push(len, || o.key().key.clone());
                 }
                 Some(old.value)
             }
             btree_map::Entry::Vacant(v) => {
-                self.stale.push(len, || v.key().clone());
+                self.stale.push(len, || v.key().key.clone());
                 v.insert(Slot { value, hash: None });
                 None
             }
@@ -186,9 +192,9 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
     /// stays as it is, unmarked). Whether it added one.
     pub fn insert_absent(&mut self, key: K, make: impl FnOnce() -> V) -> bool {
         let len = self.map.len();
-        match self.map.entry(key) {
+        match self.map.entry(Sorted::new(key)) {
             btree_map::Entry::Vacant(v) => {
-                self.stale.push(len, || v.key().clone());
+                self.stale.push(len, || v.key().key.clone());
                 v.insert(Slot {
                     value: make(),
                     hash: None,
@@ -202,10 +208,10 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
     /// The value under `key`, added by `make` when absent, to change: marks it stale.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
         let len = self.map.len();
-        match self.map.entry(key) {
+        match self.map.entry(Sorted::new(key)) {
             btree_map::Entry::Occupied(o) => {
                 if o.get().hash.is_some() {
-                    self.stale.push(len, || o.key().clone());
+                    self.stale.push(len, || o.key().key.clone());
                 }
                 let slot = o.into_mut();
                 if let Some(h) = slot.hash.take() {
@@ -214,7 +220,7 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
                 &mut slot.value
             }
             btree_map::Entry::Vacant(v) => {
-                self.stale.push(len, || v.key().clone());
+                self.stale.push(len, || v.key().key.clone());
                 &mut v
                     .insert(Slot {
                         value: make(),
@@ -229,9 +235,9 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
     pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + SortPrefix + ?Sized,
     {
-        let slot = self.map.remove(key)?;
+        let slot = self.map.remove(Probe::of(key).dyn_ref())?;
         if let Some(h) = slot.hash {
             self.gone.push(h);
         }
@@ -261,12 +267,13 @@ impl<K: Ord + Clone, V> DigestMap<K, V> {
         };
         if std::mem::take(&mut self.stale.all) {
             for (k, slot) in self.map.iter_mut().filter(|(_, s)| s.hash.is_none()) {
-                rehash(k, slot, &mut self.index);
+                rehash(&k.key, slot, &mut self.index);
             }
         } else {
             for k in self.stale.keys.drain(..) {
                 // Gone if removed after it changed; fresh if listed twice.
-                if let Some(slot) = self.map.get_mut(&k).filter(|s| s.hash.is_none()) {
+                let slot = self.map.get_mut(Probe::of(&k).dyn_ref());
+                if let Some(slot) = slot.filter(|s| s.hash.is_none()) {
                     rehash(&k, slot, &mut self.index);
                 }
             }
