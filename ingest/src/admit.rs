@@ -473,13 +473,13 @@ impl Admission {
     /// order while the next ones are read and decoded (rather than taking turns,
     /// which left the cores idle during every read and every fold).
     ///
-    /// At most `2 + 5 × workers` rounds are in flight (one being read, one in each
-    /// worker's queue, one being decoded and one decoded per worker, one being
-    /// folded, and per worker one spent round of leaves and one of decoded entries
-    /// on their way back to be freed), with at most 8 workers: memory stays bounded
-    /// whatever the length of `leaves`. Spent rounds go back to the thread that
-    /// allocated them because the allocator frees a block on its own thread much
-    /// more cheaply than on another. A range shorter than one round is decoded and
+    /// At most `2 + 19 × workers` rounds are in flight (one being read, one in each
+    /// worker's queue, one being decoded and `DECODED_AHEAD` (8) decoded per
+    /// worker, one being folded, and per worker one spent round of leaves and 8 of
+    /// decoded entries on their way back to be freed), with at most 8 workers:
+    /// memory stays bounded whatever the length of `leaves`. Spent rounds go back
+    /// to the thread that allocated them because the allocator frees a block on its
+    /// own thread much more cheaply than on another. A range shorter than one round is decoded and
     /// folded on the calling thread, without starting any.
     ///
     /// Stops at the first failure, with every entry before it folded: an `Err` from
@@ -572,8 +572,9 @@ impl Admission {
             let (spent_leaves, spent_leaves_here) = std::sync::mpsc::sync_channel::<Round>(workers);
             for _ in 0..workers {
                 let (to_worker, inbox) = std::sync::mpsc::sync_channel::<Round>(1);
-                let (outbox, from_worker) = std::sync::mpsc::sync_channel::<Decoded>(1);
-                let (to_decoder, decoded_back) = std::sync::mpsc::sync_channel::<Decoded>(1);
+                let (outbox, from_worker) = std::sync::mpsc::sync_channel::<Decoded>(DECODED_AHEAD);
+                let (to_decoder, decoded_back) =
+                    std::sync::mpsc::sync_channel::<Decoded>(DECODED_AHEAD);
                 let spent_leaves = spent_leaves.clone();
                 let decoder = std::thread::Builder::new().name("fold-decode".into());
                 let spawned = decoder.spawn_scoped(s, move || {
@@ -889,8 +890,15 @@ enum Checked {
 /// Leaves per round in [`Admission::replay_pipelined`].
 pub const PIPELINE_ROUND: usize = 1024;
 
+/// Decoded rounds each worker of [`Admission::replay_pipelined`] may hold ready
+/// for the folder (and as many on their way back to be freed): enough for the
+/// workers to go on decoding while the folder computes a state digest at a
+/// checkpoint (several milliseconds at 1M entries) instead of stopping once one
+/// round is ready.
+const DECODED_AHEAD: usize = 8;
+
 /// Most decoding workers [`Admission::replay_pipelined`] starts: one in-order fold
-/// cannot use more, and each adds up to three rounds in flight.
+/// cannot use more, and each adds up to 19 rounds in flight.
 const MAX_PIPELINE_WORKERS: usize = 8;
 
 /// The decoded body of an entry that kept one: an accepted event, or a refusal
