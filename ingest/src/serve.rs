@@ -375,7 +375,11 @@ pub async fn run<S: LogStore>(
         checkpointer.sign(&mut ledger).await?;
     }
     metrics.set_ready(false);
-    let _ = client.flush().await;
+    // Receipts and alerts are best effort, but a failure to send the last of them
+    // is worth a line in the log.
+    if let Err(e) = client.flush().await {
+        tracing::warn!(error = %e, "cannot flush receipts and alerts before stopping");
+    }
     Ok(ledger)
 }
 
@@ -497,9 +501,12 @@ async fn publish_outcomes(
         let body: Vec<u8> = receipt.to_string().into_bytes();
         // Timed as it is handed over, so whoever sees the receipt sees it counted.
         metrics.record_stage(Stage::Receipt, p.received.elapsed());
-        let _ = client
+        if let Err(e) = client
             .publish(format!("gov.receipts.{tenant}"), body.clone().into())
-            .await;
+            .await
+        {
+            tracing::warn!(error = %e, seq = a.seq.0, "cannot publish a receipt");
+        }
         if let Some(reply) = &p.reply {
             let _ = client.publish(reply.clone(), body.into()).await;
         }
