@@ -129,7 +129,10 @@ impl<'a> Parser<'a> {
 
     fn object(&mut self, depth: u32) -> Option<Obj<'a>> {
         self.at += 1;
-        let mut members: Vec<(Cow<'a, str>, Json<'a>)> = Vec::with_capacity(12);
+        // Room up front for the body's own members only: a nested object is usually
+        // small, and a body of many empty objects must not cost 12 slots each.
+        let room = if depth == 1 { 12 } else { 0 };
+        let mut members: Vec<(Cow<'a, str>, Json<'a>)> = Vec::with_capacity(room);
         if self.eat(b'}') {
             return Some(Obj(members));
         }
