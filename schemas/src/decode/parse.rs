@@ -61,17 +61,26 @@ impl<'a> Parser<'a> {
     }
 
     fn value(&mut self, depth: u32) -> Option<Json<'a>> {
+        let mut value = Json::Null;
+        self.fill(&mut value, depth)?;
+        Some(value)
+    }
+
+    /// Reads the next value into `out`, where it will stay: returning each value
+    /// up through the callers copied it several times, with stalls at each copy.
+    fn fill(&mut self, out: &mut Json<'a>, depth: u32) -> Option<()> {
         self.skip_space();
-        match *self.bytes.get(self.at)? {
-            b'{' if depth < MAX_DEPTH => self.object(depth + 1).map(Json::Obj),
-            b'[' if depth < MAX_DEPTH => self.array(depth + 1),
-            b'"' => self.string().map(|s| Json::Str(Cow::Borrowed(s))),
-            b'0'..=b'9' => self.integer(),
-            b't' => self.literal(b"true", Json::Bool(true)),
-            b'f' => self.literal(b"false", Json::Bool(false)),
-            b'n' => self.literal(b"null", Json::Null),
-            _ => None,
-        }
+        *out = match *self.bytes.get(self.at)? {
+            b'{' if depth < MAX_DEPTH => Json::Obj(self.object(depth + 1)?),
+            b'[' if depth < MAX_DEPTH => self.array(depth + 1)?,
+            b'"' => Json::Str(Cow::Borrowed(self.string()?)),
+            b'0'..=b'9' => self.integer()?,
+            b't' => self.literal(b"true", Json::Bool(true))?,
+            b'f' => self.literal(b"false", Json::Bool(false))?,
+            b'n' => self.literal(b"null", Json::Null)?,
+            _ => return None,
+        };
+        Some(())
     }
 
     fn literal(&mut self, word: &[u8], value: Json<'a>) -> Option<Json<'a>> {
@@ -117,7 +126,9 @@ impl<'a> Parser<'a> {
             return Some(Json::Arr(items));
         }
         loop {
-            items.push(self.value(depth)?);
+            items.push(Json::Null);
+            let last = items.last_mut()?;
+            self.fill(last, depth)?;
             if self.eat(b']') {
                 return Some(Json::Arr(items));
             }
@@ -145,8 +156,9 @@ impl<'a> Parser<'a> {
             if members.iter().any(|(k, _)| same_key(k, key)) || !self.eat(b':') {
                 return None;
             }
-            let value = self.value(depth)?;
-            members.push((Cow::Borrowed(key), value));
+            members.push((Cow::Borrowed(key), Json::Null));
+            let (_, last) = members.last_mut()?;
+            self.fill(last, depth)?;
             if self.eat(b'}') {
                 return Some(Obj(members));
             }
