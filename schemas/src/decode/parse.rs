@@ -108,10 +108,7 @@ impl<'a> Parser<'a> {
     /// A string without escapes or control characters, borrowed; at its opening quote.
     fn string(&mut self) -> Option<&'a str> {
         let start = self.at + 1;
-        let len = self.bytes[start..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        let end = start + len;
+        let end = start + special_at(&self.bytes[start..])?;
         (self.bytes[end] == b'"').then(|| {
             self.at = end + 1;
             // Both ends are ASCII quotes, so they are character boundaries.
@@ -167,6 +164,33 @@ impl<'a> Parser<'a> {
             }
         }
     }
+}
+
+/// Where the first quote, backslash or control character of `bytes` is, looking
+/// at eight bytes at a time: in each word, the lowest byte flagged by these
+/// classic tests is always a true match (a false one can only follow a true one).
+fn special_at(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while let Some(word) = bytes
+        .get(i..i + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+    {
+        let v = u64::from_le_bytes(word);
+        let below_space = v.wrapping_sub(ONES * 0x20) & !v & HIGH;
+        let m =
+            zero(v ^ (ONES * u64::from(b'"'))) | zero(v ^ (ONES * u64::from(b'\\'))) | below_space;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let rest = bytes[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    Some(i + rest)
 }
 
 #[cfg(test)]
@@ -259,6 +283,32 @@ mod tests {
             }
             if let Some(fast) = tree(&doc) {
                 prop_assert_eq!(Some(fast), slow(&doc), "on {:?}", doc);
+            }
+        }
+    }
+
+    #[test]
+    fn finds_the_first_special_byte_as_a_byte_loop_does() {
+        let specials = [b'"', b'\\', 0x00, 0x1f, 0x01];
+        let fillers = [b'a', b' ', 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']'];
+        for len in 0..24 {
+            for at in 0..=len {
+                for &f in &fillers {
+                    for &sp in &specials {
+                        let mut bytes = vec![f; len];
+                        if at < len {
+                            bytes[at] = sp;
+                            // A second one later never hides the first.
+                            if at + 3 < len {
+                                bytes[at + 3] = b'"';
+                            }
+                        }
+                        let want = bytes
+                            .iter()
+                            .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+                        assert_eq!(special_at(&bytes), want, "{bytes:?}");
+                    }
+                }
             }
         }
     }
