@@ -479,8 +479,8 @@ impl Admission {
     /// decoded entries on their way back to be freed), with at most 8 workers:
     /// memory stays bounded whatever the length of `leaves`. Spent rounds go back
     /// to the thread that allocated them because the allocator frees a block on its
-    /// own thread much more cheaply than on another. A range shorter than one round is decoded and
-    /// folded on the calling thread, without starting any.
+    /// own thread much more cheaply than on another. A range shorter than one round
+    /// is decoded and folded on the calling thread, without starting any.
     ///
     /// Stops at the first failure, with every entry before it folded: an `Err` from
     /// `leaves` is returned as it is, a leaf that does not decode as

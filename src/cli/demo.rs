@@ -356,10 +356,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             for seq in first_seq..ledger.size() {
                 let (_, entry) = ledger.entry(seq)?;
                 let id = entry.event_id().unwrap_or_default();
-                let reason = match &entry.verdict {
-                    Verdict::Accepted { .. } => None,
-                    Verdict::Rejected { reason, .. } => Some(reason.as_str()),
-                };
+                let reason = entry.reject_reason().map(|r| r.as_str());
                 if let Some(r) = receipted.get(&seq) {
                     ensure!(
                         r["event_id"].as_str() == Some(id) && r["reason"].as_str() == reason,

@@ -2,8 +2,9 @@
 //!
 //! [`tree`] reads the JSON that producers actually send (strings without escapes,
 //! non-negative integers, `true`, `false`, `null`, objects and arrays nested not too
-//! deeply, no duplicate keys) straight into the tree, about three times faster than
-//! going through serde_json's deserializer and a visitor. Anything else, well formed
+//! deeply, no duplicate keys) straight into the tree, without serde_json's
+//! deserializer and a visitor (strict decoding of a body went from 1.02–1.06 to
+//! 0.86–0.89 µs with it, `docs/BENCHMARKS.md`). Anything else, well formed
 //! or not, makes it give up with `None`, and the caller parses the body again with
 //! serde_json, which gives the tree or the exact error message. So the fast path never
 //! decides anything on its own: when it answers, serde_json would have given the same
@@ -31,7 +32,8 @@ pub(super) fn tree(text: &str) -> Option<Json<'_>> {
         bytes: text.as_bytes(),
         at: 0,
     };
-    let value = p.value(0)?;
+    let mut value = Json::Null;
+    p.fill(&mut value, 0)?;
     p.skip_space();
     (p.at == p.bytes.len()).then_some(value)
 }
@@ -58,12 +60,6 @@ impl<'a> Parser<'a> {
         } else {
             false
         }
-    }
-
-    fn value(&mut self, depth: u32) -> Option<Json<'a>> {
-        let mut value = Json::Null;
-        self.fill(&mut value, depth)?;
-        Some(value)
     }
 
     /// Reads the next value into `out`, where it will stay: returning each value
