@@ -9,7 +9,7 @@ mod common;
 use async_nats::jetstream;
 use async_nats::HeaderMap;
 use common::nats::NatsServer;
-use common::Env;
+use common::{Env, Serve};
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -25,13 +25,20 @@ fn rt() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Collects `n` messages from `sub` (as JSON), failing after [`WAIT`].
-async fn take_json(sub: &mut async_nats::Subscriber, n: usize) -> Vec<Value> {
+/// Collects `n` messages from `sub` (as JSON), failing after [`WAIT`] with what
+/// did arrive and serve's log.
+async fn take_json(sub: &mut async_nats::Subscriber, n: usize, serve: &Serve) -> Vec<Value> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let m = tokio::time::timeout(WAIT, sub.next())
             .await
-            .unwrap_or_else(|_| panic!("only {} of {n} messages arrived", out.len()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} of {n} messages arrived: {out:?}\nserve's log:\n{}",
+                    out.len(),
+                    serve.log()
+                )
+            })
             .expect("subscription open");
         out.push(serde_json::from_slice(&m.payload).expect("a JSON message"));
     }
@@ -74,7 +81,9 @@ fn published_events_become_entries_in_stream_order_with_receipts_and_checkpoints
     let (mut receipts, mut checkpoints) = rt.block_on(async {
         let r = client.subscribe("gov.receipts.>").await.expect("sub");
         let c = client.subscribe("gov.checkpoints").await.expect("sub");
-        client.flush().await.expect("flush");
+        govledger_ingest::nats::round_trip(&client)
+            .await
+            .expect("a round trip to the server");
         (r, c)
     });
 
@@ -98,7 +107,7 @@ fn published_events_become_entries_in_stream_order_with_receipts_and_checkpoints
     assert!(status.success(), "serve failed: {}", serve.log());
 
     // One receipt per event, after the entry is durable, matching the entry.
-    let receipts = rt.block_on(take_json(&mut receipts, N as usize));
+    let receipts = rt.block_on(take_json(&mut receipts, N as usize, &serve));
     let want: BTreeSet<String> = lines_of(&events).iter().map(event_id).collect();
     let got: BTreeSet<String> = receipts
         .iter()
@@ -199,7 +208,9 @@ fn bad_messages_are_rejected_entries_with_alerts_and_the_consumer_goes_on() {
         let r = client.subscribe("gov.receipts.>").await.expect("sub");
         let a = client.subscribe("gov.alerts.>").await.expect("sub");
         let p = client.subscribe("test.reply.1").await.expect("sub");
-        client.flush().await.expect("flush");
+        govledger_ingest::nats::round_trip(&client)
+            .await
+            .expect("a round trip to the server");
         (r, a, p)
     });
     let mut serve = env.spawn_serve(&nats.url(), &["--stop-at-size", "7"]);
@@ -256,7 +267,7 @@ fn bad_messages_are_rejected_entries_with_alerts_and_the_consumer_goes_on() {
     });
     assert!(serve.wait_exit(WAIT).success(), "{}", serve.log());
 
-    let receipts = rt.block_on(take_json(&mut receipts, 7));
+    let receipts = rt.block_on(take_json(&mut receipts, 7, &serve));
     let verdicts: Vec<(&str, Option<&str>)> = receipts
         .iter()
         .map(|r| {
@@ -284,7 +295,7 @@ fn bad_messages_are_rejected_entries_with_alerts_and_the_consumer_goes_on() {
         .collect();
     assert_eq!(seqs, (0..7).collect::<Vec<_>>());
 
-    let alerts = rt.block_on(take_json(&mut alerts, 4));
+    let alerts = rt.block_on(take_json(&mut alerts, 4, &serve));
     let reasons: Vec<&str> = alerts
         .iter()
         .map(|a| a["reason"].as_str().expect("reason"))
@@ -303,7 +314,7 @@ fn bad_messages_are_rejected_entries_with_alerts_and_the_consumer_goes_on() {
     }
 
     // The producer that asked for a reply got the receipt of its event there.
-    let r = rt.block_on(take_json(&mut reply, 1));
+    let r = rt.block_on(take_json(&mut reply, 1, &serve));
     assert_eq!(r[0], receipts[6]);
 
     // A rejected entry keeps the digest and size of the body, not the body.
@@ -400,7 +411,9 @@ fn healthz_and_metrics_report_the_consumer() {
     let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
     let mut receipts = rt.block_on(async {
         let r = client.subscribe("gov.receipts.>").await.expect("sub");
-        client.flush().await.expect("flush");
+        govledger_ingest::nats::round_trip(&client)
+            .await
+            .expect("a round trip to the server");
         r
     });
     let mut serve = env.spawn_serve(
@@ -428,9 +441,11 @@ fn healthz_and_metrics_report_the_consumer() {
             .publish("gov.acme.action", "{}".into())
             .await
             .expect("publish");
-        client.flush().await.expect("flush");
+        govledger_ingest::nats::round_trip(&client)
+            .await
+            .expect("a round trip to the server");
     });
-    rt.block_on(take_json(&mut receipts, N as usize + 1));
+    rt.block_on(take_json(&mut receipts, N as usize + 1, &serve));
 
     // The HTTP state API answers with exactly what `state --json` prints.
     for view in ["sessions", "budgets", "keys", "approvals", "killswitches"] {
@@ -635,7 +650,9 @@ fn detection_rules_from_the_config_file_raise_alerts() {
     let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
     let mut alerts = rt.block_on(async {
         let a = client.subscribe("gov.alerts.acme").await.expect("sub");
-        client.flush().await.expect("flush");
+        govledger_ingest::nats::round_trip(&client)
+            .await
+            .expect("a round trip to the server");
         a
     });
     let size = lines.len().to_string();
@@ -650,7 +667,7 @@ fn detection_rules_from_the_config_file_raise_alerts() {
     );
     publish(&env, &nats, &file);
     assert!(serve.wait_exit(WAIT).success(), "{}", serve.log());
-    let got = rt.block_on(take_json(&mut alerts, 1));
+    let got = rt.block_on(take_json(&mut alerts, 1, &serve));
     assert_eq!(got[0]["kind"], "detection");
     assert_eq!(got[0]["rule"], "repeated_denials");
     assert_eq!(got[0]["agent"], "agent-9");
@@ -742,4 +759,48 @@ fn serve_writes_snapshots_and_restarts_from_the_newest() {
         assert_eq!(at, at_zero, "view {view} at 450");
     }
     assert_eq!(env.json(&["verify"])["ok"], true);
+}
+
+/// What `serve` relies on before it stops, and the tests before they start it:
+/// once `round_trip` returns, the server has routed every message the client
+/// published before it, so another client's round trip finds them all already
+/// delivered to its subscription.
+#[test]
+fn a_round_trip_returns_after_the_server_routed_every_earlier_publication() {
+    const N: usize = 5_000;
+    let nats = NatsServer::start();
+    let rt = rt();
+    rt.block_on(async {
+        let reader = async_nats::connect(nats.url()).await.expect("connect");
+        let writer = async_nats::connect(nats.url()).await.expect("connect");
+        let mut sub = reader.subscribe("t.round").await.expect("sub");
+        govledger_ingest::nats::round_trip(&reader)
+            .await
+            .expect("a round trip to the server");
+        for i in 0..N {
+            writer
+                .publish("t.round", i.to_string().into())
+                .await
+                .expect("publish");
+        }
+        govledger_ingest::nats::round_trip(&writer)
+            .await
+            .expect("a round trip to the server");
+        // The server queued all N for `reader` before answering `writer`, and
+        // answers `reader` after them on the same connection.
+        govledger_ingest::nats::round_trip(&reader)
+            .await
+            .expect("a round trip to the server");
+        // Unconstrained: tokio's cooperative budget would otherwise make the
+        // receiver say "not ready" after 128 messages, there or not.
+        tokio::task::unconstrained(async {
+            for i in 0..N {
+                let m = futures::FutureExt::now_or_never(sub.next())
+                    .unwrap_or_else(|| panic!("message {i} of {N} was not there yet"))
+                    .expect("subscription open");
+                assert_eq!(m.payload, i.to_string().as_bytes(), "in order");
+            }
+        })
+        .await;
+    });
 }

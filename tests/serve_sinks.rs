@@ -302,7 +302,9 @@ fn a_hec_sink_answered_503_does_not_hold_up_ingest_and_catches_up() {
     let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
     let mut receipts = rt.block_on(async {
         let s = client.subscribe("gov.receipts.>").await.expect("sub");
-        client.flush().await.expect("flush");
+        govledger_ingest::nats::round_trip(&client)
+            .await
+            .expect("a round trip to the server");
         s
     });
 

@@ -158,6 +158,26 @@ pub async fn connect_notifying(
     opts.connect(cfg.url.as_str()).await.map_err(|e| err(&e))
 }
 
+/// Returns once the server has processed everything `client` sent before: its
+/// subscriptions are in place and its publications routed, so that a subscriber
+/// misses nothing published next, and closing the connection loses nothing.
+///
+/// `Client::flush` is not enough. It returns once the bytes are handed to the
+/// socket, and async-nats 0.51 can even report a flush while its buffer waits on a
+/// full socket. A connection closed with unread input (a consumer's next
+/// messages, a heartbeat) is reset, and the kernel throws away what it had not
+/// sent yet: seen as a test missing 10 of 600 receipts from a `serve`
+/// that had just stopped. A request to an inbox that nobody serves is answered
+/// "no responders" only after the server has processed every earlier message on
+/// the connection, in order.
+pub async fn round_trip(client: &async_nats::Client) -> Result<(), NatsError> {
+    match client.request(client.new_inbox(), Vec::new().into()).await {
+        Ok(_) => Ok(()), // answered all the same: the round trip is what counts
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+        Err(e) => Err(NatsError::Other(format!("no answer to a round trip: {e}"))),
+    }
+}
+
 /// The server's version as (major, minor, patch), when it says.
 pub fn server_version(client: &async_nats::Client) -> Option<(u32, u32, u32)> {
     crate::devserver::parse_version(&client.server_info().version)

@@ -377,8 +377,8 @@ pub async fn run<S: LogStore>(
     metrics.set_ready(false);
     // Receipts and alerts are best effort, but a failure to send the last of them
     // is worth a line in the log.
-    if let Err(e) = client.flush().await {
-        tracing::warn!(error = %e, "cannot flush receipts and alerts before stopping");
+    if let Err(e) = crate::nats::round_trip(&client).await {
+        tracing::warn!(error = %e, "cannot confirm that the server has the last receipts and alerts");
     }
     Ok(ledger)
 }

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use govledger_ingest::devserver::DevServer;
 use govledger_ingest::gen::{derive_key, signed_line};
 use govledger_ingest::metrics::Metrics;
-use govledger_ingest::nats::{connect, ensure_stream, NatsConfig, StreamSettings};
+use govledger_ingest::nats::{connect, ensure_stream, round_trip, NatsConfig, StreamSettings};
 use govledger_ingest::publish::{publish_lines, PublishOptions};
 use govledger_ingest::serve::{self, ServeConfig};
 use govledger_ingest::{Admission, Line, TenantTrust, Trust, TrustKey};
@@ -311,7 +311,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             nats.url
         );
         let mut receipts = client.subscribe("gov.receipts.acme").await?;
-        client.flush().await?;
+        round_trip(&client).await?; // subscribed before serve publishes
+
         for (part, stop_at) in [(first, 9u64), (second, steps.len() as u64)] {
             let lines = part.iter().map(|s| Ok(s.line.clone()));
             publish_lines(&client, &stream, lines, &PublishOptions::default(), &mut |_| {}).await?;
