@@ -262,21 +262,11 @@ impl<'a> Obj<'a> {
         let i = self.0.iter().position(|(k, _)| same_key(k, key))?;
         Some(self.0.swap_remove(i).1)
     }
-
-    /// The smallest key in string order for which `pred` holds (what the first such key
-    /// of a sorted map would be, so errors name the same field whatever the order).
-    fn min_key(&self, pred: impl Fn(&str) -> bool) -> Option<&str> {
-        self.0
-            .iter()
-            .map(|(k, _)| k.as_ref())
-            .filter(|k| pred(k))
-            .min()
-    }
 }
 
 /// Whether two member names are equal, compared inline: names are short, and a
-/// `memcmp` call for every candidate (the unknown-field check and each field taken
-/// compare every name with several) cost more than the comparison itself.
+/// `memcmp` call for every candidate (the unknown-field check compares every name
+/// with several) cost more than the comparison itself.
 #[inline]
 fn same_key(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -457,10 +447,21 @@ impl std::fmt::Display for Path<'_> {
 
 /// The fields of one JSON object being decoded, with the path of the object (none
 /// for the body itself) used in errors.
+///
+/// Each member is matched with its name in `allowed` once, by the unknown-field
+/// check; a field is then taken by its place in `allowed`, not by comparing its
+/// name with every member again.
 struct Fields<'a, 'p> {
     map: Obj<'a>,
+    allowed: &'static [&'static str],
+    /// For the i-th name of `allowed`, 1 + the index of its member in `map`, or 0
+    /// when it is absent or already taken.
+    at: [u8; MAX_ALLOWED],
     parent: Option<&'p Path<'p>>,
 }
+
+/// The most names an object of the schema allows (`approval.granted` has 11).
+const MAX_ALLOWED: usize = 16;
 
 impl<'a, 'p> Fields<'a, 'p> {
     /// Takes ownership of `map`, rejecting any key not in `allowed` (naming the first
@@ -470,14 +471,43 @@ impl<'a, 'p> Fields<'a, 'p> {
         parent: Option<&'p Path<'p>>,
         allowed: &'static [&'static str],
     ) -> Result<Self, DecodeError> {
-        if let Some(unknown) = map.min_key(|k| !allowed.iter().any(|a| same_key(a, k))) {
+        debug_assert!(allowed.len() <= MAX_ALLOWED);
+        let mut at = [0u8; MAX_ALLOWED];
+        let mut unknown: Option<&str> = None;
+        for (i, (k, _)) in map.0.iter().enumerate() {
+            match allowed.iter().position(|a| same_key(a, k)) {
+                // Without an unknown member, names are distinct (duplicates are
+                // refused when parsing), so there are at most MAX_ALLOWED members.
+                Some(j) => at[j] = u8::try_from(i + 1).unwrap_or(0),
+                None => unknown = Some(unknown.map_or(k.as_ref(), |u| u.min(k.as_ref()))),
+            }
+        }
+        if let Some(unknown) = unknown {
             let name = snippet(unknown);
             return Err(DecodeError::schema(
                 Path::Field(parent, &name).to_string(),
                 format!("unknown field; expected one of: {}", allowed.join(", ")),
             ));
         }
-        Ok(Self { map, parent })
+        Ok(Self {
+            map,
+            allowed,
+            at,
+            parent,
+        })
+    }
+
+    /// Takes the value of member `name` out, if present and not taken before.
+    fn take(&mut self, name: &str) -> Option<Json<'a>> {
+        // The callers' names are the same literals as in `allowed`, usually one
+        // constant: compare addresses first, then the bytes.
+        let same = |a: &&str| std::ptr::eq(a.as_ptr(), name.as_ptr()) && a.len() == name.len();
+        let j = match self.allowed.iter().position(same) {
+            Some(j) => j,
+            None => self.allowed.iter().position(|a| same_key(a, name))?,
+        };
+        let i = usize::from(std::mem::take(&mut self.at[j]).checked_sub(1)?);
+        Some(std::mem::replace(&mut self.map.0[i].1, Json::Null))
     }
 
     fn path<'s>(&'s self, name: &'s str) -> Path<'s> {
@@ -486,7 +516,7 @@ impl<'a, 'p> Fields<'a, 'p> {
 
     /// A required field.
     fn req<T: FromJson>(&mut self, name: &str) -> Result<T, DecodeError> {
-        match self.map.remove(name) {
+        match self.take(name) {
             None => Err(DecodeError::schema(
                 self.path(name).to_string(),
                 "missing required field",
@@ -497,7 +527,7 @@ impl<'a, 'p> Fields<'a, 'p> {
 
     /// An optional field: absent or `null` give `None`.
     fn opt<T: FromJson>(&mut self, name: &str) -> Result<Option<T>, DecodeError> {
-        match self.map.remove(name) {
+        match self.take(name) {
             None | Some(Json::Null) => Ok(None),
             Some(v) => T::from_json(v, self.path(name)).map(Some),
         }
@@ -1051,4 +1081,16 @@ fn key_rotated(f: &mut Fields) -> Result<KeyRotated, DecodeError> {
         new_public_key: public_key(f, "new_public_key")?,
         retire_old_at_ns: f.opt("retire_old_at_ns")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_object_allows_more_names_than_fields_can_place() {
+        for &kind in EventType::ALL {
+            assert!(allowed_fields(kind).len() <= MAX_ALLOWED, "{kind:?}");
+        }
+    }
 }

@@ -50,12 +50,12 @@ impl IdError {
     }
 }
 
-/// Checks `s` is 1..=`max` bytes long and every byte satisfies `allowed`.
+/// Checks `s` is 1..=`max` bytes long and every byte is in `allowed`.
 fn check_chars(
     kind: &'static str,
     s: &str,
     max: usize,
-    allowed: impl Fn(u8) -> bool,
+    allowed: &ByteClass,
     pattern: &str,
 ) -> Result<(), IdError> {
     if s.is_empty() {
@@ -77,7 +77,7 @@ fn check_chars(
     }
     // Byte by byte: `allowed` admits ASCII only, so the first byte it refuses
     // starts a character (every byte before it is ASCII).
-    if let Some(i) = s.bytes().position(|b| !allowed(b)) {
+    if let Some(i) = s.bytes().position(|b| !allowed.0[usize::from(b)]) {
         let c = s[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
         return Err(IdError::new(
             kind,
@@ -88,21 +88,43 @@ fn check_chars(
     Ok(())
 }
 
-fn tenant_byte(b: u8) -> bool {
+const fn tenant_byte(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
 }
 
-fn event_id_byte(b: u8) -> bool {
+const fn event_id_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
 }
 
-fn key_name_byte(b: u8) -> bool {
+const fn key_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
 }
 
-fn ident_byte(b: u8) -> bool {
+const fn ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'@' | b'-')
 }
+
+/// The bytes an id may hold, as a table: one load per byte instead of a chain of
+/// range tests (every id of every body is checked on each fold).
+struct ByteClass([bool; 256]);
+
+/// The [`ByteClass`] of the bytes for which the `const fn` `$pred` holds.
+macro_rules! byte_class {
+    ($pred:ident) => {{
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = $pred(b as u8);
+            b += 1;
+        }
+        ByteClass(table)
+    }};
+}
+
+static TENANT_BYTES: ByteClass = byte_class!(tenant_byte);
+static EVENT_ID_BYTES: ByteClass = byte_class!(event_id_byte);
+static KEY_NAME_BYTES: ByteClass = byte_class!(key_name_byte);
+static IDENT_BYTES: ByteClass = byte_class!(ident_byte);
 
 /// Implements the shared plumbing of a validated string newtype.
 macro_rules! string_id {
@@ -194,7 +216,7 @@ macro_rules! string_id {
 pub struct TenantId(String);
 
 string_id!(TenantId, |s| {
-    check_chars("tenant id", s, 64, tenant_byte, "[a-z0-9_-]{1,64}")?;
+    check_chars("tenant id", s, 64, &TENANT_BYTES, "[a-z0-9_-]{1,64}")?;
     if TenantId::RESERVED.contains(&s) {
         return Err(IdError::new(
             "tenant id",
@@ -221,7 +243,7 @@ string_id!(EventId, |s| check_chars(
     "event id",
     s,
     128,
-    event_id_byte,
+    &EVENT_ID_BYTES,
     "[A-Za-z0-9._:-]{1,128}"
 ));
 
@@ -243,7 +265,7 @@ fn validate_key_id(s: &str) -> Result<(), IdError> {
     };
     TenantId::validate(tenant)
         .map_err(|e| IdError::new(KIND, s, format!("tenant part {}", e.reason)))?;
-    check_chars(KIND, name, 64, key_name_byte, "[A-Za-z0-9._-]{1,64}")
+    check_chars(KIND, name, 64, &KEY_NAME_BYTES, "[A-Za-z0-9._-]{1,64}")
         .map_err(|e| IdError::new(KIND, s, format!("name part {}", e.reason)))
 }
 
@@ -285,7 +307,7 @@ string_id!(Ident, |s| check_chars(
     "identifier",
     s,
     128,
-    ident_byte,
+    &IDENT_BYTES,
     "[A-Za-z0-9._:/@-]{1,128}"
 ));
 
@@ -336,6 +358,46 @@ impl From<Seq> for u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `b` is in a bracket expression such as `[A-Za-z0-9._:-]`, read
+    /// from the pattern the error messages show (a `-` last is itself).
+    fn in_bracket(pattern: &str, b: u8) -> bool {
+        let class = pattern.strip_prefix('[').and_then(|p| p.split(']').next());
+        let class = class.expect("a bracket expression").as_bytes();
+        let mut i = 0;
+        while i < class.len() {
+            if i + 2 < class.len() && class[i + 1] == b'-' {
+                if (class[i]..=class[i + 2]).contains(&b) {
+                    return true;
+                }
+                i += 3;
+            } else {
+                if class[i] == b {
+                    return true;
+                }
+                i += 1;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn byte_tables_hold_exactly_the_bytes_of_each_pattern() {
+        for (table, pattern) in [
+            (&TENANT_BYTES, "[a-z0-9_-]{1,64}"),
+            (&EVENT_ID_BYTES, "[A-Za-z0-9._:-]{1,128}"),
+            (&KEY_NAME_BYTES, "[A-Za-z0-9._-]{1,64}"),
+            (&IDENT_BYTES, "[A-Za-z0-9._:/@-]{1,128}"),
+        ] {
+            for b in 0..=255u8 {
+                assert_eq!(
+                    table.0[usize::from(b)],
+                    in_bracket(pattern, b),
+                    "{pattern} {b:#04x}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn tenant_ids() {
