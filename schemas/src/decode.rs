@@ -654,8 +654,12 @@ macro_rules! enum_from_json {
     ($ty:ty { $($name:literal => $variant:expr),* $(,)? }) => {
         impl FromJson for $ty {
             fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
-                let s = String::from_json(v, path)?;
-                match s.as_str() {
+                // Matched where it lies in the body: no owned copy of a word.
+                let s = match v {
+                    Json::Str(s) => s,
+                    other => return Err(wrong_type(path, "a string", &other)),
+                };
+                match s.as_ref() {
                     $($name => Ok($variant),)*
                     other => Err(DecodeError::schema(
                         path.to_string(),
