@@ -158,23 +158,37 @@ pub async fn connect_notifying(
     opts.connect(cfg.url.as_str()).await.map_err(|e| err(&e))
 }
 
+/// What [`round_trip`] asks: the JetStream API's account information. A client
+/// that uses JetStream may already send it (`$JS.API.>`), unlike a made-up
+/// subject that an account's permissions could refuse; any answer will do.
+const ROUND_TRIP_SUBJECT: &str = "$JS.API.INFO";
+
+/// How long [`round_trip`] waits for its answer.
+const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Returns once the server has processed everything `client` sent before: its
-/// subscriptions are in place and its publications routed, so that a subscriber
-/// misses nothing published next, and closing the connection loses nothing.
+/// subscriptions are in place and its publications handed to their subscribers,
+/// so that a subscriber misses nothing published next, and closing the connection
+/// loses nothing already sent.
 ///
 /// `Client::flush` is not enough. It returns once the bytes are handed to the
 /// socket, and async-nats 0.51 can even report a flush while its buffer waits on a
 /// full socket. A connection closed with unread input (a consumer's next
 /// messages, a heartbeat) is reset, and the kernel throws away what it had not
-/// sent yet: seen as a test missing 10 of 600 receipts from a `serve`
-/// that had just stopped. A request to an inbox that nobody serves is answered
-/// "no responders" only after the server has processed every earlier message on
-/// the connection, in order.
+/// sent yet: seen as a test missing 10 of 600 receipts from a `serve` that had
+/// just stopped. A request is read after every earlier message on the connection,
+/// in order, so any answer to it (an account's information, an error, or "no
+/// responders" from a server without JetStream) comes after they were routed.
+/// An error means no answer came within [`ROUND_TRIP_TIMEOUT`] (a connection
+/// down, or a publish permission missing).
 pub async fn round_trip(client: &async_nats::Client) -> Result<(), NatsError> {
-    match client.request(client.new_inbox(), Vec::new().into()).await {
-        Ok(_) => Ok(()), // answered all the same: the round trip is what counts
+    let request = async_nats::Request::new().timeout(Some(ROUND_TRIP_TIMEOUT));
+    match client.send_request(ROUND_TRIP_SUBJECT, request).await {
+        Ok(_) => Ok(()),
         Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
-        Err(e) => Err(NatsError::Other(format!("no answer to a round trip: {e}"))),
+        Err(e) => Err(NatsError::Other(format!(
+            "no answer to a round trip ({ROUND_TRIP_SUBJECT}) within {ROUND_TRIP_TIMEOUT:?}: {e}"
+        ))),
     }
 }
 

@@ -471,14 +471,19 @@ impl<'a, 'p> Fields<'a, 'p> {
         parent: Option<&'p Path<'p>>,
         allowed: &'static [&'static str],
     ) -> Result<Self, DecodeError> {
-        debug_assert!(allowed.len() <= MAX_ALLOWED);
         let mut at = [0u8; MAX_ALLOWED];
         let mut unknown: Option<&str> = None;
         for (i, (k, _)) in map.0.iter().enumerate() {
             match allowed.iter().position(|a| same_key(a, k)) {
                 // Without an unknown member, names are distinct (duplicates are
                 // refused when parsing), so there are at most MAX_ALLOWED members.
-                Some(j) => at[j] = u8::try_from(i + 1).unwrap_or(0),
+                // (A test holds every list to MAX_ALLOWED; were one longer, its
+                // later names would read as absent, never panic.)
+                Some(j) => {
+                    if let Some(slot) = at.get_mut(j) {
+                        *slot = u8::try_from(i + 1).unwrap_or(0);
+                    }
+                }
                 None => unknown = Some(unknown.map_or(k.as_ref(), |u| u.min(k.as_ref()))),
             }
         }
@@ -686,10 +691,18 @@ enum_from_json!(BudgetWindow { "day" => BudgetWindow::Day, "week" => BudgetWindo
 enum_from_json!(KillScope { "session" => KillScope::Session, "agent" => KillScope::Agent,
     "tenant" => KillScope::Tenant, "system" => KillScope::System });
 
+/// The members of an actor chain.
+const ACTOR_FIELDS: &[&str] = &["user", "agent", "service"];
+
+/// The members of a budget scope.
+const SCOPE_FIELDS: &[&str] = &["org", "team", "user", "agent"];
+
+const _: () = assert!(ACTOR_FIELDS.len() <= MAX_ALLOWED && SCOPE_FIELDS.len() <= MAX_ALLOWED);
+
 impl FromJson for ActorChain {
     fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
         let map = object(v, path)?;
-        let mut f = Fields::new(map, Some(&path), &["user", "agent", "service"])?;
+        let mut f = Fields::new(map, Some(&path), ACTOR_FIELDS)?;
         let actor = ActorChain {
             user: f.opt("user")?,
             agent: f.opt("agent")?,
@@ -708,7 +721,7 @@ impl FromJson for ActorChain {
 impl FromJson for BudgetScope {
     fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
         let map = object(v, path)?;
-        let mut f = Fields::new(map, Some(&path), &["org", "team", "user", "agent"])?;
+        let mut f = Fields::new(map, Some(&path), SCOPE_FIELDS)?;
         let scope = BudgetScope {
             org: f.opt("org")?,
             team: f.opt("team")?,
