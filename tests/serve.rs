@@ -804,3 +804,23 @@ fn a_round_trip_returns_after_the_server_routed_every_earlier_publication() {
         .await;
     });
 }
+
+/// With no server to answer, the round trip gives up with an error after its
+/// timeout instead of waiting for ever (serve then logs it and stops anyway).
+#[test]
+fn a_round_trip_without_a_server_fails_instead_of_waiting() {
+    let mut nats = NatsServer::start();
+    let rt = rt();
+    let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
+    nats.kill();
+    let err = rt
+        .block_on(async {
+            tokio::time::timeout(WAIT, govledger_ingest::nats::round_trip(&client)).await
+        })
+        .expect("the round trip gives up by itself")
+        .expect_err("no server, no answer");
+    assert!(
+        err.to_string().contains("no answer to a round trip"),
+        "{err}"
+    );
+}
