@@ -8,7 +8,7 @@ mod common;
 
 use async_nats::jetstream;
 use async_nats::HeaderMap;
-use common::nats::NatsServer;
+use common::nats::{round_trip, subscribed, NatsServer};
 use common::{Env, Serve};
 use futures::StreamExt;
 use serde_json::Value;
@@ -78,14 +78,8 @@ fn published_events_become_entries_in_stream_order_with_receipts_and_checkpoints
     let events = env.init_with_events(N, 11, 3);
     let rt = rt();
     let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
-    let (mut receipts, mut checkpoints) = rt.block_on(async {
-        let r = client.subscribe("gov.receipts.>").await.expect("sub");
-        let c = client.subscribe("gov.checkpoints").await.expect("sub");
-        govledger_ingest::nats::round_trip(&client)
-            .await
-            .expect("a round trip to the server");
-        (r, c)
-    });
+    let [mut receipts, mut checkpoints] =
+        rt.block_on(subscribed(&client, ["gov.receipts.>", "gov.checkpoints"]));
 
     let mut serve = env.spawn_serve(
         &nats.url(),
@@ -204,15 +198,10 @@ fn bad_messages_are_rejected_entries_with_alerts_and_the_consumer_goes_on() {
     let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
     let _in_runtime = rt.enter();
     let js = jetstream::new(client.clone());
-    let (mut receipts, mut alerts, mut reply) = rt.block_on(async {
-        let r = client.subscribe("gov.receipts.>").await.expect("sub");
-        let a = client.subscribe("gov.alerts.>").await.expect("sub");
-        let p = client.subscribe("test.reply.1").await.expect("sub");
-        govledger_ingest::nats::round_trip(&client)
-            .await
-            .expect("a round trip to the server");
-        (r, a, p)
-    });
+    let [mut receipts, mut alerts, mut reply] = rt.block_on(subscribed(
+        &client,
+        ["gov.receipts.>", "gov.alerts.>", "test.reply.1"],
+    ));
     let mut serve = env.spawn_serve(&nats.url(), &["--stop-at-size", "7"]);
     serve.wait_for_line("consuming", WAIT);
 
@@ -409,13 +398,7 @@ fn healthz_and_metrics_report_the_consumer() {
     let events = env.init_with_events(N, 4, 2);
     let rt = rt();
     let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
-    let mut receipts = rt.block_on(async {
-        let r = client.subscribe("gov.receipts.>").await.expect("sub");
-        govledger_ingest::nats::round_trip(&client)
-            .await
-            .expect("a round trip to the server");
-        r
-    });
+    let [mut receipts] = rt.block_on(subscribed(&client, ["gov.receipts.>"]));
     let mut serve = env.spawn_serve(
         &nats.url(),
         &["--checkpoint-ms", "0", "--checkpoint-every", "0"],
@@ -441,9 +424,7 @@ fn healthz_and_metrics_report_the_consumer() {
             .publish("gov.acme.action", "{}".into())
             .await
             .expect("publish");
-        govledger_ingest::nats::round_trip(&client)
-            .await
-            .expect("a round trip to the server");
+        round_trip(&client).await;
     });
     rt.block_on(take_json(&mut receipts, N as usize + 1, &serve));
 
@@ -648,13 +629,7 @@ fn detection_rules_from_the_config_file_raise_alerts() {
 
     let rt = rt();
     let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
-    let mut alerts = rt.block_on(async {
-        let a = client.subscribe("gov.alerts.acme").await.expect("sub");
-        govledger_ingest::nats::round_trip(&client)
-            .await
-            .expect("a round trip to the server");
-        a
-    });
+    let [mut alerts] = rt.block_on(subscribed(&client, ["gov.alerts.acme"]));
     let size = lines.len().to_string();
     let mut serve = env.spawn_serve(
         &nats.url(),
@@ -773,24 +748,17 @@ fn a_round_trip_returns_after_the_server_routed_every_earlier_publication() {
     rt.block_on(async {
         let reader = async_nats::connect(nats.url()).await.expect("connect");
         let writer = async_nats::connect(nats.url()).await.expect("connect");
-        let mut sub = reader.subscribe("t.round").await.expect("sub");
-        govledger_ingest::nats::round_trip(&reader)
-            .await
-            .expect("a round trip to the server");
+        let [mut sub] = subscribed(&reader, ["t.round"]).await;
         for i in 0..N {
             writer
                 .publish("t.round", i.to_string().into())
                 .await
                 .expect("publish");
         }
-        govledger_ingest::nats::round_trip(&writer)
-            .await
-            .expect("a round trip to the server");
+        round_trip(&writer).await;
         // The server queued all N for `reader` before answering `writer`, and
         // answers `reader` after them on the same connection.
-        govledger_ingest::nats::round_trip(&reader)
-            .await
-            .expect("a round trip to the server");
+        round_trip(&reader).await;
         // Unconstrained: tokio's cooperative budget would otherwise make the
         // receiver say "not ready" after 128 messages, there or not.
         tokio::task::unconstrained(async {

@@ -7,7 +7,7 @@
 mod common;
 
 use base64::Engine;
-use common::nats::NatsServer;
+use common::nats::{subscribed, NatsServer};
 use common::{Env, Serve};
 use futures::StreamExt;
 use serde_json::Value;
@@ -300,13 +300,7 @@ fn a_hec_sink_answered_503_does_not_hold_up_ingest_and_catches_up() {
         .build()
         .expect("tokio runtime");
     let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
-    let mut receipts = rt.block_on(async {
-        let s = client.subscribe("gov.receipts.>").await.expect("sub");
-        govledger_ingest::nats::round_trip(&client)
-            .await
-            .expect("a round trip to the server");
-        s
-    });
+    let [mut receipts] = rt.block_on(subscribed(&client, ["gov.receipts.>"]));
 
     let mut serve = env.spawn_serve(&nats.url(), &["--json", "--config", cfg.to_str().unwrap()]);
     serve.wait_for_line("consuming", WAIT);

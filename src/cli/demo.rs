@@ -312,7 +312,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         );
         let mut receipts = client.subscribe("gov.receipts.acme").await?;
         round_trip(&client).await?; // subscribed before serve publishes
-
         for (part, stop_at) in [(first, 9u64), (second, steps.len() as u64)] {
             let lines = part.iter().map(|s| Ok(s.line.clone()));
             publish_lines(&client, &stream, lines, &PublishOptions::default(), &mut |_| {}).await?;

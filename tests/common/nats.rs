@@ -48,3 +48,31 @@ impl NatsServer {
             .unwrap_or_else(|e| panic!("nats-server restart failed: {e}"));
     }
 }
+
+/// Waits until the server has processed everything `client` sent before
+/// ([`govledger_ingest::nats::round_trip`]), failing the test if it cannot.
+pub async fn round_trip(client: &async_nats::Client) {
+    govledger_ingest::nats::round_trip(client)
+        .await
+        .expect("a round trip to the server");
+}
+
+/// Subscribes `client` to each of `subjects`, in place at the server (a round
+/// trip) before this returns, so nothing published next is missed.
+pub async fn subscribed<const N: usize>(
+    client: &async_nats::Client,
+    subjects: [&str; N],
+) -> [async_nats::Subscriber; N] {
+    let mut subs = Vec::with_capacity(N);
+    for subject in subjects {
+        subs.push(
+            client
+                .subscribe(subject.to_string())
+                .await
+                .expect("subscribe"),
+        );
+    }
+    round_trip(client).await;
+    subs.try_into()
+        .unwrap_or_else(|_| unreachable!("one per subject"))
+}
