@@ -6,9 +6,10 @@
 //! reuse the ledger there instead of a temporary one), `GOVLEDGER_BENCH_FOLD_ONLY`
 //! (set: stop after the fold rounds, for profiling them alone).
 //!
-//! Prints medians of 3 alternating rounds: the raw scan (entries/s), and the fold
-//! as replays run it (`Admission::replay_pipelined`: scan, decode each entry and
-//! its accepted body on 2 or 1 workers, fold in order into the key ring, gates,
+//! Prints medians of 3 alternating rounds: the raw scan (entries/s, each entry
+//! copied out, as `LogStore::scan_entries` gives them), and the fold as replays run
+//! it (`Admission::replay_pipelined`: read and decode each entry and its accepted
+//! body on 2 or 1 workers, fold in order into the key ring, gates,
 //! flows, budgets and detector) as entries/s and as a ratio to the scan, then the
 //! same with the state digest of the folded state computed from cold caches (what a
 //! first checkpoint after the fold costs); strict body decoding beside serde_json
@@ -20,8 +21,8 @@ mod support;
 use support::{env_u64, median};
 
 use govledger_ingest::gen::admit_generated;
-use govledger_ingest::{Admission, GenOptions, Generator};
-use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
+use govledger_ingest::{Admission, GenOptions, Generator, LeafReader, StoredLeaves};
+use govledger_ledger::store::{LogStore, OpenMode, RocksStore, StoreError};
 use govledger_ledger::Ledger;
 use govledger_schemas::DecodeLimits;
 use std::time::{Duration, Instant};
@@ -71,8 +72,12 @@ fn main() {
     let fold_all = |threads: usize| {
         let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
         adm.set_verify_threads(threads);
+        let open = || -> Box<dyn LeafReader<StoreError> + '_> {
+            Box::new(StoredLeaves::new(ledger.store()))
+        };
         adm.replay_pipelined(
-            ledger.store().scan_entries(0),
+            0..size,
+            &open,
             |seq, e| panic!("entry {seq} does not decode: {e}"),
             &mut |_| {},
         )
@@ -113,8 +118,8 @@ fn main() {
         rate(s)
     );
     for (name, d) in [
-        ("fold, pipelined: read | decode on 2 workers | fold", f),
-        ("fold, pipelined: read | decode on 1 worker | fold", f1),
+        ("fold, pipelined: read + decode on 2 workers | fold", f),
+        ("fold, pipelined: read + decode on 1 worker | fold", f1),
         (
             "fold on 2 workers, then the state digest from cold caches",
             fd,

@@ -36,6 +36,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 use govledger_ledger::checkpoint::StateDigest;
+use govledger_ledger::store::{EntryCursor, LogStore, StoreError};
 use govledger_projections::lookup::pair;
 use govledger_projections::{
     snapshot, BudgetWarning, Budgets, DetectConfig, Detection, Detector, Flows, Gates, KeyProblem,
@@ -48,6 +49,7 @@ use govledger_schemas::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 /// A message as it arrives: from JetStream, or a line of a file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -465,204 +467,154 @@ impl Admission {
         }
     }
 
-    /// Folds `leaves` (seq and stored leaf bytes, in log order) into this state, as
-    /// [`Admission::replay`] does entry by entry, but as a pipeline over every
-    /// core: this thread reads the leaves and hands them out in rounds of
-    /// [`PIPELINE_ROUND`], `verify_threads` workers decode whole rounds (leaf, body
-    /// hash check and strict body decode), and one more thread folds the rounds in
-    /// order while the next ones are read and decoded (rather than taking turns,
-    /// which left the cores idle during every read and every fold).
+    /// Folds the stored leaves `range` into this state (which must stand at
+    /// `range.start`), as [`Admission::replay`] does entry by entry, but as a
+    /// pipeline over every core: `verify_threads` workers each open their own
+    /// [`LeafReader`] with `open` and take rounds of [`PIPELINE_ROUND`] leaves in
+    /// turn (worker `w` of `n` the rounds `w`, `w + n`, …), reading each round
+    /// straight from the store's buffers and decoding it as it reads (leaf, body
+    /// hash check and strict body decode); this thread folds the decoded rounds in
+    /// log order while the next ones are read and decoded. No leaf is copied, and
+    /// no thread only reads: the reading is spread over the workers with the
+    /// decoding it feeds.
     ///
-    /// At most `2 + 19 × workers` rounds are in flight (one being read, one in each
-    /// worker's queue, one being decoded and `DECODED_AHEAD` (8) decoded per
-    /// worker, one being folded, and per worker one spent round of leaves and 8 of
-    /// decoded entries on their way back to be freed), with at most 8 workers:
-    /// memory stays bounded whatever the length of `leaves`. Spent rounds go back
-    /// to the thread that allocated them because the allocator frees a block on its
-    /// own thread much more cheaply than on another. A range shorter than one round
-    /// is decoded and folded on the calling thread, without starting any.
+    /// At most `1 + (1 + 2 × DECODED_AHEAD) × workers` rounds are in flight (one
+    /// being folded, and per worker one being decoded, `DECODED_AHEAD` (8) ready
+    /// and as many spent ones on their way back to be freed), with at most 8
+    /// workers: memory stays bounded whatever the length of `range`. Spent rounds
+    /// go back to the worker that built them because the allocator frees a block
+    /// on its own thread much more cheaply than on another. A range shorter than
+    /// one round is read, decoded and folded on this thread, without starting any.
     ///
     /// Stops at the first failure, with every entry before it folded: an `Err` from
-    /// `leaves` is returned as it is, a leaf that does not decode as
+    /// a reader is returned as it is, a leaf that does not decode as
     /// `codec_error(seq, error)`. `progress` hears the number of entries folded so
     /// far, after each round and at the end.
-    pub fn replay_pipelined<E: Send>(
+    pub fn replay_pipelined<'s, E: Send>(
         &mut self,
-        leaves: impl Iterator<Item = Result<(u64, Vec<u8>), E>>,
+        range: Range<u64>,
+        open: &(dyn Fn() -> Box<dyn LeafReader<E> + 's> + Sync),
         codec_error: impl Fn(u64, CodecError) -> E + Sync,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), E> {
-        self.replay_pipelined_stopping(leaves, codec_error, progress, &[], &mut |_| Ok(()))
+        self.replay_pipelined_stopping(range, open, codec_error, progress, &[], &mut |_| Ok(()))
     }
 
     /// [`Admission::replay_pipelined`], calling `at_stop` with the state each time
     /// [`Admission::entries_folded`] reaches one of `stops` (ascending; those at or
-    /// before where it starts are not reached), on the
-    /// folding thread while the next rounds are read and decoded: a verified replay
-    /// checks the state digest at every checkpoint without draining the pipeline
-    /// there. An `Err` from `at_stop` stops the fold like a bad leaf, with every
-    /// entry up to the stop folded.
-    pub fn replay_pipelined_stopping<E: Send>(
+    /// before where it starts are not reached), on the folding thread while the
+    /// next rounds are read and decoded: a verified replay checks the state digest
+    /// at every checkpoint without draining the pipeline there. An `Err` from
+    /// `at_stop` stops the fold like a bad leaf, with every entry up to the stop
+    /// folded.
+    pub fn replay_pipelined_stopping<'s, E: Send>(
         &mut self,
-        leaves: impl Iterator<Item = Result<(u64, Vec<u8>), E>>,
+        range: Range<u64>,
+        open: &(dyn Fn() -> Box<dyn LeafReader<E> + 's> + Sync),
         codec_error: impl Fn(u64, CodecError) -> E + Sync,
         progress: &mut dyn FnMut(u64),
         stops: &[u64],
-        at_stop: &mut (dyn FnMut(&mut Admission) -> Result<(), E> + Send),
+        at_stop: &mut dyn FnMut(&mut Admission) -> Result<(), E>,
     ) -> Result<(), E> {
         let start = self.entries_folded;
         let mut stops = stops.iter().copied().filter(move |&s| s > start).peekable();
-        type Round = Vec<(u64, Vec<u8>)>;
-        // What the fold needs of each entry: its time, what its verdict calls for
-        // and its decoded body. The entry itself is read in place and let go.
-        type Decoded = Vec<Result<(u64, FoldAs, Option<Envelope>), (u64, CodecError)>>;
-        let mut leaves = leaves.peekable();
-        let decode_round = |round: &Round| -> Decoded {
-            round
-                .iter()
-                .map(|(seq, leaf)| {
-                    decode_entry_ref(leaf)
-                        .map(|e| {
-                            let how = match e.verdict {
-                                VerdictRef::Accepted { .. } => FoldAs::of(None),
-                                VerdictRef::Rejected { reason, .. } => FoldAs::of(Some(reason)),
-                            };
-                            (e.time_ns, how, e.body.and_then(body_envelope))
-                        })
-                        .map_err(|err| (*seq, err))
-                })
-                .collect()
+        let round_len = PIPELINE_ROUND as u64;
+        let rounds = range.end.saturating_sub(range.start).div_ceil(round_len);
+        let round_range = |r: u64| {
+            let from = range.start + r * round_len;
+            from..range.end.min(from + round_len)
         };
-        // A range shorter than a round (a stepper's seek, a start from a recent
-        // snapshot) is not worth the threads: decode and fold it here.
-        let mut first = Vec::with_capacity(PIPELINE_ROUND);
-        while first.len() < PIPELINE_ROUND {
-            match leaves.next_if(|item| item.is_ok()) {
-                Some(Ok(leaf)) => first.push(leaf),
-                _ => break,
+        // Round `r` as read and decoded: what the fold needs of each entry (its
+        // time, what its verdict calls for and its decoded body; the entry itself
+        // is read in place and let go), then the reader's error if it failed.
+        let read_round = |reader: &mut dyn LeafReader<E>, r: u64| -> Decoded<E> {
+            let within = round_range(r);
+            let mut entries = Vec::with_capacity((within.end - within.start) as usize);
+            let read = reader.read(within, &mut |seq, leaf| {
+                let decoded = decode_leaf(leaf).map_err(|err| (seq, err));
+                let ok = decoded.is_ok();
+                entries.push(decoded);
+                ok
+            });
+            Decoded {
+                entries,
+                failed: read.err(),
             }
-        }
-        if first.len() < PIPELINE_ROUND {
-            let mut done = 0;
-            for d in decode_round(&first) {
-                let (time_ns, how, env) = d.map_err(|(seq, err)| codec_error(seq, err))?;
-                self.replay_as(how, time_ns, env.as_ref());
-                done += 1;
-                if stops.next_if_eq(&self.entries_folded).is_some() {
-                    if let Err(e) = at_stop(self) {
-                        progress(done);
-                        return Err(e);
-                    }
+        };
+        // Folds one decoded round, up to its first failure, which it returns.
+        let mut fold_round = |this: &mut Admission, round: &mut Decoded<E>| -> Result<(), E> {
+            let bad = round.entries.iter().position(Result::is_err);
+            for (time_ns, how, env) in round.entries[..bad.unwrap_or(round.entries.len())]
+                .iter()
+                .flatten()
+            {
+                this.replay_as(*how, *time_ns, env.as_ref());
+                if stops.next_if_eq(&this.entries_folded).is_some() {
+                    at_stop(this)?;
                 }
             }
-            progress(done);
-            return match leaves.next() {
-                Some(Err(e)) => Err(e),
-                _ => Ok(()),
-            };
+            if let Some(Err((seq, err))) = bad.map(|i| round.entries.swap_remove(i)) {
+                return Err(codec_error(seq, err));
+            }
+            round.failed.take().map_or(Ok(()), Err)
+        };
+        let workers = self.verify_threads.clamp(1, MAX_PIPELINE_WORKERS) as u64;
+        // A range of one round or less (a stepper's seek, a start from a recent
+        // snapshot) is not worth the threads: read, decode and fold it here.
+        if rounds <= 1 {
+            let mut folded = Ok(());
+            if rounds == 1 {
+                let mut round = read_round(&mut *open(), 0);
+                folded = fold_round(self, &mut round);
+            }
+            progress(self.entries_folded - start);
+            return folded;
         }
-        let workers = self.verify_threads.clamp(1, MAX_PIPELINE_WORKERS);
-        let folded = std::sync::atomic::AtomicU64::new(0);
-        let folded = &folded;
         std::thread::scope(|s| {
-            let mut inboxes = Vec::with_capacity(workers);
-            let mut outboxes = Vec::with_capacity(workers);
-            let mut spent_decoded = Vec::with_capacity(workers);
-            // Leaves come from this thread's allocations: the workers hand them back.
-            let (spent_leaves, spent_leaves_here) = std::sync::mpsc::sync_channel::<Round>(workers);
-            for _ in 0..workers {
-                let (to_worker, inbox) = std::sync::mpsc::sync_channel::<Round>(1);
-                let (outbox, from_worker) = std::sync::mpsc::sync_channel::<Decoded>(DECODED_AHEAD);
-                let (to_decoder, decoded_back) =
-                    std::sync::mpsc::sync_channel::<Decoded>(DECODED_AHEAD);
-                let spent_leaves = spent_leaves.clone();
-                let decoder = std::thread::Builder::new().name("fold-decode".into());
-                let spawned = decoder.spawn_scoped(s, move || {
-                    for round in inbox {
-                        // Free the entries the folder is done with, on this thread.
-                        while decoded_back.try_recv().is_ok() {}
-                        let decoded = decode_round(&round);
-                        // Full (the reader is busy): then it is freed here after all.
-                        let _ = spent_leaves.try_send(round);
-                        if outbox.send(decoded).is_err() {
+            let mut outboxes = Vec::new();
+            let mut spent = Vec::new();
+            for w in 0..workers {
+                let (outbox, from_worker) =
+                    std::sync::mpsc::sync_channel::<Decoded<E>>(DECODED_AHEAD);
+                let (to_worker, spent_here) =
+                    std::sync::mpsc::sync_channel::<Decoded<E>>(DECODED_AHEAD);
+                let read_round = &read_round;
+                // Named, for profilers and `top -H`.
+                let worker = std::thread::Builder::new().name("fold-read".into());
+                let spawned = worker.spawn_scoped(s, move || {
+                    let mut reader = open();
+                    for r in (w..rounds).step_by(workers as usize) {
+                        // Free the rounds the folder is done with, on this thread.
+                        while spent_here.try_recv().is_ok() {}
+                        let round = read_round(&mut *reader, r);
+                        let last =
+                            round.failed.is_some() || round.entries.iter().any(Result::is_err);
+                        if outbox.send(round).is_err() || last {
                             break;
                         }
                     }
                 });
                 // As `Scope::spawn` does: a thread that cannot start is a panic.
                 spawned.expect("failed to spawn thread");
-                inboxes.push(to_worker);
                 outboxes.push(from_worker);
-                spent_decoded.push(to_decoder);
+                spent.push(to_worker);
             }
-            drop(spent_leaves);
-            // Rounds go to the workers in turn and are taken back in the same turn,
-            // so the folder sees them in log order. It ends when a worker's queue
-            // ends: the reader has stopped handing out rounds.
-            let this = &mut *self;
-            let codec_error = &codec_error;
-            // Named, like the decoders, for profilers and `top -H`.
-            let folder = std::thread::Builder::new().name("fold".into());
-            let folder = folder.spawn_scoped(s, move || -> Result<(), E> {
-                for k in 0.. {
-                    let Ok(mut round) = outboxes[k % workers].recv() else {
-                        return Ok(());
-                    };
-                    let bad = round.iter().position(Result::is_err);
-                    for (time_ns, how, env) in round[..bad.unwrap_or(round.len())].iter().flatten()
-                    {
-                        this.replay_as(*how, *time_ns, env.as_ref());
-                        folded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if stops.next_if_eq(&this.entries_folded).is_some() {
-                            at_stop(this)?;
-                        }
-                    }
-                    if let Some(Err((seq, err))) = bad.map(|i| round.swap_remove(i)) {
-                        return Err(codec_error(seq, err));
-                    }
-                    // Back to the worker that decoded it, to be freed there (or here,
-                    // if it has not taken the last one yet).
-                    let _ = spent_decoded[k % workers].try_send(round);
-                }
-                Ok(())
-            });
-            let folder = folder.expect("failed to spawn thread");
-            let mut failed = None;
-            let mut round = first;
-            let mut k = 0usize;
-            loop {
-                if round.len() == PIPELINE_ROUND {
-                    while spent_leaves_here.try_recv().is_ok() {}
-                    let full = std::mem::replace(&mut round, Vec::with_capacity(PIPELINE_ROUND));
-                    // A closed queue means the folder stopped (at a bad leaf: its
-                    // error is the one to report; or a worker panicked, which the
-                    // scope re-raises).
-                    if inboxes[k % workers].send(full).is_err() {
-                        break;
-                    }
-                    k += 1;
-                    progress(folded.load(std::sync::atomic::Ordering::Relaxed));
-                }
-                match leaves.next() {
-                    None => break,
-                    Some(Ok(leaf)) => round.push(leaf),
-                    Some(Err(e)) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
+            // Rounds are taken from the workers in the order they were dealt, so
+            // they are folded in log order. A worker's queue closing early means it
+            // panicked, which the scope re-raises.
+            for r in 0..rounds {
+                let w = (r % workers) as usize;
+                let Ok(mut round) = outboxes[w].recv() else {
+                    break;
+                };
+                let folded = fold_round(self, &mut round);
+                progress(self.entries_folded - start);
+                folded?;
+                // Back to the worker that built it, to be freed there (or here, if
+                // its queue is full).
+                let _ = spent[w].try_send(round);
             }
-            if !round.is_empty() {
-                let _ = inboxes[k % workers].send(round);
-            }
-            drop(inboxes);
-            let outcome = match folder.join() {
-                Ok(outcome) => outcome,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            progress(folded.load(std::sync::atomic::Ordering::Relaxed));
-            outcome?;
-            failed.map_or(Ok(()), Err)
+            Ok(())
         })
     }
 
@@ -890,6 +842,78 @@ enum Checked {
 /// Leaves per round in [`Admission::replay_pipelined`].
 pub const PIPELINE_ROUND: usize = 1024;
 
+/// Where [`Admission::replay_pipelined`] reads stored leaves: each of its workers
+/// opens one and reads its rounds with it, in ascending order.
+pub trait LeafReader<E> {
+    /// Calls `visit(seq, leaf)` for each leaf of `range`, in order (`seq` running
+    /// through the range), with its bytes lent for the call, until `visit` returns
+    /// `false`. Returns `Ok` only when `visit` had every one or said stop; an
+    /// `Err` when a leaf cannot be read or is missing, after the ones before it.
+    fn read(
+        &mut self,
+        range: Range<u64>,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), E>;
+}
+
+/// The entries of a [`LogStore`] as folds read them ([`LeafReader`]): lent by the
+/// store's [`EntryCursor`], a missing or misplaced entry a
+/// [`StoreError::Corrupt`] naming it.
+pub struct StoredLeaves<'a>(Box<dyn EntryCursor + 'a>);
+
+impl<'a> StoredLeaves<'a> {
+    /// A reader of `store`'s entries, with a cursor of its own.
+    pub fn new<S: LogStore + ?Sized>(store: &'a S) -> Self {
+        StoredLeaves(store.entry_cursor())
+    }
+}
+
+impl<E: From<StoreError>> LeafReader<E> for StoredLeaves<'_> {
+    fn read(
+        &mut self,
+        range: Range<u64>,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), E> {
+        let mut next = range.start;
+        let mut stopped = false;
+        self.0.visit(range.start, &mut |seq, leaf| {
+            if seq != next || next >= range.end {
+                return false;
+            }
+            next += 1;
+            stopped = !visit(seq, leaf);
+            !stopped && next < range.end
+        })?;
+        if next < range.end && !stopped {
+            let missing = format!("entry {next} is missing from the store");
+            return Err(StoreError::Corrupt(missing).into());
+        }
+        Ok(())
+    }
+}
+
+/// A round of [`Admission::replay_pipelined`], read and decoded: each entry's time,
+/// what its verdict calls for and its decoded body (or why it did not decode), and
+/// the reader's error if it stopped early.
+struct Decoded<E> {
+    entries: Vec<Result<ToFold, (u64, CodecError)>>,
+    failed: Option<E>,
+}
+
+/// What folding a stored entry needs of it: its time, what its verdict calls for
+/// and its decoded body.
+type ToFold = (u64, FoldAs, Option<Envelope>);
+
+/// What folding a stored leaf needs of it, read in place.
+fn decode_leaf(leaf: &[u8]) -> Result<ToFold, CodecError> {
+    let e = decode_entry_ref(leaf)?;
+    let how = match e.verdict {
+        VerdictRef::Accepted { .. } => FoldAs::of(None),
+        VerdictRef::Rejected { reason, .. } => FoldAs::of(Some(reason)),
+    };
+    Ok((e.time_ns, how, e.body.and_then(body_envelope)))
+}
+
 /// Decoded rounds each worker of [`Admission::replay_pipelined`] may hold ready
 /// for the folder (and as many on their way back to be freed): enough for the
 /// workers to go on decoding while the folder computes a state digest at a
@@ -898,7 +922,7 @@ pub const PIPELINE_ROUND: usize = 1024;
 const DECODED_AHEAD: usize = 8;
 
 /// Most decoding workers [`Admission::replay_pipelined`] starts: one in-order fold
-/// cannot use more, and each adds up to 19 rounds in flight.
+/// cannot use more, and each adds up to 17 rounds in flight.
 const MAX_PIPELINE_WORKERS: usize = 8;
 
 /// The decoded body of an entry that kept one: an accepted event, or a refusal

@@ -41,5 +41,7 @@ pub fn no_huge_pages() {
     }
 }
 
-pub use admit::{Admission, Message, TenantTrust, Trust, TrustError, TrustKey};
+pub use admit::{
+    Admission, LeafReader, Message, StoredLeaves, TenantTrust, Trust, TrustError, TrustKey,
+};
 pub use gen::{GenOptions, Generator, Line};

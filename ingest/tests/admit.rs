@@ -7,7 +7,7 @@ use base64::Engine;
 use ed25519_dalek::Signer;
 use govledger_ingest::gen::{derive_key, signed_line};
 use govledger_ingest::{
-    Admission, GenOptions, Generator, Line, Message, TenantTrust, Trust, TrustKey,
+    Admission, GenOptions, Generator, LeafReader, Line, Message, TenantTrust, Trust, TrustKey,
 };
 use govledger_schemas::{DecodeLimits, Entry, RejectReason, Verdict};
 use proptest::prelude::*;
@@ -1086,7 +1086,8 @@ fn a_generated_stream_is_accepted_in_full() {
         p.set_verify_threads(threads);
         let mut last = 0;
         p.replay_pipelined(
-            leaves[..n].iter().cloned().map(Ok::<_, String>),
+            0..n as u64,
+            &|| in_memory(&leaves, None),
             |seq, e| format!("{seq}: {e}"),
             &mut |k| last = k,
         )
@@ -1118,7 +1119,8 @@ fn a_generated_stream_is_accepted_in_full() {
         p.set_verify_threads(2);
         let err = p
             .replay_pipelined(
-                broken.into_iter().map(Ok::<_, String>),
+                0..n as u64,
+                &|| in_memory(&broken, None),
                 |seq, _| format!("leaf {seq}"),
                 &mut |_| {},
             )
@@ -1144,7 +1146,8 @@ fn a_generated_stream_is_accepted_in_full() {
         p.set_verify_threads(2);
         let mut seen = Vec::new();
         p.replay_pipelined_stopping(
-            leaves[..upto].iter().cloned().map(Ok::<_, String>),
+            0..upto as u64,
+            &|| in_memory(&leaves, None),
             |seq, e| format!("{seq}: {e}"),
             &mut |_| {},
             stops,
@@ -1163,7 +1166,8 @@ fn a_generated_stream_is_accepted_in_full() {
         p.set_verify_threads(2);
         let err = p
             .replay_pipelined_stopping(
-                leaves[..upto].iter().cloned().map(Ok::<_, String>),
+                0..upto as u64,
+                &|| in_memory(&leaves, None),
                 |seq, _| format!("leaf {seq}"),
                 &mut |_| {},
                 &[3, 6],
@@ -1175,21 +1179,15 @@ fn a_generated_stream_is_accepted_in_full() {
     }
     // A read error from the source, likewise, after the leaves before it.
     for at in [1_300, 7] {
-        let source = leaves[..2_000]
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(move |(i, l)| {
-                if i == at {
-                    Err(format!("read {i}"))
-                } else {
-                    Ok(l)
-                }
-            });
         let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
         p.set_verify_threads(2);
         let err = p
-            .replay_pipelined(source, |seq, _| format!("leaf {seq}"), &mut |_| {})
+            .replay_pipelined(
+                0..2_000,
+                &|| in_memory(&leaves, Some(at as u64)),
+                |seq, _| format!("leaf {seq}"),
+                &mut |_| {},
+            )
             .unwrap_err();
         assert_eq!(err, format!("read {at}"));
         assert_eq!(p.entries_folded(), at as u64);
@@ -1472,4 +1470,29 @@ fn an_increment_past_a_plain_budget_is_refused_and_nothing_else() {
     }
     assert_eq!(adm.gates().kills().count(), 0);
     assert_accepted(&entries[2], &msgs[2]);
+}
+
+/// Stored leaves (seq `i` at index `i`) as a pipelined fold reads them, the read of
+/// `fail_at` failing with `read {seq}`.
+fn in_memory(leaves: &[(u64, Vec<u8>)], fail_at: Option<u64>) -> Box<dyn LeafReader<String> + '_> {
+    struct InMemory<'a>(&'a [(u64, Vec<u8>)], Option<u64>);
+    impl LeafReader<String> for InMemory<'_> {
+        fn read(
+            &mut self,
+            range: std::ops::Range<u64>,
+            visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+        ) -> Result<(), String> {
+            for seq in range {
+                if Some(seq) == self.1 {
+                    return Err(format!("read {seq}"));
+                }
+                let (_, leaf) = self.0.get(seq as usize).ok_or(format!("no leaf {seq}"))?;
+                if !visit(seq, leaf) {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+    Box::new(InMemory(leaves, fail_at))
 }

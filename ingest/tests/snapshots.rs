@@ -4,10 +4,10 @@
 
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::snapshots::{self, SnapshotPolicy};
-use govledger_ingest::{Admission, GenOptions, Generator, Trust};
+use govledger_ingest::{Admission, GenOptions, Generator, LeafReader, StoredLeaves, Trust};
 use govledger_ledger::checkpoint::StateDigest;
 use govledger_ledger::note::NoteSigner;
-use govledger_ledger::store::{LogStore, MemStore};
+use govledger_ledger::store::{MemStore, StoreError};
 use govledger_ledger::Ledger;
 use govledger_projections::snapshot;
 use govledger_schemas::DecodeLimits;
@@ -54,11 +54,11 @@ fn build_signing(policy: SnapshotPolicy, version: u32) -> (Ledger<MemStore>, Tru
 
 /// Folds entries `from..end` of `ledger` into `adm`, as replays do.
 fn fold(adm: &mut Admission, ledger: &Ledger<MemStore>, from: u64, end: u64) {
+    let open =
+        || -> Box<dyn LeafReader<StoreError> + '_> { Box::new(StoredLeaves::new(ledger.store())) };
     adm.replay_pipelined(
-        ledger
-            .store()
-            .scan_entries(from)
-            .take((end - from) as usize),
+        from..end,
+        &open,
         |seq, e| panic!("entry {seq} does not decode: {e}"),
         &mut |_| {},
     )

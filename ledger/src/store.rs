@@ -139,6 +139,13 @@ pub trait LogStore: Send + Sync {
     /// Entries from `from` on, in seq order (as stored: gaps are possible in a
     /// damaged store, and `verify` looks for them).
     fn scan_entries(&self, from: u64) -> Scan<'_, (u64, Vec<u8>)>;
+    /// A reader of the stored entries that lends each entry's bytes instead of
+    /// copying them, and keeps its position and read-ahead from one
+    /// [`EntryCursor::visit`] to the next: folds give each of their threads one.
+    /// The default copies each entry out of [`LogStore::scan_entries`].
+    fn entry_cursor(&self) -> Box<dyn EntryCursor + '_> {
+        Box::new(ScanCursor(self))
+    }
     /// A stored node hash.
     fn node(&self, id: NodeId) -> Result<Option<Hash>, StoreError>;
     /// The nodes of one level, in index order.
@@ -162,6 +169,38 @@ pub trait LogStore: Send + Sync {
     /// [`commit`]: LogStore::commit
     fn commit_unsynced(&self, set: WriteSet) -> Result<(), StoreError> {
         self.commit(set)
+    }
+}
+
+/// Reads stored entries in seq order, lending their bytes ([`LogStore::entry_cursor`]).
+pub trait EntryCursor {
+    /// Calls `visit(seq, leaf)` for each stored entry from seq `from` on, in seq
+    /// order (as stored, like [`LogStore::scan_entries`]: a damaged store may have
+    /// gaps), until `visit` returns `false` or the entries end. `leaf` is lent for
+    /// the call only. An `Err` is a read failure, after the entries before it.
+    fn visit(
+        &mut self,
+        from: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+}
+
+/// The default [`EntryCursor`]: a scan per call, each entry copied.
+struct ScanCursor<'a, S: ?Sized>(&'a S);
+
+impl<S: LogStore + ?Sized> EntryCursor for ScanCursor<'_, S> {
+    fn visit(
+        &mut self,
+        from: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for item in self.0.scan_entries(from) {
+            let (seq, leaf) = item?;
+            if !visit(seq, &leaf) {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -273,6 +312,16 @@ impl RocksStore {
             .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
     }
 
+    /// Read options for long ordered scans: blocks are not kept in the block cache
+    /// (a scan would evict everything else for data it reads once) and the files
+    /// are read ahead in large pieces.
+    fn scan_options() -> rocksdb::ReadOptions {
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.fill_cache(false);
+        ro.set_readahead_size(4 << 20);
+        ro
+    }
+
     fn scan_cf<'a, T: 'a>(
         &'a self,
         cf: &str,
@@ -283,12 +332,9 @@ impl RocksStore {
             Ok(cf) => cf,
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
-        let mut ro = rocksdb::ReadOptions::default();
-        ro.fill_cache(false);
-        ro.set_readahead_size(4 << 20);
         // A raw iterator hands out borrowed slices: one allocation per item (the
         // caller's), not three.
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        let mut it = self.db.raw_iterator_cf_opt(cf, Self::scan_options());
         it.seek(&from);
         let mut done = false;
         Box::new(std::iter::from_fn(move || {
@@ -318,6 +364,33 @@ impl RocksStore {
     }
 }
 
+/// [`RocksStore`]'s [`EntryCursor`]: one raw iterator, sought to each `from`, whose
+/// values are lent straight from RocksDB's buffers.
+struct RocksCursor<'a>(Option<rocksdb::DBRawIterator<'a>>);
+
+impl EntryCursor for RocksCursor<'_> {
+    fn visit(
+        &mut self,
+        from: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let it = self
+            .0
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt(format!("column family {CF_ENTRIES} is missing")))?;
+        it.seek(keys::seq(from));
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let seq = keys::be_u64(k)
+                .ok_or_else(|| StoreError::Corrupt("entry key is not a u64".into()))?;
+            if !visit(seq, v) {
+                return Ok(());
+            }
+            it.next();
+        }
+        Ok(it.status()?)
+    }
+}
+
 fn hash_value(v: &[u8]) -> Result<Hash, StoreError> {
     v.try_into()
         .map_err(|_| StoreError::Corrupt(format!("node value has {} bytes, not 32", v.len())))
@@ -342,6 +415,15 @@ impl LogStore for RocksStore {
                 .ok_or_else(|| StoreError::Corrupt("entry key is not a u64".into()))?;
             Ok(Some((seq, v.to_vec())))
         })
+    }
+
+    fn entry_cursor(&self) -> Box<dyn EntryCursor + '_> {
+        // Without the column family (never in a store this opened), each visit
+        // reports it.
+        let it = self.cf(CF_ENTRIES).ok();
+        Box::new(RocksCursor(
+            it.map(|cf| self.db.raw_iterator_cf_opt(cf, Self::scan_options())),
+        ))
     }
 
     fn node(&self, id: NodeId) -> Result<Option<Hash>, StoreError> {

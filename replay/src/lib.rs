@@ -32,10 +32,11 @@ pub mod time;
 pub mod timeline;
 pub mod verified;
 
-use govledger_ingest::Admission;
+use govledger_ingest::{Admission, LeafReader, StoredLeaves};
 use govledger_ledger::store::{LogStore, StoreError};
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::{decode_entry, Entry, Envelope};
+use std::ops::Range;
 
 /// The stored leaves (seq, bytes) of `ledger` from seq `from` to the end, in order,
 /// read with one ordered scan (not a point read per entry). A missing or misplaced
@@ -104,26 +105,36 @@ pub fn fold_stopping<S: LogStore, E: From<LedgerError> + Send>(
     to: u64,
     progress: &mut dyn FnMut(u64),
     stops: &[u64],
-    at_stop: &mut (dyn FnMut(&mut Admission) -> Result<(), E> + Send),
+    at_stop: &mut dyn FnMut(&mut Admission) -> Result<(), E>,
 ) -> Result<(), E> {
-    let want = to.saturating_sub(from);
-    let mut read = 0u64;
-    let leaves = leaves_from(ledger, from)
-        .take(usize::try_from(want).unwrap_or(usize::MAX))
-        .inspect(|_| read += 1)
-        .map(|r| r.map_err(E::from));
+    if to > ledger.size() {
+        let at = ledger.size().max(from);
+        return Err(LedgerError::OutOfRange(format!("entry {at} cannot be read")).into());
+    }
+    let open =
+        || -> Box<dyn LeafReader<E> + '_> { Box::new(Leaves(StoredLeaves::new(ledger.store()))) };
     adm.replay_pipelined_stopping(
-        leaves,
+        from..to,
+        &open,
         |seq, source| LedgerError::Codec { seq, source }.into(),
         progress,
         stops,
         at_stop,
-    )?;
-    if read < want {
-        let at = from + read;
-        return Err(LedgerError::OutOfRange(format!("entry {at} cannot be read")).into());
+    )
+}
+
+/// [`StoredLeaves`], its errors in the caller's type.
+struct Leaves<'a>(StoredLeaves<'a>);
+
+impl<E: From<LedgerError>> LeafReader<E> for Leaves<'_> {
+    fn read(
+        &mut self,
+        range: Range<u64>,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), E> {
+        LeafReader::<StoreError>::read(&mut self.0, range, visit)
+            .map_err(|e| LedgerError::from(e).into())
     }
-    Ok(())
 }
 
 /// What [`walk`] calls after each entry: the state after it, its leaf bytes, the

@@ -1,10 +1,11 @@
-//! `entries_from` reads the log in order with one scan and names a missing entry;
-//! `count_until` finds how many entries an event time covers.
+//! `entries_from` reads the log in order with one scan and names a missing entry,
+//! and so does `fold`; `count_until` finds how many entries an event time covers.
 
+use govledger_ingest::{Admission, Trust};
 use govledger_ledger::store::MemStore;
 use govledger_ledger::Ledger;
-use govledger_replay::{count_until, entries_from};
-use govledger_schemas::{body_digest, Entry, Seq, Verdict};
+use govledger_replay::{count_until, entries_from, fold};
+use govledger_schemas::{body_digest, DecodeLimits, Entry, Seq, Verdict};
 
 fn entry(i: u64) -> Entry {
     let body = format!("{{\"n\":{i}}}").into_bytes();
@@ -57,6 +58,39 @@ fn a_missing_entry_is_an_error_naming_it_and_ends_the_scan() {
     assert!(got[..4].iter().all(Result::is_ok));
     let e = got[4].as_ref().unwrap_err().to_string();
     assert!(e.contains("entry 7 is missing"), "{e}");
+}
+
+#[test]
+fn a_fold_stops_at_a_missing_entry_with_every_entry_before_it_folded() {
+    // In a short range (folded on the calling thread) and far into a long one
+    // (read by the pipeline's workers), with one worker and with two.
+    for (n, missing) in [(20, 7), (5_000, 3_333)] {
+        for workers in [1, 2] {
+            let l = ledger(n);
+            l.store().tamper(|entries, _| {
+                entries.remove(&missing);
+            });
+            let mut adm = Admission::new(&Trust::default(), DecodeLimits::default()).unwrap();
+            adm.set_verify_threads(workers);
+            let e = fold(&mut adm, &l, 0, n, &mut |_| {})
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("entry {missing} is missing")), "{e}");
+            assert_eq!(
+                adm.entries_folded(),
+                missing,
+                "{n} entries, {workers} workers"
+            );
+        }
+    }
+    // Past the end of the log: nothing is folded.
+    let l = ledger(10);
+    let mut adm = Admission::new(&Trust::default(), DecodeLimits::default()).unwrap();
+    let e = fold(&mut adm, &l, 0, 11, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("entry 10 cannot be read"), "{e}");
+    assert_eq!(adm.entries_folded(), 0);
 }
 
 #[test]
