@@ -436,20 +436,23 @@ impl Admission {
         &self.state.ring
     }
 
-    /// Folds an entry already in the ledger (rebuilding the ring on open).
-    pub fn replay(&mut self, entry: &Entry) {
-        let env = accepted_body(entry);
-        self.replay_decoded(entry, env.as_ref());
+    /// Folds an entry already in the ledger (rebuilding the ring on open); an
+    /// entry that bears on the state and whose body is missing or no longer
+    /// decodes is an error, and is not folded ([`CodecError::BodyInvalid`]).
+    pub fn replay(&mut self, entry: &Entry) -> Result<(), CodecError> {
+        self.replay_entry(entry).map(drop)
     }
 
-    /// [`Admission::replay`] for a caller that has already decoded the entry's
-    /// body (`env`: `None` when it keeps none).
-    pub fn replay_decoded(&mut self, entry: &Entry, env: Option<&Envelope>) {
+    /// [`Admission::replay`], returning the entry's decoded body for a caller that
+    /// shows it too (`None` when it keeps none that the fold reads).
+    pub fn replay_entry(&mut self, entry: &Entry) -> Result<Option<Envelope>, CodecError> {
         let how = match &entry.verdict {
             Verdict::Accepted { .. } => FoldAs::of(None),
             Verdict::Rejected { reason, .. } => FoldAs::of(Some(*reason)),
         };
-        self.replay_as(how, entry.time_ns, env);
+        let env = fold_body(how, entry.body.as_deref())?;
+        self.replay_as(how, entry.time_ns, env.as_ref());
+        Ok(env)
     }
 
     /// Folds one stored entry, given what its verdict calls for.
@@ -911,7 +914,7 @@ fn decode_leaf(leaf: &[u8]) -> Result<ToFold, CodecError> {
         VerdictRef::Accepted { .. } => FoldAs::of(None),
         VerdictRef::Rejected { reason, .. } => FoldAs::of(Some(reason)),
     };
-    Ok((e.time_ns, how, e.body.and_then(body_envelope)))
+    Ok((e.time_ns, how, fold_body(how, e.body)?))
 }
 
 /// Decoded rounds each worker of [`Admission::replay_pipelined`] may hold ready
@@ -925,21 +928,27 @@ const DECODED_AHEAD: usize = 8;
 /// cannot use more, and each adds up to 17 rounds in flight.
 const MAX_PIPELINE_WORKERS: usize = 8;
 
-/// The decoded body of an entry that kept one: an accepted event, or a refusal
-/// that engaged a kill switch (`None` for every other entry).
-fn accepted_body(entry: &Entry) -> Option<Envelope> {
-    entry.body.as_deref().and_then(body_envelope)
-}
-
-/// A kept body, decoded (it was checked when admitted; no size limit applies).
-fn body_envelope(body: &[u8]) -> Option<Envelope> {
-    decode_body(
-        body,
-        &DecodeLimits {
-            max_body_bytes: usize::MAX,
-        },
-    )
-    .ok()
+/// What a fold reads of a stored entry's body: the decoded event of an entry that
+/// bears on the state (accepted, or refused by a budget and kept because it engaged
+/// a kill switch), `None` for any other. Such an entry with no body, or with one
+/// that no longer decodes, is an error: folding on without it would give a state
+/// that silently lacks an event (a kill switch left off, a budget under-counted).
+/// The body was checked when admitted; no size limit applies.
+fn fold_body(how: FoldAs, body: Option<&[u8]>) -> Result<Option<Envelope>, CodecError> {
+    match (how, body) {
+        (FoldAs::Nothing, _) | (FoldAs::Refused, None) => Ok(None),
+        (FoldAs::Accepted, None) => Err(CodecError::BodyInvalid(
+            "an accepted entry keeps no body".into(),
+        )),
+        (FoldAs::Accepted | FoldAs::Refused, Some(body)) => decode_body(
+            body,
+            &DecodeLimits {
+                max_body_bytes: usize::MAX,
+            },
+        )
+        .map(Some)
+        .map_err(|e| CodecError::BodyInvalid(e.to_string())),
+    }
 }
 
 /// What folding a stored entry does, by its verdict.

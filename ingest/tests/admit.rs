@@ -817,7 +817,7 @@ fn replaying_accepted_entries_rebuilds_the_same_key_ring() {
 
     let mut rebuilt = admission();
     for e in &entries {
-        rebuilt.replay(e);
+        rebuilt.replay(e).unwrap();
     }
     assert_eq!(rebuilt.ring().digest(), adm.ring().digest());
     assert_eq!(rebuilt.ring(), adm.ring());
@@ -1065,7 +1065,7 @@ fn a_generated_stream_is_accepted_in_full() {
     .trust();
     let mut one = Admission::new(&trust, DecodeLimits::default()).unwrap();
     for e in &entries {
-        one.replay(e);
+        one.replay(e).unwrap();
     }
     assert_eq!(one.state_digest(), adm.state_digest());
     // Stored leaves, as replays read them.
@@ -1101,7 +1101,7 @@ fn a_generated_stream_is_accepted_in_full() {
         for n in [0, 1, 1_023, 1_024, 1_025, 2_000] {
             let mut want = Admission::new(&trust, DecodeLimits::default()).unwrap();
             for e in &entries[..n] {
-                want.replay(e);
+                want.replay(e).unwrap();
             }
             assert_eq!(
                 pipelined(n, threads).state_digest(),
@@ -1138,7 +1138,7 @@ fn a_generated_stream_is_accepted_in_full() {
         for &s in stops.iter().filter(|&&s| s > 0) {
             let mut want = Admission::new(&trust, DecodeLimits::default()).unwrap();
             for e in &entries[..s as usize] {
-                want.replay(e);
+                want.replay(e).unwrap();
             }
             digests.push((s, want.state_digest()));
         }
@@ -1442,7 +1442,7 @@ fn an_increment_past_a_kill_on_exceed_budget_engages_the_agents_kill_switch() {
 
     let mut rebuilt = with_producers();
     for e in &entries {
-        rebuilt.replay(e);
+        rebuilt.replay(e).unwrap();
     }
     assert_eq!(rebuilt.gates(), adm.gates());
     assert_eq!(rebuilt.state_digest(), adm.state_digest());

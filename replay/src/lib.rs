@@ -144,7 +144,8 @@ pub type Visit<'a, E> =
 
 /// Folds entries `from..to` of `ledger` into `adm` (which must stand at `from`) one
 /// at a time, in order, and after each calls `visit` with the state after it, the
-/// leaf bytes, the entry and its decoded body ([`scope::envelope`]); `progress`
+/// leaf bytes, the entry and its decoded body ([`Admission::replay_entry`]: an
+/// entry bearing on the state whose body no longer decodes is an error); `progress`
 /// hears the entries folded every 4,096. Slower than [`fold`] (one thread, one
 /// entry at a time), for readers that look at every step.
 pub fn walk<S: LogStore, E: From<LedgerError>>(
@@ -160,8 +161,9 @@ pub fn walk<S: LogStore, E: From<LedgerError>>(
         let missing = || LedgerError::OutOfRange(format!("entry {seq} cannot be read"));
         let (seq, leaf) = leaves.next().ok_or_else(missing)??;
         let entry = decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })?;
-        let env = scope::envelope(&entry);
-        adm.replay_decoded(&entry, env.as_ref());
+        let env = adm
+            .replay_entry(&entry)
+            .map_err(|source| LedgerError::Codec { seq, source })?;
         visit(adm, &leaf, &entry, env.as_ref())?;
         if (seq - from) % 4096 == 4095 {
             progress(seq + 1 - from);

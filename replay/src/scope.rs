@@ -164,7 +164,8 @@ pub(crate) fn refs(event: &Event) -> Refs<'_> {
 }
 
 /// Decodes a stored body (validated at admission) for reading; `None` if there is
-/// none or it no longer decodes (which `verify` reports, not this).
+/// none or it no longer decodes (folding the entry reports that, as an error:
+/// [`govledger_ingest::Admission::replay_entry`]).
 pub fn envelope(entry: &Entry) -> Option<Envelope> {
     let limits = DecodeLimits {
         max_body_bytes: usize::MAX,

@@ -16,7 +16,6 @@ use govledger_ledger::store::LogStore;
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::{decode_entry, DecodeLimits, Entry, Envelope};
 
-use crate::scope::envelope;
 use crate::verified::{check, replay, ReplayError, Report};
 
 /// A position in the log and the state there.
@@ -119,8 +118,10 @@ impl<'a, S: LogStore> Stepper<'a, S> {
         }
         let (leaf, _) = self.ledger.entry(seq)?;
         let entry = decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })?;
-        let env = envelope(&entry);
-        self.adm.replay_decoded(&entry, env.as_ref());
+        let env = self
+            .adm
+            .replay_entry(&entry)
+            .map_err(|source| LedgerError::Codec { seq, source })?;
         self.check_here()?;
         Ok(Some((entry, env)))
     }

@@ -1,11 +1,12 @@
 //! `entries_from` reads the log in order with one scan and names a missing entry,
-//! and so does `fold`; `count_until` finds how many entries an event time covers.
+//! and so does `fold`, which also stops at an accepted entry whose body does not
+//! decode; `count_until` finds how many entries an event time covers.
 
 use govledger_ingest::{Admission, Trust};
 use govledger_ledger::store::MemStore;
-use govledger_ledger::Ledger;
-use govledger_replay::{count_until, entries_from, fold};
-use govledger_schemas::{body_digest, DecodeLimits, Entry, Seq, Verdict};
+use govledger_ledger::{Ledger, LedgerError};
+use govledger_replay::{count_until, entries_from, fold, walk};
+use govledger_schemas::{body_digest, DecodeLimits, Entry, RejectReason, Seq, Verdict};
 
 fn entry(i: u64) -> Entry {
     let body = format!("{{\"n\":{i}}}").into_bytes();
@@ -31,6 +32,35 @@ fn entry(i: u64) -> Entry {
 fn ledger(n: u64) -> Ledger<MemStore> {
     let mut l = Ledger::create(MemStore::new(), "replay.test/log").unwrap();
     l.append(&mut (0..n).map(entry).collect::<Vec<_>>(), None)
+        .unwrap();
+    l
+}
+
+/// Entry `i` rejected (for its signature): a fold counts it and reads nothing else.
+fn rejected(i: u64) -> Entry {
+    let mut e = entry(i);
+    e.body = None;
+    e.verdict = Verdict::Rejected {
+        reason: RejectReason::BadSignature,
+        detail: "bad signature".into(),
+        event_id: Some(format!("e{i}")),
+        tenant: Some("acme".into()),
+    };
+    e
+}
+
+/// `n` rejected entries, but entry `accepted` (if any) as accepted ([`entry`]:
+/// a kept body that is not an event).
+fn rejections(n: u64, accepted: Option<u64>) -> Ledger<MemStore> {
+    let mut l = Ledger::create(MemStore::new(), "replay.test/log").unwrap();
+    let make = |i| {
+        if Some(i) == accepted {
+            entry(i)
+        } else {
+            rejected(i)
+        }
+    };
+    l.append(&mut (0..n).map(make).collect::<Vec<_>>(), None)
         .unwrap();
     l
 }
@@ -66,7 +96,7 @@ fn a_fold_stops_at_a_missing_entry_with_every_entry_before_it_folded() {
     // (read by the pipeline's workers), with one worker and with two.
     for (n, missing) in [(20, 7), (5_000, 3_333)] {
         for workers in [1, 2] {
-            let l = ledger(n);
+            let l = rejections(n, None);
             l.store().tamper(|entries, _| {
                 entries.remove(&missing);
             });
@@ -84,13 +114,46 @@ fn a_fold_stops_at_a_missing_entry_with_every_entry_before_it_folded() {
         }
     }
     // Past the end of the log: nothing is folded.
-    let l = ledger(10);
+    let l = rejections(10, None);
     let mut adm = Admission::new(&Trust::default(), DecodeLimits::default()).unwrap();
     let e = fold(&mut adm, &l, 0, 11, &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("entry 10 cannot be read"), "{e}");
     assert_eq!(adm.entries_folded(), 0);
+}
+
+#[test]
+fn a_fold_stops_at_an_accepted_entry_whose_body_does_not_decode() {
+    // Skipping it would leave the state without an event it was built from. In a
+    // short range and far into a long one, with one worker and two; and one entry
+    // at a time (`walk`).
+    for (n, bad) in [(20, 7), (5_000, 3_333)] {
+        for workers in [1, 2] {
+            let l = rejections(n, Some(bad));
+            let mut adm = Admission::new(&Trust::default(), DecodeLimits::default()).unwrap();
+            adm.set_verify_threads(workers);
+            let e = fold(&mut adm, &l, 0, n, &mut |_| {})
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("entry {bad} does not decode"))
+                    && e.contains("bears on the state, but its kept body is not an event"),
+                "{e}"
+            );
+            assert_eq!(adm.entries_folded(), bad, "{n} entries, {workers} workers");
+        }
+    }
+    let l = rejections(20, Some(7));
+    let mut adm = Admission::new(&Trust::default(), DecodeLimits::default()).unwrap();
+    let mut seen = 0;
+    let e = walk(&mut adm, &l, 0, 20, &mut |_| {}, &mut |_, _, _, _| {
+        seen += 1;
+        Ok::<_, LedgerError>(())
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("entry 7 does not decode"), "{e}");
+    assert_eq!((seen, adm.entries_folded()), (7, 7));
 }
 
 #[test]

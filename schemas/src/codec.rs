@@ -101,6 +101,12 @@ pub enum CodecError {
     /// Any other structural error reported by the decoder.
     #[error("malformed encoded entry: {0}")]
     Malformed(String),
+    /// The entry bears on the state (accepted, or a refusal that engaged a kill
+    /// switch) but keeps no body, or one that no longer decodes as an event: a
+    /// damaged store, or one written by a build whose schema this one does not
+    /// read. Folds stop here instead of skipping an event the state was built from.
+    #[error("it bears on the state, but its kept body is not an event: {0}")]
+    BodyInvalid(String),
 }
 
 fn config() -> impl bincode::config::Config {
