@@ -446,12 +446,12 @@ impl Admission {
     /// [`Admission::replay`], returning the entry's decoded body for a caller that
     /// shows it too (`None` when it keeps none that the fold reads).
     pub fn replay_entry(&mut self, entry: &Entry) -> Result<Option<Envelope>, CodecError> {
-        let how = match &entry.verdict {
-            Verdict::Accepted { .. } => FoldAs::of(None),
-            Verdict::Rejected { reason, .. } => FoldAs::of(Some(*reason)),
-        };
-        let env = fold_body(how, entry.body.as_deref())?;
-        self.replay_as(how, entry.time_ns, env.as_ref());
+        let env = fold_input(entry)?;
+        self.replay_as(
+            FoldAs::of_verdict(&entry.verdict),
+            entry.time_ns,
+            env.as_ref(),
+        );
         Ok(env)
     }
 
@@ -486,13 +486,15 @@ impl Admission {
     /// and as many spent ones on their way back to be freed), with at most 8
     /// workers: memory stays bounded whatever the length of `range`. Spent rounds
     /// go back to the worker that built them because the allocator frees a block
-    /// on its own thread much more cheaply than on another. A range shorter than
-    /// one round is read, decoded and folded on this thread, without starting any.
+    /// on its own thread much more cheaply than on another. A range of one round
+    /// or less is read, decoded and folded on this thread, without starting any.
     ///
     /// Stops at the first failure, with every entry before it folded: an `Err` from
-    /// a reader is returned as it is, a leaf that does not decode as
-    /// `codec_error(seq, error)`. `progress` hears the number of entries folded so
-    /// far, after each round and at the end.
+    /// a reader is returned as it is, a leaf the reader skipped or did not give as
+    /// [`LeafReader::missing`], a leaf that does not decode (or that bears on the
+    /// state and whose kept body is not an event) as `codec_error(seq, error)`.
+    /// `progress` hears the number of entries folded so far, after each round and
+    /// at the end.
     pub fn replay_pipelined<'s, E: Send>(
         &mut self,
         range: Range<u64>,
@@ -530,19 +532,33 @@ impl Admission {
         // Round `r` as read and decoded: what the fold needs of each entry (its
         // time, what its verdict calls for and its decoded body; the entry itself
         // is read in place and let go), then the reader's error if it failed.
+        // Leaves come in order, each seq once: one the reader skips or does not
+        // give is its `missing` error (whatever the reader's own checks).
         let read_round = |reader: &mut dyn LeafReader<E>, r: u64| -> Decoded<E> {
             let within = round_range(r);
             let mut entries = Vec::with_capacity((within.end - within.start) as usize);
-            let read = reader.read(within, &mut |seq, leaf| {
+            let mut next = within.start;
+            let mut skipped = false;
+            let read = reader.read(within.clone(), &mut |seq, leaf| {
+                if seq != next {
+                    skipped = true;
+                    return false;
+                }
+                next += 1;
                 let decoded = decode_leaf(leaf).map_err(|err| (seq, err));
                 let ok = decoded.is_ok();
                 entries.push(decoded);
                 ok
             });
-            Decoded {
-                entries,
-                failed: read.err(),
-            }
+            let decoded_all = entries.last().is_none_or(Result::is_ok);
+            let failed = match read {
+                Err(e) => Some(e),
+                Ok(()) if decoded_all && (skipped || next < within.end) => {
+                    Some(reader.missing(next))
+                }
+                Ok(()) => None,
+            };
+            Decoded { entries, failed }
         };
         // Folds one decoded round, up to its first failure, which it returns.
         let mut fold_round = |this: &mut Admission, round: &mut Decoded<E>| -> Result<(), E> {
@@ -561,7 +577,7 @@ impl Admission {
             }
             round.failed.take().map_or(Ok(()), Err)
         };
-        let workers = self.verify_threads.clamp(1, MAX_PIPELINE_WORKERS) as u64;
+        let workers = (self.verify_threads.clamp(1, MAX_PIPELINE_WORKERS) as u64).min(rounds);
         // A range of one round or less (a stepper's seek, a start from a recent
         // snapshot) is not worth the threads: read, decode and fold it here.
         if rounds <= 1 {
@@ -850,13 +866,17 @@ pub const PIPELINE_ROUND: usize = 1024;
 pub trait LeafReader<E> {
     /// Calls `visit(seq, leaf)` for each leaf of `range`, in order (`seq` running
     /// through the range), with its bytes lent for the call, until `visit` returns
-    /// `false`. Returns `Ok` only when `visit` had every one or said stop; an
-    /// `Err` when a leaf cannot be read or is missing, after the ones before it.
+    /// `false`. An `Err` when a leaf cannot be read, after the ones before it. The
+    /// pipeline checks the seqs itself: one skipped, out of place or not given
+    /// (an `Ok` before the range's end) becomes [`LeafReader::missing`].
     fn read(
         &mut self,
         range: Range<u64>,
         visit: &mut dyn FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), E>;
+
+    /// The error for leaf `seq`, which the reader did not give in its place.
+    fn missing(&self, seq: u64) -> E;
 }
 
 /// The entries of a [`LogStore`] as folds read them ([`LeafReader`]): lent by the
@@ -877,21 +897,14 @@ impl<E: From<StoreError>> LeafReader<E> for StoredLeaves<'_> {
         range: Range<u64>,
         visit: &mut dyn FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), E> {
-        let mut next = range.start;
-        let mut stopped = false;
-        self.0.visit(range.start, &mut |seq, leaf| {
-            if seq != next || next >= range.end {
-                return false;
-            }
-            next += 1;
-            stopped = !visit(seq, leaf);
-            !stopped && next < range.end
-        })?;
-        if next < range.end && !stopped {
-            let missing = format!("entry {next} is missing from the store");
-            return Err(StoreError::Corrupt(missing).into());
-        }
-        Ok(())
+        // A gap in the store shows as a seq out of place, which `visit` refuses.
+        Ok(self.0.visit(range.start, &mut |seq, leaf| {
+            seq < range.end && visit(seq, leaf)
+        })?)
+    }
+
+    fn missing(&self, seq: u64) -> E {
+        StoreError::Corrupt(format!("entry {seq} is missing from the store")).into()
     }
 }
 
@@ -929,11 +942,19 @@ const DECODED_AHEAD: usize = 8;
 const MAX_PIPELINE_WORKERS: usize = 8;
 
 /// What a fold reads of a stored entry's body: the decoded event of an entry that
-/// bears on the state (accepted, or refused by a budget and kept because it engaged
-/// a kill switch), `None` for any other. Such an entry with no body, or with one
-/// that no longer decodes, is an error: folding on without it would give a state
-/// that silently lacks an event (a kill switch left off, a budget under-counted).
-/// The body was checked when admitted; no size limit applies.
+/// bears on the state (accepted, or refused by a budget and kept because it
+/// engaged a kill switch), `None` for any other. Such an entry with no body, or
+/// with one that no longer decodes, is an error ([`CodecError::BodyInvalid`]), as
+/// in every fold: readers that rebuild what the state rests on (`explain`) use it
+/// to fail the same way.
+pub fn fold_input(entry: &Entry) -> Result<Option<Envelope>, CodecError> {
+    fold_body(FoldAs::of_verdict(&entry.verdict), entry.body.as_deref())
+}
+
+/// [`fold_input`] by what the verdict calls for. Folding on without such an entry
+/// would give a state that silently lacks an event (a kill switch left off, a
+/// budget under-counted). The body was checked when admitted; no size limit
+/// applies.
 fn fold_body(how: FoldAs, body: Option<&[u8]>) -> Result<Option<Envelope>, CodecError> {
     match (how, body) {
         (FoldAs::Nothing, _) | (FoldAs::Refused, None) => Ok(None),
@@ -969,6 +990,14 @@ impl FoldAs {
             None => FoldAs::Accepted,
             Some(RejectReason::BudgetExceeded) => FoldAs::Refused,
             Some(_) => FoldAs::Nothing,
+        }
+    }
+
+    /// By a stored verdict.
+    fn of_verdict(verdict: &Verdict) -> FoldAs {
+        match verdict {
+            Verdict::Accepted { .. } => FoldAs::of(None),
+            Verdict::Rejected { reason, .. } => FoldAs::of(Some(*reason)),
         }
     }
 }

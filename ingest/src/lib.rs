@@ -42,6 +42,7 @@ pub fn no_huge_pages() {
 }
 
 pub use admit::{
-    Admission, LeafReader, Message, StoredLeaves, TenantTrust, Trust, TrustError, TrustKey,
+    fold_input, Admission, LeafReader, Message, StoredLeaves, TenantTrust, Trust, TrustError,
+    TrustKey,
 };
 pub use gen::{GenOptions, Generator, Line};

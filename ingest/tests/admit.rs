@@ -1015,7 +1015,7 @@ fn an_error_from_seen_propagates_and_changes_nothing() {
 #[test]
 fn a_generated_stream_is_accepted_in_full() {
     let gen = Generator::new(GenOptions {
-        events: 2_000,
+        events: 5_000,
         seed: 42,
         tenants: 3,
         ..GenOptions::default()
@@ -1052,7 +1052,7 @@ fn a_generated_stream_is_accepted_in_full() {
             adm.end_batch();
         }
     }
-    assert_eq!(n, 2_000);
+    assert_eq!(n, 5_000);
     assert_eq!(tenants.len(), 3);
     // Replaying the entries, one by one or through the pipeline from stored
     // leaves (below), rebuilds exactly the state admission built.
@@ -1097,7 +1097,8 @@ fn a_generated_stream_is_accepted_in_full() {
         p
     };
     for threads in [1, 2] {
-        assert_eq!(pipelined(2_000, threads).state_digest(), adm.state_digest());
+        // Five rounds: each worker reads and decodes several, in turn.
+        assert_eq!(pipelined(5_000, threads).state_digest(), adm.state_digest());
         for n in [0, 1, 1_023, 1_024, 1_025, 2_000] {
             let mut want = Admission::new(&trust, DecodeLimits::default()).unwrap();
             for e in &entries[..n] {
@@ -1192,6 +1193,58 @@ fn a_generated_stream_is_accepted_in_full() {
         assert_eq!(err, format!("read {at}"));
         assert_eq!(p.entries_folded(), at as u64);
     }
+    // A reader that skips a leaf, or ends a round early without an error: the
+    // pipeline names the leaf it did not give, after the leaves before it.
+    for (n, gap) in [(10, 4), (2_000, 1_300)] {
+        for (how, threads) in [
+            (Misread::Skip(gap), 1),
+            (Misread::Skip(gap), 2),
+            (Misread::End(gap), 2),
+        ] {
+            let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
+            p.set_verify_threads(threads);
+            let err = p
+                .replay_pipelined(
+                    0..n,
+                    &|| misreading(&leaves, how),
+                    |seq, _| format!("leaf {seq}"),
+                    &mut |_| {},
+                )
+                .unwrap_err();
+            assert_eq!(err, format!("missing {gap}"), "{how:?}, {threads} workers");
+            assert_eq!(p.entries_folded(), gap);
+        }
+    }
+    // A bad leaf early in a long range, while the workers are up to 8 rounds
+    // ahead and blocked on full queues: the fold returns its error (it does not
+    // wait for them), and a reader that panics makes the fold panic, not hang.
+    let long: Vec<(u64, Vec<u8>)> = (0..40_000u64)
+        .map(|i| (i, leaves[(i % 2_000) as usize].1.clone()))
+        .collect();
+    let mut broken = long.clone();
+    broken[1_500].1[0] ^= 0xff;
+    let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
+    p.set_verify_threads(2);
+    let err = p
+        .replay_pipelined(
+            0..40_000,
+            &|| in_memory(&broken, None),
+            |seq, _| format!("leaf {seq}"),
+            &mut |_| {},
+        )
+        .unwrap_err();
+    assert_eq!((err.as_str(), p.entries_folded()), ("leaf 1500", 1_500));
+    let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
+    p.set_verify_threads(2);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.replay_pipelined(
+            0..40_000,
+            &|| misreading(&long, Misread::Panic(5_000)),
+            |seq, _| format!("leaf {seq}"),
+            &mut |_| {},
+        )
+    }));
+    assert!(panicked.is_err(), "a panicking reader's fold returned");
     for kind in [
         "key.registered",
         "budget.configured",
@@ -1493,6 +1546,51 @@ fn in_memory(leaves: &[(u64, Vec<u8>)], fail_at: Option<u64>) -> Box<dyn LeafRea
             }
             Ok(())
         }
+
+        fn missing(&self, seq: u64) -> String {
+            format!("missing {seq}")
+        }
     }
     Box::new(InMemory(leaves, fail_at))
+}
+
+/// How [`misreading`] breaks a reader's contract, at a seq.
+#[derive(Clone, Copy, Debug)]
+enum Misread {
+    /// Goes on with the next leaf as if this one were not there.
+    Skip(u64),
+    /// Says `Ok` without giving this leaf or any after it in its round.
+    End(u64),
+    /// Panics.
+    Panic(u64),
+}
+
+/// [`in_memory`], but breaking its contract as `how` says.
+fn misreading(leaves: &[(u64, Vec<u8>)], how: Misread) -> Box<dyn LeafReader<String> + '_> {
+    struct Misreading<'a>(&'a [(u64, Vec<u8>)], Misread);
+    impl LeafReader<String> for Misreading<'_> {
+        fn read(
+            &mut self,
+            range: std::ops::Range<u64>,
+            visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+        ) -> Result<(), String> {
+            for seq in range {
+                match self.1 {
+                    Misread::Skip(at) if at == seq => continue,
+                    Misread::End(at) if at == seq => return Ok(()),
+                    Misread::Panic(at) if at == seq => panic!("reader broke at {seq}"),
+                    _ => {}
+                }
+                if !visit(seq, &self.0[seq as usize].1) {
+                    break;
+                }
+            }
+            Ok(())
+        }
+
+        fn missing(&self, seq: u64) -> String {
+            format!("missing {seq}")
+        }
+    }
+    Box::new(Misreading(leaves, how))
 }

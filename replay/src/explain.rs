@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use govledger_ingest::fold_input;
 use govledger_ledger::store::LogStore;
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_projections::budgets::applies;
@@ -117,7 +118,8 @@ impl Memory {
 }
 
 /// Explains the entry at `seq` of `ledger` (which must be in the log), reading
-/// entries `0..seq` once.
+/// entries `0..seq` once. One of them that bears on the state and whose kept body
+/// is not an event is an error naming it, as in a fold.
 pub fn explain<S: LogStore>(ledger: &Ledger<S>, seq: u64) -> Result<Explanation, LedgerError> {
     let (_, entry) = ledger.entry(seq)?;
     let mut mem = Memory::default();
@@ -126,9 +128,13 @@ pub fn explain<S: LogStore>(ledger: &Ledger<S>, seq: u64) -> Result<Explanation,
         if e.seq.0 >= seq {
             break;
         }
-        // State changed only through accepted entries (and kill_on_exceed
-        // refusals, whose engagement is the refusal itself).
-        if let (Verdict::Accepted { .. }, Some(env)) = (&e.verdict, envelope(&e)) {
+        // What the state rests on: an entry bearing on it whose body no longer
+        // decodes is an error here too, as in every fold.
+        let env = fold_input(&e).map_err(|source| LedgerError::Codec {
+            seq: e.seq.0,
+            source,
+        })?;
+        if let (Verdict::Accepted { .. }, Some(env)) = (&e.verdict, env) {
             mem.learn(&e, &env);
         }
     }

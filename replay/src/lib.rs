@@ -85,6 +85,9 @@ pub fn entries_from<S: LogStore>(
 /// Folds entries `from..to` of `ledger` into `adm` (which must stand at `from`),
 /// reading, decoding and folding at once on every core
 /// ([`Admission::replay_pipelined`]); `progress` hears the entries folded so far.
+/// A `to` beyond the log's end is an error before anything is folded; a missing
+/// entry, one that does not decode, or one bearing on the state whose kept body
+/// is not an event, an error naming it after every entry before it.
 pub fn fold<S: LogStore>(
     adm: &mut Admission,
     ledger: &Ledger<S>,
@@ -135,6 +138,10 @@ impl<E: From<LedgerError>> LeafReader<E> for Leaves<'_> {
         LeafReader::<StoreError>::read(&mut self.0, range, visit)
             .map_err(|e| LedgerError::from(e).into())
     }
+
+    fn missing(&self, seq: u64) -> E {
+        LedgerError::from(LeafReader::<StoreError>::missing(&self.0, seq)).into()
+    }
 }
 
 /// What [`walk`] calls after each entry: the state after it, its leaf bytes, the
@@ -147,7 +154,7 @@ pub type Visit<'a, E> =
 /// leaf bytes, the entry and its decoded body ([`Admission::replay_entry`]: an
 /// entry bearing on the state whose body no longer decodes is an error); `progress`
 /// hears the entries folded every 4,096. Slower than [`fold`] (one thread, one
-/// entry at a time), for readers that look at every step.
+/// entry at a time), for readers that look at every step. Errors as [`fold`]'s.
 pub fn walk<S: LogStore, E: From<LedgerError>>(
     adm: &mut Admission,
     ledger: &Ledger<S>,
@@ -156,6 +163,10 @@ pub fn walk<S: LogStore, E: From<LedgerError>>(
     progress: &mut dyn FnMut(u64),
     visit: &mut Visit<'_, E>,
 ) -> Result<(), E> {
+    if to > ledger.size() {
+        let at = ledger.size().max(from);
+        return Err(LedgerError::OutOfRange(format!("entry {at} cannot be read")).into());
+    }
     let mut leaves = leaves_from(ledger, from);
     for seq in from..to {
         let missing = || LedgerError::OutOfRange(format!("entry {seq} cannot be read"));
