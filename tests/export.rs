@@ -308,10 +308,42 @@ fn follow_exports_new_entries_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the first 100 records", || lines(&out).len() == 100);
+    let mut child = child;
+    let mut gone = || child.try_wait().unwrap().is_some();
+    wait_until("the first 100 records", || {
+        assert!(!gone(), "the exporter exited");
+        lines(&out).len() == 100
+    });
+    // The store out of its place: the exporter's reopen fails, and it says so on
+    // stderr and tries again.
+    let stderr = child.stderr.take().unwrap();
+    let (said, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if said.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let db = env.data().join("db");
+    let moved = env.data().join("db.moved");
+    std::fs::rename(&db, &moved).unwrap();
+    let warned = heard
+        .iter()
+        .find(|l| l.contains("cannot reopen the ledger to follow it"));
+    assert!(
+        warned.is_some(),
+        "no warning before the exporter's stderr closed"
+    );
+    std::fs::rename(&moved, &db).unwrap();
     // `append` writes while the exporter holds the ledger read-only.
     env.json(&["append", tail.to_str().unwrap()]);
-    wait_until("all 300 records", || lines(&out).len() == 300);
+    let mut gone = || child.try_wait().unwrap().is_some();
+    wait_until("all 300 records", || {
+        assert!(!gone(), "the exporter exited");
+        lines(&out).len() == 300
+    });
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])

@@ -11,7 +11,9 @@
 //!
 //! Following (`--follow`), the run looks at the store's files every poll interval
 //! and, when they changed, reopens the read-only ledger to see entries appended
-//! since; it ends when `stop` is set, after committing what it delivered.
+//! since; it ends when `stop` is set, after committing what it delivered. A reopen
+//! that fails (it can race the writer replacing its files) is logged and tried
+//! again at the next poll, up to 100 times in a row before the run fails.
 //!
 //! The leaf hash in each record is computed from the stored leaf bytes
 //! (SHA-256(0x00 ‖ leaf)), so it is the hash of exactly what was exported: if a
@@ -296,6 +298,7 @@ impl Pipeline {
     ) -> Result<RunStats, PipelineError> {
         let mut checked = false;
         let mut seen: Option<Vec<DbFile>> = None;
+        let mut failed_reopens = 0;
         loop {
             // Reopening replays RocksDB's write-ahead log (up to the writer's
             // memtable budget): skip it while no file of the store has changed, which
@@ -311,7 +314,28 @@ impl Pipeline {
                 continue;
             }
             seen = now;
-            let ledger = open_ledger_ro(db)?;
+            let ledger = match (open_ledger_ro(db), follow) {
+                (Ok(ledger), _) => {
+                    failed_reopens = 0;
+                    ledger
+                }
+                // Following, a reopen can race the writer replacing its files (a
+                // flush deleting the log the open was about to replay): try again
+                // at the next poll, up to FOLLOW_REOPEN_TRIES times in a row.
+                (Err(e), Some(poll)) if checked && failed_reopens < FOLLOW_REOPEN_TRIES => {
+                    failed_reopens += 1;
+                    tracing::warn!(
+                        "cannot reopen the ledger to follow it ({e}); trying again \
+                         ({failed_reopens} of {FOLLOW_REOPEN_TRIES})"
+                    );
+                    seen = None;
+                    if sleep_unless_stopped(poll, stop).is_err() {
+                        return Ok(self.stats(true));
+                    }
+                    continue;
+                }
+                (Err(e), _) => return Err(e),
+            };
             if !checked {
                 self.check_position(&ledger)?;
                 checked = true;
@@ -577,6 +601,9 @@ struct RenderPool<'scope> {
     handles: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
     spare: Vec<Chunk>,
 }
+/// Failed reopens in a row after which `--follow` gives up with the error.
+const FOLLOW_REOPEN_TRIES: u32 = 100;
+
 /// One file of a RocksDB directory: name, length, modification time.
 type DbFile = (std::ffi::OsString, u64, Option<std::time::SystemTime>);
 
