@@ -22,8 +22,8 @@ use support::{env_u64, median};
 
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::{Admission, GenOptions, Generator, LeafReader, StoredLeaves};
-use govledger_ledger::store::{LogStore, OpenMode, RocksStore, StoreError};
-use govledger_ledger::Ledger;
+use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
+use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::DecodeLimits;
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ fn main() {
     let fold_all = |threads: usize| {
         let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
         adm.set_verify_threads(threads);
-        let open = || -> Box<dyn LeafReader<StoreError> + '_> {
+        let open = || -> Box<dyn LeafReader<LedgerError> + '_> {
             Box::new(StoredLeaves::new(ledger.store()))
         };
         adm.replay_pipelined(

@@ -37,6 +37,7 @@ use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 use govledger_ledger::checkpoint::StateDigest;
 use govledger_ledger::store::{EntryCursor, LogStore, StoreError};
+use govledger_ledger::LedgerError;
 use govledger_projections::lookup::pair;
 use govledger_projections::{
     snapshot, BudgetWarning, Budgets, DetectConfig, Detection, Detector, Flows, Gates, KeyProblem,
@@ -881,7 +882,8 @@ pub trait LeafReader<E> {
 
 /// The entries of a [`LogStore`] as folds read them ([`LeafReader`]): lent by the
 /// store's [`EntryCursor`], a missing or misplaced entry a
-/// [`StoreError::Corrupt`] naming it.
+/// [`StoreError::Corrupt`] naming it, errors in any type a [`LedgerError`] goes
+/// into.
 pub struct StoredLeaves<'a>(Box<dyn EntryCursor + 'a>);
 
 impl<'a> StoredLeaves<'a> {
@@ -891,20 +893,23 @@ impl<'a> StoredLeaves<'a> {
     }
 }
 
-impl<E: From<StoreError>> LeafReader<E> for StoredLeaves<'_> {
+impl<E: From<LedgerError>> LeafReader<E> for StoredLeaves<'_> {
     fn read(
         &mut self,
         range: Range<u64>,
         visit: &mut dyn FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), E> {
         // A gap in the store shows as a seq out of place, which `visit` refuses.
-        Ok(self.0.visit(range.start, &mut |seq, leaf| {
-            seq < range.end && visit(seq, leaf)
-        })?)
+        self.0
+            .visit(range.start, &mut |seq, leaf| {
+                seq < range.end && visit(seq, leaf)
+            })
+            .map_err(|e| LedgerError::from(e).into())
     }
 
     fn missing(&self, seq: u64) -> E {
-        StoreError::Corrupt(format!("entry {seq} is missing from the store")).into()
+        let missing = format!("entry {seq} is missing from the store");
+        LedgerError::from(StoreError::Corrupt(missing)).into()
     }
 }
 

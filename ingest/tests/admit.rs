@@ -1528,35 +1528,16 @@ fn an_increment_past_a_plain_budget_is_refused_and_nothing_else() {
 /// Stored leaves (seq `i` at index `i`) as a pipelined fold reads them, the read of
 /// `fail_at` failing with `read {seq}`.
 fn in_memory(leaves: &[(u64, Vec<u8>)], fail_at: Option<u64>) -> Box<dyn LeafReader<String> + '_> {
-    struct InMemory<'a>(&'a [(u64, Vec<u8>)], Option<u64>);
-    impl LeafReader<String> for InMemory<'_> {
-        fn read(
-            &mut self,
-            range: std::ops::Range<u64>,
-            visit: &mut dyn FnMut(u64, &[u8]) -> bool,
-        ) -> Result<(), String> {
-            for seq in range {
-                if Some(seq) == self.1 {
-                    return Err(format!("read {seq}"));
-                }
-                let (_, leaf) = self.0.get(seq as usize).ok_or(format!("no leaf {seq}"))?;
-                if !visit(seq, leaf) {
-                    break;
-                }
-            }
-            Ok(())
-        }
-
-        fn missing(&self, seq: u64) -> String {
-            format!("missing {seq}")
-        }
-    }
-    Box::new(InMemory(leaves, fail_at))
+    misreading(leaves, fail_at.map_or(Misread::None, Misread::Fail))
 }
 
-/// How [`misreading`] breaks a reader's contract, at a seq.
+/// How [`misreading`] fails or breaks a reader's contract, at a seq.
 #[derive(Clone, Copy, Debug)]
 enum Misread {
+    /// Reads every leaf.
+    None,
+    /// Fails to read this leaf, with `read {seq}`.
+    Fail(u64),
     /// Goes on with the next leaf as if this one were not there.
     Skip(u64),
     /// Says `Ok` without giving this leaf or any after it in its round.
@@ -1565,7 +1546,8 @@ enum Misread {
     Panic(u64),
 }
 
-/// [`in_memory`], but breaking its contract as `how` says.
+/// Stored leaves (seq `i` at index `i`) as a pipelined fold reads them, read as
+/// `how` says; a leaf past the end is `no leaf {seq}`.
 fn misreading(leaves: &[(u64, Vec<u8>)], how: Misread) -> Box<dyn LeafReader<String> + '_> {
     struct Misreading<'a>(&'a [(u64, Vec<u8>)], Misread);
     impl LeafReader<String> for Misreading<'_> {
@@ -1576,12 +1558,14 @@ fn misreading(leaves: &[(u64, Vec<u8>)], how: Misread) -> Box<dyn LeafReader<Str
         ) -> Result<(), String> {
             for seq in range {
                 match self.1 {
+                    Misread::Fail(at) if at == seq => return Err(format!("read {seq}")),
                     Misread::Skip(at) if at == seq => continue,
                     Misread::End(at) if at == seq => return Ok(()),
                     Misread::Panic(at) if at == seq => panic!("reader broke at {seq}"),
                     _ => {}
                 }
-                if !visit(seq, &self.0[seq as usize].1) {
+                let (_, leaf) = self.0.get(seq as usize).ok_or(format!("no leaf {seq}"))?;
+                if !visit(seq, leaf) {
                     break;
                 }
             }

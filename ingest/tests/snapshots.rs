@@ -7,8 +7,8 @@ use govledger_ingest::snapshots::{self, SnapshotPolicy};
 use govledger_ingest::{Admission, GenOptions, Generator, LeafReader, StoredLeaves, Trust};
 use govledger_ledger::checkpoint::StateDigest;
 use govledger_ledger::note::NoteSigner;
-use govledger_ledger::store::{MemStore, StoreError};
-use govledger_ledger::Ledger;
+use govledger_ledger::store::MemStore;
+use govledger_ledger::{Ledger, LedgerError};
 use govledger_projections::snapshot;
 use govledger_schemas::DecodeLimits;
 
@@ -55,7 +55,7 @@ fn build_signing(policy: SnapshotPolicy, version: u32) -> (Ledger<MemStore>, Tru
 /// Folds entries `from..end` of `ledger` into `adm`, as replays do.
 fn fold(adm: &mut Admission, ledger: &Ledger<MemStore>, from: u64, end: u64) {
     let open =
-        || -> Box<dyn LeafReader<StoreError> + '_> { Box::new(StoredLeaves::new(ledger.store())) };
+        || -> Box<dyn LeafReader<LedgerError> + '_> { Box::new(StoredLeaves::new(ledger.store())) };
     adm.replay_pipelined(
         from..end,
         &open,

@@ -36,7 +36,6 @@ use govledger_ingest::{Admission, LeafReader, StoredLeaves};
 use govledger_ledger::store::{LogStore, StoreError};
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::{decode_entry, Entry, Envelope};
-use std::ops::Range;
 
 /// The stored leaves (seq, bytes) of `ledger` from seq `from` to the end, in order,
 /// read with one ordered scan (not a point read per entry). A missing or misplaced
@@ -110,12 +109,8 @@ pub fn fold_stopping<S: LogStore, E: From<LedgerError> + Send>(
     stops: &[u64],
     at_stop: &mut dyn FnMut(&mut Admission) -> Result<(), E>,
 ) -> Result<(), E> {
-    if to > ledger.size() {
-        let at = ledger.size().max(from);
-        return Err(LedgerError::OutOfRange(format!("entry {at} cannot be read")).into());
-    }
-    let open =
-        || -> Box<dyn LeafReader<E> + '_> { Box::new(Leaves(StoredLeaves::new(ledger.store()))) };
+    within_log(ledger, from, to)?;
+    let open = || -> Box<dyn LeafReader<E> + '_> { Box::new(StoredLeaves::new(ledger.store())) };
     adm.replay_pipelined_stopping(
         from..to,
         &open,
@@ -126,22 +121,15 @@ pub fn fold_stopping<S: LogStore, E: From<LedgerError> + Send>(
     )
 }
 
-/// [`StoredLeaves`], its errors in the caller's type.
-struct Leaves<'a>(StoredLeaves<'a>);
-
-impl<E: From<LedgerError>> LeafReader<E> for Leaves<'_> {
-    fn read(
-        &mut self,
-        range: Range<u64>,
-        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
-    ) -> Result<(), E> {
-        LeafReader::<StoreError>::read(&mut self.0, range, visit)
-            .map_err(|e| LedgerError::from(e).into())
+/// A fold's end `to` must lie within the log: the error before anything is folded.
+fn within_log<S: LogStore>(ledger: &Ledger<S>, from: u64, to: u64) -> Result<(), LedgerError> {
+    if to > ledger.size() {
+        let at = ledger.size().max(from);
+        return Err(LedgerError::OutOfRange(format!(
+            "entry {at} cannot be read"
+        )));
     }
-
-    fn missing(&self, seq: u64) -> E {
-        LedgerError::from(LeafReader::<StoreError>::missing(&self.0, seq)).into()
-    }
+    Ok(())
 }
 
 /// What [`walk`] calls after each entry: the state after it, its leaf bytes, the
@@ -163,10 +151,7 @@ pub fn walk<S: LogStore, E: From<LedgerError>>(
     progress: &mut dyn FnMut(u64),
     visit: &mut Visit<'_, E>,
 ) -> Result<(), E> {
-    if to > ledger.size() {
-        let at = ledger.size().max(from);
-        return Err(LedgerError::OutOfRange(format!("entry {at} cannot be read")).into());
-    }
+    within_log(ledger, from, to)?;
     let mut leaves = leaves_from(ledger, from);
     for seq in from..to {
         let missing = || LedgerError::OutOfRange(format!("entry {seq} cannot be read"));
