@@ -18,10 +18,12 @@
 //! beside the fold it replaces.
 
 mod support;
-use support::{env_u64, median};
+use support::{env_u64, median, print_cpu_per_entry};
 
 use govledger_ingest::gen::admit_generated;
-use govledger_ingest::{Admission, GenOptions, Generator, LeafReader, StoredLeaves};
+use govledger_ingest::{
+    process_cpu_time, Admission, GenOptions, Generator, LeafReader, StoredLeaves,
+};
 use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::DecodeLimits;
@@ -85,29 +87,34 @@ fn main() {
         assert_eq!(adm.entries_folded(), size);
         adm
     };
-    // The fold, and the fold with the digest of its state.
+    // The fold, and the fold with the digest of its state: wall-clock times, and
+    // the CPU time of all threads over the fold alone.
     let timed = |f: &dyn Fn() -> Admission| {
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), process_cpu_time());
         let mut adm = f();
-        let folded = t.elapsed();
+        let (folded, cpu) = (t.elapsed(), process_cpu_time().saturating_sub(cpu));
         std::hint::black_box(adm.state_digest());
-        (folded, t.elapsed())
+        (folded, t.elapsed(), cpu)
     };
     let (mut scans, mut folds, mut folds1, mut digested) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut cpus, mut cpus1) = (Vec::new(), Vec::new());
     // The state to snapshot: the fold of the whole log.
     let mut full = fold_all(2);
     for _ in 0..3 {
         scans.push(scan());
-        let (f, d) = timed(&|| fold_all(2));
+        let (f, d, cpu) = timed(&|| fold_all(2));
         folds.push(f);
         digested.push(d);
-        folds1.push(timed(&|| fold_all(1)).0);
+        cpus.push(cpu);
+        let (f1, _, cpu1) = timed(&|| fold_all(1));
+        folds1.push(f1);
+        cpus1.push(cpu1);
     }
     let (s, f, f1, fd) = (
         median(scans),
-        median(folds),
-        median(folds1),
+        median(folds.clone()),
+        median(folds1.clone()),
         median(digested),
     );
     let rate = |d: Duration| size as f64 / d.as_secs_f64();
@@ -130,6 +137,21 @@ fn main() {
             rate(d),
             rate(d) / rate(s)
         );
+    }
+    // CPU per entry, all threads together, and the cores it kept busy on average.
+    for (name, walls, cpus) in [
+        (
+            "fold on 2 workers: CPU per entry (all threads)",
+            folds,
+            cpus,
+        ),
+        (
+            "fold on 1 worker: CPU per entry (all threads)",
+            folds1,
+            cpus1,
+        ),
+    ] {
+        print_cpu_per_entry(name, 60, &walls, cpus, size);
     }
     if std::env::var_os("GOVLEDGER_BENCH_FOLD_ONLY").is_some() {
         return;

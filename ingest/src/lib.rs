@@ -41,8 +41,61 @@ pub fn no_huge_pages() {
     }
 }
 
+/// CPU time used so far by all the threads of this process, those still running
+/// and those that have ended (Linux's `CLOCK_PROCESS_CPUTIME_ID`; zero on other
+/// systems). The benches divide it by the entries of a run: CPU per entry, beside
+/// the wall-clock rate, tells how much of a change in the rate was work and how much
+/// was cores left idle or taken by another process.
+pub fn process_cpu_time() -> std::time::Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        std::time::Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        std::time::Duration::ZERO
+    }
+}
+
 pub use admit::{
     fold_input, Admission, LeafReader, Message, StoredLeaves, TenantTrust, Trust, TrustError,
     TrustKey,
 };
 pub use gen::{GenOptions, Generator, Line};
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::time::Duration;
+
+    /// A thread's CPU time so far.
+    fn thread_cpu_time() -> Duration {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    }
+
+    #[test]
+    fn process_cpu_time_counts_the_work_of_threads_that_have_ended() {
+        let before = super::process_cpu_time();
+        let work = Duration::from_millis(30);
+        std::thread::spawn(move || {
+            // Work until this thread alone has used `work` of CPU.
+            let mut x = 0u64;
+            while thread_cpu_time() < work {
+                for i in 0..10_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                }
+            }
+        })
+        .join()
+        .expect("worker");
+        let used = super::process_cpu_time().saturating_sub(before);
+        assert!(
+            used >= work,
+            "{used:?} of CPU counted, at least {work:?} used"
+        );
+    }
+}

@@ -15,11 +15,11 @@
 
 #[path = "../../ingest/benches/support/mod.rs"]
 mod support;
-use support::{env_u64, median};
+use support::{env_u64, median, print_cpu_per_entry};
 
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::snapshots::{self, SnapshotPolicy};
-use govledger_ingest::{Admission, GenOptions, Generator};
+use govledger_ingest::{process_cpu_time, Admission, GenOptions, Generator};
 use govledger_ledger::note::NoteSigner;
 use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
 use govledger_ledger::Ledger;
@@ -92,31 +92,36 @@ fn main() {
         assert!(bytes > 0);
         t.elapsed()
     };
+    // Each timed with the CPU time of all its threads.
     let fold = || {
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), process_cpu_time());
         let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
         govledger_replay::fold(&mut adm, &ledger, 0, size, &mut |_| {}).expect("fold");
         std::hint::black_box(adm.entries_folded());
-        t.elapsed()
+        (t.elapsed(), process_cpu_time().saturating_sub(cpu))
     };
     let verified = |from: u64| {
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), process_cpu_time());
         let (_, report) =
             replay(&ledger, &trust, &verifier, from, size, &mut |_| {}).expect("replay");
         assert_eq!(report.to, size);
-        (t.elapsed(), report.checkpoints_checked)
+        let cpu = process_cpu_time().saturating_sub(cpu);
+        (t.elapsed(), report.checkpoints_checked, cpu)
     };
     let (mut scans, mut folds, mut fulls, mut halves) = (vec![], vec![], vec![], vec![]);
     let (mut checked_full, mut checked_half) = (0, 0);
-    let mut half_scans = vec![];
+    let (mut half_scans, mut fold_cpus, mut full_cpus) = (vec![], vec![], vec![]);
     for _ in 0..3 {
         scans.push(scan(0));
         half_scans.push(scan(mid));
-        folds.push(fold());
-        let (d, c) = verified(0);
+        let (d, cpu) = fold();
+        folds.push(d);
+        fold_cpus.push(cpu);
+        let (d, c, cpu) = verified(0);
         fulls.push(d);
+        full_cpus.push(cpu);
         checked_full = c;
-        let (d, c) = verified(mid);
+        let (d, c, _) = verified(mid);
         halves.push(d);
         checked_half = c;
     }
@@ -140,15 +145,31 @@ fn main() {
     row(
         "fold from entry 0, no digest checks",
         size,
-        median(folds),
+        median(folds.clone()),
         rate(size, s),
     );
     row(
         &format!("verified replay from checkpoint 0 ({checked_full} digests matched)"),
         size,
-        median(fulls),
+        median(fulls.clone()),
         rate(size, s),
     );
+    // CPU per entry of all threads together, and the cores kept busy on average:
+    // the difference between the two is what the digest checks cost in work.
+    for (name, walls, cpus) in [
+        (
+            "fold from entry 0: CPU per entry (all threads)",
+            folds,
+            fold_cpus,
+        ),
+        (
+            "verified replay from 0: CPU per entry (all threads)",
+            fulls,
+            full_cpus,
+        ),
+    ] {
+        print_cpu_per_entry(name, 66, &walls, cpus, size);
+    }
     println!(
         "{:<66} {:>10.0} entries/s  1.00x",
         format!("raw RocksDB scan from entry {mid} [baseline]"),

@@ -22,3 +22,22 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
+
+/// Prints a line of CPU per entry: the median of `cpus` (the CPU time of all
+/// threads over each run) over `entries`, and the cores the runs kept busy on
+/// average, their CPU time over their wall-clock time `walls`. The name is
+/// padded to `width`, as the table it closes.
+pub fn print_cpu_per_entry(
+    name: &str,
+    width: usize,
+    walls: &[Duration],
+    cpus: Vec<Duration>,
+    entries: u64,
+) {
+    let busy =
+        cpus.iter().sum::<Duration>().as_secs_f64() / walls.iter().sum::<Duration>().as_secs_f64();
+    println!(
+        "{name:<width$} {:>10.3} us/entry  {busy:.2} cores busy",
+        median(cpus).as_secs_f64() * 1e6 / entries as f64
+    );
+}
