@@ -4,9 +4,10 @@
 //! `cargo bench -p govledger-ingest --bench fold`. Environment:
 //! `GOVLEDGER_BENCH_ENTRIES` (default 1,000,000), `GOVLEDGER_BENCH_DIR` (keep and
 //! reuse the ledger there instead of a temporary one), `GOVLEDGER_BENCH_FOLD_ONLY`
-//! (set: stop after the fold rounds, for profiling them alone).
+//! (set: stop after the fold rounds, for profiling them alone),
+//! `GOVLEDGER_BENCH_ROUNDS` (default 3: how many rounds of scan and folds).
 //!
-//! Prints medians of 3 alternating rounds: the raw scan (entries/s, each entry
+//! Prints medians of the alternating rounds: the raw scan (entries/s, each entry
 //! copied out, as `LogStore::scan_entries` gives them), and the fold as replays run
 //! it (`Admission::replay_pipelined`: read and decode each entry and its accepted
 //! body on 2 or 1 workers, fold in order into the key ring, gates,
@@ -18,7 +19,7 @@
 //! beside the fold it replaces.
 
 mod support;
-use support::{env_u64, median, print_cpu_per_entry};
+use support::{env_u64, median, print_cpu_per_entry, rounds};
 
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::{
@@ -101,7 +102,8 @@ fn main() {
     let (mut cpus, mut cpus1) = (Vec::new(), Vec::new());
     // The state to snapshot: the fold of the whole log.
     let mut full = fold_all(2);
-    for _ in 0..3 {
+    let rounds = rounds();
+    for _ in 0..rounds {
         scans.push(scan());
         let (f, d, cpu) = timed(&|| fold_all(2));
         folds.push(f);
@@ -118,7 +120,7 @@ fn main() {
         median(digested),
     );
     let rate = |d: Duration| size as f64 / d.as_secs_f64();
-    println!("fold bench: {size} entries (median of 3 alternating rounds)");
+    println!("fold bench: {size} entries (median of {rounds} alternating rounds)");
     println!(
         "{:<60} {:>12.0} entries/s  1.00x",
         "raw RocksDB scan of the entries [baseline]",

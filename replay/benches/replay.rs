@@ -6,16 +6,16 @@
 //! `cargo bench -p govledger-replay --bench replay`. Environment:
 //! `GOVLEDGER_BENCH_ENTRIES` (default 1,000,000), `GOVLEDGER_BENCH_CHECKPOINT_EVERY`
 //! (default 10,000, `serve`'s own default), `GOVLEDGER_BENCH_DIR` (keep and reuse the
-//! ledger there).
+//! ledger there), `GOVLEDGER_BENCH_ROUNDS` (default 3).
 //!
-//! Prints medians of 3 alternating rounds, as entries/s and as a ratio to the
+//! Prints medians of the alternating rounds, as entries/s and as a ratio to the
 //! scan: the scan; the fold alone (no digests); the verified replay from entry 0
 //! (a digest at every checkpoint); and the verified replay from the middle
 //! checkpoint, which starts from its snapshot.
 
 #[path = "../../ingest/benches/support/mod.rs"]
 mod support;
-use support::{env_u64, median, print_cpu_per_entry};
+use support::{env_u64, median, print_cpu_per_entry, rounds};
 
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::snapshots::{self, SnapshotPolicy};
@@ -111,7 +111,8 @@ fn main() {
     let (mut scans, mut folds, mut fulls, mut halves) = (vec![], vec![], vec![], vec![]);
     let (mut checked_full, mut checked_half) = (0, 0);
     let (mut half_scans, mut fold_cpus, mut full_cpus) = (vec![], vec![], vec![]);
-    for _ in 0..3 {
+    let rounds = rounds();
+    for _ in 0..rounds {
         scans.push(scan(0));
         half_scans.push(scan(mid));
         let (d, cpu) = fold();
@@ -128,7 +129,7 @@ fn main() {
     let (s, hs) = (median(scans), median(half_scans));
     let rate = |entries: u64, d: Duration| entries as f64 / d.as_secs_f64();
     println!(
-        "replay bench: {size} entries, {checkpoints} signed checkpoints, snapshot at {mid} (median of 3 alternating rounds)"
+        "replay bench: {size} entries, {checkpoints} signed checkpoints, snapshot at {mid} (median of {rounds} alternating rounds)"
     );
     println!(
         "{:<66} {:>10.0} entries/s  1.00x",

@@ -41,3 +41,9 @@ pub fn print_cpu_per_entry(
         median(cpus).as_secs_f64() * 1e6 / entries as f64
     );
 }
+
+/// How many alternating rounds a bench times (`GOVLEDGER_BENCH_ROUNDS`, default 3,
+/// at least 1): more give steadier medians on a noisy host.
+pub fn rounds() -> usize {
+    env_u64("GOVLEDGER_BENCH_ROUNDS", 3).max(1) as usize
+}
