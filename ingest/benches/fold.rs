@@ -19,12 +19,10 @@
 //! beside the fold it replaces.
 
 mod support;
-use support::{env_u64, median, print_cpu_per_entry, rounds};
+use support::{env_u64, median, print_cpu_per_entry, rounds, timed_with_cpu};
 
 use govledger_ingest::gen::admit_generated;
-use govledger_ingest::{
-    process_cpu_time, Admission, GenOptions, Generator, LeafReader, StoredLeaves,
-};
+use govledger_ingest::{Admission, GenOptions, Generator, LeafReader, StoredLeaves};
 use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::DecodeLimits;
@@ -91,9 +89,8 @@ fn main() {
     // The fold, and the fold with the digest of its state: wall-clock times, and
     // the CPU time of all threads over the fold alone.
     let timed = |f: &dyn Fn() -> Admission| {
-        let (t, cpu) = (Instant::now(), process_cpu_time());
-        let mut adm = f();
-        let (folded, cpu) = (t.elapsed(), process_cpu_time().saturating_sub(cpu));
+        let t = Instant::now();
+        let (mut adm, folded, cpu) = timed_with_cpu(f);
         std::hint::black_box(adm.state_digest());
         (folded, t.elapsed(), cpu)
     };
@@ -141,20 +138,10 @@ fn main() {
         );
     }
     // CPU per entry, all threads together, and the cores it kept busy on average.
-    for (name, walls, cpus) in [
-        (
-            "fold on 2 workers: CPU per entry (all threads)",
-            folds,
-            cpus,
-        ),
-        (
-            "fold on 1 worker: CPU per entry (all threads)",
-            folds1,
-            cpus1,
-        ),
-    ] {
-        print_cpu_per_entry(name, 60, &walls, cpus, size);
-    }
+    let cpu_row = "fold on 2 workers: CPU per entry (all threads)";
+    print_cpu_per_entry(cpu_row, 60, &folds, cpus, size);
+    let cpu_row = "fold on 1 worker: CPU per entry (all threads)";
+    print_cpu_per_entry(cpu_row, 60, &folds1, cpus1, size);
     if std::env::var_os("GOVLEDGER_BENCH_FOLD_ONLY").is_some() {
         return;
     }

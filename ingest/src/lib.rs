@@ -49,16 +49,22 @@ pub fn no_huge_pages() {
 pub fn process_cpu_time() -> std::time::Duration {
     #[cfg(target_os = "linux")]
     {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-        std::time::Duration::new(
-            u64::try_from(t.tv_sec).unwrap_or(0),
-            u32::try_from(t.tv_nsec).unwrap_or(0),
-        )
+        cpu_clock(rustix::time::ClockId::ProcessCPUTime)
     }
     #[cfg(not(target_os = "linux"))]
     {
         std::time::Duration::ZERO
     }
+}
+
+/// The CPU-time clock `id` as a `Duration`.
+#[cfg(target_os = "linux")]
+fn cpu_clock(id: rustix::time::ClockId) -> std::time::Duration {
+    let t = rustix::time::clock_gettime(id);
+    std::time::Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 pub use admit::{
@@ -71,10 +77,9 @@ pub use gen::{GenOptions, Generator, Line};
 mod tests {
     use std::time::Duration;
 
-    /// A thread's CPU time so far.
+    /// This thread's CPU time so far.
     fn thread_cpu_time() -> Duration {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+        super::cpu_clock(rustix::time::ClockId::ThreadCPUTime)
     }
 
     #[test]

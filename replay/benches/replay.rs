@@ -15,11 +15,11 @@
 
 #[path = "../../ingest/benches/support/mod.rs"]
 mod support;
-use support::{env_u64, median, print_cpu_per_entry, rounds};
+use support::{env_u64, median, print_cpu_per_entry, rounds, timed_with_cpu};
 
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::snapshots::{self, SnapshotPolicy};
-use govledger_ingest::{process_cpu_time, Admission, GenOptions, Generator};
+use govledger_ingest::{Admission, GenOptions, Generator};
 use govledger_ledger::note::NoteSigner;
 use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
 use govledger_ledger::Ledger;
@@ -94,19 +94,19 @@ fn main() {
     };
     // Each timed with the CPU time of all its threads.
     let fold = || {
-        let (t, cpu) = (Instant::now(), process_cpu_time());
-        let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
-        govledger_replay::fold(&mut adm, &ledger, 0, size, &mut |_| {}).expect("fold");
-        std::hint::black_box(adm.entries_folded());
-        (t.elapsed(), process_cpu_time().saturating_sub(cpu))
+        let ((), wall, cpu) = timed_with_cpu(|| {
+            let mut adm = Admission::new(&trust, DecodeLimits::default()).expect("admission");
+            govledger_replay::fold(&mut adm, &ledger, 0, size, &mut |_| {}).expect("fold");
+            std::hint::black_box(adm.entries_folded());
+        });
+        (wall, cpu)
     };
     let verified = |from: u64| {
-        let (t, cpu) = (Instant::now(), process_cpu_time());
-        let (_, report) =
-            replay(&ledger, &trust, &verifier, from, size, &mut |_| {}).expect("replay");
+        let ((_, report), wall, cpu) = timed_with_cpu(|| {
+            replay(&ledger, &trust, &verifier, from, size, &mut |_| {}).expect("replay")
+        });
         assert_eq!(report.to, size);
-        let cpu = process_cpu_time().saturating_sub(cpu);
-        (t.elapsed(), report.checkpoints_checked, cpu)
+        (wall, report.checkpoints_checked, cpu)
     };
     let (mut scans, mut folds, mut fulls, mut halves) = (vec![], vec![], vec![], vec![]);
     let (mut checked_full, mut checked_half) = (0, 0);
@@ -157,20 +157,10 @@ fn main() {
     );
     // CPU per entry of all threads together, and the cores kept busy on average:
     // the difference between the two is what the digest checks cost in work.
-    for (name, walls, cpus) in [
-        (
-            "fold from entry 0: CPU per entry (all threads)",
-            folds,
-            fold_cpus,
-        ),
-        (
-            "verified replay from 0: CPU per entry (all threads)",
-            fulls,
-            full_cpus,
-        ),
-    ] {
-        print_cpu_per_entry(name, 66, &walls, cpus, size);
-    }
+    let cpu_row = "fold from entry 0: CPU per entry (all threads)";
+    print_cpu_per_entry(cpu_row, 66, &folds, fold_cpus, size);
+    let cpu_row = "verified replay from 0: CPU per entry (all threads)";
+    print_cpu_per_entry(cpu_row, 66, &fulls, full_cpus, size);
     println!(
         "{:<66} {:>10.0} entries/s  1.00x",
         format!("raw RocksDB scan from entry {mid} [baseline]"),

@@ -23,6 +23,19 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// Runs `f`, and returns what it gave with its wall-clock time and the CPU time
+/// all threads of the process used meanwhile
+/// ([`govledger_ingest::process_cpu_time`]).
+pub fn timed_with_cpu<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
+    let (t, cpu) = (
+        std::time::Instant::now(),
+        govledger_ingest::process_cpu_time(),
+    );
+    let out = f();
+    let cpu = govledger_ingest::process_cpu_time().saturating_sub(cpu);
+    (out, t.elapsed(), cpu)
+}
+
 /// Prints a line of CPU per entry: the median of `cpus` (the CPU time of all
 /// threads over each run) over `entries`, and the cores the runs kept busy on
 /// average, their CPU time over their wall-clock time `walls`. The name is
