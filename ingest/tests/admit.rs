@@ -5,6 +5,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::Signer;
+use govledger_ingest::admit::PIPELINE_ROUND;
 use govledger_ingest::gen::{derive_key, signed_line};
 use govledger_ingest::{
     Admission, GenOptions, Generator, LeafReader, Line, Message, TenantTrust, Trust, TrustKey,
@@ -1014,8 +1015,15 @@ fn an_error_from_seen_propagates_and_changes_nothing() {
 
 #[test]
 fn a_generated_stream_is_accepted_in_full() {
+    // The pipeline's checks below are written in rounds: whatever a round's size,
+    // they fold ranges shorter than one, of whole ones and of many.
+    const R: usize = PIPELINE_ROUND;
+    // Nearly five rounds, the last one partial.
+    let events = 5 * R - R / 8;
+    // Just under two rounds.
+    let two = 2 * R - R / 32;
     let gen = Generator::new(GenOptions {
-        events: 5_000,
+        events: events as u64,
         seed: 42,
         tenants: 3,
         ..GenOptions::default()
@@ -1052,7 +1060,7 @@ fn a_generated_stream_is_accepted_in_full() {
             adm.end_batch();
         }
     }
-    assert_eq!(n, 5_000);
+    assert_eq!(n, events);
     assert_eq!(tenants.len(), 3);
     // Replaying the entries, one by one or through the pipeline from stored
     // leaves (below), rebuilds exactly the state admission built.
@@ -1097,9 +1105,12 @@ fn a_generated_stream_is_accepted_in_full() {
         p
     };
     for threads in [1, 2] {
-        // Five rounds: each worker reads and decodes several, in turn.
-        assert_eq!(pipelined(5_000, threads).state_digest(), adm.state_digest());
-        for n in [0, 1, 1_023, 1_024, 1_025, 2_000] {
+        // Five rounds: each worker reads and decodes several.
+        assert_eq!(
+            pipelined(events, threads).state_digest(),
+            adm.state_digest()
+        );
+        for n in [0, 1, R - 1, R, R + 1, two] {
             let mut want = Admission::new(&trust, DecodeLimits::default()).unwrap();
             for e in &entries[..n] {
                 want.replay(e).unwrap();
@@ -1113,7 +1124,7 @@ fn a_generated_stream_is_accepted_in_full() {
     }
     // A leaf that does not decode, in a later round or in a short range: its
     // error, with every entry before it folded and none after.
-    for (n, at) in [(2_000, 1_500), (10, 4)] {
+    for (n, at) in [(two, R + R / 2), (10, 4)] {
         let mut broken = leaves[..n].to_vec();
         broken[at].1[0] ^= 0xff;
         let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
@@ -1161,8 +1172,9 @@ fn a_generated_stream_is_accepted_in_full() {
         assert_eq!(seen, digests, "stops {stops:?} in {upto} leaves");
     };
     digests_at(&[1, 5, 9], 10);
-    digests_at(&[0, 1_000, 1_024, 1_025, 1_999, 2_000], 2_000);
-    for upto in [10, 2_000] {
+    let (r, t) = (R as u64, two as u64);
+    digests_at(&[0, r - r / 32, r, r + 1, t - 1, t], two);
+    for upto in [10, two] {
         let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
         p.set_verify_threads(2);
         let err = p
@@ -1179,12 +1191,12 @@ fn a_generated_stream_is_accepted_in_full() {
         assert_eq!(p.entries_folded(), 3);
     }
     // A read error from the source, likewise, after the leaves before it.
-    for at in [1_300, 7] {
+    for at in [R + R / 4, 7] {
         let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
         p.set_verify_threads(2);
         let err = p
             .replay_pipelined(
-                0..2_000,
+                0..two as u64,
                 &|| in_memory(&leaves, Some(at as u64)),
                 |seq, _| format!("leaf {seq}"),
                 &mut |_| {},
@@ -1195,7 +1207,7 @@ fn a_generated_stream_is_accepted_in_full() {
     }
     // A reader that skips a leaf, or ends a round early without an error: the
     // pipeline names the leaf it did not give, after the leaves before it.
-    for (n, gap) in [(10, 4), (2_000, 1_300)] {
+    for (n, gap) in [(10, 4), (two as u64, (R + R / 4) as u64)] {
         for (how, threads) in [
             (Misread::Skip(gap), 1),
             (Misread::Skip(gap), 2),
@@ -1218,28 +1230,32 @@ fn a_generated_stream_is_accepted_in_full() {
     // A bad leaf early in a long range, while the workers are up to 8 rounds
     // ahead and blocked on full queues: the fold returns its error (it does not
     // wait for them), and a reader that panics makes the fold panic, not hang.
-    let long: Vec<(u64, Vec<u8>)> = (0..40_000u64)
-        .map(|i| (i, leaves[(i % 2_000) as usize].1.clone()))
+    let long: Vec<(u64, Vec<u8>)> = (0..40 * R as u64)
+        .map(|i| (i, leaves[i as usize % two].1.clone()))
         .collect();
     let mut broken = long.clone();
-    broken[1_500].1[0] ^= 0xff;
+    let bad = R + R / 2;
+    broken[bad].1[0] ^= 0xff;
     let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
     p.set_verify_threads(2);
     let err = p
         .replay_pipelined(
-            0..40_000,
+            0..40 * R as u64,
             &|| in_memory(&broken, None),
             |seq, _| format!("leaf {seq}"),
             &mut |_| {},
         )
         .unwrap_err();
-    assert_eq!((err.as_str(), p.entries_folded()), ("leaf 1500", 1_500));
+    assert_eq!(
+        (err, p.entries_folded()),
+        (format!("leaf {bad}"), bad as u64)
+    );
     let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
     p.set_verify_threads(2);
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         p.replay_pipelined(
-            0..40_000,
-            &|| misreading(&long, Misread::Panic(5_000)),
+            0..40 * R as u64,
+            &|| misreading(&long, Misread::Panic(5 * R as u64)),
             |seq, _| format!("leaf {seq}"),
             &mut |_| {},
         )
