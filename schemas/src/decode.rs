@@ -19,6 +19,16 @@
 //! else, and every error, to serde_json, so its messages and its acceptance are
 //! serde_json's.
 //!
+//! Before those steps, a one-pass reader (the private `direct` module) tries the
+//! bodies that make up nearly all of a ledger (sessions, proposals, decisions,
+//! approvals, executions, budget increments, kill switches, written without escapes
+//! or `null`s): it reads each member straight into the place of its name and builds
+//! the event from there, without the tree of steps 3 to 6. It answers only for a
+//! valid body, with the event these steps build; on anything else it gives up, and
+//! the steps above run as described, so they alone decide every rejection and its
+//! message. Differential property tests hold it to them on valid, broken and
+//! mutated bodies.
+//!
 //! The decoding is hand-written rather than `serde` derived: derived internally tagged
 //! enums cannot deny unknown fields, and serde's errors do not say which nested field
 //! was wrong. Optional fields may be absent or `null`.
@@ -37,6 +47,7 @@ use crate::event::*;
 use crate::ids::{EventId, Ident, KeyId, TenantId};
 use crate::verdict::RejectReason;
 
+mod direct;
 mod parse;
 
 /// The default body size limit: 64 KiB.
@@ -141,7 +152,18 @@ fn snippet(s: &str) -> String {
 
 /// Decodes and validates a v1 body. See the module docs for the order of checks.
 pub fn decode_body(body: &[u8], limits: &DecodeLimits) -> Result<Envelope, DecodeError> {
-    let mut root = parse_object(body, limits)?;
+    let text = checked_text(body, limits)?;
+    // The common case in one pass; anything else (and every error) the long way.
+    match direct::envelope(text) {
+        Some(env) => Ok(env),
+        None => decode_text(text),
+    }
+}
+
+/// [`decode_body`] without the one-pass reader, on a body whose size and encoding
+/// have been checked.
+fn decode_text(text: &str) -> Result<Envelope, DecodeError> {
+    let mut root = parse_text(text)?;
 
     let v = match root.get("v") {
         None => return Err(DecodeError::schema("v", "missing required field")),
@@ -205,6 +227,11 @@ pub fn peek_ids(body: &[u8], limits: &DecodeLimits) -> (Option<EventId>, Option<
 }
 
 fn parse_object<'a>(body: &'a [u8], limits: &DecodeLimits) -> Result<Obj<'a>, DecodeError> {
+    parse_text(checked_text(body, limits)?)
+}
+
+/// The body as text, if it is within the size limit and UTF-8.
+fn checked_text<'a>(body: &'a [u8], limits: &DecodeLimits) -> Result<&'a str, DecodeError> {
     let max = limits.max_body_bytes.min(MAX_BODY_BYTES_CAP);
     if body.len() > max {
         return Err(DecodeError::Oversized {
@@ -212,9 +239,13 @@ fn parse_object<'a>(body: &'a [u8], limits: &DecodeLimits) -> Result<Obj<'a>, De
             max,
         });
     }
-    let text = std::str::from_utf8(body).map_err(|e| DecodeError::NotUtf8 {
+    std::str::from_utf8(body).map_err(|e| DecodeError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
-    })?;
+    })
+}
+
+/// The top-level object of a checked body.
+fn parse_text<'a>(text: &'a str) -> Result<Obj<'a>, DecodeError> {
     // The common case without serde; anything else (and every error) through it.
     let value: Json<'a> = match parse::tree(text) {
         Some(value) => value,
@@ -658,6 +689,16 @@ id_from_json!(EventId, TenantId, KeyId, Ident);
 
 macro_rules! enum_from_json {
     ($ty:ty { $($name:literal => $variant:expr),* $(,)? }) => {
+        impl $ty {
+            /// The value of a word of the wire format.
+            fn from_word(s: &str) -> Option<Self> {
+                match s {
+                    $($name => Some($variant),)*
+                    _ => None,
+                }
+            }
+        }
+
         impl FromJson for $ty {
             fn from_json(v: Json<'_>, path: Path<'_>) -> Result<Self, DecodeError> {
                 // Matched where it lies in the body: no owned copy of a word.
@@ -665,17 +706,14 @@ macro_rules! enum_from_json {
                     Json::Str(s) => s,
                     other => return Err(wrong_type(path, "a string", &other)),
                 };
-                match s.as_ref() {
-                    $($name => Ok($variant),)*
-                    other => Err(DecodeError::schema(
-                        path.to_string(),
-                        format!(
-                            "expected one of: {}; found {:?}",
-                            [$($name),*].join(", "),
-                            snippet(other)
-                        ),
-                    )),
-                }
+                <$ty>::from_word(&s).ok_or_else(|| DecodeError::schema(
+                    path.to_string(),
+                    format!(
+                        "expected one of: {}; found {:?}",
+                        [$($name),*].join(", "),
+                        snippet(&s)
+                    ),
+                ))
             }
         }
     };
@@ -932,11 +970,7 @@ fn action_proposed(f: &mut Fields) -> Result<ActionProposed, DecodeError> {
     let action = f.text("action", 1, 256)?;
     let resource = f.req("resource")?;
     let args_digest: String = f.req("args_digest")?;
-    if args_digest.len() != 64
-        || !args_digest
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if !is_sha256_hex(&args_digest) {
         return Err(DecodeError::schema(
             "args_digest",
             format!(
@@ -954,6 +988,13 @@ fn action_proposed(f: &mut Fields) -> Result<ActionProposed, DecodeError> {
         args_digest,
         risk_tier: f.req("risk_tier")?,
     })
+}
+
+/// Whether `s` is a SHA-256 digest as 64 lowercase hex digits.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn approval_granted(f: &mut Fields) -> Result<ApprovalGranted, DecodeError> {

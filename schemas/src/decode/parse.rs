@@ -27,32 +27,48 @@ const MAX_MEMBERS: usize = 64;
 /// The tree of `text`, when it is made only of what this parser reads; `None`
 /// otherwise (see the module docs).
 pub(super) fn tree(text: &str) -> Option<Json<'_>> {
-    let mut p = Parser {
-        text,
-        bytes: text.as_bytes(),
-        at: 0,
-    };
+    let mut p = Parser::new(text);
     let mut value = Json::Null;
     p.fill(&mut value, 0)?;
-    p.skip_space();
-    (p.at == p.bytes.len()).then_some(value)
+    p.at_end().then_some(value)
 }
 
-struct Parser<'a> {
+/// Reads the plain JSON of a text: the tokens of this module's tree, and of the
+/// one-pass reader of `direct.rs`.
+pub(super) struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Parser<'a> {
-    fn skip_space(&mut self) {
+    pub(super) fn new(text: &'a str) -> Self {
+        Parser {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+        }
+    }
+
+    /// The next byte, if any, without white space skipped.
+    pub(super) fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    /// Whether only white space is left.
+    pub(super) fn at_end(&mut self) -> bool {
+        self.skip_space();
+        self.at == self.bytes.len()
+    }
+
+    pub(super) fn skip_space(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.at) {
             self.at += 1;
         }
     }
 
     /// The next byte after white space, consumed if it is `want`.
-    fn eat(&mut self, want: u8) -> bool {
+    pub(super) fn eat(&mut self, want: u8) -> bool {
         self.skip_space();
         if self.bytes.get(self.at) == Some(&want) {
             self.at += 1;
@@ -70,7 +86,7 @@ impl<'a> Parser<'a> {
             b'{' if depth < MAX_DEPTH => Json::Obj(self.object(depth + 1)?),
             b'[' if depth < MAX_DEPTH => self.array(depth + 1)?,
             b'"' => Json::Str(Cow::Borrowed(self.string()?)),
-            b'0'..=b'9' => self.integer()?,
+            b'0'..=b'9' => Json::Num(Number::from(self.integer()?)),
             b't' => self.literal(b"true", Json::Bool(true))?,
             b'f' => self.literal(b"false", Json::Bool(false))?,
             b'n' => self.literal(b"null", Json::Null)?,
@@ -88,7 +104,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A non-negative integer that fits in a `u64`, without fraction or exponent.
-    fn integer(&mut self) -> Option<Json<'a>> {
+    pub(super) fn integer(&mut self) -> Option<u64> {
         let start = self.at;
         let mut n: u64 = 0;
         while let Some(&d @ b'0'..=b'9') = self.bytes.get(self.at) {
@@ -98,11 +114,11 @@ impl<'a> Parser<'a> {
         // A leading zero is an error; a fraction or an exponent makes a float.
         let leading_zero = self.bytes[start] == b'0' && self.at - start > 1;
         let float = matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E'));
-        (!leading_zero && !float).then(|| Json::Num(Number::from(n)))
+        (!leading_zero && !float).then_some(n)
     }
 
     /// A string without escapes or control characters, borrowed; at its opening quote.
-    fn string(&mut self) -> Option<&'a str> {
+    pub(super) fn string(&mut self) -> Option<&'a str> {
         let start = self.at + 1;
         let end = start + special_at(&self.bytes[start..])?;
         (self.bytes[end] == b'"').then(|| {
@@ -165,7 +181,7 @@ impl<'a> Parser<'a> {
 /// Where the first quote, backslash or control character of `bytes` is, looking
 /// at eight bytes at a time: in each word, the lowest byte flagged by these
 /// classic tests is always a true match (a false one can only follow a true one).
-fn special_at(bytes: &[u8]) -> Option<usize> {
+pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
@@ -190,7 +206,7 @@ fn special_at(bytes: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -239,7 +255,10 @@ mod tests {
         (any::<prop::sample::Index>(), bytes, 0u8..4)
     }
 
-    fn mutate(doc: &str, (at, byte, how): (prop::sample::Index, u8, u8)) -> Option<String> {
+    pub(in crate::decode) fn mutate(
+        doc: &str,
+        (at, byte, how): (prop::sample::Index, u8, u8),
+    ) -> Option<String> {
         let mut bytes = doc.as_bytes().to_vec();
         let i = at.index(bytes.len() + 1);
         match how {
