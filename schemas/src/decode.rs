@@ -21,8 +21,8 @@
 //!
 //! Before those steps, a one-pass reader (the private `direct` module) tries the
 //! bodies that make up nearly all of a ledger (sessions, proposals, decisions,
-//! approvals, executions, budget increments, kill switches, written without escapes
-//! or `null`s): it reads each member straight into the place of its name and builds
+//! approvals, executions, budget increments, kill switches, written without
+//! escapes): it reads each member straight into the place of its name and builds
 //! the event from there, without the tree of steps 3 to 6. It answers only for a
 //! valid body, with the event these steps build; on anything else it gives up, and
 //! the steps above run as described, so they alone decide every rejection and its

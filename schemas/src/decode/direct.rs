@@ -6,7 +6,8 @@
 //! budget increments, kill switches) in one pass: each member's value is read as it
 //! comes into the place of its name, and the event is built from those places once
 //! `type` is known. It answers only when the body is valid, with the event the
-//! strict decoder builds; on anything else (an escape, a `null`, a float, an
+//! strict decoder builds (an optional member may be absent or `null`, as there);
+//! on anything else (an escape, a `null` where a value is required, a float, an
 //! unknown or duplicate name, a value out of range, another event type) it gives
 //! up with `None`, and the strict decoder reads the body again and says exactly
 //! what is wrong. So, like the parser of `parse.rs`, it never decides anything on
@@ -114,17 +115,21 @@ fn field(name: &str) -> Option<Field> {
 }
 
 /// A member's value as read: what the covered types hold (strings without escapes,
-/// non-negative integers, objects of strings, arrays of ids).
+/// non-negative integers, objects of strings, arrays of ids, `null`).
 #[derive(Debug)]
 enum Raw<'a> {
+    /// An optional member's "none", as if it were absent; for any other, the
+    /// strict decoder's error.
+    Null,
     Str(&'a str),
     Int(u64),
     Obj(Flat<'a>),
     Ids(Vec<Ident>),
 }
 
-/// An object whose members are all strings, by name: an actor chain
-/// (`user`, `agent`, `service`) or a budget scope (`org`, `team`, `user`, `agent`).
+/// An object whose members are all strings (or `null`, as if absent), by name: an
+/// actor chain (`user`, `agent`, `service`) or a budget scope (`org`, `team`,
+/// `user`, `agent`).
 #[derive(Debug, Default)]
 struct Flat<'a> {
     user: Option<&'a str>,
@@ -132,7 +137,16 @@ struct Flat<'a> {
     service: Option<&'a str>,
     org: Option<&'a str>,
     team: Option<&'a str>,
+    /// The names seen, `null` or not, one bit each ([`USER`] …).
+    seen: u8,
 }
+
+/// The bits of [`Flat::seen`].
+const USER: u8 = 1;
+const AGENT: u8 = 2;
+const SERVICE: u8 = 4;
+const ORG: u8 = 8;
+const TEAM: u8 = 16;
 
 /// The values of a body's members, in the places of their names.
 #[derive(Default)]
@@ -151,10 +165,10 @@ impl<'a> Slots<'a> {
         }
     }
 
-    /// An optional id: `Some(None)` when absent.
+    /// An optional id: `Some(None)` when absent or `null`.
     fn opt_id(&mut self, f: Field) -> Option<Option<Ident>> {
         match self.take(f) {
-            None => Some(None),
+            None | Some(Raw::Null) => Some(None),
             Some(Raw::Str(s)) => Ident::try_from(s).ok().map(Some),
             Some(_) => None,
         }
@@ -169,7 +183,7 @@ impl<'a> Slots<'a> {
 
     fn opt_int(&mut self, f: Field) -> Option<Option<u64>> {
         match self.take(f) {
-            None => Some(None),
+            None | Some(Raw::Null) => Some(None),
             Some(Raw::Int(n)) => Some(Some(n)),
             Some(_) => None,
         }
@@ -186,7 +200,7 @@ impl<'a> Slots<'a> {
     /// An optional string of at most `max` characters.
     fn opt_text(&mut self, f: Field, max: usize) -> Option<Option<String>> {
         match self.take(f) {
-            None => Some(None),
+            None | Some(Raw::Null) => Some(None),
             Some(Raw::Str(s)) => within(s, 0, max).then(|| Some(s.to_owned())),
             Some(_) => None,
         }
@@ -212,7 +226,7 @@ impl<'a> Slots<'a> {
         let Raw::Obj(o) = self.take(f)? else {
             return None;
         };
-        if o.org.is_some() || o.team.is_some() {
+        if o.seen & (ORG | TEAM) != 0 {
             return None;
         }
         let actor = ActorChain {
@@ -228,7 +242,7 @@ impl<'a> Slots<'a> {
         let Raw::Obj(o) = self.take(f)? else {
             return None;
         };
-        if o.service.is_some() {
+        if o.seen & SERVICE != 0 {
             return None;
         }
         let scope = BudgetScope {
@@ -459,6 +473,7 @@ fn string<'a>(p: &mut Parser<'a>) -> Option<&'a str> {
 /// A top-level member's value.
 fn value<'a>(p: &mut Parser<'a>) -> Option<Raw<'a>> {
     Some(match p.peek()? {
+        b'n' if p.word(b"null") => Raw::Null,
         b'"' => Raw::Str(p.string()?),
         b'0'..=b'9' => Raw::Int(p.integer()?),
         b'{' => Raw::Obj(flat(p)?),
@@ -471,18 +486,21 @@ fn value<'a>(p: &mut Parser<'a>) -> Option<Raw<'a>> {
 fn flat<'a>(p: &mut Parser<'a>) -> Option<Flat<'a>> {
     let mut o = Flat::default();
     members(p, |p, name| {
-        let slot = match name {
-            "user" => &mut o.user,
-            "agent" => &mut o.agent,
-            "service" => &mut o.service,
-            "org" => &mut o.org,
-            "team" => &mut o.team,
+        let (slot, bit) = match name {
+            "user" => (&mut o.user, USER),
+            "agent" => (&mut o.agent, AGENT),
+            "service" => (&mut o.service, SERVICE),
+            "org" => (&mut o.org, ORG),
+            "team" => (&mut o.team, TEAM),
             _ => return None,
         };
-        if slot.is_some() {
+        if o.seen & bit != 0 {
             return None;
         }
-        *slot = Some(string(p)?);
+        o.seen |= bit;
+        if !p.word(b"null") {
+            *slot = Some(string(p)?);
+        }
         Some(())
     })?;
     Some(o)
@@ -538,6 +556,20 @@ mod tests {
         prop::sample::select(items)
     }
 
+    /// An object of the members given, those not given left out or (with `nulls`)
+    /// written as `null`.
+    fn flat_object<const N: usize>(members: [(&str, Option<&str>); N], nulls: bool) -> Value {
+        let mut m = Map::new();
+        for (k, v) in members {
+            match v {
+                Some(v) => m.insert(k.into(), json!(v)),
+                None if nulls => m.insert(k.into(), Value::Null),
+                None => None,
+            };
+        }
+        Value::Object(m)
+    }
+
     /// Valid values for each name, by the type's rules.
     fn valid_member(kind: &'static str, name: &'static str) -> BoxedStrategy<Value> {
         let ident =
@@ -546,18 +578,13 @@ mod tests {
             prop::option::of(pick(vec!["user-1", "u@x"])),
             prop::option::of(pick(vec!["agent-1", "bot.2"])),
             prop::option::of(pick(vec!["gateway"])),
+            any::<bool>(),
         )
-            .prop_filter("one member", move |(u, a, s)| {
+            .prop_filter("one member", move |(u, a, s, _)| {
                 a.is_some() || (kind != "action.proposed" && (u.is_some() || s.is_some()))
             })
-            .prop_map(|(u, a, s)| {
-                let mut m = Map::new();
-                for (k, v) in [("user", u), ("agent", a), ("service", s)] {
-                    if let Some(v) = v {
-                        m.insert(k.into(), json!(v));
-                    }
-                }
-                Value::Object(m)
+            .prop_map(|(u, a, s, nulls)| {
+                flat_object([("user", u), ("agent", a), ("service", s)], nulls)
             });
         let int = pick(vec![0u64, 1, 7, 4_294_967_296, u64::MAX]).prop_map(|n| json!(n));
         let text =
@@ -593,18 +620,13 @@ mod tests {
                 prop::option::of(pick(vec!["team-a"])),
                 prop::option::of(pick(vec!["user-1"])),
                 prop::option::of(pick(vec!["agent-1"])),
+                any::<bool>(),
             )
-                .prop_filter("one member", |(o, t, u, a)| {
+                .prop_filter("one member", |(o, t, u, a, _)| {
                     o.is_some() || t.is_some() || u.is_some() || a.is_some()
                 })
-                .prop_map(|(o, t, u, a)| {
-                    let mut m = Map::new();
-                    for (k, v) in [("org", o), ("team", t), ("user", u), ("agent", a)] {
-                        if let Some(v) = v {
-                            m.insert(k.into(), json!(v));
-                        }
-                    }
-                    Value::Object(m)
+                .prop_map(|(o, t, u, a, nulls)| {
+                    flat_object([("org", o), ("team", t), ("user", u), ("agent", a)], nulls)
                 })
                 .boxed(),
             "scope" => pick(vec!["session", "agent", "tenant", "system"])
@@ -621,23 +643,34 @@ mod tests {
         }
     }
 
-    /// A valid body of a covered type, every optional member present or not.
+    /// A valid body of a covered type, every optional member present, absent or
+    /// `null`.
     fn valid_body() -> impl Strategy<Value = Value> {
         pick(COVERED.to_vec()).prop_flat_map(|kind| {
             let t: EventType = kind.parse().unwrap();
             let names: Vec<&'static str> = allowed_fields(t).to_vec();
             let members: Vec<_> = names
                 .iter()
-                .map(|&name| (Just(name), valid_member(kind, name), any::<bool>()))
+                .map(|&name| (Just(name), valid_member(kind, name), 0u8..3))
                 .collect();
             members.prop_map(move |members| {
                 let mut m = Map::new();
                 m.insert("v".into(), json!(1));
                 m.insert("type".into(), json!(kind));
                 m.insert("tenant".into(), json!("acme"));
-                for (name, value, keep) in members {
-                    if name != "tenant" && (keep || !optional(kind, name)) {
-                        m.insert(name.into(), value);
+                // An optional member is present, left out, or `null`.
+                for (name, value, how) in members {
+                    if name == "tenant" {
+                        continue;
+                    }
+                    match how {
+                        1 if optional(kind, name) => {}
+                        2 if optional(kind, name) => {
+                            m.insert(name.into(), Value::Null);
+                        }
+                        _ => {
+                            m.insert(name.into(), value);
+                        }
                     }
                 }
                 Value::Object(m)
@@ -715,6 +748,9 @@ mod tests {
                 json!({"agent": "a", "team": "t"}),
                 json!({"agent": "a", "service": "s"}),
                 json!({"agent": null}),
+                json!({"agent": "a", "org": null}),
+                json!({"org": "o", "service": null}),
+                json!({"user": null, "team": null}),
                 json!({"agent": "b d"}),
                 json!({"agent": 1}),
                 json!("a"),
@@ -897,12 +933,16 @@ mod tests {
         let base = r#"{"actor":{"agent":"a"},"id":"e1","session":"s1","tenant":"acme","type":"session.started","v":1}"#;
         assert!(reads(base));
         for other in [
-            // An escape, a null, a float, a member twice, trailing data.
+            // An escape, a required member null, a float, a member twice, trailing
+            // data.
             base.replace(r#""s1""#, r#""s\u0031""#),
-            base.replace(r#""session":"s1","#, r#""reason":null,"session":"s1","#),
+            base.replace(r#""s1""#, "null"),
+            base.replace(r#""agent":"a""#, r#""agent":null"#),
             base.replace(r#""v":1"#, r#""v":1.0"#),
             base.replace(r#""v":1"#, r#""v":1,"v":1"#),
             base.replace(r#""agent":"a""#, r#""agent":"a","agent":"b""#),
+            base.replace(r#""agent":"a""#, r#""agent":"a","agent":null"#),
+            base.replace(r#""agent":"a""#, r#""agent":null,"agent":"a""#),
             format!("{base} x"),
             // Types it does not cover.
             r#"{"actor":{"agent":"a"},"id":"e1","name":"n","tenant":"acme","type":"telemetry","v":1}"#.into(),
@@ -910,6 +950,11 @@ mod tests {
         ] {
             assert!(!reads(&other), "{other}");
         }
+        // An optional member `null`, as if absent.
+        let null = base.replace(r#""session":"s1","#, r#""reason":null,"session":"s1","#);
+        assert_eq!(envelope(&null), envelope(base));
+        let null = base.replace(r#""agent":"a""#, r#""agent":"a","user":null"#);
+        assert_eq!(envelope(&null), envelope(base));
         // White space anywhere JSON allows it.
         assert!(reads(&format!(
             " \n{}\t",

@@ -96,11 +96,17 @@ impl<'a> Parser<'a> {
     }
 
     fn literal(&mut self, word: &[u8], value: Json<'a>) -> Option<Json<'a>> {
+        self.word(word).then_some(value)
+    }
+
+    /// Whether `word` comes next, consumed if so.
+    pub(super) fn word(&mut self, word: &[u8]) -> bool {
         let end = self.at + word.len();
-        (self.bytes.get(self.at..end)? == word).then(|| {
+        let here = self.bytes.get(self.at..end) == Some(word);
+        if here {
             self.at = end;
-            value
-        })
+        }
+        here
     }
 
     /// A non-negative integer that fits in a `u64`, without fraction or exponent.
