@@ -61,6 +61,12 @@ pub const MAX_BODY_BYTES_CAP: usize = 8 * 1024 * 1024;
 /// Longest free-text `reason` accepted, in characters.
 pub const MAX_REASON_CHARS: usize = 1024;
 
+/// Longest `action` name accepted, in characters.
+const MAX_ACTION_CHARS: usize = 256;
+
+/// Longest `policy_version` accepted, in characters.
+const MAX_POLICY_VERSION_CHARS: usize = 64;
+
 /// Limits applied by [`decode_body`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeLimits {
@@ -896,7 +902,7 @@ fn decode_event(kind: EventType, f: &mut Fields) -> Result<Event, DecodeError> {
             actor: f.req("actor")?,
             decision: f.req("decision")?,
             policy_id: f.req("policy_id")?,
-            policy_version: f.text("policy_version", 1, 64)?,
+            policy_version: f.text("policy_version", 1, MAX_POLICY_VERSION_CHARS)?,
             rule_ids: f.req("rule_ids")?,
             reason: f.text("reason", 0, MAX_REASON_CHARS)?,
         }),
@@ -967,7 +973,7 @@ fn action_proposed(f: &mut Fields) -> Result<ActionProposed, DecodeError> {
             "missing required field: an action is always proposed by an agent",
         ));
     }
-    let action = f.text("action", 1, 256)?;
+    let action = f.text("action", 1, MAX_ACTION_CHARS)?;
     let resource = f.req("resource")?;
     let args_digest: String = f.req("args_digest")?;
     if !is_sha256_hex(&args_digest) {

@@ -15,15 +15,21 @@
 //! valid, invalid and mutated bodies.
 //!
 //! The checks are the strict decoder's own where they can be (id patterns through
-//! the id types, the enums' words, `args_digest`'s pattern, the names allowed for
-//! each type); the few rules written again here (text lengths, `max_count` not 0,
-//! at least one member of an actor or a scope) are those tests' business.
+//! the id types, the enums' words, `args_digest`'s pattern, the text limits, the
+//! names allowed for each type and in actor chains and budget scopes); the few
+//! rules written again here (text lengths counted in characters, `max_count` not 0,
+//! an agent in a proposal's actor chain, at least one member of an actor chain or
+//! a scope, `null` as an absent optional member, every member read) are those
+//! tests' business.
 
 use crate::event::*;
 use crate::ids::{EventId, Ident, TenantId};
 
 use super::parse::Parser;
-use super::{allowed_fields, is_sha256_hex, MAX_REASON_CHARS};
+use super::{
+    allowed_fields, is_sha256_hex, ACTOR_FIELDS, MAX_ACTION_CHARS, MAX_POLICY_VERSION_CHARS,
+    MAX_REASON_CHARS, SCOPE_FIELDS,
+};
 
 /// The envelope of `text`, when it is a valid body of the kind this reader covers;
 /// `None` otherwise (see the module docs).
@@ -78,6 +84,9 @@ enum Field {
 }
 
 const FIELDS: usize = Field::Target as usize + 1;
+
+// Sets of fields are bit masks of a `u64`.
+const _: () = assert!(FIELDS <= 64);
 
 fn field(name: &str) -> Option<Field> {
     use Field as F;
@@ -226,7 +235,7 @@ impl<'a> Slots<'a> {
         let Raw::Obj(o) = self.take(f)? else {
             return None;
         };
-        if o.seen & (ORG | TEAM) != 0 {
+        if o.seen & !flat_mask(ACTOR_FIELDS) != 0 {
             return None;
         }
         let actor = ActorChain {
@@ -242,7 +251,7 @@ impl<'a> Slots<'a> {
         let Raw::Obj(o) = self.take(f)? else {
             return None;
         };
-        if o.seen & SERVICE != 0 {
+        if o.seen & !flat_mask(SCOPE_FIELDS) != 0 {
             return None;
         }
         let scope = BudgetScope {
@@ -295,7 +304,7 @@ impl<'a> Slots<'a> {
                     proposal: s.id(F::Proposal)?,
                     session: s.id(F::Session)?,
                     actor,
-                    action: s.text(F::Action, 1, 256)?,
+                    action: s.text(F::Action, 1, MAX_ACTION_CHARS)?,
                     resource: s.id(F::Resource)?,
                     args_digest,
                     risk_tier: s.word(F::RiskTier, RiskTier::from_word)?,
@@ -307,7 +316,7 @@ impl<'a> Slots<'a> {
                 actor: s.actor(F::Actor)?,
                 decision: s.word(F::Decision, Decision::from_word)?,
                 policy_id: s.id(F::PolicyId)?,
-                policy_version: s.text(F::PolicyVersion, 1, 64)?,
+                policy_version: s.text(F::PolicyVersion, 1, MAX_POLICY_VERSION_CHARS)?,
                 rule_ids: s.ids(F::RuleIds)?,
                 reason: s.text(F::Reason, 0, MAX_REASON_CHARS)?,
             }),
@@ -368,6 +377,10 @@ impl<'a> Slots<'a> {
             | T::KeyRevoked
             | T::Telemetry => return None,
         };
+        // Every member present has been read and checked.
+        if self.0.iter().any(Option::is_some) {
+            return None;
+        }
         Some(Envelope {
             v: WIRE_VERSION,
             id,
@@ -392,6 +405,22 @@ impl<'a> Slots<'a> {
             actor: self.actor(Field::Actor)?,
         })
     }
+}
+
+/// The bits of [`Flat::seen`] for the names of an object the strict decoder
+/// allows; a name it has no bit for gives none (and so is never allowed).
+fn flat_mask(names: &[&str]) -> u8 {
+    names
+        .iter()
+        .map(|name| match *name {
+            "user" => USER,
+            "agent" => AGENT,
+            "service" => SERVICE,
+            "org" => ORG,
+            "team" => TEAM,
+            _ => 0,
+        })
+        .fold(0, |m, bit| m | bit)
 }
 
 /// An optional id of a flat object: `Some(None)` when absent.
@@ -844,10 +873,13 @@ mod tests {
     }
 
     /// What this reader must answer for `text`: nothing, or the strict decoder's
-    /// event.
+    /// event, for a text that serde_json too reads as JSON (the strict decoder
+    /// shares this reader's tokenizer).
     fn agrees(text: &str) -> Result<(), TestCaseError> {
         if let Some(fast) = envelope(text) {
             prop_assert_eq!(decode_text(text), Ok(fast), "on {}", text);
+            let json = serde_json::from_str::<serde::de::IgnoredAny>(text);
+            prop_assert!(json.is_ok(), "read {} that serde_json refuses", text);
         }
         Ok(())
     }
@@ -903,6 +935,48 @@ mod tests {
                 m.insert("type".into(), json!(kind));
             }
             agrees(&text_of(&body, pretty))?;
+        }
+
+        /// Nor on bodies with a member written twice (at the top or in an actor
+        /// chain or scope, the second time with the same value, another one or
+        /// `null`), or with white space JSON does or does not allow.
+        #[test]
+        fn never_accepts_duplicates_or_foreign_white_space(
+            body in valid_body(),
+            at in any::<prop::sample::Index>(),
+            edge in any::<prop::sample::Index>(),
+            how in 0u8..3,
+            space in pick(vec![" ", "\t", "\r\n", "\u{b}", "\u{c}", "\u{a0}"]),
+        ) {
+            let text = text_of(&body, false);
+            let m = body.as_object().unwrap();
+            // A member of the body, or of its actor chain or scope.
+            let mut members: Vec<(Option<&str>, &str, &Value)> =
+                m.iter().map(|(k, v)| (None, k.as_str(), v)).collect();
+            for outer in ["actor", "scope"] {
+                if let Some(Value::Object(inner)) = m.get(outer) {
+                    members.extend(inner.iter().map(|(k, v)| (Some(outer), k.as_str(), v)));
+                }
+            }
+            let (outer, name, value) = members[at.index(members.len())];
+            let again = match how {
+                0 => value.clone(),
+                1 => Value::Null,
+                _ => {
+                    let edges = edge_values(name);
+                    edges[edge.index(edges.len())].clone()
+                }
+            };
+            let opening = match outer {
+                None => "{".to_owned(),
+                Some(outer) => format!("\"{outer}\":{{"),
+            };
+            let member = format!("\"{name}\":{again},");
+            let twice = text.replacen(&opening, &format!("{opening}{member}"), 1);
+            prop_assert!(envelope(&twice).is_none(), "read {}", twice);
+            agrees(&twice)?;
+            agrees(&text.replace(',', &format!("{space},{space}")))?;
+            agrees(&text.replace(':', &format!("{space}:{space}")))?;
         }
 
         /// Nor on bodies with bytes changed, inserted, removed or cut.

@@ -256,8 +256,9 @@ pub(super) mod tests {
 
     /// Bytes that change the meaning or the validity of a document.
     fn mutation() -> impl Strategy<Value = (prop::sample::Index, u8, u8)> {
-        let bytes =
-            prop::sample::select(b"\"\\,:{}[]0123456789-+.eE tfnrul\x00\x01\x7f\n".to_vec());
+        let bytes = prop::sample::select(
+            b"\"\\,:{}[]0123456789-+.eE tfnrul\x00\x01\x7f\n\t\r\x0b\x0c".to_vec(),
+        );
         (any::<prop::sample::Index>(), bytes, 0u8..4)
     }
 
