@@ -859,8 +859,10 @@ enum Checked {
     Refuse(Envelope, govledger_projections::Exceeded),
 }
 
-/// Leaves per round in [`Admission::replay_pipelined`].
-pub const PIPELINE_ROUND: usize = 1024;
+/// Leaves per round in [`Admission::replay_pipelined`]: 4,096 since stop 22 (1,024
+/// before; longer rounds gave the fold bench 1.03–1.11× in 8 of 10 alternating
+/// pairs, verified replay about the same, `docs/BENCHMARKS.md`).
+pub const PIPELINE_ROUND: usize = 4096;
 
 /// Where [`Admission::replay_pipelined`] reads stored leaves: each of its workers
 /// opens one and reads its rounds with it, in ascending order.
