@@ -166,78 +166,73 @@ impl<'a> Slots<'a> {
         self.0[f as usize].take()
     }
 
-    /// A required id.
-    fn id<T: for<'s> TryFrom<&'s str>>(&mut self, f: Field) -> Option<T> {
-        match self.take(f)? {
-            Raw::Str(s) => T::try_from(s).ok(),
-            _ => None,
+    /// A required member as `read` reads it: absent, `null` or unreadable gives up.
+    fn req<T>(&mut self, f: Field, read: impl FnOnce(Raw<'a>) -> Option<T>) -> Option<T> {
+        read(self.take(f)?)
+    }
+
+    /// An optional member as `read` reads it: `Some(None)` when absent or `null`.
+    fn opt<T>(&mut self, f: Field, read: impl FnOnce(Raw<'a>) -> Option<T>) -> Option<Option<T>> {
+        match self.take(f) {
+            None | Some(Raw::Null) => Some(None),
+            Some(v) => read(v).map(Some),
         }
     }
 
-    /// An optional id: `Some(None)` when absent or `null`.
+    /// A required id.
+    fn id<T: for<'s> TryFrom<&'s str>>(&mut self, f: Field) -> Option<T> {
+        self.req(f, id)
+    }
+
+    /// An optional id.
     fn opt_id(&mut self, f: Field) -> Option<Option<Ident>> {
-        match self.take(f) {
-            None | Some(Raw::Null) => Some(None),
-            Some(Raw::Str(s)) => Ident::try_from(s).ok().map(Some),
-            Some(_) => None,
-        }
+        self.opt(f, id)
     }
 
     fn int(&mut self, f: Field) -> Option<u64> {
-        match self.take(f)? {
-            Raw::Int(n) => Some(n),
-            _ => None,
-        }
+        self.req(f, int)
     }
 
     fn opt_int(&mut self, f: Field) -> Option<Option<u64>> {
-        match self.take(f) {
-            None | Some(Raw::Null) => Some(None),
-            Some(Raw::Int(n)) => Some(Some(n)),
-            Some(_) => None,
-        }
+        self.opt(f, int)
     }
 
     /// A required string of `min..=max` characters.
     fn text(&mut self, f: Field, min: usize, max: usize) -> Option<String> {
-        match self.take(f)? {
-            Raw::Str(s) => within(s, min, max).then(|| s.to_owned()),
-            _ => None,
-        }
+        self.req(f, |v| text(v, min, max))
     }
 
     /// An optional string of at most `max` characters.
     fn opt_text(&mut self, f: Field, max: usize) -> Option<Option<String>> {
-        match self.take(f) {
-            None | Some(Raw::Null) => Some(None),
-            Some(Raw::Str(s)) => within(s, 0, max).then(|| Some(s.to_owned())),
-            Some(_) => None,
-        }
+        self.opt(f, |v| text(v, 0, max))
     }
 
     /// A required word of an enum.
     fn word<T>(&mut self, f: Field, from: fn(&str) -> Option<T>) -> Option<T> {
-        match self.take(f)? {
+        self.req(f, |v| match v {
             Raw::Str(s) => from(s),
             _ => None,
-        }
+        })
     }
 
     fn ids(&mut self, f: Field) -> Option<Vec<Ident>> {
-        match self.take(f)? {
+        self.req(f, |v| match v {
             Raw::Ids(ids) => Some(ids),
+            _ => None,
+        })
+    }
+
+    /// A required object of identifiers, holding only names of `allowed`.
+    fn flat(&mut self, f: Field, allowed: &[&str]) -> Option<Flat<'a>> {
+        match self.take(f)? {
+            Raw::Obj(o) if o.seen & !flat_mask(allowed) == 0 => Some(o),
             _ => None,
         }
     }
 
     /// A required actor chain: at least one of its members.
     fn actor(&mut self, f: Field) -> Option<ActorChain> {
-        let Raw::Obj(o) = self.take(f)? else {
-            return None;
-        };
-        if o.seen & !flat_mask(ACTOR_FIELDS) != 0 {
-            return None;
-        }
+        let o = self.flat(f, ACTOR_FIELDS)?;
         let actor = ActorChain {
             user: ident(o.user)?,
             agent: ident(o.agent)?,
@@ -248,12 +243,7 @@ impl<'a> Slots<'a> {
 
     /// A required budget scope: at least one of its members.
     fn budget_scope(&mut self, f: Field) -> Option<BudgetScope> {
-        let Raw::Obj(o) = self.take(f)? else {
-            return None;
-        };
-        if o.seen & !flat_mask(SCOPE_FIELDS) != 0 {
-            return None;
-        }
+        let o = self.flat(f, SCOPE_FIELDS)?;
         let scope = BudgetScope {
             org: ident(o.org)?,
             team: ident(o.team)?,
@@ -425,9 +415,29 @@ fn flat_mask(names: &[&str]) -> u8 {
 
 /// An optional id of a flat object: `Some(None)` when absent.
 fn ident(s: Option<&str>) -> Option<Option<Ident>> {
-    match s {
-        None => Some(None),
-        Some(s) => Ident::try_from(s).ok().map(Some),
+    s.map(Ident::try_from).transpose().ok()
+}
+
+/// An id of type `T` as read, if it is one.
+fn id<T: for<'s> TryFrom<&'s str>>(v: Raw<'_>) -> Option<T> {
+    match v {
+        Raw::Str(s) => T::try_from(s).ok(),
+        _ => None,
+    }
+}
+
+fn int(v: Raw<'_>) -> Option<u64> {
+    match v {
+        Raw::Int(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// A string of `min..=max` characters as read, if it is one.
+fn text(v: Raw<'_>, min: usize, max: usize) -> Option<String> {
+    match v {
+        Raw::Str(s) => within(s, min, max).then(|| s.to_owned()),
+        _ => None,
     }
 }
 

@@ -187,7 +187,7 @@ impl<'a> Parser<'a> {
 /// Where the first quote, backslash or control character of `bytes` is, looking
 /// at eight bytes at a time: in each word, the lowest byte flagged by these
 /// classic tests is always a true match (a false one can only follow a true one).
-pub(super) fn special_at(bytes: &[u8]) -> Option<usize> {
+fn special_at(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
