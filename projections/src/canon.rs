@@ -1,6 +1,6 @@
 //! The canonical encoding of the state: what state digests hash and snapshots store.
 //!
-//! Every projection writes its entries in map (`BTreeMap`) order, each field as:
+//! Every projection writes its entries in key order, each field as:
 //! - integers: big-endian, fixed width (`u8`, `u32`, `u64`);
 //! - public keys: 32 raw bytes;
 //! - strings and byte strings: `u64` length, then the bytes;

@@ -149,7 +149,7 @@ impl Gates {
         session: &str,
         agent: Option<&str>,
     ) -> Option<(KillScope, &str, &Kill)> {
-        if let Some((target, k)) = self.system_kills.iter().next() {
+        if let Some((target, k)) = self.system_kills.first() {
             return Some((KillScope::System, target.as_str(), k));
         }
         if self.kills.is_empty() {

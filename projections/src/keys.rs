@@ -66,7 +66,7 @@ pub enum KeyProblem {
     TenantMismatch(String),
 }
 
-/// All keys, by key id. An ordered map, so iteration (and any digest of it) is ordered.
+/// All keys, by key id. Iteration is in key order, and so is any digest of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyRing {
     keys: DigestMap<String, KeyRecord>,

@@ -5,9 +5,10 @@
 //! stored as the truth; it is always this fold of the log.
 //!
 //! **What it must never do:** I/O of any kind (no RocksDB, no NATS, no files), read
-//! the wall clock, draw random numbers, or iterate a `HashMap` in anything that is
-//! hashed, stored or compared. Time is the entry's event time; order is `BTreeMap`
-//! order.
+//! the wall clock, draw random numbers, or let a `HashMap`'s order reach anything
+//! that is hashed, stored or compared. Time is the entry's event time; order is key
+//! order (the state maps hash their keys for lookups, and sort them for anything
+//! that walks them: [`digest_map`]).
 //!
 //! **Who calls it:** `govledger-ingest` (admission: which key may sign what),
 //! `govledger-replay` and the CLI (state queries).
@@ -26,8 +27,8 @@
 //!   admission's order;
 //! - [`canon`]: the canonical encoding behind the state digest in checkpoints and
 //!   behind snapshots;
-//! - [`digest_map`]: the ordered map that keeps its digest up to date per change,
-//!   behind state digest version 2;
+//! - [`digest_map`]: the map that keeps its digest up to date per change, behind
+//!   state digest version 2;
 //! - [`lookup`]: borrowed forms of the maps' `(tenant, id)` keys, so a lookup
 //!   builds no owned strings;
 //! - [`snapshot`]: the state at a log size as self-checking bytes, which the ledger
