@@ -288,7 +288,9 @@ impl Budgets {
         };
         let mut out = Budgets::new();
         let mut prev = None;
-        for _ in 0..r.count(52)? {
+        let n = r.count(52)?;
+        out.budgets.reserve(n);
+        for _ in 0..n {
             let key = (r.str()?, r.str()?);
             r.ascending(prev.as_ref(), &key)?;
             let budget_id = ident(r, key.1.clone())?;

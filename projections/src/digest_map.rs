@@ -171,6 +171,12 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
         sorted(&self.map)
     }
 
+    /// Makes room for `additional` more entries (a decoder that knows the count
+    /// spares the table its growth: each doubling moves and rehashes every entry).
+    pub fn reserve(&mut self, additional: usize) {
+        self.map.reserve(additional);
+    }
+
     /// The entry with the least key: one pass, no sort.
     pub fn first(&self) -> Option<(&K, &V)> {
         self.map

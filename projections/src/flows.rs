@@ -388,7 +388,9 @@ impl Flows {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
         let mut f = Flows::new();
         let mut prev = None;
-        for _ in 0..r.count(48)? {
+        let n = r.count(48)?;
+        f.proposals.reserve(n);
+        for _ in 0..n {
             let key = (r.str()?, r.str()?);
             r.ascending(prev.as_ref(), &key)?;
             let session = r.str()?;
@@ -431,7 +433,9 @@ impl Flows {
             prev = Some(key);
         }
         let mut prev = None;
-        for _ in 0..r.count(33)? {
+        let n = r.count(33)?;
+        f.tickets.reserve(n);
+        for _ in 0..n {
             let key = (r.str()?, r.str()?);
             r.ascending(prev.as_ref(), &key)?;
             let proposal = r.str()?;

@@ -211,7 +211,9 @@ impl Gates {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
         let mut g = Gates::new();
         let mut prev = None;
-        for _ in 0..r.count(27)? {
+        let n = r.count(27)?;
+        g.sessions.reserve(n);
+        for _ in 0..n {
             let key = (r.str()?, r.str()?);
             r.ascending(prev.as_ref(), &key)?;
             let status = match r.tag(3, "session status")? {
@@ -229,7 +231,9 @@ impl Gates {
             prev = Some(key);
         }
         let mut prev = None;
-        for _ in 0..r.count(33)? {
+        let n = r.count(33)?;
+        g.kills.reserve(n);
+        for _ in 0..n {
             let t = r.str()?;
             let scope = match r.tag(3, "kill switch scope")? {
                 0 => KillScope::Session,
@@ -247,7 +251,9 @@ impl Gates {
             prev = Some(key);
         }
         let mut prev = None;
-        for _ in 0..r.count(24)? {
+        let n = r.count(24)?;
+        g.system_kills.reserve(n);
+        for _ in 0..n {
             let target = r.str()?;
             r.ascending(prev.as_ref(), &target)?;
             let k = Kill {

@@ -295,7 +295,9 @@ impl KeyRing {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
         let mut keys = DigestMap::new();
         let mut prev: Option<String> = None;
-        for _ in 0..r.count(52)? {
+        let n = r.count(52)?;
+        keys.reserve(n);
+        for _ in 0..n {
             let id = r.str()?;
             r.ascending(prev.as_ref(), &id)?;
             let tenant = r.str()?;
