@@ -144,7 +144,7 @@ impl Trust {
             let pk = public_key(&k.public_key).ok_or_else(|| {
                 err("public_key must be the base64 of a 32-byte Ed25519 key".into())
             })?;
-            if ring.iter().any(|(id, _)| id == k.key_id) {
+            if ring.public_key(&k.key_id).is_some() {
                 return Err(err("listed twice".into()));
             }
             ring.add_root(&k.key_id, tenant, pk.to_bytes(), role);

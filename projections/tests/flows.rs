@@ -5,7 +5,7 @@
 mod common;
 
 use common::event;
-use govledger_projections::{Flows, ProposalStatus, TicketStatus};
+use govledger_projections::{Flows, ProposalStatus, Ticket, TicketStatus};
 use govledger_schemas::Envelope;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -409,6 +409,17 @@ proptest! {
         // Decoding rebuilds what is derived (the tickets of each session and
         // proposal) too, so a fold resumes from it alike.
         prop_assert_eq!(&all, &fold(decoded(&head), &events[k..], checked));
-        prop_assert_eq!(decoded(&all), all);
+        prop_assert_eq!(&decoded(&all), &all);
+        // A proposal's tickets from the index are those a walk of every ticket
+        // finds, in the same order.
+        let asked = all.tickets().map(|(t, _, k)| (t, k.proposal.as_str()));
+        for (tenant, proposal) in all.proposals().map(|(t, id, _)| (t, id)).chain(asked) {
+            let walked: Vec<(&str, &Ticket)> = all
+                .tickets()
+                .filter(|(t, _, k)| *t == tenant && k.proposal == proposal)
+                .map(|(_, id, k)| (id, k))
+                .collect();
+            prop_assert_eq!(all.tickets_for(tenant, proposal).collect::<Vec<_>>(), walked);
+        }
     }
 }

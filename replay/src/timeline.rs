@@ -317,9 +317,8 @@ fn item_json(
         }
         let approvals: Vec<Value> = adm
             .flows()
-            .tickets()
-            .filter(|(t, _, ticket)| *t == tenant && ticket.proposal == p)
-            .map(|(_, id, ticket)| match &ticket.status {
+            .tickets_for(tenant, p)
+            .map(|(id, ticket)| match &ticket.status {
                 TicketStatus::Requested => json!({"ticket": id, "status": "requested"}),
                 TicketStatus::Denied => json!({"ticket": id, "status": "denied"}),
                 TicketStatus::Granted(g) => json!({
