@@ -4,8 +4,8 @@
 //! String)`, kill switches by `(tenant, scope, target)`. Looking one up by
 //! building such a tuple from borrowed strings costs two allocations per lookup,
 //! and a fold does several lookups per event. [`Pair`] and [`Triple`] are the
-//! borrowed forms: the owned tuples [`Borrow`] them, so a map (ordered or hashed) finds an
-//! entry from `&(tenant, id)` (two `&str`) as a `&dyn Pair`.
+//! borrowed forms: the owned tuples [`Borrow`] them, so a map (ordered or hashed)
+//! finds an entry from `&(tenant, id)` (two `&str`) as a `&dyn Pair`.
 //!
 //! `Borrow` requires the borrowed form to order, compare and hash exactly as the
 //! owned key does. Both order as their parts do, lexicographically, and a string by
@@ -69,9 +69,11 @@ macro_rules! borrowed_key {
             }
         }
 
+        /// As the owned key compares: part by part. Every hashed lookup asks
+        /// this once, so it compares the parts' bytes directly, not their order.
         impl PartialEq for dyn $trait + '_ {
             fn eq(&self, other: &Self) -> bool {
-                self.cmp(other) == Ordering::Equal
+                self.parts() == other.parts()
             }
         }
 
@@ -122,9 +124,9 @@ borrowed_key!(
 );
 
 /// `a.cmp(b)`, inline: eight bytes at a time as big-endian integers (which order
-/// as their bytes do), instead of a call to `memcmp` per comparison. The state's
-/// ids are short and a map search compares a few dozen of them per lookup, so the
-/// call was most of the cost (`perf`, fold bench).
+/// as their bytes do), instead of a call to `memcmp` per comparison. Ids are
+/// short and a search in an ordered map (detection's per-agent tracks) compares
+/// several of them per lookup, where the call would be most of the cost.
 #[inline]
 fn cmp_str(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
