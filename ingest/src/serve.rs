@@ -423,7 +423,9 @@ impl Checkpointer<'_> {
     async fn sign<S: LogStore>(&self, ledger: &mut Ledger<S>) -> Result<(), ServeError> {
         let cp = tokio::task::block_in_place(|| {
             // The digest updates its caches (a write lock, held for as long as the
-            // changes since the last checkpoint take to hash); the snapshot reads.
+            // changes since the last checkpoint take to hash); a snapshot's parts
+            // are encoded under the read lock, then framed, hashed and stored
+            // without it.
             let digest = self
                 .admission
                 .write()
@@ -433,11 +435,14 @@ impl Checkpointer<'_> {
             let cp = ledger.checkpoint(self.signer, Some(digest))?;
             // A snapshot is derived data: failing to write one costs the next start
             // time, never an entry, so it is a warning.
-            match snapshots::after_checkpoint(ledger, &adm, &cp.checkpoint, self.policy) {
+            let due = snapshots::due(ledger, &adm, &cp.checkpoint, self.policy);
+            drop(adm);
+            match due.and_then(|d| d.map(|d| d.write(ledger)).transpose()) {
                 Ok(Some(w)) => tracing::info!(
                     size = w.size,
                     bytes = w.bytes,
                     ms = w.seconds * 1e3,
+                    encode_ms = w.encode_seconds * 1e3,
                     "snapshot written"
                 ),
                 Ok(None) => {}

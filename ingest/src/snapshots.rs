@@ -46,8 +46,10 @@ pub struct Written {
     pub size: u64,
     /// Its length in bytes.
     pub bytes: u64,
-    /// Time to encode and write it (streamed, synced at the end), seconds.
+    /// Time to encode it and write it (synced at the end), seconds.
     pub seconds: f64,
+    /// Of that, the time to encode it: the only part that reads the state.
+    pub encode_seconds: f64,
 }
 
 /// Errors of [`start`] and [`after_checkpoint`].
@@ -67,15 +69,38 @@ pub enum SnapshotsError {
 
 /// After signing `checkpoint` at the ledger's size: writes the snapshot of `adm`
 /// that goes with it, if one is due under `policy`, deleting the oldest beyond
-/// `keep`.
-/// Nothing is written unless `adm` has folded exactly the ledger's entries and the
-/// checkpoint stands there with a state digest.
+/// `keep`. The same as [`due`], then [`Due::write`].
 pub fn after_checkpoint<S: LogStore>(
     ledger: &Ledger<S>,
     adm: &Admission,
     checkpoint: &Checkpoint,
     policy: SnapshotPolicy,
 ) -> Result<Option<Written>, SnapshotsError> {
+    due(ledger, adm, checkpoint, policy)?
+        .map(|d| d.write(ledger))
+        .transpose()
+}
+
+/// A snapshot that is due, encoded from the state, not yet written.
+#[derive(Debug)]
+pub struct Due {
+    encoded: snapshot::Encoded,
+    drop: Vec<u64>,
+    encode_seconds: f64,
+}
+
+/// After signing `checkpoint` at the ledger's size: the snapshot of `adm` that goes
+/// with it, encoded, if one is due under `policy`. This is the only step that reads
+/// `adm`: a caller that shares it with writers can let them go on while
+/// [`Due::write`] frames, hashes and stores the bytes.
+/// Nothing is due unless `adm` has folded exactly the ledger's entries and the
+/// checkpoint stands there with a state digest.
+pub fn due<S: LogStore>(
+    ledger: &Ledger<S>,
+    adm: &Admission,
+    checkpoint: &Checkpoint,
+    policy: SnapshotPolicy,
+) -> Result<Option<Due>, SnapshotsError> {
     let size = ledger.size();
     if checkpoint.state_digest.is_none() {
         return Ok(None);
@@ -98,14 +123,35 @@ pub fn after_checkpoint<S: LogStore>(
         .skip(keep - 1)
         .collect();
     let t = Instant::now();
-    let mut w = ledger.snapshot_writer(size)?;
-    let bytes = adm.write_snapshot(&mut w)?;
-    w.finish(&drop)?;
-    Ok(Some(Written {
-        size,
-        bytes,
-        seconds: t.elapsed().as_secs_f64(),
+    let encoded = adm.encode_snapshot();
+    Ok(Some(Due {
+        encoded,
+        drop,
+        encode_seconds: t.elapsed().as_secs_f64(),
     }))
+}
+
+impl Due {
+    /// The log size the snapshot stands at.
+    pub fn size(&self) -> u64 {
+        self.encoded.size()
+    }
+
+    /// Stores the snapshot (synced) and deletes the oldest beyond the policy's
+    /// `keep`. A crash before this returns leaves at most a partial snapshot, which
+    /// its own checksum refuses.
+    pub fn write<S: LogStore>(self, ledger: &Ledger<S>) -> Result<Written, SnapshotsError> {
+        let t = Instant::now();
+        let mut w = ledger.snapshot_writer(self.encoded.size())?;
+        let bytes = self.encoded.write(&mut w)?;
+        w.finish(&self.drop)?;
+        Ok(Written {
+            size: self.encoded.size(),
+            bytes,
+            seconds: self.encode_seconds + t.elapsed().as_secs_f64(),
+            encode_seconds: self.encode_seconds,
+        })
+    }
 }
 
 /// Where [`start`] began.
