@@ -183,7 +183,7 @@ fn to_message(m: &jetstream::Message) -> Result<(Position, Option<Pending>), Nat
 
 /// The consumer loop. Runs until `shutdown` resolves (finishing the batch in hand),
 /// `stop_at_size` is reached, or an error occurs. Returns the ledger.
-pub async fn run<S: LogStore>(
+pub async fn run<S: LogStore + 'static>(
     cfg: ServeConfig,
     mut ledger: Ledger<S>,
     admission: SharedAdmission,
@@ -214,12 +214,13 @@ pub async fn run<S: LogStore>(
     tracing::info!(cursor, size = ledger.size(), "consuming");
 
     let mut since_checkpoint = 0u64;
-    let checkpointer = Checkpointer {
+    let mut checkpointer = Checkpointer {
         client: &client,
         signer: &signer,
         admission: &admission,
         metrics: &metrics,
         policy: cfg.snapshots,
+        snapshots: snapshots::Background::new(),
     };
     // Progress lines for operators, every PROGRESS_EVERY while entries arrive.
     let mut progress_at = Instant::now();
@@ -374,6 +375,9 @@ pub async fn run<S: LogStore>(
     if since_checkpoint > 0 {
         checkpointer.sign(&mut ledger).await?;
     }
+    // The snapshot being written, if any, is finished before serve returns (the
+    // caller may close the store).
+    tokio::task::block_in_place(|| checkpointer.snapshots.finish());
     metrics.set_ready(false);
     // Receipts and alerts are best effort, but a failure to send the last of them
     // is worth a line in the log.
@@ -415,17 +419,22 @@ struct Checkpointer<'a> {
     admission: &'a SharedAdmission,
     metrics: &'a Metrics,
     policy: SnapshotPolicy,
+    /// Writes snapshots beside the consumer.
+    snapshots: snapshots::Background,
 }
 
 impl Checkpointer<'_> {
     /// Signs a checkpoint with the state digest, writes a snapshot if one is due,
     /// and publishes the checkpoint on `gov.checkpoints`.
-    async fn sign<S: LogStore>(&self, ledger: &mut Ledger<S>) -> Result<(), ServeError> {
+    async fn sign<S: LogStore + 'static>(
+        &mut self,
+        ledger: &mut Ledger<S>,
+    ) -> Result<(), ServeError> {
         let cp = tokio::task::block_in_place(|| {
             // The digest updates its caches (a write lock, held for as long as the
             // changes since the last checkpoint take to hash); a snapshot's parts
-            // are encoded under the read lock, then framed, hashed and stored
-            // without it.
+            // are encoded under the read lock, then framed, hashed and stored on a
+            // thread of their own while the consumer goes on.
             let digest = self
                 .admission
                 .write()
@@ -433,20 +442,17 @@ impl Checkpointer<'_> {
                 .state_digest();
             let adm = self.admission.read().unwrap_or_else(|e| e.into_inner());
             let cp = ledger.checkpoint(self.signer, Some(digest))?;
-            // A snapshot is derived data: failing to write one costs the next start
-            // time, never an entry, so it is a warning.
-            let due = snapshots::due(ledger, &adm, &cp.checkpoint, self.policy);
-            drop(adm);
-            match due.and_then(|d| d.map(|d| d.write(ledger)).transpose()) {
-                Ok(Some(w)) => tracing::info!(
-                    size = w.size,
-                    bytes = w.bytes,
-                    ms = w.seconds * 1e3,
-                    encode_ms = w.encode_seconds * 1e3,
-                    "snapshot written"
-                ),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot write a snapshot"),
+            // One snapshot at a time: while one is written, the next is not due
+            // (it is, at a later checkpoint, if that one fails).
+            if self.snapshots.busy().is_none() {
+                match snapshots::due(ledger, &adm, &cp.checkpoint, self.policy) {
+                    Ok(Some(due)) => {
+                        drop(adm);
+                        self.snapshots.start(due, ledger.snapshot_store());
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot write a snapshot"),
+                }
             }
             Ok::<_, LedgerError>(cp)
         })?;

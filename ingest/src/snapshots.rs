@@ -14,7 +14,7 @@ use crate::admit::{Admission, Trust, TrustError};
 use govledger_ledger::checkpoint::{Checkpoint, StateDigest};
 use govledger_ledger::note::NoteVerifier;
 use govledger_ledger::store::LogStore;
-use govledger_ledger::{Ledger, LedgerError};
+use govledger_ledger::{Ledger, LedgerError, SnapshotStore};
 use govledger_projections::snapshot::{self, Snapshot};
 use govledger_schemas::DecodeLimits;
 use std::time::Instant;
@@ -77,7 +77,7 @@ pub fn after_checkpoint<S: LogStore>(
     policy: SnapshotPolicy,
 ) -> Result<Option<Written>, SnapshotsError> {
     due(ledger, adm, checkpoint, policy)?
-        .map(|d| d.write(ledger))
+        .map(|d| d.write(&ledger.snapshot_store()))
         .transpose()
 }
 
@@ -140,9 +140,9 @@ impl Due {
     /// Stores the snapshot (synced) and deletes the oldest beyond the policy's
     /// `keep`. A crash before this returns leaves at most a partial snapshot, which
     /// its own checksum refuses.
-    pub fn write<S: LogStore>(self, ledger: &Ledger<S>) -> Result<Written, SnapshotsError> {
+    pub fn write<S: LogStore>(self, to: &SnapshotStore<S>) -> Result<Written, SnapshotsError> {
         let t = Instant::now();
-        let mut w = ledger.snapshot_writer(self.encoded.size())?;
+        let mut w = to.writer(self.encoded.size())?;
         let bytes = self.encoded.write(&mut w)?;
         w.finish(&self.drop)?;
         Ok(Written {
@@ -151,6 +151,90 @@ impl Due {
             seconds: self.encode_seconds + t.elapsed().as_secs_f64(),
             encode_seconds: self.encode_seconds,
         })
+    }
+}
+
+/// Writes due snapshots on a thread of its own, one at a time, so that whoever
+/// appends goes on meanwhile: `serve` encodes a snapshot under the state's lock
+/// ([`due`]) and hands it here, and its consumer never waits for the hashing,
+/// the writing and the sync. Each snapshot written (or failed) is logged.
+#[derive(Debug, Default)]
+pub struct Background {
+    running: Option<(
+        u64,
+        std::thread::JoinHandle<Result<Written, SnapshotsError>>,
+    )>,
+}
+
+impl Background {
+    /// Nothing written yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The size of the snapshot being written, if one is (a finished one is
+    /// collected and logged here).
+    pub fn busy(&mut self) -> Option<u64> {
+        match &self.running {
+            Some((_, h)) if h.is_finished() => {
+                self.finish();
+                None
+            }
+            Some((size, _)) => Some(*size),
+            None => None,
+        }
+    }
+
+    /// Starts writing `due` into `to` on a thread of its own, after the one being
+    /// written, if any, is finished. Where no thread can be started the snapshot
+    /// is skipped with a warning: it is derived data, and the next one due is
+    /// written instead.
+    pub fn start<S: LogStore + 'static>(&mut self, due: Due, to: SnapshotStore<S>) {
+        self.finish();
+        let size = due.size();
+        match std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || due.write(&to))
+        {
+            Ok(h) => self.running = Some((size, h)),
+            Err(e) => tracing::warn!(size, error = %e, "cannot start a thread to write a snapshot"),
+        }
+    }
+
+    /// Waits for the snapshot being written, if any, and gives its outcome (also
+    /// logged).
+    pub fn finish(&mut self) -> Option<Result<Written, SnapshotsError>> {
+        let (size, h) = self.running.take()?;
+        let outcome = h.join().unwrap_or_else(|_| {
+            Err(SnapshotsError::Io(std::io::Error::other(
+                "the thread writing it panicked",
+            )))
+        });
+        report(size, &outcome);
+        Some(outcome)
+    }
+}
+
+impl Drop for Background {
+    /// Waits for the snapshot being written: whoever drops this may close the
+    /// store next, and a snapshot cut short would only be skipped later.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Logs a snapshot written, or why not: a snapshot is derived data, so failing
+/// to write one costs the next start time, never an entry, and is a warning.
+pub fn report(size: u64, outcome: &Result<Written, SnapshotsError>) {
+    match outcome {
+        Ok(w) => tracing::info!(
+            size = w.size,
+            bytes = w.bytes,
+            ms = w.seconds * 1e3,
+            encode_ms = w.encode_seconds * 1e3,
+            "snapshot written"
+        ),
+        Err(e) => tracing::warn!(size, error = %e, "cannot write a snapshot"),
     }
 }
 

@@ -223,3 +223,73 @@ fn a_snapshot_that_does_not_check_out_is_skipped_never_used() {
         s.skipped
     );
 }
+
+/// `serve`'s way: each due snapshot is encoded at its checkpoint and written on a
+/// thread of its own while the next batches are admitted and appended. Every
+/// snapshot it leaves checks out against its checkpoint, and a reader starting
+/// from the newest reaches the state a fold from entry 0 gives.
+#[test]
+fn snapshots_written_beside_appends_check_out() {
+    let trust = Generator::new(opts()).trust();
+    let mut ledger = Ledger::create(MemStore::new(), "snapshots.test/log").expect("ledger");
+    let policy = SnapshotPolicy {
+        every: 500,
+        keep: 3,
+    };
+    let mut bg = snapshots::Background::new();
+    let mut started = Vec::new();
+    admit_generated(&mut ledger, opts(), 250, &mut |ledger, adm| {
+        let cp = ledger
+            .checkpoint(&signer(), Some(adm.state_digest()))
+            .expect("checkpoint");
+        if bg.busy().is_none() {
+            if let Some(due) = snapshots::due(ledger, adm, &cp.checkpoint, policy).expect("due") {
+                started.push(due.size());
+                bg.start(due, ledger.snapshot_store());
+            }
+        }
+    })
+    .expect("admit");
+    let last = bg
+        .finish()
+        .map(|w| w.expect("the last snapshot is written"));
+    assert!(bg.busy().is_none() && bg.finish().is_none());
+    assert_eq!(last.map(|w| w.size), started.last().copied());
+    assert!(!started.is_empty() && started[0] == 500, "{started:?}");
+
+    let sizes = ledger.snapshot_sizes().unwrap();
+    let kept: Vec<u64> = started.iter().rev().take(3).rev().copied().collect();
+    assert_eq!(sizes, kept, "started {started:?}");
+    for &size in &sizes {
+        snapshots::check(&ledger, &signer().verifier(), size)
+            .unwrap_or_else(|why| panic!("the snapshot at {size} does not check out: {why}"));
+    }
+    let (mut adm, from, skipped) = resumed(&ledger, &trust, EVENTS);
+    assert_eq!((from, skipped), (*sizes.last().unwrap(), 0));
+    let mut full = from_zero(&ledger, &trust, EVENTS);
+    assert_eq!(adm.state_digest(), full.state_digest());
+    assert_eq!(adm.state(), full.state());
+}
+
+/// A snapshot that cannot be written is reported, and nothing of it is used.
+#[test]
+fn a_snapshot_written_in_the_background_that_fails_is_reported() {
+    let (mut ledger, trust) = build(SnapshotPolicy { every: 0, keep: 1 });
+    let mut adm = from_zero(&ledger, &trust, EVENTS);
+    let cp = ledger
+        .checkpoint(&signer(), Some(adm.state_digest()))
+        .expect("checkpoint");
+    let policy = SnapshotPolicy { every: 1, keep: 1 };
+    let due = snapshots::due(&ledger, &adm, &cp.checkpoint, policy)
+        .expect("due")
+        .expect("a snapshot is due");
+    // Its first commit clears the size; the next, a chunk or the last one, fails.
+    ledger.store().fail_commit(2);
+    let mut bg = snapshots::Background::new();
+    bg.start(due, ledger.snapshot_store());
+    let outcome = bg.finish().expect("one was started");
+    assert!(outcome.is_err(), "{outcome:?}");
+    ledger.store().fail_commit(0);
+    let s = start(&ledger, &trust, EVENTS);
+    assert_eq!(s.from, 0, "skipped: {:?}", s.skipped);
+}

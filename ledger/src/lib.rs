@@ -34,6 +34,7 @@ pub mod verify;
 use checkpoint::{Checkpoint, CheckpointError, StateDigest};
 use govledger_schemas::{decode_entry, encode_entry, CodecError, Entry, Seq, Verdict};
 use note::{NoteError, NoteSigner};
+use std::sync::Arc;
 use store::{keys, LogStore, StoreError, StoreNodes, WriteSet, SNAPSHOT_CHUNK};
 use tree::{Frontier, Hash, NodeId, TreeError};
 
@@ -95,7 +96,8 @@ pub struct SignedCheckpoint {
 
 /// The ledger over a store.
 pub struct Ledger<S: LogStore> {
-    store: S,
+    /// Shared only with [`SnapshotStore`] handles.
+    store: Arc<S>,
     origin: String,
     /// The right edge of the tree (O(log n) hashes): appends extend it in memory,
     /// so an append reads nothing from the store.
@@ -145,7 +147,7 @@ impl<S: LogStore> Ledger<S> {
         let size = meta_u64(&store, keys::SIZE)?.unwrap_or(0);
         let frontier = Frontier::from_nodes(&StoreNodes(&store), size)?;
         Ok(Ledger {
-            store,
+            store: Arc::new(store),
             origin,
             frontier,
         })
@@ -156,9 +158,23 @@ impl<S: LogStore> Ledger<S> {
         &self.store
     }
 
-    /// Gives the store back (to close or reopen it).
-    pub fn into_store(self) -> S {
-        self.store
+    /// Gives the store back (to close or reopen it); the ledger again while a
+    /// [`SnapshotStore`] still shares it.
+    pub fn into_store(self) -> Result<S, Self> {
+        Arc::try_unwrap(self.store).map_err(|store| Ledger {
+            store,
+            origin: self.origin,
+            frontier: self.frontier,
+        })
+    }
+
+    /// A handle that stores snapshots beside the ledger's appends, from any
+    /// thread (`serve` writes them on a thread of its own). While one lives, the
+    /// store stays open even if the ledger is dropped.
+    pub fn snapshot_store(&self) -> SnapshotStore<S> {
+        SnapshotStore {
+            store: Arc::clone(&self.store),
+        }
     }
 
     /// The log's origin (its name in checkpoints).
@@ -173,7 +189,7 @@ impl<S: LogStore> Ledger<S> {
 
     /// The last applied stream sequence, written with the batch that applied it.
     pub fn cursor(&self) -> Result<Option<u64>, LedgerError> {
-        meta_u64(&self.store, keys::CURSOR)
+        meta_u64(&*self.store, keys::CURSOR)
     }
 
     /// The seq of the accepted entry with this event id, if any.
@@ -248,7 +264,7 @@ impl<S: LogStore> Ledger<S> {
     pub fn leaf_hash(&self, seq: u64) -> Result<Hash, LedgerError> {
         self.check_size(seq + 1)?;
         Ok(tree::NodeReader::node(
-            &StoreNodes(&self.store),
+            &StoreNodes(&*self.store),
             NodeId::new(0, seq),
         )?)
     }
@@ -266,7 +282,7 @@ impl<S: LogStore> Ledger<S> {
     /// The root of the tree of the first `size` entries.
     pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
         self.check_size(size)?;
-        Ok(tree::root(&StoreNodes(&self.store), size)?)
+        Ok(tree::root(&StoreNodes(&*self.store), size)?)
     }
 
     /// The current root (from memory: no reads).
@@ -282,7 +298,7 @@ impl<S: LogStore> Ledger<S> {
                 "entry {seq} is not in a tree of size {size}"
             )));
         }
-        Ok(tree::inclusion_proof(&StoreNodes(&self.store), seq, size)?)
+        Ok(tree::inclusion_proof(&StoreNodes(&*self.store), seq, size)?)
     }
 
     /// Consistency proof between the trees of `old` and `new` entries.
@@ -293,7 +309,11 @@ impl<S: LogStore> Ledger<S> {
                 "old size {old} is larger than new size {new}"
             )));
         }
-        Ok(tree::consistency_proof(&StoreNodes(&self.store), old, new)?)
+        Ok(tree::consistency_proof(
+            &StoreNodes(&*self.store),
+            old,
+            new,
+        )?)
     }
 
     /// Signs and stores a checkpoint of the current tree, carrying `state_digest`
@@ -372,22 +392,7 @@ impl<S: LogStore> Ledger<S> {
     /// snapshot already at that size. Until [`SnapshotWriter::finish`] returns, a
     /// crash can leave a partial snapshot, which its own checksum then refuses.
     pub fn snapshot_writer(&self, size: u64) -> Result<SnapshotWriter<'_, S>, LedgerError> {
-        if size > self.size() {
-            return Err(LedgerError::OutOfRange(format!(
-                "a snapshot at size {size} is beyond the log's {} entries",
-                self.size()
-            )));
-        }
-        self.store.commit_unsynced(WriteSet {
-            drop_snapshots: vec![size],
-            ..WriteSet::default()
-        })?;
-        Ok(SnapshotWriter {
-            store: &self.store,
-            size,
-            next: 0,
-            buf: Vec::with_capacity(SNAPSHOT_CHUNK),
-        })
+        open_snapshot(&self.store, size, self.size())
     }
 
     /// The stored snapshot at log size `size`.
@@ -399,6 +404,60 @@ impl<S: LogStore> Ledger<S> {
     pub fn snapshot_sizes(&self) -> Result<Vec<u64>, LedgerError> {
         Ok(self.store.snapshot_sizes()?)
     }
+}
+
+/// Stores snapshots into a ledger's store from any thread
+/// ([`Ledger::snapshot_store`]). The ledger never reads snapshots, and writes to
+/// their column family only through these writers, so a snapshot written here
+/// beside appends cannot disturb them.
+pub struct SnapshotStore<S: LogStore> {
+    store: Arc<S>,
+}
+
+impl<S: LogStore> Clone for SnapshotStore<S> {
+    fn clone(&self) -> Self {
+        SnapshotStore {
+            store: Arc::clone(&self.store),
+        }
+    }
+}
+
+impl<S: LogStore> SnapshotStore<S> {
+    /// [`Ledger::snapshot_writer`]: `size` must be at most the log's durable
+    /// size, read from the store.
+    pub fn writer(&self, size: u64) -> Result<SnapshotWriter<'_, S>, LedgerError> {
+        let durable = meta_u64(&*self.store, keys::SIZE)?.unwrap_or(0);
+        open_snapshot(&self.store, size, durable)
+    }
+
+    /// The log sizes with a stored snapshot, ascending.
+    pub fn sizes(&self) -> Result<Vec<u64>, LedgerError> {
+        Ok(self.store.snapshot_sizes()?)
+    }
+}
+
+/// A writer of the snapshot at `size` in a log of `log_size` entries; it first
+/// deletes any snapshot already at that size.
+fn open_snapshot<S: LogStore>(
+    store: &S,
+    size: u64,
+    log_size: u64,
+) -> Result<SnapshotWriter<'_, S>, LedgerError> {
+    if size > log_size {
+        return Err(LedgerError::OutOfRange(format!(
+            "a snapshot at size {size} is beyond the log's {log_size} entries"
+        )));
+    }
+    store.commit_unsynced(WriteSet {
+        drop_snapshots: vec![size],
+        ..WriteSet::default()
+    })?;
+    Ok(SnapshotWriter {
+        store,
+        size,
+        next: 0,
+        buf: Vec::with_capacity(SNAPSHOT_CHUNK),
+    })
 }
 
 /// Streams one snapshot into the store ([`Ledger::snapshot_writer`]); also an

@@ -222,12 +222,36 @@ fn suite<S: LogStore>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
 
     // Everything survives a reopen.
     let root = ledger.root().unwrap();
-    let store = reopen(ledger.into_store());
+    // A snapshot handle writes from another thread (none beyond the log's
+    // durable size), and keeps the store shared: the ledger cannot give it back
+    // while one lives.
+    let handle = ledger.snapshot_store();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut w = handle.writer(200).unwrap();
+            w.put(b"from a thread").unwrap();
+            w.finish(&[]).unwrap();
+        });
+    });
+    assert!(ledger.snapshot(200).unwrap().as_deref() == Some(&b"from a thread"[..]));
+    assert!(matches!(
+        handle.writer(334),
+        Err(LedgerError::OutOfRange(_))
+    ));
+    assert_eq!(handle.sizes().unwrap(), vec![100, 200, 333]);
+    let Err(ledger) = ledger.into_store() else {
+        panic!("the store was given back while a snapshot handle shared it")
+    };
+    drop(handle);
+    let Ok(store) = ledger.into_store() else {
+        panic!("no handle shares the store")
+    };
+    let store = reopen(store);
     let ledger = Ledger::open(store).unwrap();
     assert_eq!(ledger.size(), 333);
     assert_eq!(ledger.root().unwrap(), root);
     assert_eq!(ledger.cursor().unwrap(), Some(1332));
-    assert_eq!(ledger.snapshot_sizes().unwrap(), vec![100, 333]);
+    assert_eq!(ledger.snapshot_sizes().unwrap(), vec![100, 200, 333]);
     assert!(ledger.snapshot(100).unwrap() == Some(big));
 }
 
