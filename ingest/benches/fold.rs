@@ -197,7 +197,7 @@ fn main() {
     let mut len = 0;
     for _ in 0..3 {
         let t = Instant::now();
-        let encoded = full.encode_snapshot();
+        let mut encoded = full.encode_snapshot();
         encodes.push(t.elapsed());
         len = encoded.len();
         let t = Instant::now();
@@ -225,7 +225,7 @@ fn main() {
     );
     println!(
         "{:<60} {:>9.1} ms",
-        "frame, hash, write into RocksDB (1 MiB chunks, synced)",
+        "sort, frame, hash, write into RocksDB (1 MiB chunks, synced)",
         ms(w)
     );
     println!(

@@ -15,6 +15,10 @@
 //! `GOVLEDGER_BENCH_EVENTS` (default 200,000), `GOVLEDGER_BENCH_RATE` (offered load
 //! for the latency runs, default 5,000/s), `GOVLEDGER_BENCH_SECS` (their length,
 //! default 6), `GOVLEDGER_BENCH_ONLY=latency` (only the latency runs),
+//! `GOVLEDGER_BENCH_PREFILL` (entries admitted into the latency run's ledger
+//! before `serve` starts, default 0: a large state makes each snapshot cost
+//! what it costs in a long-running `serve`), `GOVLEDGER_BENCH_SNAPSHOT_EVERY`
+//! (`serve`'s snapshot spacing in the latency run; default `serve`'s own),
 //! `NATS_SERVER_BIN`.
 
 mod support;
@@ -24,11 +28,13 @@ use async_nats::jetstream::{self, consumer, stream};
 use ed25519_dalek::{Signature, VerifyingKey};
 use futures::StreamExt;
 use govledger_ingest::devserver::DevServer;
+use govledger_ingest::gen::admit_generated;
 use govledger_ingest::gen::derive_key;
 use govledger_ingest::metrics::{Metrics, Stage};
 use govledger_ingest::nats::{NatsConfig, StreamSettings};
 use govledger_ingest::publish::{msg_id, publish_lines, PublishOptions};
 use govledger_ingest::serve::{self, ServeConfig};
+use govledger_ingest::snapshots::SnapshotPolicy;
 use govledger_ingest::{Admission, GenOptions, Generator, Line, Message, Trust};
 use govledger_ledger::note::NoteSigner;
 use govledger_ledger::store::{OpenMode, RocksStore};
@@ -176,6 +182,11 @@ fn main() {
     let n = env_u64("GOVLEDGER_BENCH_EVENTS", 200_000);
     let load = env_u64("GOVLEDGER_BENCH_RATE", 5_000);
     let secs = env_u64("GOVLEDGER_BENCH_SECS", 6);
+    let prefill = env_u64("GOVLEDGER_BENCH_PREFILL", 0);
+    let snapshot_every = env_u64(
+        "GOVLEDGER_BENCH_SNAPSHOT_EVERY",
+        SnapshotPolicy::default().every,
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut nats = DevServer::start(&tmp.path().join("nats")).unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -438,8 +449,23 @@ fn main() {
         let mut raw_lat = receiver.await.expect("join");
         js.delete_stream("RAW").await.expect("delete");
 
-        // govledger: publish at the load to GOV, serve running, time to receipt.
-        let (ledger, adm, signer) = fresh_ledger(&tmp.path().join("latency"), &lat.trust);
+        // govledger: publish at the load to GOV, serve running, time to receipt;
+        // optionally over a ledger that already holds a large state.
+        let (mut ledger, mut adm, signer) = fresh_ledger(&tmp.path().join("latency"), &lat.trust);
+        if prefill > 0 {
+            let t = Instant::now();
+            let opts = GenOptions {
+                events: prefill,
+                seed: 3,
+                tenants: 8,
+                ..GenOptions::default()
+            };
+            adm = admit_generated(&mut ledger, opts, 1_024, &mut |_, _| {}).expect("prefill");
+            println!(
+                "prefilled the latency run's ledger with {prefill} entries in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
         govledger_ingest::nats::ensure_stream(&js, &stream)
             .await
             .expect("stream");
@@ -448,7 +474,11 @@ fn main() {
         let serving = tokio::spawn(serve::run(
             ServeConfig {
                 batch_wait: Duration::ZERO,
-                ..cfg(Some(m))
+                snapshots: SnapshotPolicy {
+                    every: snapshot_every,
+                    ..SnapshotPolicy::default()
+                },
+                ..cfg(Some(prefill + m))
             },
             ledger,
             serve::shared(adm),
@@ -463,7 +493,8 @@ fn main() {
             while (l.len() as u64) < m {
                 let r = receipts.next().await.expect("receipt");
                 let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("json");
-                let seq = v["seq"].as_u64().expect("seq");
+                // Offered message i becomes entry prefill + i.
+                let seq = v["seq"].as_u64().expect("seq").wrapping_sub(prefill);
                 let at = seen.lock().expect("lock").get(&seq).copied();
                 if let Some(at) = at {
                     l.push(at.elapsed());
@@ -487,9 +518,11 @@ fn main() {
         ("govledger publish -> receipt (verified, fsynced)", &gov_lat),
     ] {
         println!(
-            "{name:<58} p50 {:>7.2} ms  p99 {:>7.2} ms",
+            "{name:<58} p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  max {:>7.2} ms",
             percentile(l, 0.50).as_secs_f64() * 1e3,
-            percentile(l, 0.99).as_secs_f64() * 1e3
+            percentile(l, 0.99).as_secs_f64() * 1e3,
+            percentile(l, 0.999).as_secs_f64() * 1e3,
+            percentile(l, 1.0).as_secs_f64() * 1e3
         );
     }
     // Where govledger's time goes, from serve's own histograms (/metrics): each

@@ -142,11 +142,12 @@ impl Due {
     /// its own checksum refuses.
     pub fn write<S: LogStore>(self, to: &SnapshotStore<S>) -> Result<Written, SnapshotsError> {
         let t = Instant::now();
-        let mut w = to.writer(self.encoded.size())?;
-        let bytes = self.encoded.write(&mut w)?;
+        let mut encoded = self.encoded;
+        let mut w = to.writer(encoded.size())?;
+        let bytes = encoded.write(&mut w)?;
         w.finish(&self.drop)?;
         Ok(Written {
-            size: self.encoded.size(),
+            size: encoded.size(),
             bytes,
             seconds: self.encode_seconds + t.elapsed().as_secs_f64(),
             encode_seconds: self.encode_seconds,

@@ -263,10 +263,7 @@ impl Budgets {
 
     /// Writes the canonical encoding (without the tag).
     pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
-        c.u64(self.budgets.len() as u64);
-        for (key, b) in self.budgets.iter() {
-            encode_budget(c, key, b);
-        }
+        self.budgets.encode_entries(c, encode_budget);
     }
 
     /// The number of budgets and the root of their digest map (state digest v2,

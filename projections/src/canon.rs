@@ -28,6 +28,126 @@ use sha2::{Digest, Sha256};
 pub trait Out {
     /// Appends `bytes`.
     fn put(&mut self, bytes: &[u8]);
+
+    /// Appends a map's entries in key order. By default they are sorted and put
+    /// at once; an output that can wait (a snapshot's parts, encoded while the
+    /// state is locked) keeps them as they are and sorts them later.
+    fn entries(&mut self, mut entries: Entries) {
+        entries.sort();
+        entries.put_into(self);
+    }
+}
+
+/// A map's entries, each its canonical bytes, as the map gave them (in hash
+/// order) until [`Entries::sort`] puts them in the order of their keys.
+///
+/// Entries are kept whole in pieces of up to 1 MiB (an entry longer than that
+/// gets a piece of its own), so the store grows without copying what it holds,
+/// and each is found by its piece and place. Beside each entry lies the head of
+/// its key's order bytes ([`crate::lookup::OrderBytes`]: their first 16 bytes as
+/// one integer, zero-padded), which decides nearly every comparison of the sort
+/// without reading the entries; two keys that share those 16 bytes are compared
+/// in full, read back from the entries' own first fields (`cmp`). 32 bytes per
+/// entry besides its own.
+#[derive(Clone, Debug)]
+pub struct Entries {
+    pieces: Vec<Vec<u8>>,
+    spans: Vec<Span>,
+    len: u64,
+    cmp: fn(&[u8], &[u8]) -> std::cmp::Ordering,
+}
+
+/// Where an entry lies, and its key's head.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    head: u128,
+    piece: u32,
+    start: u32,
+    end: u32,
+}
+
+/// The size of a piece of [`Entries`].
+const ENTRY_PIECE: usize = 1 << 20;
+
+impl Entries {
+    /// Room for `count` entries; `cmp` orders two entries' bytes as their keys
+    /// order.
+    pub fn new(cmp: fn(&[u8], &[u8]) -> std::cmp::Ordering, count: usize) -> Self {
+        Entries {
+            pieces: Vec::new(),
+            spans: Vec::with_capacity(count),
+            len: 0,
+            cmp,
+        }
+    }
+
+    /// Adds the entry that `encode` writes, under a key whose order bytes begin
+    /// with `order` (only the first 16 bytes are read).
+    pub fn push(&mut self, order: &[u8], encode: impl FnOnce(&mut Canon<Vec<u8>>)) {
+        let piece = match self.pieces.last_mut() {
+            // An entry starts in the last piece while that has not reached the
+            // piece size; the piece then grows to hold it whole.
+            Some(p) if p.len() < ENTRY_PIECE => p,
+            _ => {
+                self.pieces.push(Vec::with_capacity(ENTRY_PIECE));
+                self.pieces.last_mut().unwrap_or_else(|| unreachable!())
+            }
+        };
+        let start = piece.len();
+        // The piece is lent to the encoder and taken back: no copy.
+        let mut c = Canon(std::mem::take(piece));
+        encode(&mut c);
+        *piece = c.0;
+        let end = piece.len();
+        self.len += (end - start) as u64;
+        let mut head = [0u8; 16];
+        let n = order.len().min(16);
+        head[..n].copy_from_slice(&order[..n]);
+        // Pieces hold at most 1 MiB plus one entry; an entry of 4 GiB or a
+        // piece count past u32 is beyond any state that fits in memory.
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.spans.push(Span {
+            head: u128::from_be_bytes(head),
+            piece: at(self.pieces.len() - 1),
+            start: at(start),
+            end: at(end),
+        });
+    }
+
+    /// The number of entries.
+    pub fn count(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Their bytes, all together.
+    pub fn byte_len(&self) -> u64 {
+        self.len
+    }
+
+    fn get(&self, s: &Span) -> &[u8] {
+        self.pieces
+            .get(s.piece as usize)
+            .and_then(|p| p.get(s.start as usize..s.end as usize))
+            .unwrap_or_default()
+    }
+
+    /// Puts the entries in key order.
+    pub fn sort(&mut self) {
+        let mut spans = std::mem::take(&mut self.spans);
+        spans.sort_unstable_by(|a, b| {
+            a.head
+                .cmp(&b.head)
+                .then_with(|| (self.cmp)(self.get(a), self.get(b)))
+        });
+        self.spans = spans;
+    }
+
+    /// Writes the entries, in their present order, into `out`.
+    pub fn put_into<O: Out + ?Sized>(&self, out: &mut O) {
+        for span in &self.spans {
+            out.put(self.get(span));
+        }
+    }
 }
 
 impl Out for Sha256 {
@@ -87,6 +207,12 @@ impl<O: Out> Canon<O> {
     /// The output it wrote into.
     pub fn into_out(self) -> O {
         self.0
+    }
+
+    /// A map's entries, to go out in key order ([`Out::entries`]).
+    pub fn entries(&mut self, entries: Entries) -> &mut Self {
+        self.0.entries(entries);
+        self
     }
 
     /// Raw bytes, no length prefix (framing, fixed-size fields).

@@ -22,8 +22,8 @@
 //! crosses a power of two the buckets are redrawn from the entry hashes already
 //! known (no entry is encoded again).
 
-use crate::canon::Canon;
-use crate::lookup::OrderBytes;
+use crate::canon::{Canon, Entries, Out};
+use crate::lookup::{EncodedKey, OrderBytes};
 use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
 use std::collections::hash_map::{self, HashMap};
@@ -175,6 +175,30 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
     /// spares the table its growth: each doubling moves and rehashes every entry).
     pub fn reserve(&mut self, additional: usize) {
         self.map.reserve(additional);
+    }
+
+    /// Writes the entry count, then every entry's canonical bytes (`encode`,
+    /// the map's own encoder as [`DigestMap::root`] takes it) in key order. The
+    /// entries are encoded in the order the hash map holds them, one after
+    /// another in memory, and put in key order by `c`'s output when it chooses
+    /// ([`crate::canon::Out::entries`]): a snapshot sorts them after it lets go
+    /// of the state.
+    pub fn encode_entries<O: Out>(
+        &self,
+        c: &mut Canon<O>,
+        mut encode: impl FnMut(&mut Canon<Vec<u8>>, &K, &V),
+    ) where
+        K: EncodedKey,
+    {
+        c.u64(self.map.len() as u64);
+        let mut entries = Entries::new(K::cmp_encoded, self.map.len());
+        let mut order = Vec::new();
+        for (k, s) in &self.map {
+            order.clear();
+            k.order_bytes(&mut order);
+            entries.push(&order, |c| encode(c, k, &s.value));
+        }
+        c.entries(entries);
     }
 
     /// The entry with the least key: one pass, no sort.
@@ -647,6 +671,14 @@ mod tests {
                         prop_assert!(ours.iter().eq(model.iter()));
                         prop_assert!(ours.iter().rev().eq(model.iter().rev()));
                         prop_assert_eq!(ours.first(), model.first_key_value());
+                        // Encoded as the map lies, then sorted: the count, then
+                        // the entries in key order.
+                        let mut c = Canon::buffer();
+                        ours.encode_entries(&mut c, encode);
+                        let mut want = Canon::buffer();
+                        want.u64(model.len() as u64);
+                        model.iter().for_each(|(k, v)| encode(&mut want, k, v));
+                        prop_assert_eq!(c.into_bytes(), want.into_bytes());
                     }
                 }
             }

@@ -378,14 +378,8 @@ impl Flows {
 
     /// Writes the canonical encoding (without the tag).
     pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
-        c.u64(self.proposals.len() as u64);
-        for (key, p) in self.proposals.iter() {
-            encode_proposal(c, key, p);
-        }
-        c.u64(self.tickets.len() as u64);
-        for (key, k) in self.tickets.iter() {
-            encode_ticket(c, key, k);
-        }
+        self.proposals.encode_entries(c, encode_proposal);
+        self.tickets.encode_entries(c, encode_ticket);
     }
 
     /// The size and root of each digest map (state digest v2,

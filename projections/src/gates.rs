@@ -182,18 +182,10 @@ impl Gates {
 
     /// Writes the canonical encoding (without the tag).
     pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
-        c.u64(self.sessions.len() as u64);
-        for (key, s) in self.sessions.iter() {
-            encode_session(c, key, s);
-        }
-        c.u64(self.kills.len() as u64);
-        for (key, k) in self.kills.iter() {
-            encode_kill(c, key, k);
-        }
-        c.u64(self.system_kills.len() as u64);
-        for (target, k) in self.system_kills.iter() {
-            encode_system_kill(c, target, k);
-        }
+        self.sessions.encode_entries(c, encode_session);
+        self.kills.encode_entries(c, encode_kill);
+        self.system_kills
+            .encode_entries(c, |c, target, k| encode_system_kill(c, target, k));
     }
 
     /// The size and root of each digest map (state digest v2,

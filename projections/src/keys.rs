@@ -279,10 +279,7 @@ impl KeyRing {
 
     /// Writes the canonical encoding (without the tag).
     pub fn encode<O: Out>(&self, c: &mut Canon<O>) {
-        c.u64(self.keys.len() as u64);
-        for (id, r) in self.keys.iter() {
-            encode_key(c, id, r);
-        }
+        self.keys.encode_entries(c, |c, id, r| encode_key(c, id, r));
     }
 
     /// The number of keys and the root of their digest map (state digest v2,

@@ -210,6 +210,62 @@ impl OrderBytes for u32 {
     }
 }
 
+/// Keys that can be compared inside their entries' canonical bytes
+/// ([`crate::canon`]), which begin with the key's fields: so a snapshot's entries,
+/// encoded in whatever order the map holds them, are sorted later without the
+/// map ([`crate::canon::Entries`]).
+pub trait EncodedKey {
+    /// Orders two entries' canonical bytes as their keys order. Bytes that are not
+    /// such an encoding compare as if cut short, never a panic.
+    fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering;
+}
+
+/// The string at the start of canonical bytes (a `u64` length, then the bytes),
+/// and what follows it; as much as there is of a string cut short.
+fn encoded_str(b: &[u8]) -> (&[u8], &[u8]) {
+    let Some((len, rest)) = b.split_first_chunk::<8>() else {
+        return (&[], &[]);
+    };
+    let n = usize::try_from(u64::from_be_bytes(*len)).unwrap_or(usize::MAX);
+    rest.split_at(n.min(rest.len()))
+}
+
+impl EncodedKey for String {
+    fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
+        encoded_str(a).0.cmp(encoded_str(b).0)
+    }
+}
+
+impl EncodedKey for (String, String) {
+    fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
+        let ((at, a), (bt, b)) = (encoded_str(a), encoded_str(b));
+        at.cmp(bt)
+            .then_with(|| encoded_str(a).0.cmp(encoded_str(b).0))
+    }
+}
+
+impl EncodedKey for (String, KillScope, String) {
+    fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
+        let ((at, a), (bt, b)) = (encoded_str(a), encoded_str(b));
+        // Scopes order as declared, which is the order of their tags.
+        let (a_scope, a) = a
+            .split_first()
+            .map_or((None, &[][..]), |(s, r)| (Some(s), r));
+        let (b_scope, b) = b
+            .split_first()
+            .map_or((None, &[][..]), |(s, r)| (Some(s), r));
+        at.cmp(bt)
+            .then_with(|| a_scope.cmp(&b_scope))
+            .then_with(|| encoded_str(a).0.cmp(encoded_str(b).0))
+    }
+}
+
+impl EncodedKey for u32 {
+    fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
+        a.get(..4).cmp(&b.get(..4))
+    }
+}
+
 /// Ids listed under `(tenant, name)` keys, each list ascending with a tag per id:
 /// the indexes a projection derives from its own map so that a per-event search
 /// looks at a few entries, not at all its tenant's (tickets by session and by
@@ -266,6 +322,7 @@ impl<T> IdLists<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canon::Canon;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
     use std::hash::{BuildHasher, RandomState};
@@ -338,6 +395,44 @@ mod tests {
             prop_assert_eq!(bytes(&x).cmp(&bytes(&y)), x.cmp(&y));
             let (m, n) = (u32::from(s) << 24 | 7, u32::from(t) << 24);
             prop_assert_eq!(bytes(&m).cmp(&bytes(&n)), m.cmp(&n));
+        }
+
+        /// Entries' canonical bytes compare as their keys do, whatever value
+        /// bytes follow the key: zero bytes, shared beginnings and strings of
+        /// every length included (a length prefix must not decide the order).
+        #[test]
+        fn encoded_keys_order_as_keys(
+            a in "[a\\x00\\xff]{0,10}", b in "[a\\x00\\x01]{0,10}", s in 0u8..4,
+            c in "[a\\x00\\xff]{0,10}", d in "[a\\x00\\x01]{0,10}", t in 0u8..4,
+            tail_x in proptest::collection::vec(any::<u8>(), 0..12),
+            tail_y in proptest::collection::vec(any::<u8>(), 0..12),
+        ) {
+            let enc = |fields: &dyn Fn(&mut Canon<Vec<u8>>), tail: &[u8]| {
+                let mut c = Canon::buffer();
+                fields(&mut c);
+                c.raw(tail);
+                c.into_bytes()
+            };
+            let (x, y) = ((a.clone(), b.clone()), (c.clone(), d.clone()));
+            let ex = enc(&|k| { k.str(&a).str(&b); }, &tail_x);
+            let ey = enc(&|k| { k.str(&c).str(&d); }, &tail_y);
+            prop_assert_eq!(<(String, String)>::cmp_encoded(&ex, &ey), x.cmp(&y));
+            let ex = enc(&|k| { k.str(&a); }, &tail_x);
+            let ey = enc(&|k| { k.str(&c); }, &tail_y);
+            prop_assert_eq!(String::cmp_encoded(&ex, &ey), a.cmp(&c));
+            let (x, y) = ((a.clone(), scope(s), b.clone()), (c.clone(), scope(t), d.clone()));
+            let ex = enc(&|k| { k.str(&a).u8(scope(s) as u8).str(&b); }, &tail_x);
+            let ey = enc(&|k| { k.str(&c).u8(scope(t) as u8).str(&d); }, &tail_y);
+            prop_assert_eq!(<(String, KillScope, String)>::cmp_encoded(&ex, &ey), x.cmp(&y));
+            let (m, n) = (u32::from(s) << 24 | 7, u32::from(t) << 24);
+            let ex = enc(&|k| { k.u32(m); }, &tail_x);
+            let ey = enc(&|k| { k.u32(n); }, &tail_y);
+            prop_assert_eq!(u32::cmp_encoded(&ex, &ey), m.cmp(&n));
+            // Bytes cut anywhere compare without a panic.
+            for cut in 0..ex.len() {
+                let _ = <(String, KillScope, String)>::cmp_encoded(&ex[..cut], &ey);
+                let _ = <(String, String)>::cmp_encoded(&ex, &ey[..cut.min(ey.len())]);
+            }
         }
 
         /// Ordered and hashed maps find by the borrowed form exactly what they

@@ -26,7 +26,7 @@
 //! also fills the per-entry hashes the next checkpoint's digest starts from.
 
 use crate::budgets::{self, Budgets};
-use crate::canon::{self, tagged_digest, Canon, CanonError, Out, Reader};
+use crate::canon::{self, tagged_digest, Canon, CanonError, Entries, Out, Reader};
 use crate::detect::Detector;
 use crate::flows::{self, Flows};
 use crate::gates::{self, Gates};
@@ -100,23 +100,26 @@ pub fn write<W: Write>(
 }
 
 /// A snapshot's five parts, each encoded once into memory: the only step that
-/// reads the state. Framing, hashing and writing ([`Encoded::write`]) need the
-/// state no longer, so a caller that shares the state with writers (`serve`)
-/// holds its lock only for [`Encoded::new`]. The parts take the snapshot's own
-/// length in memory (31 MiB for the state of the fold bench's million entries,
-/// a small share of the 400 MiB that state occupies), in pieces of at most
-/// 1 MiB, so a part grows without copying what it holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// reads the state. Each map's entries are encoded in the order the map holds
+/// them; sorting them into key order, framing, hashing and writing
+/// ([`Encoded::write`]) need the state no longer, so a caller that shares the
+/// state with writers (`serve`) holds its lock only for [`Encoded::new`]. The
+/// parts take the snapshot's own length in memory (31 MiB for the state of the
+/// fold bench's million entries, a small share of the 400 MiB that state
+/// occupies) in pieces of at most 1 MiB, plus 32 bytes per map entry to find
+/// and sort it by, so a part grows without copying what it holds.
+#[derive(Clone, Debug)]
 pub struct Encoded {
     size: u64,
-    parts: [Pieces; 5],
+    parts: [Part; 5],
+    sorted: bool,
 }
 
 impl Encoded {
     /// Encodes `state` and `detector` after `size` entries.
     pub fn new(size: u64, state: &State, detector: &Detector) -> Encoded {
-        fn part(encode: impl FnOnce(&mut Canon<Pieces>)) -> Pieces {
-            let mut c = Canon::to(Pieces::default());
+        fn part(encode: impl FnOnce(&mut Canon<Part>)) -> Part {
+            let mut c = Canon::to(Part::default());
             encode(&mut c);
             c.into_out()
         }
@@ -129,6 +132,7 @@ impl Encoded {
                 part(|c| state.budgets.encode(c)),
                 part(|c| detector.encode(c)),
             ],
+            sorted: false,
         }
     }
 
@@ -148,37 +152,48 @@ impl Encoded {
         false
     }
 
+    /// Puts every map's entries in key order (done once; [`Encoded::write`]
+    /// does it first).
+    pub fn sort(&mut self) {
+        if !self.sorted {
+            self.parts.iter_mut().for_each(Part::sort);
+            self.sorted = true;
+        }
+    }
+
     /// Writes the framed snapshot (the header with the version-1 state digest,
-    /// each part after its length, the checksum) into `w`; returns the bytes
-    /// written.
-    pub fn write<W: Write>(&self, w: &mut W) -> std::io::Result<u64> {
+    /// each part after its length, the checksum) into `w`, sorting first if
+    /// need be; returns the bytes written.
+    pub fn write<W: Write>(&mut self, w: &mut W) -> std::io::Result<u64> {
+        self.sort();
         let tags = [keys::TAG, gates::TAG, flows::TAG, budgets::TAG];
         let [ring, g, f, b] = std::array::from_fn(|i| {
             let mut h = Sha256::new_with_prefix(tags[i]);
-            self.parts[i].pieces.iter().for_each(|p| h.update(p));
+            self.parts[i].put_into(&mut h);
             h.finalize().into()
         });
-        let mut sum = Sha256::new();
-        let mut put = |bytes: &[u8]| {
-            sum.update(bytes);
-            w.write_all(bytes)
+        let mut tee = Tee {
+            w,
+            sum: Sha256::new(),
+            error: None,
         };
-        put(&MAGIC)?;
-        put(&self.size.to_be_bytes())?;
-        put(&canon::state_digest(ring, g, f, b))?;
+        tee.put(&MAGIC);
+        tee.put(&self.size.to_be_bytes());
+        tee.put(&canon::state_digest(ring, g, f, b));
         for part in &self.parts {
-            put(&part.len.to_be_bytes())?;
-            for piece in &part.pieces {
-                put(piece)?;
-            }
+            tee.put(&part.len.to_be_bytes());
+            part.put_into(&mut tee);
         }
-        let sum: [u8; 32] = sum.finalize().into();
+        if let Some(e) = tee.error {
+            return Err(e);
+        }
+        let sum: [u8; 32] = tee.sum.finalize().into();
         w.write_all(&sum)?;
         Ok(self.len())
     }
 
     /// The framed snapshot, as [`Encoded::write`] writes it.
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(mut self) -> Vec<u8> {
         let mut out = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
         // Writing into a Vec cannot fail.
         let _ = self.write(&mut out);
@@ -186,8 +201,77 @@ impl Encoded {
     }
 }
 
+/// Writes through to `w` and hashes what it wrote; keeps the first error.
+struct Tee<'w, W: Write> {
+    w: &'w mut W,
+    sum: Sha256,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Out for Tee<'_, W> {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            self.sum.update(bytes);
+            if let Err(e) = self.w.write_all(bytes) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+/// One encoded part: bytes put as they came, and maps' entries kept as the maps
+/// gave them until [`Part::sort`].
+#[derive(Clone, Debug, Default)]
+struct Part {
+    segments: Vec<Segment>,
+    len: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Segment {
+    Bytes(Pieces),
+    Entries(Entries),
+}
+
+impl Out for Part {
+    fn put(&mut self, bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        if let Some(Segment::Bytes(p)) = self.segments.last_mut() {
+            p.put(bytes);
+        } else {
+            let mut p = Pieces::default();
+            p.put(bytes);
+            self.segments.push(Segment::Bytes(p));
+        }
+    }
+
+    fn entries(&mut self, entries: Entries) {
+        self.len += entries.byte_len();
+        self.segments.push(Segment::Entries(entries));
+    }
+}
+
+impl Part {
+    fn sort(&mut self) {
+        for s in &mut self.segments {
+            if let Segment::Entries(e) = s {
+                e.sort();
+            }
+        }
+    }
+
+    fn put_into<O: Out>(&self, out: &mut O) {
+        for s in &self.segments {
+            match s {
+                Segment::Bytes(p) => p.pieces.iter().for_each(|b| out.put(b)),
+                Segment::Entries(e) => e.put_into(out),
+            }
+        }
+    }
+}
+
 /// Bytes kept in pieces of at most [`PIECE`] bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 struct Pieces {
     pieces: Vec<Vec<u8>>,
     len: u64,
