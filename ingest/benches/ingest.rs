@@ -63,14 +63,21 @@ struct Setup {
 }
 
 fn events(n: u64, seed: u64) -> Setup {
+    events_after(0, n, seed)
+}
+
+/// The `n` generated events that follow the first `skip` of the stream of `seed`
+/// (a stream's first events do not depend on its length), so that a ledger
+/// prefilled with those first ones accepts them.
+fn events_after(skip: u64, n: u64, seed: u64) -> Setup {
     let gen = Generator::new(GenOptions {
-        events: n,
+        events: skip + n,
         seed,
         tenants: 8,
         ..GenOptions::default()
     });
     let trust = gen.trust();
-    let lines: Vec<Line> = gen.collect();
+    let lines: Vec<Line> = gen.skip(skip as usize).collect();
     let msgs = lines
         .iter()
         .map(|l| l.to_message().expect("generated lines have bodies"))
@@ -406,7 +413,9 @@ fn main() {
     }
     // ---- latency at a fixed offered load ----
     let m = load * secs;
-    let lat = events(m, 2);
+    // After a prefill, the events that continue its stream: accepted, and
+    // folded into the large state.
+    let lat = events_after(prefill, m, 2);
     let serve_metrics = Arc::new(Metrics::new());
     let (raw_lat, gov_lat) = rt.block_on(async {
         let client = async_nats::connect(nats.url()).await.expect("connect");
@@ -456,7 +465,7 @@ fn main() {
             let t = Instant::now();
             let opts = GenOptions {
                 events: prefill,
-                seed: 3,
+                seed: 2,
                 tenants: 8,
                 ..GenOptions::default()
             };
@@ -490,6 +499,7 @@ fn main() {
         let seen = sent.clone();
         let receiver = tokio::spawn(async move {
             let mut l = Vec::with_capacity(m as usize);
+            let mut accepted = 0u64;
             while (l.len() as u64) < m {
                 let r = receipts.next().await.expect("receipt");
                 let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("json");
@@ -498,12 +508,14 @@ fn main() {
                 let at = seen.lock().expect("lock").get(&seq).copied();
                 if let Some(at) = at {
                     l.push(at.elapsed());
+                    accepted += u64::from(v["verdict"] == "accepted");
                 }
             }
-            l
+            (l, accepted)
         });
         offer(&js, &lat.msgs, load, &sent, "").await;
-        let mut gov_lat = receiver.await.expect("join");
+        let (mut gov_lat, accepted) = receiver.await.expect("join");
+        println!("govledger receipts: {accepted} of {m} accepted");
         serving.await.expect("join").expect("serve");
         raw_lat.sort();
         gov_lat.sort();
