@@ -138,16 +138,31 @@ impl Due {
     }
 
     /// Stores the snapshot (synced) and deletes the oldest beyond the policy's
-    /// `keep`. A crash before this returns leaves at most a partial snapshot, which
-    /// its own checksum refuses.
+    /// `keep`. If it fails, what it stored is deleted again (best effort), so
+    /// the next checkpoint finds one due and no good snapshot is dropped in its
+    /// favour; a crash before this returns leaves at most a partial snapshot,
+    /// which its own checksum refuses.
     pub fn write<S: LogStore>(self, to: &SnapshotStore<S>) -> Result<Written, SnapshotsError> {
         let t = Instant::now();
         let mut encoded = self.encoded;
-        let mut w = to.writer(encoded.size())?;
-        let bytes = encoded.write(&mut w)?;
-        w.finish(&self.drop)?;
+        let size = encoded.size();
+        let stored = (|| -> Result<u64, SnapshotsError> {
+            let mut w = to.writer(size)?;
+            let bytes = encoded.write(&mut w)?;
+            w.finish(&self.drop)?;
+            Ok(bytes)
+        })();
+        let bytes = match stored {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                if let Err(e) = to.remove(size) {
+                    tracing::warn!(size, error = %e, "cannot delete a snapshot that failed to write");
+                }
+                return Err(e);
+            }
+        };
         Ok(Written {
-            size: encoded.size(),
+            size,
             bytes,
             seconds: self.encode_seconds + t.elapsed().as_secs_f64(),
             encode_seconds: self.encode_seconds,
@@ -218,9 +233,20 @@ impl Background {
 
 impl Drop for Background {
     /// Waits for the snapshot being written: whoever drops this may close the
-    /// store next, and a snapshot cut short would only be skipped later.
+    /// store next, and a snapshot cut short would only be skipped later. On a
+    /// multi-threaded tokio runtime (`serve` returning early on an error) the
+    /// wait is announced to it, so its other tasks move to other threads.
     fn drop(&mut self) {
-        self.finish();
+        if self.running.is_none() {
+            return;
+        }
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| self.finish());
+        } else {
+            self.finish();
+        }
     }
 }
 

@@ -276,13 +276,7 @@ fn snapshots_written_beside_appends_check_out() {
 fn a_snapshot_written_in_the_background_that_fails_is_reported() {
     let (mut ledger, trust) = build(SnapshotPolicy { every: 0, keep: 1 });
     let mut adm = from_zero(&ledger, &trust, EVENTS);
-    let cp = ledger
-        .checkpoint(&signer(), Some(adm.state_digest()))
-        .expect("checkpoint");
-    let policy = SnapshotPolicy { every: 1, keep: 1 };
-    let due = snapshots::due(&ledger, &adm, &cp.checkpoint, policy)
-        .expect("due")
-        .expect("a snapshot is due");
+    let (due, _) = due_now(&mut ledger, &mut adm);
     // Its first commit clears the size; the next, a chunk or the last one, fails.
     ledger.store().fail_commit(2);
     let mut bg = snapshots::Background::new();
@@ -292,4 +286,58 @@ fn a_snapshot_written_in_the_background_that_fails_is_reported() {
     ledger.store().fail_commit(0);
     let s = start(&ledger, &trust, EVENTS);
     assert_eq!(s.from, 0, "skipped: {:?}", s.skipped);
+}
+
+/// A snapshot that fails after some of its chunks were stored is deleted again:
+/// nothing partial is listed, so it neither counts as the newest (the next
+/// checkpoint finds one due) nor pushes a good one out of those kept.
+#[test]
+fn a_snapshot_that_fails_midway_leaves_nothing_behind() {
+    let opts = GenOptions {
+        events: 60_000,
+        seed: 12,
+        tenants: 3,
+        ..GenOptions::default()
+    };
+    let mut ledger = Ledger::create(MemStore::new(), "snapshots.test/log").expect("ledger");
+    let mut adm = admit_generated(&mut ledger, opts, 5_000, &mut |_, _| {}).expect("admit");
+    let (due, again) = due_now(&mut ledger, &mut adm);
+    let len = adm.encode_snapshot().len();
+    assert!(
+        len > govledger_ledger::store::SNAPSHOT_CHUNK as u64,
+        "the snapshot must span two chunks or more to fail midway: {len} bytes"
+    );
+    // Commit 1 clears the size, commit 2 stores the first chunk, commit 3 (the
+    // next chunk, or the last one with the drops) fails.
+    ledger.store().fail_commit(3);
+    let outcome = due.write(&ledger.snapshot_store());
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert!(
+        ledger.store().commits() >= 4,
+        "the partial snapshot was deleted"
+    );
+    assert_eq!(ledger.snapshot_sizes().unwrap(), Vec::<u64>::new());
+    ledger.store().fail_commit(0);
+    assert!(again(&ledger, &adm).is_some(), "one is due again");
+}
+
+/// A checkpoint signed now with `adm`'s digest, and the snapshot due there under
+/// a policy that always wants one; with a way to ask again later.
+#[allow(clippy::type_complexity)]
+fn due_now(
+    ledger: &mut Ledger<MemStore>,
+    adm: &mut Admission,
+) -> (
+    snapshots::Due,
+    impl Fn(&Ledger<MemStore>, &Admission) -> Option<snapshots::Due>,
+) {
+    let cp = ledger
+        .checkpoint(&signer(), Some(adm.state_digest()))
+        .expect("checkpoint");
+    let policy = SnapshotPolicy { every: 1, keep: 1 };
+    let ask = move |ledger: &Ledger<MemStore>, adm: &Admission| {
+        snapshots::due(ledger, adm, &cp.checkpoint, policy).expect("due")
+    };
+    let due = ask(ledger, adm).expect("a snapshot is due");
+    (due, ask)
 }

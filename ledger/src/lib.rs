@@ -407,9 +407,9 @@ impl<S: LogStore> Ledger<S> {
 }
 
 /// Stores snapshots into a ledger's store from any thread
-/// ([`Ledger::snapshot_store`]). The ledger never reads snapshots, and writes to
-/// their column family only through these writers, so a snapshot written here
-/// beside appends cannot disturb them.
+/// ([`Ledger::snapshot_store`]). Appends and checkpoints never touch the
+/// snapshots' column family (only snapshot writers and readers do), so a
+/// snapshot written here beside appends cannot disturb them.
 pub struct SnapshotStore<S: LogStore> {
     store: Arc<S>,
 }
@@ -433,6 +433,15 @@ impl<S: LogStore> SnapshotStore<S> {
     /// The log sizes with a stored snapshot, ascending.
     pub fn sizes(&self) -> Result<Vec<u64>, LedgerError> {
         Ok(self.store.snapshot_sizes()?)
+    }
+
+    /// Deletes the snapshot at `size`, whole or partial (synced).
+    pub fn remove(&self, size: u64) -> Result<(), LedgerError> {
+        self.store.commit(WriteSet {
+            drop_snapshots: vec![size],
+            ..WriteSet::default()
+        })?;
+        Ok(())
     }
 }
 

@@ -41,9 +41,11 @@ pub trait Out {
 /// A map's entries, each its canonical bytes, as the map gave them (in hash
 /// order) until [`Entries::sort`] puts them in the order of their keys.
 ///
-/// Entries are kept whole in pieces of up to 1 MiB (an entry longer than that
-/// gets a piece of its own), so the store grows without copying what it holds,
-/// and each is found by its piece and place. Beside each entry lies the head of
+/// Entries are kept whole in pieces of about 1 MiB (a piece takes entries until
+/// it holds 1 MiB, with room for the last one to overrun it by up to 64 KiB
+/// without a copy; a longer one grows that piece once), so the store grows
+/// without copying what it holds, and each entry is found by its piece and
+/// place. Beside each entry lies the head of
 /// its key's order bytes ([`crate::lookup::OrderBytes`]: their first 16 bytes as
 /// one integer, zero-padded), which decides nearly every comparison of the sort
 /// without reading the entries; two keys that share those 16 bytes are compared
@@ -66,8 +68,10 @@ struct Span {
     end: u32,
 }
 
-/// The size of a piece of [`Entries`].
+/// The size of a piece of [`Entries`], and the room beyond it for the entry
+/// that crosses it.
 const ENTRY_PIECE: usize = 1 << 20;
+const ENTRY_SLACK: usize = 64 << 10;
 
 impl Entries {
     /// Room for `count` entries; `cmp` orders two entries' bytes as their keys
@@ -89,7 +93,8 @@ impl Entries {
             // piece size; the piece then grows to hold it whole.
             Some(p) if p.len() < ENTRY_PIECE => p,
             _ => {
-                self.pieces.push(Vec::with_capacity(ENTRY_PIECE));
+                self.pieces
+                    .push(Vec::with_capacity(ENTRY_PIECE + ENTRY_SLACK));
                 self.pieces.last_mut().unwrap_or_else(|| unreachable!())
             }
         };

@@ -692,6 +692,47 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// Keys whose order bytes share their first 16 bytes (or more) tie on
+        /// the heads kept beside the encoded entries; the comparison of the keys
+        /// read back from the entries must then decide, as the keys order, zero
+        /// bytes and shorter keys included. Pairs and triples of strings.
+        #[test]
+        fn encoded_entries_sort_as_keys_past_the_heads(
+            pairs in proptest::collection::vec(("[ab\\x00]{0,2}", "[ab\\x00]{0,3}", "[a-c]{0,3}"), 0..40),
+            scopes in proptest::collection::vec(0u8..4, 40),
+        ) {
+            use govledger_schemas::KillScope;
+            // A tenant of 14 bytes and more, so that 16 bytes of order bytes
+            // cover at most its end and the separator.
+            let tenant = |t: &str| format!("tenant-shared-{t}");
+            let mut two: DigestMap<(String, String), String> = DigestMap::new();
+            let mut three: DigestMap<(String, KillScope, String), String> = DigestMap::new();
+            let mut one: DigestMap<String, String> = DigestMap::new();
+            let scope = |n: u8| [KillScope::Session, KillScope::Agent, KillScope::Tenant, KillScope::System][n as usize % 4];
+            for ((t, id, v), s) in pairs.iter().zip(&scopes) {
+                two.insert((tenant(t), id.clone()), v.clone());
+                three.insert((tenant(t), scope(*s), id.clone()), v.clone());
+                one.insert(format!("{}{id}", tenant(t)), v.clone());
+            }
+            fn check<K: Ord + StdHash + Clone + OrderBytes + EncodedKey>(
+                map: &DigestMap<K, String>,
+                encode: fn(&mut Canon<Vec<u8>>, &K, &String),
+            ) -> Result<(), TestCaseError> {
+                let mut got = Canon::buffer();
+                map.encode_entries(&mut got, encode);
+                let mut want = Canon::buffer();
+                want.u64(map.len() as u64);
+                map.iter().for_each(|(k, v)| encode(&mut want, k, v));
+                prop_assert_eq!(got.into_bytes(), want.into_bytes());
+                Ok(())
+            }
+            check(&two, |c, (t, id), v| { c.str(t).str(id).str(v); })?;
+            check(&three, |c, (t, s, id), v| { c.str(t).u8(*s as u8).str(id).str(v); })?;
+            check(&one, |c, k, v| { c.str(k).str(v); })?;
+        }
+    }
+
     #[test]
     fn bucket_count_follows_the_size_both_ways() {
         let mut m: DigestMap<u32, String> = DigestMap::new();

@@ -277,8 +277,8 @@ struct Pieces {
     len: u64,
 }
 
-/// The largest piece of an encoded part: a power of two, so a piece that grows
-/// by doublings ends exactly full.
+/// The largest piece of an encoded part's plain bytes (every piece but the
+/// last holds exactly this many).
 const PIECE: usize = 1 << 20;
 
 impl Out for Pieces {
