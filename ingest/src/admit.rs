@@ -381,12 +381,6 @@ impl Admission {
         snapshot::encode(self.entries_folded, &self.state, &self.detector)
     }
 
-    /// [`Admission::snapshot`], written into `w` ([`snapshot::write`]); returns
-    /// the bytes written.
-    pub fn write_snapshot<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<u64> {
-        snapshot::write(w, self.entries_folded, &self.state, &self.detector)
-    }
-
     /// The snapshot's parts, encoded ([`snapshot::Encoded`]): the only step of
     /// writing a snapshot that reads the state.
     pub fn encode_snapshot(&self) -> snapshot::Encoded {

@@ -444,7 +444,7 @@ impl Checkpointer<'_> {
             let cp = ledger.checkpoint(self.signer, Some(digest))?;
             // One snapshot at a time: while one is written, the next is not due
             // (it is, at a later checkpoint, if that one fails).
-            if self.snapshots.busy().is_none() {
+            if !self.snapshots.busy() {
                 match snapshots::due(ledger, &adm, &cp.checkpoint, self.policy) {
                     Ok(Some(due)) => {
                         drop(adm);

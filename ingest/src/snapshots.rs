@@ -188,17 +188,13 @@ impl Background {
         Self::default()
     }
 
-    /// The size of the snapshot being written, if one is (a finished one is
-    /// collected and logged here).
-    pub fn busy(&mut self) -> Option<u64> {
-        match &self.running {
-            Some((_, h)) if h.is_finished() => {
-                self.finish();
-                None
-            }
-            Some((size, _)) => Some(*size),
-            None => None,
+    /// Whether a snapshot is being written (a finished one is collected and
+    /// logged here).
+    pub fn busy(&mut self) -> bool {
+        if self.running.as_ref().is_some_and(|(_, h)| h.is_finished()) {
+            self.finish();
         }
+        self.running.is_some()
     }
 
     /// Starts writing `due` into `to` on a thread of its own, after the one being

@@ -242,7 +242,7 @@ fn snapshots_written_beside_appends_check_out() {
         let cp = ledger
             .checkpoint(&signer(), Some(adm.state_digest()))
             .expect("checkpoint");
-        if bg.busy().is_none() {
+        if !bg.busy() {
             if let Some(due) = snapshots::due(ledger, adm, &cp.checkpoint, policy).expect("due") {
                 started.push(due.size());
                 bg.start(due, ledger.snapshot_store());
@@ -253,7 +253,7 @@ fn snapshots_written_beside_appends_check_out() {
     let last = bg
         .finish()
         .map(|w| w.expect("the last snapshot is written"));
-    assert!(bg.busy().is_none() && bg.finish().is_none());
+    assert!(!bg.busy() && bg.finish().is_none());
     assert_eq!(last.map(|w| w.size), started.last().copied());
     assert!(!started.is_empty() && started[0] == 500, "{started:?}");
 

@@ -105,23 +105,15 @@ impl Entries {
         *piece = c.0;
         let end = piece.len();
         self.len += (end - start) as u64;
-        let mut head = [0u8; 16];
-        let n = order.len().min(16);
-        head[..n].copy_from_slice(&order[..n]);
         // Pieces hold at most 1 MiB plus one entry; an entry of 4 GiB or a
         // piece count past u32 is beyond any state that fits in memory.
         let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         self.spans.push(Span {
-            head: u128::from_be_bytes(head),
+            head: crate::lookup::order_head(order),
             piece: at(self.pieces.len() - 1),
             start: at(start),
             end: at(end),
         });
-    }
-
-    /// The number of entries.
-    pub fn count(&self) -> usize {
-        self.spans.len()
     }
 
     /// Their bytes, all together.

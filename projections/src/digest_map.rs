@@ -23,7 +23,7 @@
 //! known (no entry is encoded again).
 
 use crate::canon::{Canon, Entries, Out};
-use crate::lookup::{EncodedKey, OrderBytes};
+use crate::lookup::{order_head, EncodedKey, OrderBytes};
 use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
 use std::collections::hash_map::{self, HashMap};
@@ -109,11 +109,11 @@ fn sorted<K: OrderBytes, V>(
     for (k, s) in map {
         let start = bytes.len();
         k.order_bytes(&mut bytes);
-        let mut head = [0u8; 32];
-        let n = (bytes.len() - start).min(32);
-        head[..n].copy_from_slice(&bytes[start..start + n]);
-        let (hi, lo) = head.split_at(16);
-        let words = [hi, lo].map(|w| u128::from_be_bytes(w.try_into().unwrap_or_default()));
+        let key = &bytes[start..];
+        let words = [
+            order_head(key),
+            order_head(key.get(16..).unwrap_or_default()),
+        ];
         all.push((words, start, bytes.len(), k, &s.value));
     }
     all.sort_unstable_by(|a, b| {
@@ -553,6 +553,25 @@ mod tests {
         c.raw(&k.to_be_bytes()).raw(v.as_bytes());
     }
 
+    /// That `map.encode_entries` writes the entry count, then the entries of
+    /// `want` in its order.
+    fn encodes_as<'a, K, V: 'a>(
+        map: &DigestMap<K, V>,
+        want: impl ExactSizeIterator<Item = (&'a K, &'a V)>,
+        encode: fn(&mut Canon<Vec<u8>>, &K, &V),
+    ) -> Result<(), TestCaseError>
+    where
+        K: Ord + StdHash + Clone + OrderBytes + EncodedKey + 'a,
+    {
+        let mut got = Canon::buffer();
+        map.encode_entries(&mut got, encode);
+        let mut expected = Canon::buffer();
+        expected.u64(want.len() as u64);
+        want.for_each(|(k, v)| encode(&mut expected, k, v));
+        prop_assert_eq!(got.into_bytes(), expected.into_bytes());
+        Ok(())
+    }
+
     /// RFC 6962's Merkle tree hash of `leaves`, straight from the RFC.
     fn mth(leaves: &[Vec<u8>]) -> Hash {
         match leaves.len() {
@@ -673,12 +692,7 @@ mod tests {
                         prop_assert_eq!(ours.first(), model.first_key_value());
                         // Encoded as the map lies, then sorted: the count, then
                         // the entries in key order.
-                        let mut c = Canon::buffer();
-                        ours.encode_entries(&mut c, encode);
-                        let mut want = Canon::buffer();
-                        want.u64(model.len() as u64);
-                        model.iter().for_each(|(k, v)| encode(&mut want, k, v));
-                        prop_assert_eq!(c.into_bytes(), want.into_bytes());
+                        encodes_as(&ours, model.iter(), encode)?;
                     }
                 }
             }
@@ -715,21 +729,9 @@ mod tests {
                 three.insert((tenant(t), scope(*s), id.clone()), v.clone());
                 one.insert(format!("{}{id}", tenant(t)), v.clone());
             }
-            fn check<K: Ord + StdHash + Clone + OrderBytes + EncodedKey>(
-                map: &DigestMap<K, String>,
-                encode: fn(&mut Canon<Vec<u8>>, &K, &String),
-            ) -> Result<(), TestCaseError> {
-                let mut got = Canon::buffer();
-                map.encode_entries(&mut got, encode);
-                let mut want = Canon::buffer();
-                want.u64(map.len() as u64);
-                map.iter().for_each(|(k, v)| encode(&mut want, k, v));
-                prop_assert_eq!(got.into_bytes(), want.into_bytes());
-                Ok(())
-            }
-            check(&two, |c, (t, id), v| { c.str(t).str(id).str(v); })?;
-            check(&three, |c, (t, s, id), v| { c.str(t).u8(*s as u8).str(id).str(v); })?;
-            check(&one, |c, k, v| { c.str(k).str(v); })?;
+            encodes_as(&two, two.iter(), |c, (t, id), v| { c.str(t).str(id).str(v); })?;
+            encodes_as(&three, three.iter(), |c, (t, s, id), v| { c.str(t).u8(*s as u8).str(id).str(v); })?;
+            encodes_as(&one, one.iter(), |c, k, v| { c.str(k).str(v); })?;
         }
     }
 

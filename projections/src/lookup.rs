@@ -210,6 +210,16 @@ impl OrderBytes for u32 {
     }
 }
 
+/// The first 16 of order bytes as one integer, zero-padded: heads order as the
+/// bytes do or tie (zero is the least byte), never the other way, so a sort
+/// compares heads first and the whole bytes only on a tie.
+pub(crate) fn order_head(order: &[u8]) -> u128 {
+    let mut head = [0u8; 16];
+    let n = order.len().min(16);
+    head[..n].copy_from_slice(&order[..n]);
+    u128::from_be_bytes(head)
+}
+
 /// Keys that can be compared inside their entries' canonical bytes
 /// ([`crate::canon`]), which begin with the key's fields: so a snapshot's entries,
 /// encoded in whatever order the map holds them, are sorted later without the

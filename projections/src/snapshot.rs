@@ -87,18 +87,6 @@ pub fn encode(size: u64, state: &State, detector: &Detector) -> Vec<u8> {
     Encoded::new(size, state, detector).into_bytes()
 }
 
-/// Writes the snapshot of `state` and `detector` after `size` entries into `w`;
-/// returns the bytes written. The same as [`Encoded::new`] then
-/// [`Encoded::write`].
-pub fn write<W: Write>(
-    w: &mut W,
-    size: u64,
-    state: &State,
-    detector: &Detector,
-) -> std::io::Result<u64> {
-    Encoded::new(size, state, detector).write(w)
-}
-
 /// A snapshot's five parts, each encoded once into memory: the only step that
 /// reads the state. Each map's entries are encoded in the order the map holds
 /// them; sorting them into key order, framing, hashing and writing
