@@ -41,6 +41,25 @@ pub fn no_huge_pages() {
     }
 }
 
+/// Lowers the calling thread's scheduling priority to the least there is (nice
+/// 19), on Linux, where a nice value belongs to one thread and not to the whole
+/// process; elsewhere it does nothing. For background work that has no deadline
+/// of its own: `serve`'s snapshot writer, so that while it sorts, hashes and
+/// writes a snapshot, the consumer, the HTTP API and nats-server keep the cores
+/// they need (docs/BENCHMARKS.md, stop 25). Best effort: a refusal changes
+/// nothing.
+pub fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let this = rustix::thread::gettid();
+        let _ = rustix::process::setpriority_process(Some(this), LOWEST_PRIORITY);
+    }
+}
+
+/// The highest nice value: the least share of the processor.
+#[cfg(target_os = "linux")]
+const LOWEST_PRIORITY: i32 = 19;
+
 /// CPU time used so far by all the threads of this process, those still running
 /// and those that have ended (Linux's `CLOCK_PROCESS_CPUTIME_ID`; zero on other
 /// systems). The benches divide it by the entries of a run: CPU per entry, beside
@@ -80,6 +99,31 @@ mod tests {
     /// This thread's CPU time so far.
     fn thread_cpu_time() -> Duration {
         super::cpu_clock(rustix::time::ClockId::ThreadCPUTime)
+    }
+
+    /// The nice value of thread `tid`.
+    fn nice_of(tid: rustix::process::Pid) -> i32 {
+        rustix::process::getpriority_process(Some(tid)).expect("getpriority")
+    }
+
+    #[test]
+    fn a_lowered_priority_is_the_calling_threads_alone() {
+        let caller = rustix::thread::gettid();
+        let before = nice_of(caller);
+        let (lowered, tid) = std::thread::spawn(|| {
+            super::lower_thread_priority();
+            let tid = rustix::thread::gettid();
+            (nice_of(tid), tid)
+        })
+        .join()
+        .expect("thread");
+        assert_ne!(tid, caller);
+        assert_eq!(lowered, super::LOWEST_PRIORITY);
+        assert_eq!(
+            nice_of(caller),
+            before,
+            "the calling thread's priority moved"
+        );
     }
 
     #[test]

@@ -173,7 +173,9 @@ impl Due {
 /// Writes due snapshots on a thread of its own, one at a time, so that whoever
 /// appends goes on meanwhile: `serve` encodes a snapshot under the state's lock
 /// ([`due`]) and hands it here, and its consumer never waits for the hashing,
-/// the writing and the sync. Each snapshot written (or failed) is logged.
+/// the writing and the sync. The thread runs at the lowest priority
+/// ([`crate::lower_thread_priority`]), so it takes no core the consumer needs.
+/// Each snapshot written (or failed) is logged.
 #[derive(Debug, Default)]
 pub struct Background {
     running: Option<(
@@ -206,8 +208,11 @@ impl Background {
         let size = due.size();
         match std::thread::Builder::new()
             .name("snapshot".into())
-            .spawn(move || due.write(&to))
-        {
+            .spawn(move || {
+                // Behind everything with a deadline: the consumer, the HTTP API.
+                crate::lower_thread_priority();
+                due.write(&to)
+            }) {
             Ok(h) => self.running = Some((size, h)),
             Err(e) => tracing::warn!(size, error = %e, "cannot start a thread to write a snapshot"),
         }
