@@ -14,9 +14,10 @@
 //! flows, budgets and detector) as entries/s and as a ratio to the scan, then the
 //! same with the state digest of the folded state computed from cold caches (what a
 //! first checkpoint after the fold costs); strict body decoding beside serde_json
-//! on the same bodies. Then the snapshot of the final state: its size, encode and
-//! synced write times, and the restore (read back from RocksDB, check, decode)
-//! beside the fold it replaces.
+//! on the same bodies; the borrowed entry decoder beside the fold's own reader of
+//! entries (`decode_fold_leaf`) on the same entries. Then the snapshot of the
+//! final state: its size, encode and synced write times, and the restore (read
+//! back from RocksDB, check, decode) beside the fold it replaces.
 
 mod support;
 use support::{env_u64, median, print_cpu_per_entry, rounds, timed_with_cpu};
@@ -190,6 +191,48 @@ fn main() {
             "{name:<60} {:>9.2} us/body  {:.2}x",
             per(d),
             per(d) / per(sx)
+        );
+    }
+
+    // Reading the entries themselves, on one thread: the borrowed decoder beside
+    // the fold's own reader (the same checks; the strings it does not read are
+    // only checked to be UTF-8).
+    let leaves: Vec<Vec<u8>> = ledger
+        .store()
+        .scan_entries(0)
+        .take(200_000)
+        .map(|item| item.expect("scan").1)
+        .collect();
+    let time_leaves = |f: &dyn Fn(&[u8])| {
+        let t = Instant::now();
+        for l in &leaves {
+            f(l);
+        }
+        t.elapsed()
+    };
+    let (mut borrowed, mut for_fold) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        borrowed.push(time_leaves(&|l| {
+            std::hint::black_box(govledger_schemas::decode_entry_ref(l).expect("entry"));
+        }));
+        for_fold.push(time_leaves(&|l| {
+            std::hint::black_box(govledger_schemas::decode_fold_leaf(l).expect("entry"));
+        }));
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / leaves.len() as f64;
+    let (b, ff) = (median(borrowed), median(for_fold));
+    println!(
+        "entry decoding (body checked, not parsed), {} entries, 1 thread:",
+        leaves.len()
+    );
+    for (name, d) in [
+        ("decode_entry_ref [baseline]", b),
+        ("decode_fold_leaf (what folds run)", ff),
+    ] {
+        println!(
+            "{name:<60} {:>9.3} us/entry  {:.2}x",
+            per(d),
+            per(d) / per(b)
         );
     }
 

@@ -44,8 +44,8 @@ use govledger_projections::{
     KeyRing, KeyRole, Refusal, Snapshot, SnapshotError, State, DIGEST_VERSION,
 };
 use govledger_schemas::{
-    decode_body, decode_entry_ref, peek_ids, CodecError, DecodeError, DecodeLimits, Entry,
-    Envelope, Event, KillScope, RejectReason, Seq, Verdict, VerdictRef,
+    decode_body, decode_fold_leaf, peek_ids, CodecError, DecodeError, DecodeLimits, Entry,
+    Envelope, Event, KillScope, RejectReason, Seq, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -929,11 +929,8 @@ type ToFold = (u64, FoldAs, Option<Envelope>);
 
 /// What folding a stored leaf needs of it, read in place.
 fn decode_leaf(leaf: &[u8]) -> Result<ToFold, CodecError> {
-    let e = decode_entry_ref(leaf)?;
-    let how = match e.verdict {
-        VerdictRef::Accepted { .. } => FoldAs::of(None),
-        VerdictRef::Rejected { reason, .. } => FoldAs::of(Some(reason)),
-    };
+    let e = decode_fold_leaf(leaf)?;
+    let how = FoldAs::of(e.rejected);
     Ok((e.time_ns, how, fold_body(how, e.body)?))
 }
 

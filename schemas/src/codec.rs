@@ -247,6 +247,43 @@ impl EntryRef<'_> {
 /// [`decode_entry`] without copying any string or byte field: the same checks, the
 /// same errors, for readers that look at an entry and let it go (folds, scans).
 pub fn decode_entry_ref(bytes: &[u8]) -> Result<EntryRef<'_>, CodecError> {
+    let entry: EntryRef<'_> = decode_layout(bytes)?;
+    check_body(entry.body, entry.body_len, &entry.body_sha256)?;
+    Ok(entry)
+}
+
+/// What a fold reads of a stored entry ([`decode_fold_leaf`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FoldLeaf<'a> {
+    /// Event time, unix ns.
+    pub time_ns: u64,
+    /// The verdict's reason: `None` for an accepted entry.
+    pub rejected: Option<RejectReason>,
+    /// The body, for accepted entries (and refusals that engaged a kill switch).
+    pub body: Option<&'a [u8]>,
+}
+
+/// [`decode_entry_ref`] for a fold, which reads only an entry's time, verdict and
+/// body: the same checks and the same errors on any input (held to it by a
+/// property test), but the strings it does not read (subject, key, the verdict's
+/// ids and detail) are only checked to be UTF-8, a word at a time while they are
+/// ASCII, instead of each being made a `&str`.
+pub fn decode_fold_leaf(bytes: &[u8]) -> Result<FoldLeaf<'_>, CodecError> {
+    let entry: FoldEntry<'_> = decode_layout(bytes)?;
+    check_body(entry.body, entry.body_len, &entry.body_sha256)?;
+    Ok(FoldLeaf {
+        time_ns: entry.time_ns,
+        rejected: match entry.verdict {
+            FoldVerdict::Accepted { .. } => None,
+            FoldVerdict::Rejected { reason, .. } => Some(reason),
+        },
+        body: entry.body,
+    })
+}
+
+/// The layout's own checks, for either borrowed form: the size, the magic, the
+/// fields, no bytes after them.
+fn decode_layout<'a, T: bincode::BorrowDecode<'a, ()>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     if bytes.len() > MAX_ENTRY_BYTES {
         return Err(CodecError::TooLarge {
             len: bytes.len(),
@@ -256,19 +293,75 @@ pub fn decode_entry_ref(bytes: &[u8]) -> Result<EntryRef<'_>, CodecError> {
     let rest = bytes
         .strip_prefix(&ENTRY_MAGIC)
         .ok_or(CodecError::BadMagic)?;
-    let (entry, read): (EntryRef<'_>, usize) =
+    let (entry, read): (T, usize) =
         bincode::borrow_decode_from_slice(rest, decode_config()).map_err(map_err)?;
     if read != rest.len() {
         return Err(CodecError::TrailingBytes {
             extra: rest.len().saturating_sub(read),
         });
     }
-    if let Some(b) = entry.body {
-        if b.len() as u64 != entry.body_len || body_digest(b) != entry.body_sha256 {
-            return Err(CodecError::BodyMismatch);
-        }
-    }
     Ok(entry)
+}
+
+/// A kept body must have the length and SHA-256 its entry gives.
+fn check_body(body: Option<&[u8]>, len: u64, sha256: &[u8; 32]) -> Result<(), CodecError> {
+    match body {
+        Some(b) if b.len() as u64 != len || body_digest(b) != *sha256 => {
+            Err(CodecError::BodyMismatch)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`EntryRef`]'s fields in the same order, for [`decode_fold_leaf`]: the strings
+/// a fold does not read are [`Utf8`], checked and let go.
+#[derive(bincode::BorrowDecode)]
+struct FoldEntry<'a> {
+    _seq: Seq,
+    _stream_seq: u64,
+    time_ns: u64,
+    _subject: Utf8,
+    _key_id: Option<Utf8>,
+    _signature: Option<&'a [u8]>,
+    body_sha256: [u8; 32],
+    body_len: u64,
+    body: Option<&'a [u8]>,
+    verdict: FoldVerdict,
+}
+
+/// [`VerdictRef`]'s variants and fields in the same order, strings as [`Utf8`].
+#[derive(bincode::BorrowDecode)]
+enum FoldVerdict {
+    Accepted {
+        _event_id: Utf8,
+        _event_type: Utf8,
+        _tenant: Utf8,
+    },
+    Rejected {
+        reason: RejectReason,
+        _detail: Utf8,
+        _event_id: Option<Utf8>,
+        _tenant: Option<Utf8>,
+    },
+}
+
+/// A *string* of the layout read for its check alone: its bytes must be UTF-8,
+/// with the error a `&str` field gives. Nearly every one is ASCII, which is
+/// checked a word at a time without building a `&str`.
+struct Utf8;
+
+impl<'de, C> bincode::BorrowDecode<'de, C> for Utf8 {
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let bytes = <&[u8]>::borrow_decode(decoder)?;
+        if bytes.is_ascii() {
+            return Ok(Utf8);
+        }
+        std::str::from_utf8(bytes)
+            .map(|_| Utf8)
+            .map_err(|inner| bincode::error::DecodeError::Utf8 { inner })
+    }
 }
 
 fn map_err(e: bincode::error::DecodeError) -> CodecError {
@@ -282,7 +375,7 @@ fn map_err(e: bincode::error::DecodeError) -> CodecError {
             // Named by what is stored, not by the Rust type that read it (owned
             // and borrowed decoders report the same).
             type_name: match type_name {
-                "VerdictRef" => "Verdict",
+                "VerdictRef" | "FoldVerdict" => "Verdict",
                 t if t.starts_with("core::option::Option") => "option",
                 t => t,
             },

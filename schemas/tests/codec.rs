@@ -3,8 +3,9 @@
 mod common;
 
 use govledger_schemas::{
-    decode_body, decode_entry, decode_entry_ref, encode_entry, CodecError, DecodeLimits, Entry,
-    EventType, MessageMeta, RejectReason, Seq, Verdict, ENTRY_MAGIC,
+    decode_body, decode_entry, decode_entry_ref, decode_fold_leaf, encode_entry, CodecError,
+    DecodeLimits, Entry, EntryRef, EventType, FoldLeaf, MessageMeta, RejectReason, Seq, Verdict,
+    VerdictRef, ENTRY_MAGIC,
 };
 use proptest::prelude::*;
 
@@ -363,11 +364,65 @@ proptest! {
         }
     }
 
+    /// The fold's reader accepts exactly what the borrowed decoder accepts, with
+    /// the same time, verdict and body and the same errors: on entries with any
+    /// strings (and, from the golden ones, the ASCII strings producers send), with
+    /// a byte changed (inside a string: invalid UTF-8, or another character), cut
+    /// short, and on arbitrary bytes after the magic.
+    #[test]
+    fn fold_leaf_decode_agrees_with_borrowed_decode(
+        e in arb_entry(),
+        golden in any::<prop::sample::Index>(),
+        pos in any::<prop::sample::Index>(),
+        delta in 0u8..=255,
+        cut in any::<prop::sample::Index>(),
+        junk in proptest::collection::vec(any::<u8>(), 0..120),
+    ) {
+        let goldens = golden_entries();
+        let ascii = encode_entry(&goldens[golden.index(goldens.len())].1);
+        let bytes = encode_entry(&e);
+        let changed = |b: &[u8]| {
+            let mut b = b.to_vec();
+            let i = pos.index(b.len());
+            b[i] = b[i].wrapping_add(delta);
+            b
+        };
+        let mut with_magic = ENTRY_MAGIC.to_vec();
+        with_magic.extend_from_slice(&junk);
+        let inputs = [
+            bytes.clone(),
+            changed(&bytes),
+            bytes[..cut.index(bytes.len())].to_vec(),
+            ascii.clone(),
+            changed(&ascii),
+            ascii[..cut.index(ascii.len())].to_vec(),
+            with_magic,
+        ];
+        for input in &inputs {
+            prop_assert_eq!(
+                decode_fold_leaf(input),
+                decode_entry_ref(input).map(|r| fold_leaf_of(&r))
+            );
+        }
+    }
+
     #[test]
     fn truncation_is_detected(e in arb_entry(), cut in any::<prop::sample::Index>()) {
         let bytes = encode_entry(&e);
         let n = cut.index(bytes.len());
         prop_assert!(decode_entry(&bytes[..n]).is_err());
+    }
+}
+
+/// What a fold reads of a borrowed entry.
+fn fold_leaf_of<'a>(e: &EntryRef<'a>) -> FoldLeaf<'a> {
+    FoldLeaf {
+        time_ns: e.time_ns,
+        rejected: match e.verdict {
+            VerdictRef::Accepted { .. } => None,
+            VerdictRef::Rejected { reason, .. } => Some(reason),
+        },
+        body: e.body,
     }
 }
 
