@@ -232,6 +232,21 @@ fn decode_errors() {
         decode_entry(&encode_entry(&wrong_len)),
         Err(CodecError::BodyMismatch)
     );
+
+    // The folds' own reader refuses each of them with the same error.
+    for bad in [
+        &trailing,
+        &bad_utf8,
+        &bad_opt,
+        &bad_tag,
+        &bad_reason,
+        &huge,
+        &encode_entry(&tampered),
+        &encode_entry(&wrong_len),
+    ] {
+        let err = decode_entry(bad).expect_err("refused");
+        assert_eq!(decode_fold_leaf(bad), Err(err));
+    }
 }
 
 #[test]
