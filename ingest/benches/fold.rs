@@ -147,94 +147,59 @@ fn main() {
         return;
     }
 
-    // Body decoding alone, on one thread: the strict decoder beside serde_json
-    // parsing the same bodies into a `Value` and only checking their syntax.
-    let bodies: Vec<Vec<u8>> = ledger
-        .store()
-        .scan_entries(0)
-        .take(200_000)
-        .filter_map(|item| {
-            govledger_schemas::decode_entry(&item.expect("scan").1)
-                .ok()?
-                .body
-        })
-        .collect();
-    let limits = DecodeLimits::default();
-    let time_bodies = |f: &dyn Fn(&[u8])| {
-        let t = Instant::now();
-        for b in &bodies {
-            f(b);
-        }
-        t.elapsed()
-    };
-    let (mut syntax, mut values, mut stricts) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..3 {
-        syntax.push(time_bodies(&|b| {
-            serde_json::from_slice::<serde::de::IgnoredAny>(b).expect("json");
-        }));
-        values.push(time_bodies(&|b| {
-            std::hint::black_box(serde_json::from_slice::<serde_json::Value>(b).expect("json"));
-        }));
-        stricts.push(time_bodies(&|b| {
-            std::hint::black_box(govledger_schemas::decode_body(b, &limits).expect("body"));
-        }));
-    }
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / bodies.len() as f64;
-    let (sx, v, st) = (median(syntax), median(values), median(stricts));
-    println!("body decoding, {} accepted bodies, 1 thread:", bodies.len());
-    for (name, d) in [
-        ("serde_json syntax check only (IgnoredAny) [baseline]", sx),
-        ("serde_json::Value", v),
-        ("strict decode_body (what folds run)", st),
-    ] {
-        println!(
-            "{name:<60} {:>9.2} us/body  {:.2}x",
-            per(d),
-            per(d) / per(sx)
-        );
-    }
-
-    // Reading the entries themselves, on one thread: the borrowed decoder beside
-    // the fold's own reader (the same checks; the strings it does not read are
-    // only checked to be UTF-8).
+    // One-thread decoding, over the first 200,000 stored entries (read once):
+    // the strict body decoder beside serde_json parsing the same bodies into a
+    // `Value` and only checking their syntax; then the borrowed entry decoder
+    // beside the fold's own reader (the same checks; the strings it does not
+    // read are only checked to be UTF-8).
     let leaves: Vec<Vec<u8>> = ledger
         .store()
         .scan_entries(0)
         .take(200_000)
         .map(|item| item.expect("scan").1)
         .collect();
-    let time_leaves = |f: &dyn Fn(&[u8])| {
-        let t = Instant::now();
-        for l in &leaves {
-            f(l);
-        }
-        t.elapsed()
-    };
-    let (mut borrowed, mut for_fold) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
-        borrowed.push(time_leaves(&|l| {
-            std::hint::black_box(govledger_schemas::decode_entry_ref(l).expect("entry"));
-        }));
-        for_fold.push(time_leaves(&|l| {
-            std::hint::black_box(govledger_schemas::decode_fold_leaf(l).expect("entry"));
-        }));
-    }
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / leaves.len() as f64;
-    let (b, ff) = (median(borrowed), median(for_fold));
-    println!(
-        "entry decoding (body checked, not parsed), {} entries, 1 thread:",
-        leaves.len()
+    let bodies: Vec<Vec<u8>> = leaves
+        .iter()
+        .filter_map(|l| govledger_schemas::decode_entry(l).ok()?.body)
+        .collect();
+    let limits = DecodeLimits::default();
+    compare_per_item(
+        &format!("body decoding, {} accepted bodies, 1 thread:", bodies.len()),
+        "body",
+        &bodies,
+        3,
+        &[
+            (
+                "serde_json syntax check only (IgnoredAny) [baseline]",
+                &|b| {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(b).expect("json");
+                },
+            ),
+            ("serde_json::Value", &|b| {
+                std::hint::black_box(serde_json::from_slice::<serde_json::Value>(b).expect("json"));
+            }),
+            ("strict decode_body (what folds run)", &|b| {
+                std::hint::black_box(govledger_schemas::decode_body(b, &limits).expect("body"));
+            }),
+        ],
     );
-    for (name, d) in [
-        ("decode_entry_ref [baseline]", b),
-        ("decode_fold_leaf (what folds run)", ff),
-    ] {
-        println!(
-            "{name:<60} {:>9.3} us/entry  {:.2}x",
-            per(d),
-            per(d) / per(b)
-        );
-    }
+    compare_per_item(
+        &format!(
+            "entry decoding (body checked, not parsed), {} entries, 1 thread:",
+            leaves.len()
+        ),
+        "entry",
+        &leaves,
+        5,
+        &[
+            ("decode_entry_ref [baseline]", &|l| {
+                std::hint::black_box(govledger_schemas::decode_entry_ref(l).expect("entry"));
+            }),
+            ("decode_fold_leaf (what folds run)", &|l| {
+                std::hint::black_box(govledger_schemas::decode_fold_leaf(l).expect("entry"));
+            }),
+        ],
+    );
 
     let (mut encodes, mut writes, mut restores) = (Vec::new(), Vec::new(), Vec::new());
     let mut len = 0;
@@ -277,4 +242,27 @@ fn main() {
         ms(r),
         f.as_secs_f64() / r.as_secs_f64()
     );
+}
+
+/// A named way of decoding one item.
+type Row<'a> = (&'a str, &'a dyn Fn(&[u8]));
+
+/// Runs each of `rows` over every one of `items`, in `rounds` alternating rounds,
+/// and prints under `title` the median time per item of each, and its ratio to
+/// the first row's.
+fn compare_per_item(title: &str, unit: &str, items: &[Vec<u8>], rounds: usize, rows: &[Row<'_>]) {
+    let mut times = vec![Vec::new(); rows.len()];
+    for _ in 0..rounds {
+        for ((_, f), t) in rows.iter().zip(&mut times) {
+            let start = Instant::now();
+            items.iter().for_each(|i| f(i));
+            t.push(start.elapsed());
+        }
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / items.len() as f64;
+    let medians: Vec<f64> = times.into_iter().map(|t| per(median(t))).collect();
+    println!("{title}");
+    for ((name, _), m) in rows.iter().zip(&medians) {
+        println!("{name:<60} {m:>9.3} us/{unit}  {:.2}x", m / medians[0]);
+    }
 }

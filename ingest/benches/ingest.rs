@@ -62,6 +62,16 @@ struct Setup {
     trust: Trust,
 }
 
+/// The bench's generated stream: `events` events of seed `seed` over 8 tenants.
+fn stream_of(events: u64, seed: u64) -> GenOptions {
+    GenOptions {
+        events,
+        seed,
+        tenants: 8,
+        ..GenOptions::default()
+    }
+}
+
 fn events(n: u64, seed: u64) -> Setup {
     events_after(0, n, seed)
 }
@@ -70,12 +80,7 @@ fn events(n: u64, seed: u64) -> Setup {
 /// (a stream's first events do not depend on its length), so that a ledger
 /// prefilled with those first ones accepts them.
 fn events_after(skip: u64, n: u64, seed: u64) -> Setup {
-    let gen = Generator::new(GenOptions {
-        events: skip + n,
-        seed,
-        tenants: 8,
-        ..GenOptions::default()
-    });
+    let gen = Generator::new(stream_of(skip + n, seed));
     let trust = gen.trust();
     let lines: Vec<Line> = gen.skip(skip as usize).collect();
     let msgs = lines
@@ -463,12 +468,7 @@ fn main() {
         let (mut ledger, mut adm, signer) = fresh_ledger(&tmp.path().join("latency"), &lat.trust);
         if prefill > 0 {
             let t = Instant::now();
-            let opts = GenOptions {
-                events: prefill,
-                seed: 2,
-                tenants: 8,
-                ..GenOptions::default()
-            };
+            let opts = stream_of(prefill, 2);
             adm = admit_generated(&mut ledger, opts, 1_024, &mut |_, _| {}).expect("prefill");
             println!(
                 "prefilled the latency run's ledger with {prefill} entries in {:.1} s",
