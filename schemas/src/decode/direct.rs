@@ -37,11 +37,12 @@ pub(super) fn envelope(text: &str) -> Option<Envelope> {
     let mut p = Parser::new(text);
     let mut slots = Slots::default();
     members(&mut p, |p, name| {
-        let slot = &mut slots.0[field(name)? as usize];
-        if slot.is_some() {
+        let f = field(name)?;
+        if slots.values[f as usize].is_some() {
             return None;
         }
-        *slot = Some(value(p)?);
+        let v = value(p, &mut slots.object)?;
+        slots.values[f as usize] = Some(v);
         Some(())
     })?;
     if !p.at_end() {
@@ -132,7 +133,8 @@ enum Raw<'a> {
     Null,
     Str(&'a str),
     Int(u64),
-    Obj(Flat<'a>),
+    /// An object, kept in [`Slots::object`].
+    Obj,
     Ids(Vec<Ident>),
 }
 
@@ -158,12 +160,20 @@ const ORG: u8 = 8;
 const TEAM: u8 = 16;
 
 /// The values of a body's members, in the places of their names.
+///
+/// The object is kept beside the values, not in them, so that a value is small:
+/// a body's slots are made, read and dropped once per body, and most are empty.
+/// A covered type has one object at most (an actor chain or a budget scope); a
+/// body with a second one is left to the strict decoder.
 #[derive(Default)]
-struct Slots<'a>([Option<Raw<'a>>; FIELDS]);
+struct Slots<'a> {
+    values: [Option<Raw<'a>>; FIELDS],
+    object: Option<Flat<'a>>,
+}
 
 impl<'a> Slots<'a> {
     fn take(&mut self, f: Field) -> Option<Raw<'a>> {
-        self.0[f as usize].take()
+        self.values[f as usize].take()
     }
 
     /// A required member as `read` reads it: absent, `null` or unreadable gives up.
@@ -225,7 +235,10 @@ impl<'a> Slots<'a> {
     /// A required object of identifiers, holding only names of `allowed`.
     fn flat(&mut self, f: Field, allowed: &[&str]) -> Option<Flat<'a>> {
         match self.take(f)? {
-            Raw::Obj(o) if o.seen & !flat_mask(allowed) == 0 => Some(o),
+            Raw::Obj => self
+                .object
+                .take()
+                .filter(|o| o.seen & !flat_mask(allowed) == 0),
             _ => None,
         }
     }
@@ -254,7 +267,7 @@ impl<'a> Slots<'a> {
     }
 
     /// The envelope, once every member has been read.
-    fn build(mut self) -> Option<Envelope> {
+    fn build(&mut self) -> Option<Envelope> {
         use EventType as T;
         use Field as F;
         if !matches!(self.take(F::V)?, Raw::Int(1)) {
@@ -267,7 +280,7 @@ impl<'a> Slots<'a> {
         // Every name present must be one the type allows.
         let allowed = allowed_mask(kind)?;
         let present = self
-            .0
+            .values
             .iter()
             .enumerate()
             .filter(|(_, v)| v.is_some())
@@ -277,7 +290,7 @@ impl<'a> Slots<'a> {
         }
         let id: EventId = self.id(F::Id)?;
         let tenant: TenantId = self.id(F::Tenant)?;
-        let s = &mut self;
+        let s = &mut *self;
         let event = match kind {
             T::SessionStarted => Event::SessionStarted(s.session_change()?),
             T::SessionSuspended => Event::SessionSuspended(s.session_change()?),
@@ -368,7 +381,7 @@ impl<'a> Slots<'a> {
             | T::Telemetry => return None,
         };
         // Every member present has been read and checked.
-        if self.0.iter().any(Option::is_some) {
+        if self.values.iter().any(Option::is_some) {
             return None;
         }
         Some(Envelope {
@@ -509,13 +522,17 @@ fn string<'a>(p: &mut Parser<'a>) -> Option<&'a str> {
     p.string()
 }
 
-/// A top-level member's value.
-fn value<'a>(p: &mut Parser<'a>) -> Option<Raw<'a>> {
+/// A top-level member's value; an object's goes into `object` (a body's second
+/// object gives up).
+fn value<'a>(p: &mut Parser<'a>, object: &mut Option<Flat<'a>>) -> Option<Raw<'a>> {
     Some(match p.peek()? {
         b'n' if p.word(b"null") => Raw::Null,
         b'"' => Raw::Str(p.string()?),
         b'0'..=b'9' => Raw::Int(p.integer()?),
-        b'{' => Raw::Obj(flat(p)?),
+        b'{' if object.is_none() => {
+            *object = Some(flat(p)?);
+            Raw::Obj
+        }
         b'[' => Raw::Ids(ids(p)?),
         _ => return None,
     })
