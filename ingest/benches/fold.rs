@@ -5,6 +5,8 @@
 //! `GOVLEDGER_BENCH_ENTRIES` (default 1,000,000), `GOVLEDGER_BENCH_DIR` (keep and
 //! reuse the ledger there instead of a temporary one), `GOVLEDGER_BENCH_FOLD_ONLY`
 //! (set: stop after the fold rounds, for profiling them alone),
+//! `GOVLEDGER_BENCH_ONE_THREAD` (set: print only the one-thread rows, which take
+//! seconds, so that two builds can be compared in many alternating runs),
 //! `GOVLEDGER_BENCH_ROUNDS` (default 3: how many rounds of scan and folds).
 //!
 //! Prints medians of the alternating rounds: the raw scan (entries/s, each entry
@@ -15,7 +17,9 @@
 //! same with the state digest of the folded state computed from cold caches (what a
 //! first checkpoint after the fold costs); strict body decoding beside serde_json
 //! on the same bodies; the borrowed entry decoder beside the fold's own reader of
-//! entries (`decode_fold_leaf`) on the same entries. Then the snapshot of the
+//! entries (`decode_fold_leaf`) on the same entries, and the fold proper of their
+//! events on one thread (what the folding thread does: state and detector)
+//! beside that reader. Then the snapshot of the
 //! final state: its size, encode and synced write times, and the restore (read
 //! back from RocksDB, check, decode) beside the fold it replaces.
 
@@ -26,6 +30,7 @@ use govledger_ingest::gen::admit_generated;
 use govledger_ingest::{Admission, GenOptions, Generator, LeafReader, StoredLeaves};
 use govledger_ledger::store::{LogStore, OpenMode, RocksStore};
 use govledger_ledger::{Ledger, LedgerError};
+use govledger_projections::{Detector, State};
 use govledger_schemas::DecodeLimits;
 use std::time::{Duration, Instant};
 
@@ -59,6 +64,10 @@ fn main() {
         Ledger::open(RocksStore::open(&dir, OpenMode::ReadWrite).expect("store")).expect("ledger")
     };
     let size = ledger.size();
+    if std::env::var_os("GOVLEDGER_BENCH_ONE_THREAD").is_some() {
+        one_thread_rows(&ledger, &trust);
+        return;
+    }
 
     let scan = || {
         let t = Instant::now();
@@ -147,59 +156,7 @@ fn main() {
         return;
     }
 
-    // One-thread decoding, over the first 200,000 stored entries (read once):
-    // the strict body decoder beside serde_json parsing the same bodies into a
-    // `Value` and only checking their syntax; then the borrowed entry decoder
-    // beside the fold's own reader (the same checks; the strings it does not
-    // read are only checked to be UTF-8).
-    let leaves: Vec<Vec<u8>> = ledger
-        .store()
-        .scan_entries(0)
-        .take(200_000)
-        .map(|item| item.expect("scan").1)
-        .collect();
-    let bodies: Vec<Vec<u8>> = leaves
-        .iter()
-        .filter_map(|l| govledger_schemas::decode_entry(l).ok()?.body)
-        .collect();
-    let limits = DecodeLimits::default();
-    compare_per_item(
-        &format!("body decoding, {} accepted bodies, 1 thread:", bodies.len()),
-        "body",
-        &bodies,
-        3,
-        &[
-            (
-                "serde_json syntax check only (IgnoredAny) [baseline]",
-                &|b| {
-                    serde_json::from_slice::<serde::de::IgnoredAny>(b).expect("json");
-                },
-            ),
-            ("serde_json::Value", &|b| {
-                std::hint::black_box(serde_json::from_slice::<serde_json::Value>(b).expect("json"));
-            }),
-            ("strict decode_body (what folds run)", &|b| {
-                std::hint::black_box(govledger_schemas::decode_body(b, &limits).expect("body"));
-            }),
-        ],
-    );
-    compare_per_item(
-        &format!(
-            "entry decoding (body checked, not parsed), {} entries, 1 thread:",
-            leaves.len()
-        ),
-        "entry",
-        &leaves,
-        5,
-        &[
-            ("decode_entry_ref [baseline]", &|l| {
-                std::hint::black_box(govledger_schemas::decode_entry_ref(l).expect("entry"));
-            }),
-            ("decode_fold_leaf (what folds run)", &|l| {
-                std::hint::black_box(govledger_schemas::decode_fold_leaf(l).expect("entry"));
-            }),
-        ],
-    );
+    one_thread_rows(&ledger, &trust);
 
     let (mut encodes, mut writes, mut restores) = (Vec::new(), Vec::new(), Vec::new());
     let mut len = 0;
@@ -249,8 +206,14 @@ type Row<'a> = (&'a str, &'a dyn Fn(&[u8]));
 
 /// Runs each of `rows` over every one of `items`, in `rounds` alternating rounds,
 /// and prints under `title` the median time per item of each, and its ratio to
-/// the first row's.
-fn compare_per_item(title: &str, unit: &str, items: &[Vec<u8>], rounds: usize, rows: &[Row<'_>]) {
+/// the first row's. Returns the last row's median, in microseconds per item.
+fn compare_per_item(
+    title: &str,
+    unit: &str,
+    items: &[Vec<u8>],
+    rounds: usize,
+    rows: &[Row<'_>],
+) -> f64 {
     let mut times = vec![Vec::new(); rows.len()];
     for _ in 0..rounds {
         for ((_, f), t) in rows.iter().zip(&mut times) {
@@ -265,4 +228,95 @@ fn compare_per_item(title: &str, unit: &str, items: &[Vec<u8>], rounds: usize, r
     for ((name, _), m) in rows.iter().zip(&medians) {
         println!("{name:<60} {m:>9.3} us/{unit}  {:.2}x", m / medians[0]);
     }
+    medians[rows.len() - 1]
+}
+
+/// The one-thread rows, over the first 200,000 stored entries (read once): the
+/// strict body decoder beside serde_json parsing the same bodies into a `Value`
+/// and only checking their syntax; the borrowed entry decoder beside the fold's
+/// own reader (the same checks; the strings it does not read are only checked to
+/// be UTF-8); then the folding thread's own work, as a ratio to that reader.
+fn one_thread_rows(ledger: &Ledger<RocksStore>, trust: &govledger_ingest::Trust) {
+    let leaves: Vec<Vec<u8>> = ledger
+        .store()
+        .scan_entries(0)
+        .take(200_000)
+        .map(|item| item.expect("scan").1)
+        .collect();
+    let bodies: Vec<Vec<u8>> = leaves
+        .iter()
+        .filter_map(|l| govledger_schemas::decode_entry(l).ok()?.body)
+        .collect();
+    let limits = DecodeLimits::default();
+    compare_per_item(
+        &format!("body decoding, {} accepted bodies, 1 thread:", bodies.len()),
+        "body",
+        &bodies,
+        3,
+        &[
+            (
+                "serde_json syntax check only (IgnoredAny) [baseline]",
+                &|b| {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(b).expect("json");
+                },
+            ),
+            ("serde_json::Value", &|b| {
+                std::hint::black_box(serde_json::from_slice::<serde_json::Value>(b).expect("json"));
+            }),
+            ("strict decode_body (what folds run)", &|b| {
+                std::hint::black_box(govledger_schemas::decode_body(b, &limits).expect("body"));
+            }),
+        ],
+    );
+    let read_leaf_us = compare_per_item(
+        &format!(
+            "entry decoding (body checked, not parsed), {} entries, 1 thread:",
+            leaves.len()
+        ),
+        "entry",
+        &leaves,
+        5,
+        &[
+            ("decode_entry_ref [baseline]", &|l| {
+                std::hint::black_box(govledger_schemas::decode_entry_ref(l).expect("entry"));
+            }),
+            ("decode_fold_leaf (what folds run)", &|l| {
+                std::hint::black_box(govledger_schemas::decode_fold_leaf(l).expect("entry"));
+            }),
+        ],
+    );
+    // The folding thread's own work on one thread: the events of the same
+    // entries, decoded beforehand, folded in log order into a fresh state and
+    // detector (as the pipeline's folding thread does each decoded round),
+    // beside the reading of those entries just measured.
+    let events: Vec<(u64, bool, govledger_schemas::Envelope)> = leaves
+        .iter()
+        .filter_map(|l| {
+            let e = govledger_schemas::decode_entry(l).expect("entry");
+            let accepted = matches!(e.verdict, govledger_schemas::Verdict::Accepted { .. });
+            let env = govledger_ingest::fold_input(&e).expect("body")?;
+            Some((e.time_ns, accepted, env))
+        })
+        .collect();
+    let ring = trust.ring().expect("ring");
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let (mut state, mut detector) = (State::new(ring.clone()), Detector::default());
+        let t = Instant::now();
+        for (time_ns, accepted, env) in &events {
+            if *accepted {
+                std::hint::black_box(state.apply(env, *time_ns));
+                std::hint::black_box(detector.observe(env, *time_ns));
+            } else {
+                std::hint::black_box(state.refuse(env, *time_ns));
+            }
+        }
+        times.push(t.elapsed());
+    }
+    let fold_us = median(times).as_secs_f64() * 1e6 / leaves.len() as f64;
+    println!(
+        "{:<60} {fold_us:>9.3} us/entry  {:.2}x",
+        "then the fold proper (state, detector) of their events",
+        fold_us / read_leaf_us
+    );
 }

@@ -76,6 +76,20 @@ pub fn process_cpu_time() -> std::time::Duration {
     }
 }
 
+/// CPU time used so far by the calling thread (Linux's `CLOCK_THREAD_CPUTIME_ID`;
+/// zero on other systems). The benches use it for the share of the folding
+/// thread, which is the thread that calls the fold.
+pub fn thread_cpu_time() -> std::time::Duration {
+    #[cfg(target_os = "linux")]
+    {
+        cpu_clock(rustix::time::ClockId::ThreadCPUTime)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        std::time::Duration::ZERO
+    }
+}
+
 /// The CPU-time clock `id` as a `Duration`.
 #[cfg(target_os = "linux")]
 fn cpu_clock(id: rustix::time::ClockId) -> std::time::Duration {
@@ -94,11 +108,23 @@ pub use gen::{GenOptions, Generator, Line};
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    use super::thread_cpu_time;
     use std::time::Duration;
 
-    /// This thread's CPU time so far.
-    fn thread_cpu_time() -> Duration {
-        super::cpu_clock(rustix::time::ClockId::ThreadCPUTime)
+    /// Works on this thread until it has used `work` of CPU by its own clock, or
+    /// gives up after far more work than that; returns the CPU its clock counted.
+    fn burn(work: Duration) -> Duration {
+        let before = thread_cpu_time();
+        let mut x = 0u64;
+        for _ in 0..100_000 {
+            if thread_cpu_time().saturating_sub(before) >= work {
+                break;
+            }
+            for i in 0..10_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        thread_cpu_time().saturating_sub(before)
     }
 
     /// The nice value of thread `tid`.
@@ -130,21 +156,31 @@ mod tests {
     fn process_cpu_time_counts_the_work_of_threads_that_have_ended() {
         let before = super::process_cpu_time();
         let work = Duration::from_millis(30);
-        std::thread::spawn(move || {
-            // Work until this thread alone has used `work` of CPU.
-            let mut x = 0u64;
-            while thread_cpu_time() < work {
-                for i in 0..10_000u64 {
-                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
-                }
-            }
-        })
-        .join()
-        .expect("worker");
+        std::thread::spawn(move || burn(work))
+            .join()
+            .expect("worker");
         let used = super::process_cpu_time().saturating_sub(before);
         assert!(
             used >= work,
             "{used:?} of CPU counted, at least {work:?} used"
+        );
+    }
+
+    #[test]
+    fn thread_cpu_time_counts_the_calling_thread_alone() {
+        let work = Duration::from_millis(30);
+        let before = thread_cpu_time();
+        let workers = std::thread::spawn(move || burn(work))
+            .join()
+            .expect("worker");
+        let callers = thread_cpu_time().saturating_sub(before);
+        assert!(
+            workers >= work,
+            "the working thread's clock counted {workers:?}"
+        );
+        assert!(
+            callers < work,
+            "the waiting thread's clock counted {callers:?}, the other thread's work"
         );
     }
 }

@@ -23,35 +23,52 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The CPU time a run used: all threads of the process together, and the
+/// thread that ran it (in the folds, the folding thread).
+#[derive(Clone, Copy, Debug)]
+pub struct Cpu {
+    pub all: Duration,
+    pub caller: Duration,
+}
+
 /// Runs `f`, and returns what it gave with its wall-clock time and the CPU time
-/// all threads of the process used meanwhile
-/// ([`govledger_ingest::process_cpu_time`]).
-pub fn timed_with_cpu<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
-    let (t, cpu) = (
+/// used meanwhile ([`govledger_ingest::process_cpu_time`],
+/// [`govledger_ingest::thread_cpu_time`]).
+pub fn timed_with_cpu<T>(f: impl FnOnce() -> T) -> (T, Duration, Cpu) {
+    let (t, all, caller) = (
         std::time::Instant::now(),
         govledger_ingest::process_cpu_time(),
+        govledger_ingest::thread_cpu_time(),
     );
     let out = f();
-    let cpu = govledger_ingest::process_cpu_time().saturating_sub(cpu);
+    let cpu = Cpu {
+        all: govledger_ingest::process_cpu_time().saturating_sub(all),
+        caller: govledger_ingest::thread_cpu_time().saturating_sub(caller),
+    };
     (out, t.elapsed(), cpu)
 }
 
-/// Prints a line of CPU per entry: the median of `cpus` (the CPU time of all
-/// threads over each run) over `entries`, and the cores the runs kept busy on
-/// average, their CPU time over their wall-clock time `walls`. The name is
-/// padded to `width`, as the table it closes.
+/// Prints a line of CPU per entry: the median of `cpus`' totals (all threads
+/// over each run) over `entries`, the cores the runs kept busy on average (their
+/// CPU time over their wall-clock time `walls`), and the median CPU per entry of
+/// the calling (folding) thread alone. The name is padded to `width`, as the
+/// table it closes.
 pub fn print_cpu_per_entry(
     name: &str,
     width: usize,
     walls: &[Duration],
-    cpus: Vec<Duration>,
+    cpus: Vec<Cpu>,
     entries: u64,
 ) {
-    let busy =
-        cpus.iter().sum::<Duration>().as_secs_f64() / walls.iter().sum::<Duration>().as_secs_f64();
+    let total = |f: fn(&Cpu) -> Duration| cpus.iter().map(f).sum::<Duration>().as_secs_f64();
+    let busy = total(|c| c.all) / walls.iter().sum::<Duration>().as_secs_f64();
+    let per = |f: fn(&Cpu) -> Duration| {
+        median(cpus.iter().map(f).collect()).as_secs_f64() * 1e6 / entries as f64
+    };
     println!(
-        "{name:<width$} {:>10.3} us/entry  {busy:.2} cores busy",
-        median(cpus).as_secs_f64() * 1e6 / entries as f64
+        "{name:<width$} {:>10.3} us/entry  {busy:.2} cores busy, folding thread {:.3} us/entry",
+        per(|c| c.all),
+        per(|c| c.caller)
     );
 }
 
