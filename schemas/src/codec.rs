@@ -265,20 +265,132 @@ pub struct FoldLeaf<'a> {
 
 /// [`decode_entry_ref`] for a fold, which reads only an entry's time, verdict and
 /// body: the same checks and the same errors on any input (held to it by a
-/// property test), but the strings it does not read (subject, key, the verdict's
-/// ids and detail) are only checked to be UTF-8, a word at a time while they are
-/// ASCII, instead of each being made a `&str`.
+/// property test), but read by hand along the layout ([`FoldReader`]) instead of
+/// through bincode's decoder, and the strings it does not read (subject, key, the
+/// verdict's ids and detail) are only checked to be UTF-8, a word at a time while
+/// they are ASCII, instead of each being made a `&str`.
 pub fn decode_fold_leaf(bytes: &[u8]) -> Result<FoldLeaf<'_>, CodecError> {
-    let entry: FoldEntry<'_> = decode_layout(bytes)?;
-    check_body(entry.body, entry.body_len, &entry.body_sha256)?;
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            max: MAX_ENTRY_BYTES,
+        });
+    }
+    let mut r = FoldReader(
+        bytes
+            .strip_prefix(&ENTRY_MAGIC)
+            .ok_or(CodecError::BadMagic)?,
+    );
+    // `EntryRef`'s fields, in order.
+    r.take(8 + 8)?; // seq, stream_seq
+    let time_ns = r.u64()?;
+    r.utf8()?; // subject
+    if r.option()? {
+        r.utf8()?; // key_id
+    }
+    if r.option()? {
+        r.bytes()?; // signature
+    }
+    let body_sha256: &[u8; 32] = r.take(32)?.try_into().map_err(|_| CodecError::Truncated)?;
+    let body_len = r.u64()?;
+    let body = if r.option()? { Some(r.bytes()?) } else { None };
+    let rejected = match r.u32()? {
+        0 => {
+            r.utf8()?; // event_id
+            r.utf8()?; // event_type
+            r.utf8()?; // tenant
+            None
+        }
+        1 => {
+            let code = r.u32()?;
+            let reason = RejectReason::from_code(code).ok_or(CodecError::UnknownTag {
+                type_name: "RejectReason",
+                found: code,
+            })?;
+            r.utf8()?; // detail
+            for _ in 0..2 {
+                if r.option()? {
+                    r.utf8()?; // event_id, tenant
+                }
+            }
+            Some(reason)
+        }
+        found => {
+            return Err(CodecError::UnknownTag {
+                type_name: "Verdict",
+                found,
+            })
+        }
+    };
+    if !r.0.is_empty() {
+        return Err(CodecError::TrailingBytes { extra: r.0.len() });
+    }
+    check_body(body, body_len, body_sha256)?;
     Ok(FoldLeaf {
-        time_ns: entry.time_ns,
-        rejected: match entry.verdict {
-            FoldVerdict::Accepted { .. } => None,
-            FoldVerdict::Rejected { reason, .. } => Some(reason),
-        },
-        body: entry.body,
+        time_ns,
+        rejected,
+        body,
     })
+}
+
+/// The entry layout read by hand, as bincode's configuration ([`decode_config`])
+/// writes it: integers fixed-size little-endian (enum tags as `u32`), byte strings
+/// a `u64` length then the bytes, options a `0` or `1` byte then the value. Every
+/// error is the one bincode's decoder gives for the same bytes, as [`map_err`]
+/// names it: too few bytes (or a length longer than what is left) is
+/// [`CodecError::Truncated`].
+struct FoldReader<'a>(&'a [u8]);
+
+impl<'a> FoldReader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        if n > self.0.len() {
+            return Err(CodecError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(
+            b.try_into().map_err(|_| CodecError::Truncated)?,
+        ))
+    }
+
+    fn u32(&mut self) -> Result<u32, CodecError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes(
+            b.try_into().map_err(|_| CodecError::Truncated)?,
+        ))
+    }
+
+    /// Whether an option holds a value.
+    fn option(&mut self) -> Result<bool, CodecError> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            found => Err(CodecError::UnknownTag {
+                type_name: "option",
+                found: u32::from(found),
+            }),
+        }
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
+        let len = usize::try_from(self.u64()?).map_err(|_| CodecError::Truncated)?;
+        self.take(len)
+    }
+
+    /// A string, checked to be UTF-8 and let go.
+    fn utf8(&mut self) -> Result<(), CodecError> {
+        let b = self.bytes()?;
+        if b.is_ascii() || std::str::from_utf8(b).is_ok() {
+            Ok(())
+        } else {
+            Err(CodecError::InvalidUtf8)
+        }
+    }
 }
 
 /// The layout's own checks, for either borrowed form: the size, the magic, the
@@ -313,57 +425,6 @@ fn check_body(body: Option<&[u8]>, len: u64, sha256: &[u8; 32]) -> Result<(), Co
     }
 }
 
-/// [`EntryRef`]'s fields in the same order, for [`decode_fold_leaf`]: the strings
-/// a fold does not read are [`Utf8`], checked and let go.
-#[derive(bincode::BorrowDecode)]
-struct FoldEntry<'a> {
-    _seq: Seq,
-    _stream_seq: u64,
-    time_ns: u64,
-    _subject: Utf8,
-    _key_id: Option<Utf8>,
-    _signature: Option<&'a [u8]>,
-    body_sha256: [u8; 32],
-    body_len: u64,
-    body: Option<&'a [u8]>,
-    verdict: FoldVerdict,
-}
-
-/// [`VerdictRef`]'s variants and fields in the same order, strings as [`Utf8`].
-#[derive(bincode::BorrowDecode)]
-enum FoldVerdict {
-    Accepted {
-        _event_id: Utf8,
-        _event_type: Utf8,
-        _tenant: Utf8,
-    },
-    Rejected {
-        reason: RejectReason,
-        _detail: Utf8,
-        _event_id: Option<Utf8>,
-        _tenant: Option<Utf8>,
-    },
-}
-
-/// A *string* of the layout read for its check alone: its bytes must be UTF-8,
-/// with the error a `&str` field gives. Nearly every one is ASCII, which is
-/// checked a word at a time without building a `&str`.
-struct Utf8;
-
-impl<'de, C> bincode::BorrowDecode<'de, C> for Utf8 {
-    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
-        decoder: &mut D,
-    ) -> Result<Self, bincode::error::DecodeError> {
-        let bytes = <&[u8]>::borrow_decode(decoder)?;
-        if bytes.is_ascii() {
-            return Ok(Utf8);
-        }
-        std::str::from_utf8(bytes)
-            .map(|_| Utf8)
-            .map_err(|inner| bincode::error::DecodeError::Utf8 { inner })
-    }
-}
-
 fn map_err(e: bincode::error::DecodeError) -> CodecError {
     use bincode::error::DecodeError as E;
     match e {
@@ -375,7 +436,7 @@ fn map_err(e: bincode::error::DecodeError) -> CodecError {
             // Named by what is stored, not by the Rust type that read it (owned
             // and borrowed decoders report the same).
             type_name: match type_name {
-                "VerdictRef" | "FoldVerdict" => "Verdict",
+                "VerdictRef" => "Verdict",
                 t if t.starts_with("core::option::Option") => "option",
                 t => t,
             },

@@ -390,6 +390,7 @@ proptest! {
         golden in any::<prop::sample::Index>(),
         pos in any::<prop::sample::Index>(),
         delta in 0u8..=255,
+        small in 0u8..4,
         cut in any::<prop::sample::Index>(),
         junk in proptest::collection::vec(any::<u8>(), 0..120),
     ) {
@@ -402,14 +403,24 @@ proptest! {
             b[i] = b[i].wrapping_add(delta);
             b
         };
+        // A byte set to a small value: tags and option bytes are 0 or 1, so a
+        // changed one is most often another small value.
+        let set_small = |b: &[u8]| {
+            let mut b = b.to_vec();
+            let i = pos.index(b.len());
+            b[i] = small;
+            b
+        };
         let mut with_magic = ENTRY_MAGIC.to_vec();
         with_magic.extend_from_slice(&junk);
         let inputs = [
             bytes.clone(),
             changed(&bytes),
+            set_small(&bytes),
             bytes[..cut.index(bytes.len())].to_vec(),
             ascii.clone(),
             changed(&ascii),
+            set_small(&ascii),
             ascii[..cut.index(ascii.len())].to_vec(),
             with_magic,
         ];
