@@ -270,17 +270,7 @@ pub struct FoldLeaf<'a> {
 /// verdict's ids and detail) are only checked to be UTF-8, a word at a time while
 /// they are ASCII, instead of each being made a `&str`.
 pub fn decode_fold_leaf(bytes: &[u8]) -> Result<FoldLeaf<'_>, CodecError> {
-    if bytes.len() > MAX_ENTRY_BYTES {
-        return Err(CodecError::TooLarge {
-            len: bytes.len(),
-            max: MAX_ENTRY_BYTES,
-        });
-    }
-    let mut r = FoldReader(
-        bytes
-            .strip_prefix(&ENTRY_MAGIC)
-            .ok_or(CodecError::BadMagic)?,
-    );
+    let mut r = FoldReader(after_magic(bytes)?);
     // `EntryRef`'s fields, in order.
     r.take(8 + 8)?; // seq, stream_seq
     let time_ns = r.u64()?;
@@ -393,18 +383,10 @@ impl<'a> FoldReader<'a> {
     }
 }
 
-/// The layout's own checks, for either borrowed form: the size, the magic, the
+/// The layout's own checks, for the borrowed form: the size, the magic, the
 /// fields, no bytes after them.
 fn decode_layout<'a, T: bincode::BorrowDecode<'a, ()>>(bytes: &'a [u8]) -> Result<T, CodecError> {
-    if bytes.len() > MAX_ENTRY_BYTES {
-        return Err(CodecError::TooLarge {
-            len: bytes.len(),
-            max: MAX_ENTRY_BYTES,
-        });
-    }
-    let rest = bytes
-        .strip_prefix(&ENTRY_MAGIC)
-        .ok_or(CodecError::BadMagic)?;
+    let rest = after_magic(bytes)?;
     let (entry, read): (T, usize) =
         bincode::borrow_decode_from_slice(rest, decode_config()).map_err(map_err)?;
     if read != rest.len() {
@@ -413,6 +395,17 @@ fn decode_layout<'a, T: bincode::BorrowDecode<'a, ()>>(bytes: &'a [u8]) -> Resul
         });
     }
     Ok(entry)
+}
+
+/// What follows the magic of stored leaf bytes no larger than an entry may be.
+fn after_magic(bytes: &[u8]) -> Result<&[u8], CodecError> {
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            max: MAX_ENTRY_BYTES,
+        });
+    }
+    bytes.strip_prefix(&ENTRY_MAGIC).ok_or(CodecError::BadMagic)
 }
 
 /// A kept body must have the length and SHA-256 its entry gives.
