@@ -171,6 +171,16 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
         sorted(&self.map)
     }
 
+    /// How many entries [`DigestMap::root`] would hash now: those changed since
+    /// the last root (every entry, once more changed than the map holds).
+    pub fn pending(&self) -> usize {
+        if self.stale.all {
+            self.map.len()
+        } else {
+            self.stale.keys.len()
+        }
+    }
+
     /// Makes room for `additional` more entries (a decoder that knows the count
     /// spares the table its growth: each doubling moves and rehashes every entry).
     pub fn reserve(&mut self, additional: usize) {

@@ -382,6 +382,34 @@ impl Flows {
         self.tickets.encode_entries(c, encode_ticket);
     }
 
+    /// How many proposals and tickets [`Flows::roots`] would hash now
+    /// ([`DigestMap::pending`]).
+    pub fn pending(&self) -> usize {
+        self.proposals.pending() + self.tickets.pending()
+    }
+
+    /// [`Flows::roots`], the proposals' on a thread of its own (most of a
+    /// large state's entries), the tickets' and then `beside` here.
+    pub fn roots_beside<T>(&mut self, beside: impl FnOnce() -> T) -> ([(u64, Hash); 2], T) {
+        let Flows {
+            proposals, tickets, ..
+        } = self;
+        std::thread::scope(|s| {
+            // As `Scope::spawn` does (and the fold's pipeline): a thread that
+            // cannot start is a panic.
+            let handle = std::thread::Builder::new()
+                .name("state-digest".into())
+                .spawn_scoped(s, || proposals.root(encode_proposal))
+                .expect("failed to spawn thread");
+            let tickets = tickets.root(encode_ticket);
+            let other = beside();
+            let proposals = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            ([proposals, tickets], other)
+        })
+    }
+
     /// The size and root of each digest map (state digest v2,
     /// [`crate::digest_map`]): proposals, tickets.
     pub fn roots(&mut self) -> [(u64, Hash); 2] {

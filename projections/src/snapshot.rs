@@ -330,8 +330,15 @@ pub fn verify(bytes: &[u8]) -> Result<Header, SnapshotError> {
     split(bytes).map(|(h, _)| h)
 }
 
+/// The size of the flows' part from which [`decode`] decodes it on a thread of
+/// its own: a thread costs tens of microseconds, decoding this many bytes some
+/// milliseconds.
+pub const PARALLEL_DECODE_BYTES: usize = 1 << 20;
+
 /// Decodes a snapshot, strictly: [`verify`]'s checks, then every part must be a
-/// canonical encoding with nothing left over.
+/// canonical encoding with nothing left over (the first part in order that is
+/// not is the error). A large flows' part is decoded on a thread of its own
+/// ([`PARALLEL_DECODE_BYTES`]).
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     let (header, parts) = split(bytes)?;
     fn read<T>(
@@ -344,13 +351,41 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         r.end()?;
         Ok(v)
     }
-    let state = State {
-        ring: read(PARTS[0], parts[0], KeyRing::decode)?,
-        gates: read(PARTS[1], parts[1], Gates::decode)?,
-        flows: read(PARTS[2], parts[2], Flows::decode)?,
-        budgets: read(PARTS[3], parts[3], Budgets::decode)?,
+    let flows = || read(PARTS[2], parts[2], Flows::decode);
+    let others = || {
+        (
+            read(PARTS[0], parts[0], KeyRing::decode),
+            read(PARTS[1], parts[1], Gates::decode),
+            read(PARTS[3], parts[3], Budgets::decode),
+            read(PARTS[4], parts[4], Detector::decode),
+        )
     };
-    let detector = read(PARTS[4], parts[4], Detector::decode)?;
+    // The flows (proposals and tickets, most of a large state) on a thread of
+    // their own beside the other parts; the first part in order that fails is
+    // the error, whichever finished first.
+    let (flows, (ring, gates, budgets, detector)) = if parts[2].len() >= PARALLEL_DECODE_BYTES {
+        std::thread::scope(|s| {
+            // As `Scope::spawn` does: a thread that cannot start is a panic.
+            let handle = std::thread::Builder::new()
+                .name("snapshot-decode".into())
+                .spawn_scoped(s, flows)
+                .expect("failed to spawn thread");
+            let others = others();
+            let flows = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (flows, others)
+        })
+    } else {
+        (flows(), others())
+    };
+    let state = State {
+        ring: ring?,
+        gates: gates?,
+        flows: flows?,
+        budgets: budgets?,
+    };
+    let detector = detector?;
     Ok(Snapshot {
         size: header.size,
         state,

@@ -149,3 +149,54 @@ fn golden_state_digests_v2() {
     // Version 1 of the same state is still what `golden_state_digests` froze.
     assert_eq!(hex(state.digest_v1()), hex(digests(&incident()).0));
 }
+
+/// Applies proposals `ids` (ids `p-000000` …) of the incident's session.
+fn propose(state: &mut State, ids: std::ops::Range<usize>) {
+    let actor = json!({"user": "alice", "agent": "agent-7"});
+    for i in ids {
+        let e = event(
+            "action.proposed",
+            json!({"proposal": format!("p-{i:06}"), "session": "s-1", "actor": actor,
+                   "action": "refund", "resource": "svc:payments",
+                   "args_digest": "ab".repeat(32), "risk_tier": "low"}),
+        );
+        state.apply(&e, T0 + 100 + i as u64);
+    }
+}
+
+/// The incident's state.
+fn after_incident() -> State {
+    let mut state = State::default();
+    for (i, e) in incident().iter().enumerate() {
+        state.apply(e, T0 + i as u64);
+    }
+    state
+}
+
+#[test]
+fn the_proposals_root_on_a_thread_of_its_own_gives_the_same_digest() {
+    let n = govledger_projections::state::PARALLEL_DIGEST;
+    let mut state = after_incident();
+    propose(&mut state, 0..n);
+    assert!(
+        state.flows.pending() >= n,
+        "the digest would not use a thread"
+    );
+    // The same state with its flows' roots computed first, here: the digest that
+    // follows has no flows left to hash and uses no thread.
+    let mut here = state.clone();
+    here.flows.roots();
+    assert_eq!(here.flows.pending(), 0);
+    let threaded = state.digest();
+    assert_eq!(threaded, here.digest());
+    // The same events with a digest every 10,000 proposals, none of them with
+    // enough to hash for a thread.
+    let mut stepwise = after_incident();
+    for from in (0..n).step_by(10_000) {
+        propose(&mut stepwise, from..n.min(from + 10_000));
+        assert!(stepwise.flows.pending() < n);
+        stepwise.digest();
+    }
+    assert_eq!(stepwise.digest(), threaded);
+    assert_ne!(after_incident().digest(), threaded, "the proposals count");
+}
