@@ -171,8 +171,10 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
         sorted(&self.map)
     }
 
-    /// How many entries [`DigestMap::root`] would hash now: those changed since
-    /// the last root (every entry, once more changed than the map holds).
+    /// At most how many entries [`DigestMap::root`] would hash now: the keys
+    /// listed as changed since the last root (some may be gone or listed twice),
+    /// or every entry once more changed than the map holds. A measure of the
+    /// work ahead, not a count of it.
     pub fn pending(&self) -> usize {
         if self.stale.all {
             self.map.len()

@@ -328,7 +328,8 @@ pub fn decode_fold_leaf(bytes: &[u8]) -> Result<FoldLeaf<'_>, CodecError> {
 /// a `u64` length then the bytes, options a `0` or `1` byte then the value. Every
 /// error is the one bincode's decoder gives for the same bytes, as [`map_err`]
 /// names it: too few bytes (or a length longer than what is left) is
-/// [`CodecError::Truncated`].
+/// [`CodecError::Truncated`], a length beyond `usize` bincode's
+/// `OutsideUsizeRange`.
 struct FoldReader<'a>(&'a [u8]);
 
 impl<'a> FoldReader<'a> {
@@ -368,7 +369,10 @@ impl<'a> FoldReader<'a> {
     }
 
     fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
-        let len = usize::try_from(self.u64()?).map_err(|_| CodecError::Truncated)?;
+        let len = self.u64()?;
+        // A length beyond `usize` (32-bit targets): bincode's own error for it.
+        let len = usize::try_from(len)
+            .map_err(|_| map_err(bincode::error::DecodeError::OutsideUsizeRange(len)))?;
         self.take(len)
     }
 
