@@ -382,6 +382,11 @@ impl Flows {
         self.tickets.encode_entries(c, encode_ticket);
     }
 
+    /// How many proposals and tickets there are.
+    pub fn entries(&self) -> usize {
+        self.proposals.len() + self.tickets.len()
+    }
+
     /// How many proposals and tickets [`Flows::roots`] would hash now
     /// ([`DigestMap::pending`]).
     pub fn pending(&self) -> usize {
