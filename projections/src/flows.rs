@@ -394,25 +394,17 @@ impl Flows {
     }
 
     /// [`Flows::roots`], the proposals' on a thread of its own (most of a
-    /// large state's entries), the tickets' and then `beside` here.
-    pub fn roots_beside<T>(&mut self, beside: impl FnOnce() -> T) -> ([(u64, Hash); 2], T) {
+    /// large state's entries), the tickets' and then `others` here.
+    pub fn roots_beside<T>(&mut self, others: impl FnOnce() -> T) -> ([(u64, Hash); 2], T) {
         let Flows {
             proposals, tickets, ..
         } = self;
-        std::thread::scope(|s| {
-            // As `Scope::spawn` does (and the fold's pipeline): a thread that
-            // cannot start is a panic.
-            let handle = std::thread::Builder::new()
-                .name("state-digest".into())
-                .spawn_scoped(s, || proposals.root(encode_proposal))
-                .expect("failed to spawn thread");
-            let tickets = tickets.root(encode_ticket);
-            let other = beside();
-            let proposals = handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            ([proposals, tickets], other)
-        })
+        let (proposals, (tickets, other)) = crate::beside(
+            "state-digest",
+            || proposals.root(encode_proposal),
+            || (tickets.root(encode_ticket), others()),
+        );
+        ([proposals, tickets], other)
     }
 
     /// The size and root of each digest map (state digest v2,

@@ -56,3 +56,51 @@ pub use gates::{Gates, Kill, Session, SessionStatus};
 pub use keys::{KeyProblem, KeyRecord, KeyRing, KeyRole, KeyStatus};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use state::{AutoKill, Refusal, State, DIGEST_VERSION};
+
+/// Runs `there` on a thread of its own (named `name`) while `here` runs on the
+/// calling thread, and returns both results: the big part of a large state's
+/// cold digest, snapshot encoding or decoding beside the rest. A panic on the
+/// thread is raised again here; as `std::thread::Scope::spawn` does, a thread
+/// that cannot start is a panic.
+pub(crate) fn beside<A: Send, B>(
+    name: &str,
+    there: impl FnOnce() -> A + Send,
+    here: impl FnOnce() -> B,
+) -> (A, B) {
+    std::thread::scope(|s| {
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(s, there)
+            .expect("failed to spawn thread");
+        let b = here();
+        let a = handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn beside_gives_both_results_each_in_its_place() {
+        let here = std::thread::current().id();
+        let (there, on) = super::beside(
+            "beside-test",
+            || (std::thread::current().id(), "there"),
+            || (std::thread::current().id(), "here"),
+        );
+        assert_eq!(there.1, "there");
+        assert_eq!(on, (here, "here"));
+        assert_ne!(there.0, here, "`there` ran on the calling thread");
+    }
+
+    #[test]
+    fn a_panic_over_there_is_raised_here() {
+        let caught = std::panic::catch_unwind(|| {
+            super::beside("beside-test", || panic!("over there"), || ())
+        });
+        let payload = caught.expect_err("the panic was lost");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"over there"));
+    }
+}

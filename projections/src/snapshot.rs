@@ -124,18 +124,7 @@ impl Encoded {
         // other parts: `serve` holds the state's lock while this runs.
         let (flows, [ring, gates, budgets, detector]) =
             if state.flows.entries() >= PARALLEL_ENCODE_ENTRIES {
-                std::thread::scope(|s| {
-                    // As `Scope::spawn` does: a thread that cannot start is a panic.
-                    let handle = std::thread::Builder::new()
-                        .name("snapshot-encode".into())
-                        .spawn_scoped(s, flows)
-                        .expect("failed to spawn thread");
-                    let others = others();
-                    let flows = handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    (flows, others)
-                })
+                crate::beside("snapshot-encode", flows, others)
             } else {
                 (flows(), others())
             };
@@ -392,18 +381,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     // their own beside the other parts; the first part in order that fails is
     // the error, whichever finished first.
     let (flows, (ring, gates, budgets, detector)) = if parts[2].len() >= PARALLEL_DECODE_BYTES {
-        std::thread::scope(|s| {
-            // As `Scope::spawn` does: a thread that cannot start is a panic.
-            let handle = std::thread::Builder::new()
-                .name("snapshot-decode".into())
-                .spawn_scoped(s, flows)
-                .expect("failed to spawn thread");
-            let others = others();
-            let flows = handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (flows, others)
-        })
+        crate::beside("snapshot-decode", flows, others)
     } else {
         (flows(), others())
     };
