@@ -57,6 +57,13 @@ pub use keys::{KeyProblem, KeyRecord, KeyRing, KeyRole, KeyStatus};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use state::{AutoKill, Refusal, State, DIGEST_VERSION};
 
+/// Flows entries (proposals and tickets) from which the big part of a large
+/// state's work runs on a second thread ([`beside`]): the state digest's
+/// proposals' root, when that many are to be hashed, and a snapshot's flows
+/// part, when the state holds that many. A thread costs tens of microseconds,
+/// hashing or encoding this many entries some tens of milliseconds.
+pub const PARALLEL_ENTRIES: usize = 50_000;
+
 /// Runs `there` on a thread of its own (named `name`) while `here` runs on the
 /// calling thread, and returns both results: the big part of a large state's
 /// cold digest, snapshot encoding or decoding beside the rest. A panic on the

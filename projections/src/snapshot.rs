@@ -92,11 +92,12 @@ pub fn encode(size: u64, state: &State, detector: &Detector) -> Vec<u8> {
 /// them; sorting them into key order, framing, hashing and writing
 /// ([`Encoded::write`]) need the state no longer, so a caller that shares the
 /// state with writers (`serve`) holds its lock only for [`Encoded::new`], which
-/// encodes a large flows part ([`PARALLEL_ENCODE_ENTRIES`]) on a thread of its
-/// own beside the other parts. The parts take the snapshot's own length in memory (31 MiB for the state of the
-/// fold bench's million entries, a small share of the 400 MiB that state
-/// occupies) in pieces of at most 1 MiB, plus 32 bytes per map entry to find
-/// and sort it by, so a part grows without copying what it holds.
+/// encodes a large flows part ([`crate::PARALLEL_ENTRIES`]) on a thread of its
+/// own beside the other parts. The parts take the snapshot's own length in
+/// memory (31 MiB for the state of the fold bench's million entries, a small
+/// share of the 400 MiB that state occupies) in pieces of at most 1 MiB, plus
+/// 32 bytes per map entry to find and sort it by, so a part grows without
+/// copying what it holds.
 #[derive(Clone, Debug)]
 pub struct Encoded {
     size: u64,
@@ -123,7 +124,7 @@ impl Encoded {
         // The flows (most of a large state) on a thread of their own beside the
         // other parts: `serve` holds the state's lock while this runs.
         let (flows, [ring, gates, budgets, detector]) =
-            if state.flows.entries() >= PARALLEL_ENCODE_ENTRIES {
+            if state.flows.entries() >= crate::PARALLEL_ENTRIES {
                 crate::beside("snapshot-encode", flows, others)
             } else {
                 (flows(), others())
@@ -341,11 +342,6 @@ fn split(bytes: &[u8]) -> Result<(Header, [&[u8]; 5]), SnapshotError> {
 pub fn verify(bytes: &[u8]) -> Result<Header, SnapshotError> {
     split(bytes).map(|(h, _)| h)
 }
-
-/// Proposals and tickets from which [`Encoded::new`] encodes the flows' part on
-/// a thread of its own: a thread costs tens of microseconds, encoding this many
-/// entries some milliseconds.
-pub const PARALLEL_ENCODE_ENTRIES: usize = 50_000;
 
 /// The size of the flows' part from which [`decode`] decodes it on a thread of
 /// its own: a thread costs tens of microseconds, decoding this many bytes some

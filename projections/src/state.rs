@@ -17,6 +17,7 @@ use crate::canon::{state_digest, Canon};
 use crate::flows::Flows;
 use crate::gates::Gates;
 use crate::keys::KeyRing;
+use crate::PARALLEL_ENTRIES;
 use govledger_schemas::{Envelope, Event, KillScope};
 
 /// Why an event is refused by the state.
@@ -48,11 +49,6 @@ pub struct AutoKill {
     /// Why: `budget <id> exceeded by event <event id>`.
     pub reason: String,
 }
-
-/// Proposals and tickets to hash from which [`State::digest`] computes the
-/// proposals' root on a thread of its own: a thread costs tens of microseconds,
-/// hashing this many entries some tens of milliseconds.
-pub const PARALLEL_DIGEST: usize = 50_000;
 
 /// The version of [`State::digest`], as checkpoints name it.
 pub const DIGEST_VERSION: u32 = 2;
@@ -139,7 +135,7 @@ impl State {
     /// proportion to what changed since the last call; `&mut` because it updates
     /// those caches, never the state.
     ///
-    /// When the flows have [`PARALLEL_DIGEST`] entries or more to hash (after a
+    /// When the flows have [`PARALLEL_ENTRIES`] entries or more to hash (after a
     /// snapshot's decode, or the first digest after a fold from empty), the
     /// proposals' root is computed on a thread of its own beside the other
     /// maps' ([`Flows::roots_beside`]).
@@ -152,7 +148,7 @@ impl State {
         } = self;
         let mut others = || (ring.root(), gates.roots(), budgets.root());
         let ([proposals, tickets], (keys, [sessions, kills, system_kills], budgets)) =
-            if flows.pending() >= PARALLEL_DIGEST {
+            if flows.pending() >= PARALLEL_ENTRIES {
                 flows.roots_beside(others)
             } else {
                 (flows.roots(), others())

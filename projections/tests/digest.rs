@@ -175,7 +175,7 @@ fn after_incident() -> State {
 
 #[test]
 fn the_proposals_root_on_a_thread_of_its_own_gives_the_same_digest() {
-    let n = govledger_projections::state::PARALLEL_DIGEST;
+    let n = govledger_projections::PARALLEL_ENTRIES;
     let mut state = after_incident();
     propose(&mut state, 0..n);
     assert!(

@@ -335,7 +335,7 @@ fn a_large_snapshot_encodes_and_decodes_its_flows_beside_the_other_parts() {
     let (mut st, mut d) = scenario();
     // Enough proposals for a flows part encoded, and decoded, on a thread of its
     // own.
-    for i in 0..snapshot::PARALLEL_ENCODE_ENTRIES as u64 {
+    for i in 0..govledger_projections::PARALLEL_ENTRIES as u64 {
         let e = event(
             "acme",
             "action.proposed",
@@ -346,7 +346,7 @@ fn a_large_snapshot_encodes_and_decodes_its_flows_beside_the_other_parts() {
         st.apply(&e, T0 + i);
         d.observe(&e, T0 + i);
     }
-    assert!(st.flows.entries() >= snapshot::PARALLEL_ENCODE_ENTRIES);
+    assert!(st.flows.entries() >= govledger_projections::PARALLEL_ENTRIES);
     let bytes = snapshot::encode(20_011, &st, &d);
     // The flows part is the flows' canonical encoding.
     let mut flows = Canon::to(Vec::new());

@@ -247,7 +247,14 @@ impl EntryRef<'_> {
 /// [`decode_entry`] without copying any string or byte field: the same checks, the
 /// same errors, for readers that look at an entry and let it go (folds, scans).
 pub fn decode_entry_ref(bytes: &[u8]) -> Result<EntryRef<'_>, CodecError> {
-    let entry: EntryRef<'_> = decode_layout(bytes)?;
+    let rest = after_magic(bytes)?;
+    let (entry, read): (EntryRef<'_>, usize) =
+        bincode::borrow_decode_from_slice(rest, decode_config()).map_err(map_err)?;
+    if read != rest.len() {
+        return Err(CodecError::TrailingBytes {
+            extra: rest.len().saturating_sub(read),
+        });
+    }
     check_body(entry.body, entry.body_len, &entry.body_sha256)?;
     Ok(entry)
 }
@@ -281,7 +288,7 @@ pub fn decode_fold_leaf(bytes: &[u8]) -> Result<FoldLeaf<'_>, CodecError> {
     if r.option()? {
         r.bytes()?; // signature
     }
-    let body_sha256: &[u8; 32] = r.take(32)?.try_into().map_err(|_| CodecError::Truncated)?;
+    let body_sha256: &[u8; 32] = r.array()?;
     let body_len = r.u64()?;
     let body = if r.option()? { Some(r.bytes()?) } else { None };
     let rejected = match r.u32()? {
@@ -342,18 +349,16 @@ impl<'a> FoldReader<'a> {
         Ok(head)
     }
 
+    fn array<const N: usize>(&mut self) -> Result<&'a [u8; N], CodecError> {
+        self.take(N)?.try_into().map_err(|_| CodecError::Truncated)
+    }
+
     fn u64(&mut self) -> Result<u64, CodecError> {
-        let b = self.take(8)?;
-        Ok(u64::from_le_bytes(
-            b.try_into().map_err(|_| CodecError::Truncated)?,
-        ))
+        self.array().map(|b| u64::from_le_bytes(*b))
     }
 
     fn u32(&mut self) -> Result<u32, CodecError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes(
-            b.try_into().map_err(|_| CodecError::Truncated)?,
-        ))
+        self.array().map(|b| u32::from_le_bytes(*b))
     }
 
     /// Whether an option holds a value.
@@ -385,20 +390,6 @@ impl<'a> FoldReader<'a> {
             Err(CodecError::InvalidUtf8)
         }
     }
-}
-
-/// The layout's own checks, for the borrowed form: the size, the magic, the
-/// fields, no bytes after them.
-fn decode_layout<'a, T: bincode::BorrowDecode<'a, ()>>(bytes: &'a [u8]) -> Result<T, CodecError> {
-    let rest = after_magic(bytes)?;
-    let (entry, read): (T, usize) =
-        bincode::borrow_decode_from_slice(rest, decode_config()).map_err(map_err)?;
-    if read != rest.len() {
-        return Err(CodecError::TrailingBytes {
-            extra: rest.len().saturating_sub(read),
-        });
-    }
-    Ok(entry)
 }
 
 /// What follows the magic of stored leaf bytes no larger than an entry may be.

@@ -397,20 +397,17 @@ proptest! {
         let goldens = golden_entries();
         let ascii = encode_entry(&goldens[golden.index(goldens.len())].1);
         let bytes = encode_entry(&e);
-        let changed = |b: &[u8]| {
+        // The byte at `pos` changed by `f`.
+        let with_byte = |b: &[u8], f: &dyn Fn(u8) -> u8| {
             let mut b = b.to_vec();
             let i = pos.index(b.len());
-            b[i] = b[i].wrapping_add(delta);
+            b[i] = f(b[i]);
             b
         };
+        let changed = |b: &[u8]| with_byte(b, &|x| x.wrapping_add(delta));
         // A byte set to a small value: tags and option bytes are 0 or 1, so a
         // changed one is most often another small value.
-        let set_small = |b: &[u8]| {
-            let mut b = b.to_vec();
-            let i = pos.index(b.len());
-            b[i] = small;
-            b
-        };
+        let set_small = |b: &[u8]| with_byte(b, &|_| small);
         let mut with_magic = ENTRY_MAGIC.to_vec();
         with_magic.extend_from_slice(&junk);
         let inputs = [
