@@ -38,11 +38,13 @@ pub(super) fn envelope(text: &str) -> Option<Envelope> {
     let mut slots = Slots::default();
     members(&mut p, |p, name| {
         let f = field(name)?;
-        if slots.values[f as usize].is_some() {
+        let bit = 1 << f as u64;
+        if slots.present & bit != 0 {
             return None;
         }
-        let v = value(p, &mut slots.object)?;
+        let v = value(p, &mut slots.object, &mut slots.ids)?;
         slots.values[f as usize] = Some(v);
+        slots.present |= bit;
         Some(())
     })?;
     if !p.at_end() {
@@ -126,7 +128,7 @@ fn field(name: &str) -> Option<Field> {
 
 /// A member's value as read: what the covered types hold (strings without escapes,
 /// non-negative integers, objects of strings, arrays of ids, `null`).
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Raw<'a> {
     /// An optional member's "none", as if it were absent; for any other, the
     /// strict decoder's error.
@@ -135,7 +137,8 @@ enum Raw<'a> {
     Int(u64),
     /// An object, kept in [`Slots::object`].
     Obj,
-    Ids(Vec<Ident>),
+    /// An array of ids, kept in [`Slots::ids`].
+    Ids,
 }
 
 /// An object whose members are all strings (or `null`, as if absent), by name: an
@@ -161,18 +164,25 @@ const TEAM: u8 = 16;
 
 /// The values of a body's members, in the places of their names.
 ///
-/// The object is kept beside the values, not in them, so that a value is small:
-/// a body's slots are made, read and dropped once per body, and most are empty.
-/// A covered type has one object at most (an actor chain or a budget scope); a
-/// body with a second one is left to the strict decoder.
+/// The object and the array of ids are kept beside the values, not in them, so
+/// that a value is small and owns nothing (a body's slots are made, read and
+/// dropped once per body, and most are empty; values that own nothing need no
+/// drop of their own). A covered type has one object at most (an actor chain or a
+/// budget scope) and one array at most (`rule_ids`, `resource_ids`); a body with a
+/// second one is left to the strict decoder.
 #[derive(Default)]
 struct Slots<'a> {
     values: [Option<Raw<'a>>; FIELDS],
+    /// The fields whose values are here and not yet taken, one bit each: so
+    /// which names a body has, and whether every one was read, are one word.
+    present: u64,
     object: Option<Flat<'a>>,
+    ids: Option<Vec<Ident>>,
 }
 
 impl<'a> Slots<'a> {
     fn take(&mut self, f: Field) -> Option<Raw<'a>> {
+        self.present &= !(1 << f as u64);
         self.values[f as usize].take()
     }
 
@@ -226,10 +236,10 @@ impl<'a> Slots<'a> {
     }
 
     fn ids(&mut self, f: Field) -> Option<Vec<Ident>> {
-        self.req(f, |v| match v {
-            Raw::Ids(ids) => Some(ids),
+        match self.take(f)? {
+            Raw::Ids => self.ids.take(),
             _ => None,
-        })
+        }
     }
 
     /// A required object of identifiers, holding only names of `allowed`.
@@ -279,13 +289,7 @@ impl<'a> Slots<'a> {
         };
         // Every name present must be one the type allows.
         let allowed = allowed_mask(kind)?;
-        let present = self
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_some())
-            .fold(0u64, |m, (i, _)| m | 1 << i);
-        if present & !allowed != 0 {
+        if self.present & !allowed != 0 {
             return None;
         }
         let id: EventId = self.id(F::Id)?;
@@ -381,7 +385,7 @@ impl<'a> Slots<'a> {
             | T::Telemetry => return None,
         };
         // Every member present has been read and checked.
-        if self.values.iter().any(Option::is_some) {
+        if self.present != 0 {
             return None;
         }
         Some(Envelope {
@@ -522,9 +526,13 @@ fn string<'a>(p: &mut Parser<'a>) -> Option<&'a str> {
     p.string()
 }
 
-/// A top-level member's value; an object's goes into `object` (a body's second
-/// object gives up).
-fn value<'a>(p: &mut Parser<'a>, object: &mut Option<Flat<'a>>) -> Option<Raw<'a>> {
+/// A top-level member's value; an object's goes into `object`, an array's into
+/// `ids` (a body's second object or array gives up).
+fn value<'a>(
+    p: &mut Parser<'a>,
+    object: &mut Option<Flat<'a>>,
+    ids: &mut Option<Vec<Ident>>,
+) -> Option<Raw<'a>> {
     Some(match p.peek()? {
         b'n' if p.word(b"null") => Raw::Null,
         b'"' => Raw::Str(p.string()?),
@@ -533,7 +541,10 @@ fn value<'a>(p: &mut Parser<'a>, object: &mut Option<Flat<'a>>) -> Option<Raw<'a
             *object = Some(flat(p)?);
             Raw::Obj
         }
-        b'[' => Raw::Ids(ids(p)?),
+        b'[' if ids.is_none() => {
+            *ids = Some(read_ids(p)?);
+            Raw::Ids
+        }
         _ => return None,
     })
 }
@@ -563,7 +574,7 @@ fn flat<'a>(p: &mut Parser<'a>) -> Option<Flat<'a>> {
 }
 
 /// An array of ids.
-fn ids(p: &mut Parser<'_>) -> Option<Vec<Ident>> {
+fn read_ids(p: &mut Parser<'_>) -> Option<Vec<Ident>> {
     let mut ids = Vec::new();
     if !p.eat(b'[') {
         return None;
