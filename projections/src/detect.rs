@@ -15,7 +15,6 @@
 //! checkpoint's state digest: it decides alerts, not verdicts.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
-use crate::lookup::pair;
 use govledger_schemas::{Decision, Envelope, Event, RiskTier};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -64,29 +63,34 @@ struct AgentTrack {
     denials: u32,
 }
 
+/// The agents' tracks: by tenant, then by agent id. Walked in that order, they
+/// come in (tenant, agent) order, as the encoding lists them. A tenant is here
+/// only with at least one track.
+///
+/// Two levels of `String` keys rather than one map of `(tenant, agent)` pairs:
+/// a pair looked up by borrowed strings is compared through `lookup::Pair`'s
+/// dynamic calls at every step of a search, and the tracks are searched twice for
+/// every proposal and decision (`docs/BENCHMARKS.md`, stop 27).
+type Tracks = BTreeMap<String, BTreeMap<String, AgentTrack>>;
+
 /// The track of `agent` of `tenant`, added when it has none (owned keys are built
 /// only then: agents act many times).
-fn track<'m>(
-    agents: &'m mut BTreeMap<(String, String), AgentTrack>,
-    tenant: &str,
-    agent: &str,
-) -> &'m mut AgentTrack {
-    if !agents.contains_key(pair(&(tenant, agent))) {
-        agents.insert(
-            (tenant.to_string(), agent.to_string()),
-            AgentTrack::default(),
-        );
+fn track<'m>(agents: &'m mut Tracks, tenant: &str, agent: &str) -> &'m mut AgentTrack {
+    if !agents.contains_key(tenant) {
+        agents.insert(tenant.to_string(), BTreeMap::new());
     }
-    agents
-        .get_mut(pair(&(tenant, agent)))
-        .expect("the track was just added")
+    let of_tenant = agents.get_mut(tenant).expect("the tenant was just added");
+    if !of_tenant.contains_key(agent) {
+        of_tenant.insert(agent.to_string(), AgentTrack::default());
+    }
+    of_tenant.get_mut(agent).expect("the track was just added")
 }
 
 /// Per-agent tracks, by (tenant, agent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Detector {
     config: DetectConfig,
-    agents: BTreeMap<(String, String), AgentTrack>,
+    agents: Tracks,
 }
 
 fn tier_name(t: RiskTier) -> &'static str {
@@ -214,8 +218,17 @@ impl Detector {
             .u64(cfg.velocity_window_ns)
             .u8(u8::from(cfg.risk_escalation))
             .u32(cfg.denials_max);
-        c.u64(self.agents.len() as u64);
-        for ((t, a), track) in &self.agents {
+        c.u64(
+            self.agents
+                .values()
+                .map(|of_tenant| of_tenant.len() as u64)
+                .sum(),
+        );
+        let tracks = self
+            .agents
+            .iter()
+            .flat_map(|(t, of_tenant)| of_tenant.iter().map(move |(a, track)| (t, a, track)));
+        for (t, a, track) in tracks {
             c.str(t).str(a).u64(track.recent.len() as u64);
             for &time in &track.recent {
                 c.u64(time);
@@ -264,7 +277,10 @@ impl Detector {
                 max_tier,
                 denials: r.u32()?,
             };
-            d.agents.insert(key.clone(), track);
+            d.agents
+                .entry(key.0.clone())
+                .or_default()
+                .insert(key.1.clone(), track);
             prev = Some(key);
         }
         Ok(d)
