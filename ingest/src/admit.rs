@@ -44,8 +44,8 @@ use govledger_projections::{
     KeyRing, KeyRole, Refusal, Snapshot, SnapshotError, State, DIGEST_VERSION,
 };
 use govledger_schemas::{
-    decode_body, decode_fold_leaf, peek_ids, CodecError, DecodeError, DecodeLimits, Entry,
-    Envelope, Event, KillScope, RejectReason, Seq, Verdict,
+    decode_body, decode_body_into, decode_fold_leaf, peek_ids, CodecError, DecodeError,
+    DecodeLimits, Entry, Envelope, Event, KillScope, RejectReason, Seq, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -538,6 +538,7 @@ impl Admission {
         let read_round = |reader: &mut dyn LeafReader<E>, r: u64| -> Decoded<E> {
             let within = round_range(r);
             let mut entries = Vec::with_capacity((within.end - within.start) as usize);
+            let mut bad = None;
             let mut next = within.start;
             let mut skipped = false;
             let read = reader.read(within.clone(), &mut |seq, leaf| {
@@ -546,34 +547,36 @@ impl Admission {
                     return false;
                 }
                 next += 1;
-                let decoded = decode_leaf(leaf).map_err(|err| (seq, err));
-                let ok = decoded.is_ok();
-                entries.push(decoded);
-                ok
+                match decode_leaf(leaf, &mut entries) {
+                    Ok(()) => true,
+                    Err(err) => {
+                        bad = Some((seq, err));
+                        false
+                    }
+                }
             });
-            let decoded_all = entries.last().is_none_or(Result::is_ok);
             let failed = match read {
                 Err(e) => Some(e),
-                Ok(()) if decoded_all && (skipped || next < within.end) => {
+                Ok(()) if bad.is_none() && (skipped || next < within.end) => {
                     Some(reader.missing(next))
                 }
                 Ok(()) => None,
             };
-            Decoded { entries, failed }
+            Decoded {
+                entries,
+                bad,
+                failed,
+            }
         };
         // Folds one decoded round, up to its first failure, which it returns.
         let mut fold_round = |this: &mut Admission, round: &mut Decoded<E>| -> Result<(), E> {
-            let bad = round.entries.iter().position(Result::is_err);
-            for (time_ns, how, env) in round.entries[..bad.unwrap_or(round.entries.len())]
-                .iter()
-                .flatten()
-            {
+            for (time_ns, how, env) in &round.entries {
                 this.replay_as(*how, *time_ns, env.as_ref());
                 if stops.next_if_eq(&this.entries_folded).is_some() {
                     at_stop(this)?;
                 }
             }
-            if let Some(Err((seq, err))) = bad.map(|i| round.entries.swap_remove(i)) {
+            if let Some((seq, err)) = round.bad.take() {
                 return Err(codec_error(seq, err));
             }
             round.failed.take().map_or(Ok(()), Err)
@@ -607,8 +610,7 @@ impl Admission {
                         // Free the rounds the folder is done with, on this thread.
                         while spent_here.try_recv().is_ok() {}
                         let round = read_round(&mut *reader, r);
-                        let last =
-                            round.failed.is_some() || round.entries.iter().any(Result::is_err);
+                        let last = round.failed.is_some() || round.bad.is_some();
                         if outbox.send(round).is_err() || last {
                             break;
                         }
@@ -916,10 +918,11 @@ impl<E: From<LedgerError>> LeafReader<E> for StoredLeaves<'_> {
 }
 
 /// A round of [`Admission::replay_pipelined`], read and decoded: each entry's time,
-/// what its verdict calls for and its decoded body (or why it did not decode), and
-/// the reader's error if it stopped early.
+/// what its verdict calls for and its decoded body, up to the first leaf that did
+/// not decode (its seq and why), and the reader's error if it stopped early.
 struct Decoded<E> {
-    entries: Vec<Result<ToFold, (u64, CodecError)>>,
+    entries: Vec<ToFold>,
+    bad: Option<(u64, CodecError)>,
     failed: Option<E>,
 }
 
@@ -927,11 +930,19 @@ struct Decoded<E> {
 /// and its decoded body.
 type ToFold = (u64, FoldAs, Option<Envelope>);
 
-/// What folding a stored leaf needs of it, read in place.
-fn decode_leaf(leaf: &[u8]) -> Result<ToFold, CodecError> {
+/// What folding a stored leaf needs of it, read in place and added to `round`
+/// (nothing added on an error). The decoded body is built in its place in the
+/// round, not moved there.
+fn decode_leaf(leaf: &[u8], round: &mut Vec<ToFold>) -> Result<(), CodecError> {
     let e = decode_fold_leaf(leaf)?;
     let how = FoldAs::of(e.rejected);
-    Ok((e.time_ns, how, fold_body(how, e.body)?))
+    let at = round.len();
+    round.push((e.time_ns, how, None));
+    let decoded = fold_body_into(how, e.body, &mut round[at].2);
+    if decoded.is_err() {
+        round.truncate(at);
+    }
+    decoded
 }
 
 /// Decoded rounds each worker of [`Admission::replay_pipelined`] may hold ready
@@ -960,19 +971,29 @@ pub fn fold_input(entry: &Entry) -> Result<Option<Envelope>, CodecError> {
 /// budget under-counted). The body was checked when admitted; no size limit
 /// applies.
 fn fold_body(how: FoldAs, body: Option<&[u8]>) -> Result<Option<Envelope>, CodecError> {
+    let mut env = None;
+    fold_body_into(how, body, &mut env)?;
+    Ok(env)
+}
+
+/// [`fold_body`] into `env`, which must be `None` and stays so unless the body
+/// is decoded.
+fn fold_body_into(
+    how: FoldAs,
+    body: Option<&[u8]>,
+    env: &mut Option<Envelope>,
+) -> Result<(), CodecError> {
     match (how, body) {
-        (FoldAs::Nothing, _) | (FoldAs::Refused, None) => Ok(None),
+        (FoldAs::Nothing, _) | (FoldAs::Refused, None) => Ok(()),
         (FoldAs::Accepted, None) => Err(CodecError::BodyInvalid(
             "an accepted entry keeps no body".into(),
         )),
-        (FoldAs::Accepted | FoldAs::Refused, Some(body)) => decode_body(
-            body,
-            &DecodeLimits {
+        (FoldAs::Accepted | FoldAs::Refused, Some(body)) => {
+            let limits = DecodeLimits {
                 max_body_bytes: usize::MAX,
-            },
-        )
-        .map(Some)
-        .map_err(|e| CodecError::BodyInvalid(e.to_string())),
+            };
+            decode_body_into(body, &limits, env).map_err(|e| CodecError::BodyInvalid(e.to_string()))
+        }
     }
 }
 

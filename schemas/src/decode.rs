@@ -166,6 +166,24 @@ pub fn decode_body(body: &[u8], limits: &DecodeLimits) -> Result<Envelope, Decod
     }
 }
 
+/// [`decode_body`] into `out`, which holds the envelope after `Ok` and nothing
+/// after an error. An envelope is a few hundred bytes: a caller that keeps decoded
+/// events in place (the fold's rounds of decoded entries) has it built there
+/// instead of moved through each layer's result on its way.
+pub fn decode_body_into(
+    body: &[u8],
+    limits: &DecodeLimits,
+    out: &mut Option<Envelope>,
+) -> Result<(), DecodeError> {
+    *out = None;
+    let text = checked_text(body, limits)?;
+    *out = direct::envelope(text);
+    if out.is_none() {
+        *out = Some(decode_text(text)?);
+    }
+    Ok(())
+}
+
 /// [`decode_body`] without the one-pass reader, on a body whose size and encoding
 /// have been checked.
 fn decode_text(text: &str) -> Result<Envelope, DecodeError> {

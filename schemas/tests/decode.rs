@@ -4,7 +4,8 @@
 mod common;
 
 use govledger_schemas::{
-    decode_body, peek_ids, DecodeError, DecodeLimits, Event, EventType, RejectReason,
+    decode_body, decode_body_into, peek_ids, DecodeError, DecodeLimits, Event, EventType,
+    RejectReason,
 };
 use serde_json::{json, Value};
 
@@ -60,6 +61,36 @@ fn every_example_decodes_and_round_trips() {
         let reparsed: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(reparsed, v, "{kind}");
         assert_eq!(decode_body(&body, &DecodeLimits::default()).unwrap(), env);
+    }
+}
+
+#[test]
+fn decoding_into_a_place_gives_what_decode_body_gives() {
+    let limits = DecodeLimits::default();
+    let valid = common::examples()
+        .into_iter()
+        .map(|(_, v)| serde_json::to_vec(&v).unwrap());
+    // Read in one pass, read the long way (an escape), and refused: at the size
+    // check, as JSON, and by the schema.
+    let escaped = br#"{"v":1,"id":"e\u0031","type":"session.started","tenant":"acme","session":"s1","actor":{"agent":"a"}}"#;
+    let refused: [&[u8]; 3] = [&[b' '; 70_000], b"{", br#"{"v":1}"#];
+    let bodies = valid
+        .chain([escaped.to_vec()])
+        .chain(refused.map(<[u8]>::to_vec));
+    let mut place = Some(decode_str(r#"{"v":1,"id":"x","type":"session.ended","tenant":"t","session":"s","actor":{"user":"u"}}"#).unwrap());
+    for body in bodies {
+        let into = decode_body_into(&body, &limits, &mut place);
+        match decode_body(&body, &limits) {
+            Ok(env) => {
+                assert_eq!(into, Ok(()));
+                assert_eq!(place.as_ref(), Some(&env));
+            }
+            Err(e) => {
+                assert_eq!(into, Err(e));
+                // Nothing left of what the place held before.
+                assert_eq!(place, None);
+            }
+        }
     }
 }
 
