@@ -315,7 +315,13 @@ impl RocksStore {
     /// Read options for long ordered scans: blocks are not kept in the block cache
     /// (a scan would evict everything else for data it reads once) and the files
     /// are read ahead in large pieces.
+    ///
+    /// Also turns RocksDB's performance counters off on the calling thread, the
+    /// thread that makes the scan and reads with it. They are thread-local, on by
+    /// default (counts), bumped at every step of an iterator, and never read by
+    /// govledger (`docs/BENCHMARKS.md`, stop 27).
     fn scan_options() -> rocksdb::ReadOptions {
+        rocksdb::perf::set_perf_stats(rocksdb::perf::PerfStatsLevel::Disable);
         let mut ro = rocksdb::ReadOptions::default();
         ro.fill_cache(false);
         ro.set_readahead_size(4 << 20);
