@@ -517,11 +517,14 @@ fn members<'a>(
     }
 }
 
-/// A string, after white space.
+/// A string, after white space (the quote in place tried first, as
+/// [`Parser::eat`] does).
 fn string<'a>(p: &mut Parser<'a>) -> Option<&'a str> {
-    p.skip_space();
     if p.peek() != Some(b'"') {
-        return None;
+        p.skip_space();
+        if p.peek() != Some(b'"') {
+            return None;
+        }
     }
     p.string()
 }

@@ -67,15 +67,17 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The next byte after white space, consumed if it is `want`.
+    /// The next byte after white space, consumed if it is `want`. Bodies are
+    /// mostly written without white space, so the byte in place is tried first.
     pub(super) fn eat(&mut self, want: u8) -> bool {
-        self.skip_space();
-        if self.bytes.get(self.at) == Some(&want) {
-            self.at += 1;
-            true
-        } else {
-            false
+        if self.bytes.get(self.at) != Some(&want) {
+            self.skip_space();
+            if self.bytes.get(self.at) != Some(&want) {
+                return false;
+            }
         }
+        self.at += 1;
+        true
     }
 
     /// Reads the next value into `out`, where it will stay: returning each value
