@@ -243,10 +243,11 @@ fn one_thread_rows(ledger: &Ledger<RocksStore>, trust: &govledger_ingest::Trust)
         .take(200_000)
         .map(|item| item.expect("scan").1)
         .collect();
-    let bodies: Vec<Vec<u8>> = leaves
+    let entries: Vec<govledger_schemas::Entry> = leaves
         .iter()
-        .filter_map(|l| govledger_schemas::decode_entry(l).ok()?.body)
+        .map(|l| govledger_schemas::decode_entry(l).expect("entry"))
         .collect();
+    let bodies: Vec<Vec<u8>> = entries.iter().filter_map(|e| e.body.clone()).collect();
     let limits = DecodeLimits::default();
     compare_per_item(
         &format!("body decoding, {} accepted bodies, 1 thread:", bodies.len()),
@@ -289,12 +290,11 @@ fn one_thread_rows(ledger: &Ledger<RocksStore>, trust: &govledger_ingest::Trust)
     // entries, decoded beforehand, folded in log order into a fresh state and
     // detector (as the pipeline's folding thread does each decoded round),
     // beside the reading of those entries just measured.
-    let events: Vec<(u64, bool, govledger_schemas::Envelope)> = leaves
+    let events: Vec<(u64, bool, govledger_schemas::Envelope)> = entries
         .iter()
-        .filter_map(|l| {
-            let e = govledger_schemas::decode_entry(l).expect("entry");
+        .filter_map(|e| {
             let accepted = matches!(e.verdict, govledger_schemas::Verdict::Accepted { .. });
-            let env = govledger_ingest::fold_input(&e).expect("body")?;
+            let env = govledger_ingest::fold_input(e).expect("body")?;
             Some((e.time_ns, accepted, env))
         })
         .collect();

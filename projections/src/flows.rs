@@ -393,13 +393,19 @@ impl Flows {
         self.proposals.pending() + self.tickets.pending()
     }
 
-    /// [`Flows::roots`], the proposals' on a thread of its own (most of a
-    /// large state's entries), the tickets' and then `others` here.
-    pub fn roots_beside<T>(&mut self, others: impl FnOnce() -> T) -> ([(u64, Hash); 2], T) {
+    /// [`Flows::roots`] and `others`' result: when `apart`, the proposals' root
+    /// on a thread of its own (most of a large state's entries), the tickets'
+    /// and then `others` here; otherwise all here, in that order.
+    pub fn roots_beside<T>(
+        &mut self,
+        apart: bool,
+        others: impl FnOnce() -> T,
+    ) -> ([(u64, Hash); 2], T) {
         let Flows {
             proposals, tickets, ..
         } = self;
         let (proposals, (tickets, other)) = crate::beside(
+            apart,
             "state-digest",
             || proposals.root(encode_proposal),
             || (tickets.root(encode_ticket), others()),

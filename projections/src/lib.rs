@@ -64,16 +64,21 @@ pub use state::{AutoKill, Refusal, State, DIGEST_VERSION};
 /// hashing or encoding this many entries some tens of milliseconds.
 pub const PARALLEL_ENTRIES: usize = 50_000;
 
-/// Runs `there` on a thread of its own (named `name`) while `here` runs on the
-/// calling thread, and returns both results: the big part of a large state's
-/// cold digest, snapshot encoding or decoding beside the rest. A panic on the
+/// Runs `there` and `here` and returns both results: when `apart`, `there` on a
+/// thread of its own (named `name`) while `here` runs on the calling thread (the
+/// big part of a large state's cold digest, snapshot encoding or decoding beside
+/// the rest), otherwise both on the calling thread, `there` first. A panic on the
 /// thread is raised again here; as `std::thread::Scope::spawn` does, a thread
 /// that cannot start is a panic.
 pub(crate) fn beside<A: Send, B>(
+    apart: bool,
     name: &str,
     there: impl FnOnce() -> A + Send,
     here: impl FnOnce() -> B,
 ) -> (A, B) {
+    if !apart {
+        return (there(), here());
+    }
     std::thread::scope(|s| {
         let handle = std::thread::Builder::new()
             .name(name.into())
@@ -92,20 +97,26 @@ mod tests {
     #[test]
     fn beside_gives_both_results_each_in_its_place() {
         let here = std::thread::current().id();
-        let (there, on) = super::beside(
-            "beside-test",
-            || (std::thread::current().id(), "there"),
-            || (std::thread::current().id(), "here"),
-        );
+        let ids = |apart| {
+            super::beside(
+                apart,
+                "beside-test",
+                || (std::thread::current().id(), "there"),
+                || (std::thread::current().id(), "here"),
+            )
+        };
+        let (there, on) = ids(true);
         assert_eq!(there.1, "there");
         assert_eq!(on, (here, "here"));
         assert_ne!(there.0, here, "`there` ran on the calling thread");
+        // Not apart: both here.
+        assert_eq!(ids(false), ((here, "there"), (here, "here")));
     }
 
     #[test]
     fn a_panic_over_there_is_raised_here() {
         let caught = std::panic::catch_unwind(|| {
-            super::beside("beside-test", || panic!("over there"), || ())
+            super::beside(true, "beside-test", || panic!("over there"), || ())
         });
         let payload = caught.expect_err("the panic was lost");
         assert_eq!(payload.downcast_ref::<&str>(), Some(&"over there"));

@@ -123,12 +123,9 @@ impl Encoded {
         };
         // The flows (most of a large state) on a thread of their own beside the
         // other parts: `serve` holds the state's lock while this runs.
+        let apart = state.flows.entries() >= crate::PARALLEL_ENTRIES;
         let (flows, [ring, gates, budgets, detector]) =
-            if state.flows.entries() >= crate::PARALLEL_ENTRIES {
-                crate::beside("snapshot-encode", flows, others)
-            } else {
-                (flows(), others())
-            };
+            crate::beside(apart, "snapshot-encode", flows, others);
         Encoded {
             size,
             parts: [ring, gates, flows, budgets, detector],
@@ -376,11 +373,9 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     // The flows (proposals and tickets, most of a large state) on a thread of
     // their own beside the other parts; the first part in order that fails is
     // the error, whichever finished first.
-    let (flows, (ring, gates, budgets, detector)) = if parts[2].len() >= PARALLEL_DECODE_BYTES {
-        crate::beside("snapshot-decode", flows, others)
-    } else {
-        (flows(), others())
-    };
+    let apart = parts[2].len() >= PARALLEL_DECODE_BYTES;
+    let (flows, (ring, gates, budgets, detector)) =
+        crate::beside(apart, "snapshot-decode", flows, others);
     let state = State {
         ring: ring?,
         gates: gates?,

@@ -146,13 +146,10 @@ impl State {
             flows,
             budgets,
         } = self;
-        let mut others = || (ring.root(), gates.roots(), budgets.root());
+        let apart = flows.pending() >= PARALLEL_ENTRIES;
+        let others = || (ring.root(), gates.roots(), budgets.root());
         let ([proposals, tickets], (keys, [sessions, kills, system_kills], budgets)) =
-            if flows.pending() >= PARALLEL_ENTRIES {
-                flows.roots_beside(others)
-            } else {
-                (flows.roots(), others())
-            };
+            flows.roots_beside(apart, others);
         let mut c = Canon::new("govledger state v2");
         for (n, root) in [
             keys,

@@ -517,14 +517,10 @@ fn members<'a>(
     }
 }
 
-/// A string, after white space (the quote in place tried first, as
-/// [`Parser::eat`] does).
+/// A string, after white space.
 fn string<'a>(p: &mut Parser<'a>) -> Option<&'a str> {
-    if p.peek() != Some(b'"') {
-        p.skip_space();
-        if p.peek() != Some(b'"') {
-            return None;
-        }
+    if !p.next_is(b'"') {
+        return None;
     }
     p.string()
 }

@@ -67,17 +67,24 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The next byte after white space, consumed if it is `want`. Bodies are
-    /// mostly written without white space, so the byte in place is tried first.
-    pub(super) fn eat(&mut self, want: u8) -> bool {
-        if self.bytes.get(self.at) != Some(&want) {
-            self.skip_space();
-            if self.bytes.get(self.at) != Some(&want) {
-                return false;
-            }
+    /// Whether the next byte after white space is `want`, positioned at it (not
+    /// consumed). Bodies are mostly written without white space, so the byte in
+    /// place is tried first.
+    pub(super) fn next_is(&mut self, want: u8) -> bool {
+        if self.bytes.get(self.at) == Some(&want) {
+            return true;
         }
-        self.at += 1;
-        true
+        self.skip_space();
+        self.bytes.get(self.at) == Some(&want)
+    }
+
+    /// The next byte after white space, consumed if it is `want`.
+    pub(super) fn eat(&mut self, want: u8) -> bool {
+        let here = self.next_is(want);
+        if here {
+            self.at += 1;
+        }
+        here
     }
 
     /// Reads the next value into `out`, where it will stay: returning each value
@@ -165,8 +172,7 @@ impl<'a> Parser<'a> {
             return Some(Obj(members));
         }
         loop {
-            self.skip_space();
-            if self.bytes.get(self.at) != Some(&b'"') || members.len() == MAX_MEMBERS {
+            if !self.next_is(b'"') || members.len() == MAX_MEMBERS {
                 return None;
             }
             let key = self.string()?;
