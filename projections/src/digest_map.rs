@@ -422,6 +422,8 @@ struct Index {
     nodes: Vec<Hash>,
     /// Buckets changed since the last root (may repeat).
     dirty: Vec<usize>,
+    /// Buckets with hashes appended out of order since the last root (may repeat).
+    unsorted: Vec<usize>,
     /// Whether the whole tree must be computed again (the buckets were redrawn).
     redraw: bool,
 }
@@ -436,15 +438,32 @@ impl Index {
     }
 
     /// Adds `h`; [`Index::resize_for`] has made the buckets.
+    ///
+    /// Appended to its bucket, which [`Index::root`] puts back in order (once per
+    /// bucket, however many hashes it gained) before it hashes it. A binary search
+    /// for each hash's place was a chain of cache misses: a large map's buckets are
+    /// cold by the time a checkpoint comes, and each probe waited for the one
+    /// before it. Appending touches the bucket's end; the sort at the root reads the
+    /// bucket from one end to the other, as the hashing that follows does.
     fn insert(&mut self, h: Hash) {
         let b = Self::bucket_of(&h, self.bits);
-        let bucket = &mut self.buckets[b];
-        if let Err(at) = bucket.binary_search_by(|x| cmp_hash(x, &h)) {
-            bucket.insert(at, h);
-        }
+        self.buckets[b].push(h);
+        self.unsorted.push(b);
         if !self.redraw {
             self.dirty.push(b);
         }
+    }
+
+    /// Puts the buckets that gained hashes back in ascending order. (No hash
+    /// comes twice: an entry's hash covers its key, and an entry is hashed again
+    /// only after its old hash has left.)
+    fn sort_buckets(&mut self) {
+        self.unsorted.sort_unstable();
+        self.unsorted.dedup();
+        for &b in &self.unsorted {
+            self.buckets[b].sort_unstable_by(cmp_hash);
+        }
+        self.unsorted.clear();
     }
 
     fn remove(&mut self, h: &Hash) {
@@ -509,6 +528,7 @@ impl Index {
     /// The root, rehashing only the buckets changed since the last one and their
     /// paths, or everything after a redraw.
     fn root(&mut self) -> Hash {
+        self.sort_buckets();
         let count = 1usize << self.bits;
         if self.redraw || self.nodes.len() != 2 * count {
             self.nodes = vec![[0; 32]; 2 * count];
