@@ -24,11 +24,11 @@
 
 use crate::canon::{Canon, Entries, Out};
 use crate::lookup::{order_head, EncodedKey, OrderBytes};
+use hashbrown::hash_table::{Entry, HashTable};
 use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
-use std::collections::hash_map::{self, HashMap};
 use std::fmt;
-use std::hash::Hash as StdHash;
+use std::hash::{BuildHasher, Hash as StdHash, RandomState};
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
@@ -36,37 +36,53 @@ pub type Hash = [u8; 32];
 /// Entries per bucket before the bucket count doubles.
 const PER_BUCKET: usize = 16;
 
+/// One entry of a [`DigestMap`]: its key, the key's hash as the map's hasher
+/// makes it, its value, and its entry hash.
 #[derive(Clone)]
-struct Slot<V> {
+struct Slot<K, V> {
+    /// `hash_one(key)`, kept: the table grows without hashing a key again, a
+    /// lookup compares this before the key, and a stale entry is found again by
+    /// it ([`Stale`]).
+    key_hash: u64,
+    key: K,
     value: V,
-    /// The entry hash the index holds for it; `None` while stale (the key is then in
-    /// `stale`).
+    /// The entry hash the index holds for it; `None` while stale (listed in
+    /// `stale`, or `stale.all`).
     hash: Option<Hash>,
 }
 
 /// A map that maintains the digest described in [the module docs](self).
 ///
-/// Entries live in a hash map: a fold looks entries up by key several times per
+/// Entries live in a hash table: a fold looks entries up by key several times per
 /// event and never by range, and a hashed lookup reads one or two cache lines
 /// where an ordered map's search reads a key at every level. Whatever needs the
 /// key order ([`DigestMap::iter`]: snapshots, views) sorts the entries when it
 /// asks. Every way to change an entry ([`DigestMap::get_mut`],
 /// [`DigestMap::insert`], [`DigestMap::remove`], …) marks it, so the digest can
 /// never miss a change.
+///
+/// Keys are hashed with `S`, by default std's `RandomState` (SipHash with a key
+/// drawn per map, as std's `HashMap`: no one can choose keys that collide). The
+/// table is hashbrown's `HashTable`, the table behind std's `HashMap`, used
+/// directly so that each entry keeps its key's hash: the table then grows
+/// without hashing any key again, and a stale entry is found again at the next
+/// root by that hash alone, with no copy of its key kept in the meantime.
 #[derive(Clone)]
-pub struct DigestMap<K, V> {
-    map: HashMap<K, Slot<V>>,
+pub struct DigestMap<K, V, S = RandomState> {
+    table: HashTable<Slot<K, V>>,
+    hasher: S,
     /// Which entries went stale since the last root.
-    stale: Stale<K>,
+    stale: Stale,
     /// Hashes of entries that changed or left since the last root.
     gone: Vec<Hash>,
     index: Index,
 }
 
-impl<K, V> Default for DigestMap<K, V> {
+impl<K, V, S: Default> Default for DigestMap<K, V, S> {
     fn default() -> Self {
         DigestMap {
-            map: HashMap::new(),
+            table: HashTable::new(),
+            hasher: S::default(),
             stale: Stale::default(),
             gone: Vec::new(),
             index: Index::default(),
@@ -74,26 +90,26 @@ impl<K, V> Default for DigestMap<K, V> {
     }
 }
 
-impl<K: StdHash + Eq, V: PartialEq> PartialEq for DigestMap<K, V> {
+impl<K: StdHash + Eq, V: PartialEq, S: BuildHasher> PartialEq for DigestMap<K, V, S> {
     /// Equal entries; the digest caches do not take part.
     fn eq(&self, other: &Self) -> bool {
-        self.map.len() == other.map.len()
+        self.table.len() == other.table.len()
             && self
-                .map
+                .table
                 .iter()
-                .all(|(k, a)| other.map.get(k).is_some_and(|b| a.value == b.value))
+                .all(|a| other.slot(&a.key).is_some_and(|b| a.value == b.value))
     }
 }
 
-impl<K: StdHash + Eq, V: Eq> Eq for DigestMap<K, V> {}
+impl<K: StdHash + Eq, V: Eq, S: BuildHasher> Eq for DigestMap<K, V, S> {}
 
-impl<K: OrderBytes + fmt::Debug, V: fmt::Debug> fmt::Debug for DigestMap<K, V> {
+impl<K: OrderBytes + fmt::Debug, V: fmt::Debug, S> fmt::Debug for DigestMap<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(sorted(&self.map)).finish()
+        f.debug_map().entries(sorted(&self.table)).finish()
     }
 }
 
-/// The entries of `map` in key order.
+/// The entries of `table` in key order.
 ///
 /// Sorted by the keys' [`OrderBytes`], written one after another into one
 /// buffer, and compared first by their first 32 bytes as two integers held
@@ -102,19 +118,19 @@ impl<K: OrderBytes + fmt::Debug, V: fmt::Debug> fmt::Debug for DigestMap<K, V> {
 /// strings lie wherever they were allocated, and a sort that compared them in
 /// place missed the cache at nearly every comparison.
 fn sorted<K: OrderBytes, V>(
-    map: &HashMap<K, Slot<V>>,
+    table: &HashTable<Slot<K, V>>,
 ) -> impl ExactSizeIterator<Item = (&K, &V)> + DoubleEndedIterator {
-    let mut bytes = Vec::with_capacity(map.len() * 24);
-    let mut all: Vec<([u128; 2], usize, usize, &K, &V)> = Vec::with_capacity(map.len());
-    for (k, s) in map {
+    let mut bytes = Vec::with_capacity(table.len() * 24);
+    let mut all: Vec<([u128; 2], usize, usize, &K, &V)> = Vec::with_capacity(table.len());
+    for s in table {
         let start = bytes.len();
-        k.order_bytes(&mut bytes);
+        s.key.order_bytes(&mut bytes);
         let key = &bytes[start..];
         let words = [
             order_head(key),
             order_head(key.get(16..).unwrap_or_default()),
         ];
-        all.push((words, start, bytes.len(), k, &s.value));
+        all.push((words, start, bytes.len(), &s.key, &s.value));
     }
     all.sort_unstable_by(|a, b| {
         a.0.cmp(&b.0)
@@ -123,7 +139,20 @@ fn sorted<K: OrderBytes, V>(
     all.into_iter().map(|(_, _, _, k, v)| (k, v))
 }
 
-impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
+impl<K: StdHash + Eq, V, S: BuildHasher> DigestMap<K, V, S> {
+    /// The slot under `key`.
+    fn slot<Q>(&self, key: &Q) -> Option<&Slot<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: StdHash + Eq + ?Sized,
+    {
+        let h = self.hasher.hash_one(key);
+        self.table
+            .find(h, |s| s.key_hash == h && s.key.borrow() == key)
+    }
+}
+
+impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestMap<K, V, S> {
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
@@ -131,12 +160,12 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Whether it has no entries.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
 
     /// The value under `key`.
@@ -145,7 +174,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
         K: Borrow<Q>,
         Q: StdHash + Eq + ?Sized,
     {
-        self.map.get(key).map(|s| &s.value)
+        self.slot(key).map(|s| &s.value)
     }
 
     /// The key and value under `key`.
@@ -154,7 +183,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
         K: Borrow<Q>,
         Q: StdHash + Eq + ?Sized,
     {
-        self.map.get_key_value(key).map(|(k, s)| (k, &s.value))
+        self.slot(key).map(|s| (&s.key, &s.value))
     }
 
     /// Whether `key` has an entry.
@@ -163,35 +192,35 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
         K: Borrow<Q>,
         Q: StdHash + Eq + ?Sized,
     {
-        self.map.contains_key(key)
+        self.slot(key).is_some()
     }
 
     /// Entries in key order (sorted for each call: `O(n log n)`).
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator {
-        sorted(&self.map)
+        sorted(&self.table)
     }
 
-    /// At most how many entries [`DigestMap::root`] would hash now: the keys
-    /// listed as changed since the last root (some may be gone or listed twice),
-    /// or every entry once more changed than the map holds. A measure of the
-    /// work ahead, not a count of it.
+    /// At most how many entries [`DigestMap::root`] would hash now: the
+    /// entries listed as changed since the last root (some may be gone or
+    /// listed twice), or every entry once more changed than the map holds. A
+    /// measure of the work ahead, not a count of it.
     pub fn pending(&self) -> usize {
         if self.stale.all {
-            self.map.len()
+            self.table.len()
         } else {
             self.stale.keys.len()
         }
     }
 
     /// Makes room for `additional` more entries (a decoder that knows the count
-    /// spares the table its growth: each doubling moves and rehashes every entry).
+    /// spares the table its growth: each doubling moves every entry).
     pub fn reserve(&mut self, additional: usize) {
-        self.map.reserve(additional);
+        self.table.reserve(additional, |s| s.key_hash);
     }
 
     /// Writes the entry count, then every entry's canonical bytes (`encode`,
     /// the map's own encoder as [`DigestMap::root`] takes it) in key order. The
-    /// entries are encoded in the order the hash map holds them, one after
+    /// entries are encoded in the order the hash table holds them, one after
     /// another in memory, and put in key order by `c`'s output when it chooses
     /// ([`crate::canon::Out::entries`]): a snapshot sorts them after it lets go
     /// of the state.
@@ -202,30 +231,30 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
     ) where
         K: EncodedKey,
     {
-        c.u64(self.map.len() as u64);
-        let mut entries = Entries::new(K::cmp_encoded, self.map.len());
+        c.u64(self.table.len() as u64);
+        let mut entries = Entries::new(K::cmp_encoded, self.table.len());
         let mut order = Vec::new();
-        for (k, s) in &self.map {
+        for s in &self.table {
             order.clear();
-            k.order_bytes(&mut order);
-            entries.push(&order, |c| encode(c, k, &s.value));
+            s.key.order_bytes(&mut order);
+            entries.push(&order, |c| encode(c, &s.key, &s.value));
         }
         c.entries(entries);
     }
 
     /// The entry with the least key: one pass, no sort.
     pub fn first(&self) -> Option<(&K, &V)> {
-        self.map
+        self.table
             .iter()
-            .min_by(|a, b| a.0.cmp(b.0))
-            .map(|(k, s)| (k, &s.value))
+            .min_by(|a, b| a.key.cmp(&b.key))
+            .map(|s| (&s.key, &s.value))
     }
 
     /// The value under `key`, to change: marks the entry stale.
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
-        Q: StdHash + Eq + ToOwned<Owned = K> + ?Sized,
+        Q: StdHash + Eq + ?Sized,
     {
         self.get_mut_if(key, |_| true)
     }
@@ -235,78 +264,108 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
     pub fn get_mut_if<Q>(&mut self, key: &Q, want: impl FnOnce(&V) -> bool) -> Option<&mut V>
     where
         K: Borrow<Q>,
-        Q: StdHash + Eq + ToOwned<Owned = K> + ?Sized,
+        Q: StdHash + Eq + ?Sized,
     {
-        let len = self.map.len();
-        let slot = self.map.get_mut(key).filter(|s| want(&s.value))?;
-        if let Some(h) = slot.hash.take() {
-            self.gone.push(h);
-            self.stale.push(len, || key.to_owned());
+        let len = self.table.len();
+        let h = self.hasher.hash_one(key);
+        let slot = self
+            .table
+            .find_mut(h, |s| s.key_hash == h && s.key.borrow() == key)
+            .filter(|s| want(&s.value))?;
+        if let Some(old) = slot.hash.take() {
+            self.gone.push(old);
+            self.stale.push(len, h);
         }
         Some(&mut slot.value)
     }
 
+    /// The entry of `key` (hashed `h`), found or to add.
+    fn entry(&mut self, h: u64, key: &K) -> Entry<'_, Slot<K, V>> {
+        self.table
+            .entry(h, |s| s.key_hash == h && s.key == *key, |s| s.key_hash)
+    }
+
     /// Sets `key` to `value`; returns the value it replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let len = self.map.len();
-        match self.map.entry(key) {
-            hash_map::Entry::Occupied(mut o) => {
-                let old = o.insert(Slot { value, hash: None });
-                if let Some(h) = old.hash {
-                    self.gone.push(h);
-                    self.stale.push(len, || o.key().clone());
-                }
-                Some(old.value)
+        let len = self.table.len();
+        let h = self.hasher.hash_one(&key);
+        let (old, stale) = match self.entry(h, &key) {
+            Entry::Occupied(mut o) => {
+                let slot = o.get_mut();
+                let old = slot.hash.take();
+                (
+                    Some((std::mem::replace(&mut slot.value, value), old)),
+                    old.is_some(),
+                )
             }
-            hash_map::Entry::Vacant(v) => {
-                self.stale.push(len, || v.key().clone());
-                v.insert(Slot { value, hash: None });
-                None
+            Entry::Vacant(v) => {
+                v.insert(Slot {
+                    key_hash: h,
+                    key,
+                    value,
+                    hash: None,
+                });
+                (None, true)
             }
+        };
+        if stale {
+            self.stale.push(len, h);
         }
+        old.map(|(value, hash)| {
+            self.gone.extend(hash);
+            value
+        })
     }
 
     /// Adds `key` with the value `make` gives, unless it has an entry already (which
     /// stays as it is, unmarked). Whether it added one.
     pub fn insert_absent(&mut self, key: K, make: impl FnOnce() -> V) -> bool {
-        let len = self.map.len();
-        match self.map.entry(key) {
-            hash_map::Entry::Vacant(v) => {
-                self.stale.push(len, || v.key().clone());
+        let len = self.table.len();
+        let h = self.hasher.hash_one(&key);
+        match self.entry(h, &key) {
+            Entry::Vacant(v) => {
                 v.insert(Slot {
+                    key_hash: h,
+                    key,
                     value: make(),
                     hash: None,
                 });
+                self.stale.push(len, h);
                 true
             }
-            hash_map::Entry::Occupied(_) => false,
+            Entry::Occupied(_) => false,
         }
     }
 
     /// The value under `key`, added by `make` when absent, to change: marks it stale.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let len = self.map.len();
-        match self.map.entry(key) {
-            hash_map::Entry::Occupied(o) => {
-                if o.get().hash.is_some() {
-                    self.stale.push(len, || o.key().clone());
-                }
+        let len = self.table.len();
+        let h = self.hasher.hash_one(&key);
+        let DigestMap {
+            table, stale, gone, ..
+        } = self;
+        let entry = table.entry(h, |s| s.key_hash == h && s.key == key, |s| s.key_hash);
+        let slot = match entry {
+            Entry::Occupied(o) => {
                 let slot = o.into_mut();
-                if let Some(h) = slot.hash.take() {
-                    self.gone.push(h);
+                if let Some(old) = slot.hash.take() {
+                    gone.push(old);
+                    stale.push(len, h);
                 }
-                &mut slot.value
+                slot
             }
-            hash_map::Entry::Vacant(v) => {
-                self.stale.push(len, || v.key().clone());
-                &mut v
-                    .insert(Slot {
-                        value: make(),
-                        hash: None,
-                    })
-                    .value
+            Entry::Vacant(v) => {
+                stale.push(len, h);
+                v.insert(Slot {
+                    key_hash: h,
+                    key,
+                    value: make(),
+                    hash: None,
+                })
+                .into_mut()
             }
-        }
+        };
+        &mut slot.value
     }
 
     /// Removes `key`'s entry; returns its value.
@@ -315,9 +374,13 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
         K: Borrow<Q>,
         Q: StdHash + Eq + ?Sized,
     {
-        let slot = self.map.remove(key)?;
-        if let Some(h) = slot.hash {
-            self.gone.push(h);
+        let h = self.hasher.hash_one(key);
+        let found = self
+            .table
+            .find_entry(h, |s| s.key_hash == h && s.key.borrow() == key);
+        let (slot, _) = found.ok()?.remove();
+        if let Some(old) = slot.hash {
+            self.gone.push(old);
         }
         Some(slot.value)
     }
@@ -327,62 +390,66 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V> DigestMap<K, V> {
     /// encoder as snapshots use it; it is called once for each entry that changed
     /// since the last call.
     pub fn root(&mut self, mut encode: impl FnMut(&mut Canon<Vec<u8>>, &K, &V)) -> (u64, Hash) {
-        for h in self.gone.drain(..) {
-            self.index.remove(&h);
+        let DigestMap {
+            table,
+            stale,
+            gone,
+            index,
+            ..
+        } = self;
+        for h in gone.drain(..) {
+            index.remove(&h);
         }
         // Buckets sized for the new count before the new hashes go in, so a bucket
         // never holds more than a few dozen hashes.
-        self.index.resize_for(self.map.len());
+        index.resize_for(table.len());
         let mut buf = Vec::new();
-        let mut rehash = |k: &K, slot: &mut Slot<V>, index: &mut Index| {
+        let mut rehash = |slot: &mut Slot<K, V>| {
             buf.clear();
             let mut c = Canon::to(std::mem::take(&mut buf));
-            encode(&mut c, k, &slot.value);
+            encode(&mut c, &slot.key, &slot.value);
             buf = c.into_out();
             let h: Hash = Sha256::digest(&buf).into();
             slot.hash = Some(h);
             index.insert(h);
         };
-        if std::mem::take(&mut self.stale.all) {
-            for (k, slot) in self.map.iter_mut().filter(|(_, s)| s.hash.is_none()) {
-                rehash(k, slot, &mut self.index);
-            }
+        if std::mem::take(&mut stale.all) {
+            table
+                .iter_mut()
+                .filter(|s| s.hash.is_none())
+                .for_each(&mut rehash);
         } else {
-            for k in self.stale.keys.drain(..) {
-                // Gone if removed after it changed; fresh if listed twice.
-                let slot = self.map.get_mut(&k);
-                if let Some(slot) = slot.filter(|s| s.hash.is_none()) {
-                    rehash(&k, slot, &mut self.index);
+            for h in stale.keys.drain(..) {
+                // Any stale entry whose key hashes to `h` is one that was listed
+                // (each stale entry is listed once per change, under its own key's
+                // hash): so two stale keys with one hash are each found, one per
+                // listing. None when the entry left after it changed, or was
+                // already hashed by an earlier listing.
+                let slot = table.find_mut(h, |s| s.key_hash == h && s.hash.is_none());
+                if let Some(slot) = slot {
+                    rehash(slot);
                 }
             }
         }
-        self.stale.keys = Vec::new();
-        (self.map.len() as u64, self.index.root())
+        stale.keys = Vec::new();
+        (table.len() as u64, index.root())
     }
 }
 
-/// Which entries went stale since the last root: their keys, or "look at every
-/// entry" once listing keys would cost more than that (at least as many listed as
-/// the map has entries, as after a fold from empty or a snapshot's decode), so the
-/// list never holds more keys than the map.
-#[derive(Clone)]
-struct Stale<K> {
-    keys: Vec<K>,
+/// Which entries went stale since the last root: their keys' hashes, or "look at
+/// every entry" once listing them would cost more than that (at least as many
+/// listed as the map has entries, as after a fold from empty or a snapshot's
+/// decode), so the list never holds more than the map.
+#[derive(Clone, Default)]
+struct Stale {
+    keys: Vec<u64>,
     all: bool,
 }
 
-impl<K> Default for Stale<K> {
-    fn default() -> Self {
-        Stale {
-            keys: Vec::new(),
-            all: false,
-        }
-    }
-}
-
-impl<K> Stale<K> {
-    /// Notes a stale entry of a map of `len` entries; `key` makes its key.
-    fn push(&mut self, len: usize, key: impl FnOnce() -> K) {
+impl Stale {
+    /// Notes a stale entry, whose key hashes to `key_hash`, of a map of `len`
+    /// entries.
+    fn push(&mut self, len: usize, key_hash: u64) {
         if self.all {
             return;
         }
@@ -390,7 +457,7 @@ impl<K> Stale<K> {
             self.keys = Vec::new();
             self.all = true;
         } else {
-            self.keys.push(key());
+            self.keys.push(key_hash);
         }
     }
 }
@@ -587,8 +654,8 @@ mod tests {
 
     /// That `map.encode_entries` writes the entry count, then the entries of
     /// `want` in its order.
-    fn encodes_as<'a, K, V: 'a>(
-        map: &DigestMap<K, V>,
+    fn encodes_as<'a, K, V: 'a, S: BuildHasher + Default>(
+        map: &DigestMap<K, V, S>,
         want: impl ExactSizeIterator<Item = (&'a K, &'a V)>,
         encode: fn(&mut Canon<Vec<u8>>, &K, &V),
     ) -> Result<(), TestCaseError>
@@ -671,6 +738,96 @@ mod tests {
         ]
     }
 
+    /// Runs `ops` on a map hashed by `S` and on a model map, and checks after
+    /// each root, and at the end, that the incremental root is the root the
+    /// definition gives, that the entries walk in key order, and that a map
+    /// built in another order has the same root.
+    fn ops_keep_the_defined_root<S: BuildHasher + Default>(
+        ops: Vec<Op>,
+    ) -> Result<(), TestCaseError> {
+        let mut ours: DigestMap<u32, String, S> = DigestMap::new();
+        let mut model: BTreeMap<u32, String> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(k, v) => {
+                    prop_assert_eq!(ours.insert(k, v.clone()), model.insert(k, v));
+                }
+                Op::InsertAbsent(k, v) => {
+                    let absent = !model.contains_key(&k);
+                    prop_assert_eq!(ours.insert_absent(k, || v.clone()), absent);
+                    model.entry(k).or_insert(v);
+                }
+                Op::Mutate(k, v) => {
+                    if let Some(x) = ours.get_mut(&k) {
+                        x.push_str(&v);
+                    }
+                    if let Some(x) = model.get_mut(&k) {
+                        x.push_str(&v);
+                    }
+                }
+                Op::MutateIf(k, v) => {
+                    // Entries of odd length are declined and stay unmarked.
+                    let change = |x: &String| x.len().is_multiple_of(2);
+                    if let Some(x) = ours.get_mut_if(&k, change) {
+                        x.push_str(&v);
+                    }
+                    if let Some(x) = model.get_mut(&k).filter(|x| change(x)) {
+                        x.push_str(&v);
+                    }
+                }
+                Op::Upsert(k, v) => {
+                    ours.get_or_insert_with(k, String::new).push_str(&v);
+                    model.entry(k).or_default().push_str(&v);
+                }
+                Op::Remove(k) => {
+                    prop_assert_eq!(ours.remove(&k), model.remove(&k));
+                }
+                Op::Root => {
+                    prop_assert_eq!(ours.root(encode), reference(&model));
+                    // Walked in key order, whatever order the hash map keeps.
+                    prop_assert!(ours.iter().eq(model.iter()));
+                    prop_assert!(ours.iter().rev().eq(model.iter().rev()));
+                    prop_assert_eq!(ours.first(), model.first_key_value());
+                    // Encoded as the map lies, then sorted: the count, then
+                    // the entries in key order.
+                    encodes_as(&ours, model.iter(), encode)?;
+                }
+            }
+        }
+        prop_assert_eq!(ours.root(encode), reference(&model));
+        let mut reversed: DigestMap<u32, String, S> = DigestMap::new();
+        for (k, v) in model.iter().rev() {
+            reversed.insert(*k, v.clone());
+        }
+        prop_assert!(reversed == ours);
+        prop_assert_eq!(reversed.root(encode), reference(&model));
+        Ok(())
+    }
+
+    /// Hashes keys to four values only: every lookup meets other keys of the
+    /// same hash, and stale entries share hashes (found again by their hash at
+    /// the root, [`Stale`]).
+    #[derive(Clone, Default)]
+    struct FourHashes;
+
+    struct FourHasher(std::hash::DefaultHasher);
+
+    impl std::hash::Hasher for FourHasher {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.write(bytes);
+        }
+        fn finish(&self) -> u64 {
+            self.0.finish() % 4
+        }
+    }
+
+    impl BuildHasher for FourHashes {
+        type Hasher = FourHasher;
+        fn build_hasher(&self) -> FourHasher {
+            FourHasher(std::hash::DefaultHasher::new())
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -679,62 +836,13 @@ mod tests {
         /// walked in key order, and a map built in another order has the same root.
         #[test]
         fn incremental_root_is_the_defined_root(ops in proptest::collection::vec(op(), 0..400)) {
-            let mut ours: DigestMap<u32, String> = DigestMap::new();
-            let mut model: BTreeMap<u32, String> = BTreeMap::new();
-            for op in ops {
-                match op {
-                    Op::Insert(k, v) => {
-                        prop_assert_eq!(ours.insert(k, v.clone()), model.insert(k, v));
-                    }
-                    Op::InsertAbsent(k, v) => {
-                        let absent = !model.contains_key(&k);
-                        prop_assert_eq!(ours.insert_absent(k, || v.clone()), absent);
-                        model.entry(k).or_insert(v);
-                    }
-                    Op::Mutate(k, v) => {
-                        if let Some(x) = ours.get_mut(&k) {
-                            x.push_str(&v);
-                        }
-                        if let Some(x) = model.get_mut(&k) {
-                            x.push_str(&v);
-                        }
-                    }
-                    Op::MutateIf(k, v) => {
-                        // Entries of odd length are declined and stay unmarked.
-                        let change = |x: &String| x.len().is_multiple_of(2);
-                        if let Some(x) = ours.get_mut_if(&k, change) {
-                            x.push_str(&v);
-                        }
-                        if let Some(x) = model.get_mut(&k).filter(|x| change(x)) {
-                            x.push_str(&v);
-                        }
-                    }
-                    Op::Upsert(k, v) => {
-                        ours.get_or_insert_with(k, String::new).push_str(&v);
-                        model.entry(k).or_default().push_str(&v);
-                    }
-                    Op::Remove(k) => {
-                        prop_assert_eq!(ours.remove(&k), model.remove(&k));
-                    }
-                    Op::Root => {
-                        prop_assert_eq!(ours.root(encode), reference(&model));
-                        // Walked in key order, whatever order the hash map keeps.
-                        prop_assert!(ours.iter().eq(model.iter()));
-                        prop_assert!(ours.iter().rev().eq(model.iter().rev()));
-                        prop_assert_eq!(ours.first(), model.first_key_value());
-                        // Encoded as the map lies, then sorted: the count, then
-                        // the entries in key order.
-                        encodes_as(&ours, model.iter(), encode)?;
-                    }
-                }
-            }
-            prop_assert_eq!(ours.root(encode), reference(&model));
-            let mut reversed: DigestMap<u32, String> = DigestMap::new();
-            for (k, v) in model.iter().rev() {
-                reversed.insert(*k, v.clone());
-            }
-            prop_assert!(reversed == ours);
-            prop_assert_eq!(reversed.root(encode), reference(&model));
+            ops_keep_the_defined_root::<RandomState>(ops)?;
+        }
+
+        /// The same when keys collide all the time.
+        #[test]
+        fn incremental_root_is_the_defined_root_when_keys_collide(ops in proptest::collection::vec(op(), 0..400)) {
+            ops_keep_the_defined_root::<FourHashes>(ops)?;
         }
     }
 
