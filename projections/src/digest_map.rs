@@ -489,8 +489,10 @@ struct Index {
     nodes: Vec<Hash>,
     /// Buckets changed since the last root (may repeat).
     dirty: Vec<usize>,
-    /// Buckets with hashes appended out of order since the last root (may repeat).
-    unsorted: Vec<usize>,
+    /// Hashes added since the last root, not yet in their buckets (no hash
+    /// comes twice: an entry's hash covers its key, and an entry is hashed again
+    /// only after its old hash has left).
+    pending: Vec<Hash>,
     /// Whether the whole tree must be computed again (the buckets were redrawn).
     redraw: bool,
 }
@@ -504,33 +506,18 @@ impl Index {
         }
     }
 
-    /// Adds `h`; [`Index::resize_for`] has made the buckets.
+    /// Adds `h`, which goes into its bucket at the next [`Index::root`].
     ///
-    /// Appended to its bucket, which [`Index::root`] puts back in order (once per
-    /// bucket, however many hashes it gained) before it hashes it. A binary search
-    /// for each hash's place was a chain of cache misses: a large map's buckets are
-    /// cold by the time a checkpoint comes, and each probe waited for the one
-    /// before it. Appending touches the bucket's end; the sort at the root reads the
-    /// bucket from one end to the other, as the hashing that follows does.
+    /// New hashes wait in one list; the root sorts it, which puts them in bucket
+    /// order (a bucket is a range of hash prefixes), and then visits each bucket
+    /// that changed once, in order: it adds the bucket's new hashes, sorts the
+    /// bucket and hashes it while the bucket is in the cache. A large map's
+    /// buckets are cold by the time a checkpoint comes; a binary search for each
+    /// new hash's place (until stop 28) waited on a chain of cache misses, and
+    /// appending each to its bucket as it came still touched the bucket once to
+    /// append, once to sort and once to hash.
     fn insert(&mut self, h: Hash) {
-        let b = Self::bucket_of(&h, self.bits);
-        self.buckets[b].push(h);
-        self.unsorted.push(b);
-        if !self.redraw {
-            self.dirty.push(b);
-        }
-    }
-
-    /// Puts the buckets that gained hashes back in ascending order. (No hash
-    /// comes twice: an entry's hash covers its key, and an entry is hashed again
-    /// only after its old hash has left.)
-    fn sort_buckets(&mut self) {
-        self.unsorted.sort_unstable();
-        self.unsorted.dedup();
-        for &b in &self.unsorted {
-            self.buckets[b].sort_unstable_by(cmp_hash);
-        }
-        self.unsorted.clear();
+        self.pending.push(h);
     }
 
     fn remove(&mut self, h: &Hash) {
@@ -595,9 +582,22 @@ impl Index {
     /// The root, rehashing only the buckets changed since the last one and their
     /// paths, or everything after a redraw.
     fn root(&mut self) -> Hash {
-        self.sort_buckets();
         let count = 1usize << self.bits;
+        let bits = self.bits;
+        let bucket_of = |h: &Hash| Self::bucket_of(h, bits);
+        // The new hashes in bucket order.
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable_by(cmp_hash);
+        let add = |bucket: &mut Vec<Hash>, new: &[Hash]| {
+            if !new.is_empty() {
+                bucket.extend_from_slice(new);
+                bucket.sort_unstable_by(cmp_hash);
+            }
+        };
         if self.redraw || self.nodes.len() != 2 * count {
+            for new in pending.chunk_by(|a, b| bucket_of(a) == bucket_of(b)) {
+                add(&mut self.buckets[bucket_of(&new[0])], new);
+            }
             self.nodes = vec![[0; 32]; 2 * count];
             for (j, bucket) in self.buckets.iter().enumerate() {
                 self.nodes[count + j] = Self::leaf(bucket);
@@ -607,25 +607,37 @@ impl Index {
             }
             self.dirty.clear();
             self.redraw = false;
-            return self.nodes[1];
-        }
-        let mut level: Vec<usize> = std::mem::take(&mut self.dirty);
-        level.sort_unstable();
-        level.dedup();
-        for j in &mut level {
-            self.nodes[count + *j] = Self::leaf(&self.buckets[*j]);
-            *j += count;
-        }
-        // Every index in `level` is at the same depth: climb one level at a time.
-        while level.first().is_some_and(|&i| i > 1) {
-            for i in &mut level {
-                *i /= 2;
-            }
+        } else {
+            // The buckets that lost a hash or gain one, each once, in order; the
+            // new hashes of each are at the front of what is left of `pending`.
+            let mut level: Vec<usize> = std::mem::take(&mut self.dirty);
+            level.extend(pending.iter().map(bucket_of));
+            level.sort_unstable();
             level.dedup();
-            for &p in &level {
-                self.nodes[p] = Self::node(&self.nodes[2 * p], &self.nodes[2 * p + 1]);
+            let mut rest = &pending[..];
+            for j in &mut level {
+                let n = rest.iter().take_while(|h| bucket_of(h) == *j).count();
+                let (new, after) = rest.split_at(n);
+                rest = after;
+                add(&mut self.buckets[*j], new);
+                self.nodes[count + *j] = Self::leaf(&self.buckets[*j]);
+                *j += count;
             }
+            // Every index in `level` is at the same depth: climb one level at a time.
+            while level.first().is_some_and(|&i| i > 1) {
+                for i in &mut level {
+                    *i /= 2;
+                }
+                level.dedup();
+                for &p in &level {
+                    self.nodes[p] = Self::node(&self.nodes[2 * p], &self.nodes[2 * p + 1]);
+                }
+            }
+            self.dirty = level;
+            self.dirty.clear();
         }
+        pending.clear();
+        self.pending = pending;
         self.nodes[1]
     }
 }
