@@ -17,7 +17,7 @@ use crate::canon::{state_digest, Canon};
 use crate::flows::Flows;
 use crate::gates::Gates;
 use crate::keys::KeyRing;
-use crate::PARALLEL_ENTRIES;
+use crate::DIGEST_APART_ENTRIES;
 use govledger_schemas::{Envelope, Event, KillScope};
 
 /// Why an event is refused by the state.
@@ -135,10 +135,10 @@ impl State {
     /// proportion to what changed since the last call; `&mut` because it updates
     /// those caches, never the state.
     ///
-    /// When the flows have [`PARALLEL_ENTRIES`] entries or more to hash (after a
-    /// snapshot's decode, or the first digest after a fold from empty), the
-    /// proposals' root is computed on a thread of its own beside the other
-    /// maps' ([`Flows::roots_beside`]).
+    /// When the flows have [`DIGEST_APART_ENTRIES`] entries or more to hash (a
+    /// few thousand at a checkpoint at `serve`'s default spacing, all of them
+    /// after a snapshot's decode), the proposals' root is computed on a thread of
+    /// its own beside the other maps' ([`Flows::roots_beside`]).
     pub fn digest(&mut self) -> [u8; 32] {
         let State {
             ring,
@@ -146,7 +146,7 @@ impl State {
             flows,
             budgets,
         } = self;
-        let apart = flows.pending() >= PARALLEL_ENTRIES;
+        let apart = flows.pending() >= DIGEST_APART_ENTRIES;
         let others = || (ring.root(), gates.roots(), budgets.root());
         let ([proposals, tickets], (keys, [sessions, kills, system_kills], budgets)) =
             flows.roots_beside(apart, others);

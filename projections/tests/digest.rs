@@ -175,7 +175,7 @@ fn after_incident() -> State {
 
 #[test]
 fn the_proposals_root_on_a_thread_of_its_own_gives_the_same_digest() {
-    let n = govledger_projections::PARALLEL_ENTRIES;
+    let n = 4 * govledger_projections::DIGEST_APART_ENTRIES;
     let mut state = after_incident();
     propose(&mut state, 0..n);
     assert!(
@@ -189,12 +189,12 @@ fn the_proposals_root_on_a_thread_of_its_own_gives_the_same_digest() {
     assert_eq!(here.flows.pending(), 0);
     let threaded = state.digest();
     assert_eq!(threaded, here.digest());
-    // The same events with a digest every 10,000 proposals, none of them with
+    // The same events with a digest every 500 proposals, none of them with
     // enough to hash for a thread.
     let mut stepwise = after_incident();
-    for from in (0..n).step_by(10_000) {
-        propose(&mut stepwise, from..n.min(from + 10_000));
-        assert!(stepwise.flows.pending() < n);
+    for from in (0..n).step_by(500) {
+        propose(&mut stepwise, from..n.min(from + 500));
+        assert!(stepwise.flows.pending() < govledger_projections::DIGEST_APART_ENTRIES);
         stepwise.digest();
     }
     assert_eq!(stepwise.digest(), threaded);
