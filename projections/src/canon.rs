@@ -378,9 +378,15 @@ impl<'a> Reader<'a> {
 
     /// A length-prefixed UTF-8 string.
     pub fn str(&mut self) -> Result<String, CanonError> {
+        self.str_ref().map(str::to_string)
+    }
+
+    /// A length-prefixed UTF-8 string, borrowed from the bytes read: a key
+    /// checked for order against the one before it without a copy kept for that.
+    pub fn str_ref(&mut self) -> Result<&'a str, CanonError> {
         let at = self.pos;
         let b = self.bytes()?;
-        String::from_utf8(b.to_vec()).map_err(|_| CanonError {
+        std::str::from_utf8(b).map_err(|_| CanonError {
             part: self.part,
             offset: at,
             what: "string is not UTF-8".into(),

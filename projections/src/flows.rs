@@ -429,7 +429,7 @@ impl Flows {
         let n = r.count(48)?;
         f.proposals.reserve(n);
         for _ in 0..n {
-            let key = (r.str()?, r.str()?);
+            let key = (r.str_ref()?, r.str_ref()?);
             r.ascending(prev.as_ref(), &key)?;
             let session = r.str()?;
             let agent = r.opt_str()?;
@@ -467,14 +467,15 @@ impl Flows {
                 decision,
                 executions: r.u32()?,
             };
-            f.proposals.insert(key.clone(), p);
+            f.proposals
+                .insert((key.0.to_string(), key.1.to_string()), p);
             prev = Some(key);
         }
         let mut prev = None;
         let n = r.count(33)?;
         f.tickets.reserve(n);
         for _ in 0..n {
-            let key = (r.str()?, r.str()?);
+            let key = (r.str_ref()?, r.str_ref()?);
             r.ascending(prev.as_ref(), &key)?;
             let proposal = r.str()?;
             let session = r.str()?;
@@ -511,8 +512,8 @@ impl Flows {
                 session,
                 status,
             };
-            f.index(&key.0, &key.1, &t.session, &t.proposal);
-            f.tickets.insert(key.clone(), t);
+            f.index(key.0, key.1, &t.session, &t.proposal);
+            f.tickets.insert((key.0.to_string(), key.1.to_string()), t);
             prev = Some(key);
         }
         Ok(f)

@@ -206,7 +206,7 @@ impl Gates {
         let n = r.count(27)?;
         g.sessions.reserve(n);
         for _ in 0..n {
-            let key = (r.str()?, r.str()?);
+            let key = (r.str_ref()?, r.str_ref()?);
             r.ascending(prev.as_ref(), &key)?;
             let status = match r.tag(3, "session status")? {
                 0 => SessionStatus::Active,
@@ -219,7 +219,7 @@ impl Gates {
                 user: r.opt_str()?,
                 since_ns: r.u64()?,
             };
-            g.sessions.insert(key.clone(), s);
+            g.sessions.insert((key.0.to_string(), key.1.to_string()), s);
             prev = Some(key);
         }
         let mut prev = None;
