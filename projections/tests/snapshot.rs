@@ -298,6 +298,22 @@ fn damage_is_named() {
         snapshot::decode(&good[..60]),
         Err(SnapshotError::Truncated(_))
     ));
+    damage_past_the_framing_is_named(good);
+}
+
+/// `good` with its checksum redone.
+fn resealed(mut bad: Vec<u8>) -> Vec<u8> {
+    let n = bad.len() - 32;
+    let sum: [u8; 32] = Sha256::digest(&bad[..n]).into();
+    bad[n..].copy_from_slice(&sum);
+    bad
+}
+
+/// A changed byte is a checksum error, whatever else it breaks; with the
+/// checksum redone, a part's length past the end is a framing error, a header
+/// digest the parts do not hash to a digest error, a damaged detector part that
+/// part's error.
+fn damage_past_the_framing_is_named(good: Vec<u8>) {
     let mut bad = good.clone();
     let last = bad.len() - 40;
     bad[last] ^= 1;
@@ -305,13 +321,28 @@ fn damage_is_named() {
         snapshot::decode(&bad),
         Err(SnapshotError::Checksum)
     ));
+    // The first part's length (after magic, size and digest) past the end.
+    let mut bad = good.clone();
+    bad[48..56].copy_from_slice(&u64::MAX.to_be_bytes());
+    assert!(matches!(
+        snapshot::decode(&bad),
+        Err(SnapshotError::Checksum)
+    ));
+    assert!(matches!(
+        snapshot::decode(&resealed(bad)),
+        Err(SnapshotError::Truncated(_))
+    ));
     // A header digest that does not match the parts, with the checksum redone.
     let mut bad = good.clone();
     bad[20] ^= 1;
-    let n = bad.len() - 32;
-    let sum: [u8; 32] = Sha256::digest(&bad[..n]).into();
-    bad[n..].copy_from_slice(&sum);
-    assert!(matches!(snapshot::decode(&bad), Err(SnapshotError::Digest)));
+    assert!(matches!(
+        snapshot::decode(&bad),
+        Err(SnapshotError::Checksum)
+    ));
+    assert!(matches!(
+        snapshot::decode(&resealed(bad)),
+        Err(SnapshotError::Digest)
+    ));
     detector_damage_is_named(good);
 }
 
@@ -322,9 +353,7 @@ fn detector_damage_is_named(mut bad: Vec<u8>) {
     // The last track ends: over flag, max-tier flag 1, tier tag, denials (u32).
     let detector_flag_at = n - 4 - 2;
     bad[detector_flag_at] = 9;
-    let sum: [u8; 32] = Sha256::digest(&bad[..n]).into();
-    bad[n..].copy_from_slice(&sum);
-    match snapshot::decode(&bad) {
+    match snapshot::decode(&resealed(bad)) {
         Err(SnapshotError::Part(e)) => assert_eq!(e.part, "detector", "{e}"),
         other => panic!("expected a detector part error, got {other:?}"),
     }
@@ -359,9 +388,9 @@ fn a_large_snapshot_encodes_and_decodes_its_flows_beside_the_other_parts() {
     assert_eq!(back.state, st);
     assert_eq!(back.detector, d);
     assert_eq!(back.state.clone().digest(), st.digest());
-    // A damaged detector part is still the error named, with the flows decoded
-    // beside it.
-    detector_damage_is_named(bytes);
+    // Damage is named the same with the checksum computed beside the framing
+    // and the parts' digests, and the flows decoded beside the other parts.
+    damage_past_the_framing_is_named(bytes);
 }
 
 /// The entries of the first map of a part with one entry there (`one`), cut
