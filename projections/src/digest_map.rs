@@ -139,6 +139,25 @@ fn sorted<K: OrderBytes, V>(
     all.into_iter().map(|(_, _, _, k, v)| (k, v))
 }
 
+/// Whether a slot holds `key`, whose hash is `h`: the stored hash first, the key
+/// only when the hashes agree.
+fn holds<'q, K: Borrow<Q>, V, Q: Eq + ?Sized>(
+    h: u64,
+    key: &'q Q,
+) -> impl Fn(&Slot<K, V>) -> bool + 'q {
+    move |s| s.key_hash == h && s.key.borrow() == key
+}
+
+/// The entry of `key` (hashed `h`) in `table`, found or to add; the table grows
+/// by the hashes it keeps.
+fn entry<'t, K: Eq, V>(
+    table: &'t mut HashTable<Slot<K, V>>,
+    h: u64,
+    key: &K,
+) -> Entry<'t, Slot<K, V>> {
+    table.entry(h, holds(h, key), |s| s.key_hash)
+}
+
 impl<K: StdHash + Eq, V, S: BuildHasher> DigestMap<K, V, S> {
     /// The slot under `key`.
     fn slot<Q>(&self, key: &Q) -> Option<&Slot<K, V>>
@@ -147,8 +166,7 @@ impl<K: StdHash + Eq, V, S: BuildHasher> DigestMap<K, V, S> {
         Q: StdHash + Eq + ?Sized,
     {
         let h = self.hasher.hash_one(key);
-        self.table
-            .find(h, |s| s.key_hash == h && s.key.borrow() == key)
+        self.table.find(h, holds(h, key))
     }
 }
 
@@ -270,7 +288,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         let h = self.hasher.hash_one(key);
         let slot = self
             .table
-            .find_mut(h, |s| s.key_hash == h && s.key.borrow() == key)
+            .find_mut(h, holds(h, key))
             .filter(|s| want(&s.value))?;
         if let Some(old) = slot.hash.take() {
             self.gone.push(old);
@@ -279,24 +297,18 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         Some(&mut slot.value)
     }
 
-    /// The entry of `key` (hashed `h`), found or to add.
-    fn entry(&mut self, h: u64, key: &K) -> Entry<'_, Slot<K, V>> {
-        self.table
-            .entry(h, |s| s.key_hash == h && s.key == *key, |s| s.key_hash)
-    }
-
     /// Sets `key` to `value`; returns the value it replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let len = self.table.len();
         let h = self.hasher.hash_one(&key);
-        let (old, stale) = match self.entry(h, &key) {
+        match entry(&mut self.table, h, &key) {
             Entry::Occupied(mut o) => {
                 let slot = o.get_mut();
-                let old = slot.hash.take();
-                (
-                    Some((std::mem::replace(&mut slot.value, value), old)),
-                    old.is_some(),
-                )
+                if let Some(old) = slot.hash.take() {
+                    self.gone.push(old);
+                    self.stale.push(len, h);
+                }
+                Some(std::mem::replace(&mut slot.value, value))
             }
             Entry::Vacant(v) => {
                 v.insert(Slot {
@@ -305,16 +317,10 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                     value,
                     hash: None,
                 });
-                (None, true)
+                self.stale.push(len, h);
+                None
             }
-        };
-        if stale {
-            self.stale.push(len, h);
         }
-        old.map(|(value, hash)| {
-            self.gone.extend(hash);
-            value
-        })
     }
 
     /// Adds `key` with the value `make` gives, unless it has an entry already (which
@@ -322,7 +328,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     pub fn insert_absent(&mut self, key: K, make: impl FnOnce() -> V) -> bool {
         let len = self.table.len();
         let h = self.hasher.hash_one(&key);
-        match self.entry(h, &key) {
+        match entry(&mut self.table, h, &key) {
             Entry::Vacant(v) => {
                 v.insert(Slot {
                     key_hash: h,
@@ -341,21 +347,17 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
         let len = self.table.len();
         let h = self.hasher.hash_one(&key);
-        let DigestMap {
-            table, stale, gone, ..
-        } = self;
-        let entry = table.entry(h, |s| s.key_hash == h && s.key == key, |s| s.key_hash);
-        let slot = match entry {
+        let slot = match entry(&mut self.table, h, &key) {
             Entry::Occupied(o) => {
                 let slot = o.into_mut();
                 if let Some(old) = slot.hash.take() {
-                    gone.push(old);
-                    stale.push(len, h);
+                    self.gone.push(old);
+                    self.stale.push(len, h);
                 }
                 slot
             }
             Entry::Vacant(v) => {
-                stale.push(len, h);
+                self.stale.push(len, h);
                 v.insert(Slot {
                     key_hash: h,
                     key,
@@ -375,10 +377,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         Q: StdHash + Eq + ?Sized,
     {
         let h = self.hasher.hash_one(key);
-        let found = self
-            .table
-            .find_entry(h, |s| s.key_hash == h && s.key.borrow() == key);
-        let (slot, _) = found.ok()?.remove();
+        let (slot, _) = self.table.find_entry(h, holds(h, key)).ok()?.remove();
         if let Some(old) = slot.hash {
             self.gone.push(old);
         }

@@ -467,8 +467,7 @@ impl Flows {
                 decision,
                 executions: r.u32()?,
             };
-            f.proposals
-                .insert((key.0.to_string(), key.1.to_string()), p);
+            f.proposals.insert(pair(&key).to_owned(), p);
             prev = Some(key);
         }
         let mut prev = None;
@@ -513,7 +512,7 @@ impl Flows {
                 status,
             };
             f.index(key.0, key.1, &t.session, &t.proposal);
-            f.tickets.insert((key.0.to_string(), key.1.to_string()), t);
+            f.tickets.insert(pair(&key).to_owned(), t);
             prev = Some(key);
         }
         Ok(f)

@@ -219,7 +219,7 @@ impl Gates {
                 user: r.opt_str()?,
                 since_ns: r.u64()?,
             };
-            g.sessions.insert((key.0.to_string(), key.1.to_string()), s);
+            g.sessions.insert(pair(&key).to_owned(), s);
             prev = Some(key);
         }
         let mut prev = None;

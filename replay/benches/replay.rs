@@ -149,9 +149,7 @@ fn main() {
         fulls.push(d);
         full_cpus.push(cpu);
         checked_full = c;
-        if let Some((entries, d)) = second_half {
-            second_halves.push(entries as f64 / d.as_secs_f64());
-        }
+        second_halves.extend(second_half);
         let (d, c, _, _) = verified(mid);
         halves.push(d);
         checked_half = c;
@@ -194,13 +192,13 @@ fn main() {
         median(fulls.clone()),
         rate(size, s),
     );
-    second_halves.sort_by(f64::total_cmp);
-    if let Some(rate) = second_halves.get(second_halves.len() / 2) {
-        println!(
-            "{:<66} {:>10.0} entries/s  {:.2}x",
-            format!("  its entries from {mid} on (timed from its progress)"),
-            rate,
-            rate / (size as f64 / s.as_secs_f64())
+    // The same entries in every round (progress comes at the same rounds).
+    if let Some(&(entries, _)) = second_halves.first() {
+        row(
+            &format!("  its entries from {mid} on (timed from its progress)"),
+            entries,
+            median(second_halves.iter().map(|&(_, d)| d).collect()),
+            rate(size, s),
         );
     }
     // CPU per entry of all threads together, and the cores kept busy on average:
