@@ -288,6 +288,7 @@ impl Budgets {
         let n = r.count(52)?;
         out.budgets.reserve(n);
         for _ in 0..n {
+            let start = r.offset();
             let key = (r.str()?, r.str()?);
             r.ascending(prev.as_ref(), &key)?;
             let budget_id = ident(r, key.1.clone())?;
@@ -323,7 +324,7 @@ impl Budgets {
             };
             let (level, value) = scope_key(&b.terms.scope);
             out.by_scope.add(&key.0, value, &key.1, level);
-            out.budgets.insert(key.clone(), b);
+            out.budgets.insert_read(key.clone(), b, r.since(start));
             prev = Some(key);
         }
         Ok(out)

@@ -347,6 +347,18 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// How many bytes have been read: a mark for [`Reader::since`].
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes read from `mark` (an earlier [`Reader::offset`]) to here: a map
+    /// entry's canonical bytes, once it is read, whose hash is its entry hash
+    /// ([`crate::digest_map::DigestMap::insert_read`]).
+    pub fn since(&self, mark: usize) -> &'a [u8] {
+        self.buf.get(mark..self.pos).unwrap_or_default()
+    }
+
     /// A byte.
     pub fn u8(&mut self) -> Result<u8, CanonError> {
         Ok(self.take(1)?[0])

@@ -218,16 +218,18 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         sorted(&self.table)
     }
 
-    /// At most how many entries [`DigestMap::root`] would hash now: the
+    /// At most how many entries [`DigestMap::root`] would hash or place now: the
     /// entries listed as changed since the last root (some may be gone or
-    /// listed twice), or every entry once more changed than the map holds. A
-    /// measure of the work ahead, not a count of it.
+    /// listed twice), or every entry once more changed than the map holds, and
+    /// the entries read with their hashes ([`DigestMap::insert_read`]) still to
+    /// be put in their buckets. A measure of the work ahead, not a count of it.
     pub fn pending(&self) -> usize {
-        if self.stale.all {
+        let stale = if self.stale.all {
             self.table.len()
         } else {
             self.stale.keys.len()
-        }
+        };
+        stale + self.index.pending.len()
     }
 
     /// Makes room for `additional` more entries (a decoder that knows the count
@@ -323,6 +325,34 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         }
     }
 
+    /// Adds `key` with `value`, read from a snapshot, where `bytes` were its
+    /// entry's canonical bytes (its key and value as the map's own encoder writes
+    /// them, [`crate::canon::Reader::since`]): the entry hash is taken from
+    /// them, so the first root after a decode encodes no entry again and hashes
+    /// each where the decoder just read it. Only a strict decoder may call it,
+    /// which refuses any bytes but the one canonical encoding of what it
+    /// returns: with any other bytes the digest would not be the state's. A key
+    /// already present (which a decoder refuses before) is set as by
+    /// [`DigestMap::insert`], its entry hashed at the root from the value.
+    pub fn insert_read(&mut self, key: K, value: V, bytes: &[u8]) {
+        let h = self.hasher.hash_one(&key);
+        match entry(&mut self.table, h, &key) {
+            Entry::Vacant(v) => {
+                let hash: Hash = Sha256::digest(bytes).into();
+                v.insert(Slot {
+                    key_hash: h,
+                    key,
+                    value,
+                    hash: Some(hash),
+                });
+                self.index.insert(hash);
+            }
+            Entry::Occupied(_) => {
+                self.insert(key, value);
+            }
+        }
+    }
+
     /// Adds `key` with the value `make` gives, unless it has an entry already (which
     /// stays as it is, unmarked). Whether it added one.
     pub fn insert_absent(&mut self, key: K, make: impl FnOnce() -> V) -> bool {
@@ -396,9 +426,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             index,
             ..
         } = self;
-        for h in gone.drain(..) {
-            index.remove(&h);
-        }
+        index.remove_all(gone.drain(..));
         // Buckets sized for the new count before the new hashes go in, so a bucket
         // never holds more than a few dozen hashes.
         index.resize_for(table.len());
@@ -517,6 +545,29 @@ impl Index {
     /// append, once to sort and once to hash.
     fn insert(&mut self, h: Hash) {
         self.pending.push(h);
+    }
+
+    /// Removes each of `gone`: from the hashes still waiting for their buckets
+    /// (an entry read with its hash, [`DigestMap::insert_read`], that changed
+    /// or left before the first root) or from its bucket.
+    fn remove_all(&mut self, gone: impl Iterator<Item = Hash>) {
+        if self.pending.is_empty() {
+            gone.for_each(|h| self.remove(&h));
+            return;
+        }
+        self.pending.sort_unstable_by(cmp_hash);
+        let mut waiting = Vec::new();
+        for h in gone {
+            match self.pending.binary_search_by(|x| cmp_hash(x, &h)) {
+                Ok(_) => waiting.push(h),
+                Err(_) => self.remove(&h),
+            }
+        }
+        if !waiting.is_empty() {
+            waiting.sort_unstable_by(cmp_hash);
+            self.pending
+                .retain(|h| waiting.binary_search_by(|x| cmp_hash(x, h)).is_err());
+        }
     }
 
     fn remove(&mut self, h: &Hash) {
@@ -731,6 +782,8 @@ mod tests {
         Mutate(u32, String),
         MutateIf(u32, String),
         Upsert(u32, String),
+        /// `insert_read` with the entry's canonical bytes, as a decoder calls it.
+        InsertRead(u32, String),
         Remove(u32),
         Root,
     }
@@ -744,6 +797,7 @@ mod tests {
             2 => (key.clone(), val).prop_map(|(k, v)| Op::Mutate(k, v)),
             1 => (key.clone(), val).prop_map(|(k, v)| Op::MutateIf(k, v)),
             1 => (key.clone(), val).prop_map(|(k, v)| Op::Upsert(k, v)),
+            2 => (key.clone(), val).prop_map(|(k, v)| Op::InsertRead(k, v)),
             2 => key.prop_map(Op::Remove),
             1 => Just(Op::Root),
         ]
@@ -789,6 +843,12 @@ mod tests {
                 Op::Upsert(k, v) => {
                     ours.get_or_insert_with(k, String::new).push_str(&v);
                     model.entry(k).or_default().push_str(&v);
+                }
+                Op::InsertRead(k, v) => {
+                    let mut c = Canon::buffer();
+                    encode(&mut c, &k, &v);
+                    ours.insert_read(k, v.clone(), &c.into_bytes());
+                    model.insert(k, v);
                 }
                 Op::Remove(k) => {
                     prop_assert_eq!(ours.remove(&k), model.remove(&k));
@@ -943,6 +1003,32 @@ mod tests {
             m.get_mut(&k).unwrap().push('z');
             model.get_mut(&k).unwrap().push('z');
         }
+        assert_eq!(m.root(encode), reference(&model));
+    }
+
+    #[test]
+    fn entries_read_with_their_bytes_are_not_encoded_again() {
+        let mut m: DigestMap<u32, String> = DigestMap::new();
+        for k in 0..100u32 {
+            let v = format!("v{k}");
+            let mut c = Canon::buffer();
+            encode(&mut c, &k, &v);
+            m.insert_read(k, v, &c.into_bytes());
+        }
+        assert_eq!(m.pending(), 100, "read entries are still to be placed");
+        let mut encoded = 0;
+        let root = m.root(|c, k, v| {
+            encoded += 1;
+            encode(c, k, v)
+        });
+        assert_eq!(encoded, 0);
+        assert_eq!(m.pending(), 0);
+        let model: BTreeMap<u32, String> = (0..100).map(|k| (k, format!("v{k}"))).collect();
+        assert_eq!(root, reference(&model));
+        // A key read twice is set as `insert` sets it: hashed from its value.
+        m.insert_read(5, "new".into(), b"not its bytes");
+        let mut model = model;
+        model.insert(5, "new".into());
         assert_eq!(m.root(encode), reference(&model));
     }
 

@@ -429,6 +429,7 @@ impl Flows {
         let n = r.count(48)?;
         f.proposals.reserve(n);
         for _ in 0..n {
+            let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
             r.ascending(prev.as_ref(), &key)?;
             let session = r.str()?;
@@ -467,13 +468,15 @@ impl Flows {
                 decision,
                 executions: r.u32()?,
             };
-            f.proposals.insert(pair(&key).to_owned(), p);
+            f.proposals
+                .insert_read(pair(&key).to_owned(), p, r.since(start));
             prev = Some(key);
         }
         let mut prev = None;
         let n = r.count(33)?;
         f.tickets.reserve(n);
         for _ in 0..n {
+            let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
             r.ascending(prev.as_ref(), &key)?;
             let proposal = r.str()?;
@@ -512,7 +515,8 @@ impl Flows {
                 status,
             };
             f.index(key.0, key.1, &t.session, &t.proposal);
-            f.tickets.insert(pair(&key).to_owned(), t);
+            f.tickets
+                .insert_read(pair(&key).to_owned(), t, r.since(start));
             prev = Some(key);
         }
         Ok(f)

@@ -206,6 +206,7 @@ impl Gates {
         let n = r.count(27)?;
         g.sessions.reserve(n);
         for _ in 0..n {
+            let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
             r.ascending(prev.as_ref(), &key)?;
             let status = match r.tag(3, "session status")? {
@@ -219,13 +220,15 @@ impl Gates {
                 user: r.opt_str()?,
                 since_ns: r.u64()?,
             };
-            g.sessions.insert(pair(&key).to_owned(), s);
+            g.sessions
+                .insert_read(pair(&key).to_owned(), s, r.since(start));
             prev = Some(key);
         }
         let mut prev = None;
         let n = r.count(33)?;
         g.kills.reserve(n);
         for _ in 0..n {
+            let start = r.offset();
             let t = r.str()?;
             let scope = match r.tag(3, "kill switch scope")? {
                 0 => KillScope::Session,
@@ -239,20 +242,22 @@ impl Gates {
                 reason: r.str()?,
                 since_ns: r.u64()?,
             };
-            g.kills.insert(key.clone(), k);
+            g.kills.insert_read(key.clone(), k, r.since(start));
             prev = Some(key);
         }
         let mut prev = None;
         let n = r.count(24)?;
         g.system_kills.reserve(n);
         for _ in 0..n {
+            let start = r.offset();
             let target = r.str()?;
             r.ascending(prev.as_ref(), &target)?;
             let k = Kill {
                 reason: r.str()?,
                 since_ns: r.u64()?,
             };
-            g.system_kills.insert(target.clone(), k);
+            g.system_kills
+                .insert_read(target.clone(), k, r.since(start));
             prev = Some(target);
         }
         Ok(g)

@@ -295,6 +295,7 @@ impl KeyRing {
         let n = r.count(52)?;
         keys.reserve(n);
         for _ in 0..n {
+            let start = r.offset();
             let id = r.str()?;
             r.ascending(prev.as_ref(), &id)?;
             let tenant = r.str()?;
@@ -317,7 +318,7 @@ impl KeyRing {
                 valid_from_ns: r.opt_u64()?,
                 valid_until_ns: r.opt_u64()?,
             };
-            keys.insert(id.clone(), rec);
+            keys.insert_read(id.clone(), rec, r.since(start));
             prev = Some(id);
         }
         Ok(KeyRing { keys })

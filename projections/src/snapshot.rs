@@ -22,8 +22,12 @@
 //! The header's digest is version 1 whatever the checkpoints carry: it can be
 //! recomputed from the bytes alone. Against a checkpoint that carries a version-2
 //! digest ([`crate::State::digest`]), a reader decodes the snapshot and compares
-//! the decoded state's version-2 digest (`govledger_ingest::snapshots` does), which
-//! also fills the per-entry hashes the next checkpoint's digest starts from.
+//! the decoded state's version-2 digest (`govledger_ingest::snapshots` does,
+//! through [`open`], which checks and decodes in one pass). Each map entry's
+//! hash is taken from the bytes it was read from, which are its canonical bytes
+//! ([`crate::digest_map::DigestMap::insert_read`]), so that digest encodes no
+//! entry again, and it leaves the per-entry hashes the next checkpoint's digest
+//! starts from.
 
 use crate::budgets::{self, Budgets};
 use crate::canon::{self, tagged_digest, Canon, CanonError, Entries, Out, Reader};
@@ -288,29 +292,72 @@ impl Out for Pieces {
 /// Splits a snapshot into its header fields and parts, checking magic, framing,
 /// checksum and that the parts hash to the header's digest.
 fn split(bytes: &[u8]) -> Result<(Header, [&[u8]; 5]), SnapshotError> {
+    let (content, sum) = content(bytes)?;
+    // The checksum and the parts' digests each hash nearly every byte: a large
+    // snapshot's checksum runs on a thread of its own beside the framing and the
+    // digests.
+    let apart = content.len() >= PARALLEL_DECODE_BYTES;
+    let checksum = || checksum_holds(content, sum);
+    let (checksum, framed) = crate::beside(apart, "snapshot-check", checksum, || {
+        framed_parts(content).map(Framed::with_digest)
+    });
+    checked(content, checksum, framed)
+}
+
+/// A snapshot's content (the bytes before its checksum) and its checksum, once
+/// its magic and its least length are checked.
+fn content(bytes: &[u8]) -> Result<(&[u8], &[u8]), SnapshotError> {
     if bytes.len() < 8 || bytes[..8] != MAGIC {
         return Err(SnapshotError::Magic);
     }
     if bytes.len() < HEADER + 5 * 8 + 32 {
         return Err(SnapshotError::Truncated("shorter than the framing"));
     }
-    let (content, sum) = bytes.split_at(bytes.len() - 32);
-    // The checksum and the parts' digests each hash nearly every byte: a large
-    // snapshot's checksum runs on a thread of its own beside the framing and the
-    // digests. The errors keep their order: a checksum that does not match is
-    // the error whatever the framing says, then the framing, then the digest.
-    let apart = content.len() >= PARALLEL_DECODE_BYTES;
-    let checksum = || Sha256::digest(content).as_slice() == sum;
-    let (checksum_ok, framed) =
-        crate::beside(apart, "snapshot-check", checksum, || framed_parts(content));
-    if !checksum_ok {
+    Ok(bytes.split_at(bytes.len() - 32))
+}
+
+fn checksum_holds(content: &[u8], sum: &[u8]) -> bool {
+    Sha256::digest(content).as_slice() == sum
+}
+
+/// The checks' verdict, in their order whichever ran first: a checksum that
+/// does not match is the error whatever the framing says, then the framing,
+/// then the parts' digest against the header's.
+fn checked<'b>(
+    content: &[u8],
+    checksum: bool,
+    framed: Result<Framed<'b>, SnapshotError>,
+) -> Result<(Header, [&'b [u8]; 5]), SnapshotError> {
+    if !checksum {
         return Err(SnapshotError::Checksum);
     }
-    let (header, parts) = framed?;
+    let framed = framed?;
+    let header = Header {
+        size: framed.size,
+        state_digest: framed.digest,
+    };
     if header.state_digest != claimed_digest(content) {
         return Err(SnapshotError::Digest);
     }
-    Ok((header, parts))
+    Ok((header, framed.parts))
+}
+
+/// A snapshot's size and parts as its framing gives them, and the state digest
+/// (version 1) the parts hash to.
+struct Framed<'b> {
+    size: u64,
+    parts: [&'b [u8]; 5],
+    digest: [u8; 32],
+}
+
+impl<'b> Framed<'b> {
+    fn with_digest((size, parts): (u64, [&'b [u8]; 5])) -> Self {
+        Framed {
+            size,
+            parts,
+            digest: parts_digest(&parts),
+        }
+    }
 }
 
 /// The header digest the snapshot claims.
@@ -318,10 +365,10 @@ fn claimed_digest(content: &[u8]) -> [u8; 32] {
     content[16..48].try_into().expect("32 bytes")
 }
 
-/// The header (with the state digest the parts hash to, not the one claimed)
-/// and the parts of a snapshot's content (the bytes before its checksum), or
-/// why they are not framed right.
-fn framed_parts(content: &[u8]) -> Result<(Header, [&[u8]; 5]), SnapshotError> {
+/// The size and the parts of a snapshot's content (the bytes before its
+/// checksum), or why they are not framed right: reads the five lengths, hashes
+/// nothing.
+fn framed_parts(content: &[u8]) -> Result<(u64, [&[u8]; 5]), SnapshotError> {
     let size = u64::from_be_bytes(content[8..16].try_into().expect("8 bytes"));
     let mut rest = &content[HEADER..];
     let mut parts: [&[u8]; 5] = [&[]; 5];
@@ -339,19 +386,17 @@ fn framed_parts(content: &[u8]) -> Result<(Header, [&[u8]; 5]), SnapshotError> {
     if !rest.is_empty() {
         return Err(SnapshotError::Truncated("bytes after the last part"));
     }
-    let digest = canon::state_digest(
+    Ok((size, parts))
+}
+
+/// The state digest (version 1) the four state parts hash to.
+fn parts_digest(parts: &[&[u8]; 5]) -> [u8; 32] {
+    canon::state_digest(
         tagged_digest(keys::TAG, parts[0]),
         tagged_digest(gates::TAG, parts[1]),
         tagged_digest(flows::TAG, parts[2]),
         tagged_digest(budgets::TAG, parts[3]),
-    );
-    Ok((
-        Header {
-            size,
-            state_digest: digest,
-        },
-        parts,
-    ))
+    )
 }
 
 /// Checks a snapshot's framing, checksum and state digest without decoding the
@@ -360,17 +405,35 @@ pub fn verify(bytes: &[u8]) -> Result<Header, SnapshotError> {
     split(bytes).map(|(h, _)| h)
 }
 
-/// The size of the flows' part from which [`decode`] decodes it on a thread of
-/// its own: a thread costs tens of microseconds, decoding this many bytes some
+/// The size of a snapshot from which [`decode`] decodes its flows' part on a
+/// thread of its own, and [`verify`] computes its checksum on one: a thread
+/// costs tens of microseconds, decoding or hashing this many bytes some
 /// milliseconds.
 pub const PARALLEL_DECODE_BYTES: usize = 1 << 20;
 
 /// Decodes a snapshot, strictly: [`verify`]'s checks, then every part must be a
 /// canonical encoding with nothing left over (the first part in order that is
-/// not is the error). A large flows' part is decoded on a thread of its own
-/// ([`PARALLEL_DECODE_BYTES`]).
+/// not is the error).
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
-    let (header, parts) = split(bytes)?;
+    open(bytes).map(|(_, s)| s)
+}
+
+/// [`verify`] and [`decode`] in one: the header, checked, and the snapshot,
+/// decoded, for the cost of [`decode`] alone (a caller that wants both would
+/// otherwise check the framing, checksum and digest twice, hashing every byte
+/// of the snapshot twice more).
+///
+/// The flows' part (proposals and tickets, most of a large state) is decoded
+/// on a thread of its own as soon as the framing is read
+/// ([`PARALLEL_DECODE_BYTES`]), while this thread checks the checksum and the
+/// parts' digest and decodes the other parts. A decoder never panics and
+/// refuses what is not canonical, so decoding before the checks have passed
+/// costs nothing but the time when they fail; the errors are those of
+/// [`verify`] first and then the first failing part in order, whichever thread
+/// finished first.
+pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
+    let (content, sum) = content(bytes)?;
+    let framed = framed_parts(content);
     fn read<T>(
         name: &'static str,
         bytes: &[u8],
@@ -381,21 +444,24 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         r.end()?;
         Ok(v)
     }
-    let flows = || read(PARTS[2], parts[2], Flows::decode);
-    let others = || {
-        (
+    let flows_part = framed.as_ref().ok().map(|(_, parts)| parts[2]);
+    let flows = || flows_part.map(|p| read(PARTS[2], p, Flows::decode));
+    let rest = || {
+        let checksum = checksum_holds(content, sum);
+        let (header, parts) = checked(content, checksum, framed.map(Framed::with_digest))?;
+        let others = (
             read(PARTS[0], parts[0], KeyRing::decode),
             read(PARTS[1], parts[1], Gates::decode),
             read(PARTS[3], parts[3], Budgets::decode),
             read(PARTS[4], parts[4], Detector::decode),
-        )
+        );
+        Ok::<_, SnapshotError>((header, others))
     };
-    // The flows (proposals and tickets, most of a large state) on a thread of
-    // their own beside the other parts; the first part in order that fails is
-    // the error, whichever finished first.
-    let apart = parts[2].len() >= PARALLEL_DECODE_BYTES;
-    let (flows, (ring, gates, budgets, detector)) =
-        crate::beside(apart, "snapshot-decode", flows, others);
+    let apart = content.len() >= PARALLEL_DECODE_BYTES;
+    let (flows, rest) = crate::beside(apart, "snapshot-decode", flows, rest);
+    let (header, (ring, gates, budgets, detector)) = rest?;
+    // Framed, or `rest` would have failed.
+    let flows = flows.ok_or(SnapshotError::Truncated("unframed"))?;
     let state = State {
         ring: ring?,
         gates: gates?,
@@ -403,11 +469,12 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         budgets: budgets?,
     };
     let detector = detector?;
-    Ok(Snapshot {
+    let snapshot = Snapshot {
         size: header.size,
         state,
         detector,
-    })
+    };
+    Ok((header, snapshot))
 }
 
 #[cfg(test)]

@@ -199,8 +199,12 @@ proptest! {
             prop_assert_eq!(header.state_digest, head.digest_v1());
             let snap = snapshot::decode(&bytes).expect("a fresh snapshot decodes");
             prop_assert_eq!(&snap.state, &head);
-            // The digest kept up to date since entry 0 equals the one computed from
-            // scratch over the decoded state.
+            let (opened_header, opened) = snapshot::open(&bytes).expect("and opens");
+            prop_assert_eq!(opened_header, header);
+            prop_assert_eq!(&opened, &snap);
+            // The digest kept up to date since entry 0 equals the one the decoded
+            // state gives from scratch, each entry hashed from the bytes it was
+            // read from (and those are its canonical bytes: see below).
             prop_assert_eq!(snap.state.clone().digest(), head.digest());
             prop_assert_eq!(&snap.detector, &head_det);
             // The encoding is canonical: decoding and encoding again gives the same bytes.
