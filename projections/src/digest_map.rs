@@ -426,7 +426,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             index,
             ..
         } = self;
-        index.remove_all(gone.drain(..));
+        index.remove_all(gone);
         // Buckets sized for the new count before the new hashes go in, so a bucket
         // never holds more than a few dozen hashes.
         index.resize_for(table.len());
@@ -516,9 +516,11 @@ struct Index {
     nodes: Vec<Hash>,
     /// Buckets changed since the last root (may repeat).
     dirty: Vec<usize>,
-    /// Hashes added since the last root, not yet in their buckets (no hash
-    /// comes twice: an entry's hash covers its key, and an entry is hashed again
-    /// only after its old hash has left).
+    /// Hashes added since the last root, not yet in their buckets. Once the
+    /// hashes that left are taken off ([`Index::remove_all`]), no hash comes
+    /// twice: an entry's hash covers its key, and an entry is hashed again only
+    /// after its old hash has left. (Before that, an entry read with its hash,
+    /// removed and read again waits twice, and leaves once.)
     pending: Vec<Hash>,
     /// Whether the whole tree must be computed again (the buckets were redrawn).
     redraw: bool,
@@ -547,27 +549,33 @@ impl Index {
         self.pending.push(h);
     }
 
-    /// Removes each of `gone`: from the hashes still waiting for their buckets
-    /// (an entry read with its hash, [`DigestMap::insert_read`], that changed
-    /// or left before the first root) or from its bucket.
-    fn remove_all(&mut self, gone: impl Iterator<Item = Hash>) {
+    /// Removes each of `gone` (and empties it): from the hashes still waiting
+    /// for their buckets (an entry read with its hash,
+    /// [`DigestMap::insert_read`], that changed or left before the first root)
+    /// or else from its bucket. Both are multisets here: an entry read, removed
+    /// and read again with the same bytes waits twice under one hash, and an
+    /// entry in a bucket, removed, read again and changed leaves twice under
+    /// one; each hash that leaves takes one waiting copy while there is one,
+    /// and the bucket's after that.
+    fn remove_all(&mut self, gone: &mut Vec<Hash>) {
         if self.pending.is_empty() {
-            gone.for_each(|h| self.remove(&h));
+            gone.drain(..).for_each(|h| self.remove(&h));
             return;
         }
         self.pending.sort_unstable_by(cmp_hash);
-        let mut waiting = Vec::new();
-        for h in gone {
-            match self.pending.binary_search_by(|x| cmp_hash(x, &h)) {
-                Ok(_) => waiting.push(h),
-                Err(_) => self.remove(&h),
+        gone.sort_unstable_by(cmp_hash);
+        let mut waiting = std::mem::take(&mut self.pending).into_iter().peekable();
+        let mut kept = Vec::with_capacity(waiting.len());
+        for h in gone.drain(..) {
+            while let Some(x) = waiting.next_if(|x| cmp_hash(x, &h).is_lt()) {
+                kept.push(x);
+            }
+            if waiting.next_if_eq(&h).is_none() {
+                self.remove(&h);
             }
         }
-        if !waiting.is_empty() {
-            waiting.sort_unstable_by(cmp_hash);
-            self.pending
-                .retain(|h| waiting.binary_search_by(|x| cmp_hash(x, h)).is_err());
-        }
+        kept.extend(waiting);
+        self.pending = kept;
     }
 
     fn remove(&mut self, h: &Hash) {
@@ -1029,6 +1037,24 @@ mod tests {
         m.insert_read(5, "new".into(), b"not its bytes");
         let mut model = model;
         model.insert(5, "new".into());
+        assert_eq!(m.root(encode), reference(&model));
+        // Read, removed and read again with the same bytes before a root: its
+        // hash waits twice and leaves once.
+        let bytes = |k: u32, v: &str| {
+            let mut c = Canon::buffer();
+            encode(&mut c, &k, &v.to_string());
+            c.into_bytes()
+        };
+        m.insert_read(300, "b".into(), &bytes(300, "b"));
+        m.remove(&300);
+        m.insert_read(300, "b".into(), &bytes(300, "b"));
+        model.insert(300, "b".into());
+        assert_eq!(m.root(encode), reference(&model));
+        // In its bucket, removed, read again with the same bytes and set again:
+        // its hash leaves twice, once from the waiting list, once from the bucket.
+        m.remove(&300);
+        m.insert_read(300, "b".into(), &bytes(300, "b"));
+        m.insert(300, "b".into());
         assert_eq!(m.root(encode), reference(&model));
     }
 
