@@ -353,26 +353,34 @@ pub fn check<S: LogStore>(
         .snapshot(size)
         .map_err(|e| e.to_string())?
         .ok_or("it vanished while being read")?;
-    // Checked and decoded in one pass over its bytes: a snapshot that fails
-    // the checks below costs its decode, one that passes no second check.
-    let (header, mut snapshot) = snapshot::open(&bytes).map_err(|e| e.to_string())?;
-    if header.size != size {
-        return Err(format!(
-            "it is stored at size {size} but says {}",
-            header.size
-        ));
+    // What the header claims is judged first, without decoding the state; a
+    // snapshot turned down for it is then checked (`verify`: checksum, framing,
+    // digest), so that damaged bytes are named as such whatever else is wrong
+    // with them. One that passes is checked and decoded in one pass (`open`).
+    let (claimed_size, claimed_digest) = snapshot::claimed(&bytes).unwrap_or_default();
+    let refuse = |why: String| match snapshot::verify(&bytes) {
+        Err(e) => e.to_string(),
+        Ok(_) => why,
+    };
+    if claimed_size != size {
+        return Err(refuse(format!(
+            "it is stored at size {size} but says {claimed_size}"
+        )));
     }
     let cp = ledger
         .checkpoint_at(size)
-        .map_err(|e| e.to_string())?
-        .ok_or("no checkpoint was signed at its size")?;
+        .map_err(|e| refuse(e.to_string()))?
+        .ok_or_else(|| refuse("no checkpoint was signed at its size".into()))?;
     let signed = Checkpoint::open(&cp.note, verifier)
-        .map_err(|e| format!("the checkpoint at its size does not verify: {e}"))?
+        .map_err(|e| refuse(format!("the checkpoint at its size does not verify: {e}")))?
         .state_digest
-        .ok_or("the checkpoint at its size carries no state digest")?;
-    if signed.version == 1 && signed.hash != header.state_digest {
-        return Err("its state digest differs from the signed checkpoint's".into());
+        .ok_or_else(|| refuse("the checkpoint at its size carries no state digest".into()))?;
+    if signed.version == 1 && signed.hash != claimed_digest {
+        return Err(refuse(
+            "its state digest differs from the signed checkpoint's".into(),
+        ));
     }
+    let (header, mut snapshot) = snapshot::open(&bytes).map_err(|e| e.to_string())?;
     if signed.version != 1 {
         let ours = snapshot.state.digest_of(signed.version).ok_or_else(|| {
             format!(

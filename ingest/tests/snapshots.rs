@@ -201,6 +201,14 @@ fn a_snapshot_that_does_not_check_out_is_skipped_never_used() {
     let s = start(&ledger, &trust, 1_100);
     assert_eq!(s.from, 1_000);
     assert!(s.skipped[0].1.contains("no checkpoint"), "{:?}", s.skipped);
+    // Damaged as well: the damage is what is named, whatever else is wrong.
+    let mut bad = adm1100.snapshot();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x40;
+    ledger.put_snapshot(1_100, bad, &[]).unwrap();
+    let s = start(&ledger, &trust, 1_100);
+    assert_eq!(s.from, 1_000);
+    assert!(s.skipped[0].1.contains("checksum"), "{:?}", s.skipped);
 
     // 4. Checked with another log's key, no checkpoint verifies: none is used.
     let stranger = NoteSigner::from_seed("snapshots.test/log", [6; 32]).unwrap();

@@ -387,8 +387,8 @@ impl Flows {
         self.proposals.len() + self.tickets.len()
     }
 
-    /// How many proposals and tickets [`Flows::roots`] would hash now
-    /// ([`DigestMap::pending`]).
+    /// How many proposals and tickets [`Flows::roots`] would hash or place in
+    /// their buckets now, at most ([`DigestMap::pending`]).
     pub fn pending(&self) -> usize {
         self.proposals.pending() + self.tickets.pending()
     }

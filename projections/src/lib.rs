@@ -58,9 +58,10 @@ pub use snapshot::{Snapshot, SnapshotError};
 pub use state::{AutoKill, Refusal, State, DIGEST_VERSION};
 
 /// Flows entries (proposals and tickets) from which a snapshot's flows part is
-/// encoded or decoded on a second thread ([`beside`]), when the state holds
-/// that many. A thread costs tens of microseconds, encoding this many entries
-/// some tens of milliseconds.
+/// encoded on a second thread ([`beside`]), when the state holds that many (a
+/// snapshot is decoded on two threads by its length instead,
+/// [`snapshot::PARALLEL_DECODE_BYTES`]). A thread costs tens of microseconds,
+/// encoding this many entries some tens of milliseconds.
 pub const PARALLEL_ENTRIES: usize = 50_000;
 
 /// Flows entries to hash from which the state digest computes the proposals'

@@ -399,16 +399,27 @@ fn parts_digest(parts: &[&[u8]; 5]) -> [u8; 32] {
     )
 }
 
+/// The size and the state digest (version 1) a snapshot's header claims, read
+/// without any check but its magic and length: `None` when it has neither. So
+/// a caller can turn down a snapshot for what it claims (another size, another
+/// digest than a checkpoint signed) before paying for [`open`]'s decode; it
+/// must still [`open`] or [`verify`] one before trusting anything in it.
+pub fn claimed(bytes: &[u8]) -> Option<(u64, [u8; 32])> {
+    let (content, _) = content(bytes).ok()?;
+    let size = u64::from_be_bytes(content[8..16].try_into().ok()?);
+    Some((size, claimed_digest(content)))
+}
+
 /// Checks a snapshot's framing, checksum and state digest without decoding the
 /// state; the caller compares the digest with the signed checkpoint's.
 pub fn verify(bytes: &[u8]) -> Result<Header, SnapshotError> {
     split(bytes).map(|(h, _)| h)
 }
 
-/// The size of a snapshot from which [`decode`] decodes its flows' part on a
-/// thread of its own, and [`verify`] computes its checksum on one: a thread
-/// costs tens of microseconds, decoding or hashing this many bytes some
-/// milliseconds.
+/// The length of a snapshot's content (its bytes before the checksum) from
+/// which [`decode`] decodes its flows' part on a thread of its own, and
+/// [`verify`] computes its checksum on one: a thread costs tens of
+/// microseconds, decoding or hashing this many bytes some milliseconds.
 pub const PARALLEL_DECODE_BYTES: usize = 1 << 20;
 
 /// Decodes a snapshot, strictly: [`verify`]'s checks, then every part must be a

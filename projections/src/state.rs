@@ -135,10 +135,12 @@ impl State {
     /// proportion to what changed since the last call; `&mut` because it updates
     /// those caches, never the state.
     ///
-    /// When the flows have [`DIGEST_APART_ENTRIES`] entries or more to hash (a
-    /// few thousand at a checkpoint at `serve`'s default spacing, all of them
-    /// after a snapshot's decode), the proposals' root is computed on a thread of
-    /// its own beside the other maps' ([`Flows::roots_beside`]).
+    /// When the flows have [`DIGEST_APART_ENTRIES`] entries or more to hash or
+    /// place (a few thousand to hash at a checkpoint at `serve`'s default
+    /// spacing; after a snapshot's decode, all of them to place in their
+    /// buckets, their hashes taken as they were read), the proposals' root is
+    /// computed on a thread of its own beside the other maps'
+    /// ([`Flows::roots_beside`]).
     pub fn digest(&mut self) -> [u8; 32] {
         let State {
             ring,

@@ -201,6 +201,7 @@ proptest! {
             prop_assert_eq!(&snap.state, &head);
             let (opened_header, opened) = snapshot::open(&bytes).expect("and opens");
             prop_assert_eq!(opened_header, header);
+            prop_assert_eq!(snapshot::claimed(&bytes), Some((k as u64, head.digest_v1())));
             prop_assert_eq!(&opened, &snap);
             // The digest kept up to date since entry 0 equals the one the decoded
             // state gives from scratch, each entry hashed from the bytes it was
@@ -302,6 +303,10 @@ fn damage_is_named() {
         snapshot::decode(&good[..60]),
         Err(SnapshotError::Truncated(_))
     ));
+    // What the header claims is read only from bytes that can hold a snapshot.
+    assert_eq!(snapshot::claimed(b"nope"), None);
+    assert_eq!(snapshot::claimed(&good[..60]), None);
+    assert_eq!(snapshot::claimed(&good), Some((11, st.digest_v1())));
     damage_past_the_framing_is_named(good);
 }
 
