@@ -446,20 +446,59 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 .filter(|s| s.hash.is_none())
                 .for_each(&mut rehash);
         } else {
-            for h in stale.keys.drain(..) {
-                // Any stale entry whose key hashes to `h` is one that was listed
-                // (each stale entry is listed once per change, under its own key's
-                // hash): so two stale keys with one hash are each found, one per
-                // listing. None when the entry left after it changed, or was
-                // already hashed by an earlier listing.
-                let slot = table.find_mut(h, |s| s.key_hash == h && s.hash.is_none());
-                if let Some(slot) = slot {
-                    rehash(slot);
+            for chunk in stale.keys.chunks(TOUCH_AHEAD) {
+                touch(chunk.iter().map(|&h| table.find(h, |s| s.key_hash == h)));
+                for &h in chunk {
+                    // Any stale entry whose key hashes to `h` is one that was
+                    // listed (each stale entry is listed once per change, under
+                    // its own key's hash): so two stale keys with one hash are
+                    // each found, one per listing. None when the entry left after
+                    // it changed, or was already hashed by an earlier listing.
+                    let slot = table.find_mut(h, |s| s.key_hash == h && s.hash.is_none());
+                    if let Some(slot) = slot {
+                        rehash(slot);
+                    }
                 }
             }
         }
         stale.keys = Vec::new();
         (table.len() as u64, index.root())
+    }
+}
+
+/// How many entries or buckets a root looks up back to back before it works on
+/// them ([`touch`]).
+const TOUCH_AHEAD: usize = 16;
+
+/// Reads a little of each of `items`, found one after another with nothing in
+/// between, so that their cache misses overlap: a large map's entries and
+/// buckets are cold by the next checkpoint, and the work on each (encoding,
+/// hashing) is long enough that the processor would otherwise reach the next
+/// entry's miss only after the last one's work, waiting on each in turn. The
+/// items found are then worked on from the cache. (A prefetch instruction would
+/// do this without the reads, but needs `unsafe`.)
+fn touch<'a, T: Touch + 'a>(items: impl Iterator<Item = Option<&'a T>>) {
+    let mut sum = 0u64;
+    for item in items.flatten() {
+        sum = sum.wrapping_add(item.first_word());
+    }
+    std::hint::black_box(sum);
+}
+
+/// A word of an item, read only to bring its memory into the cache ([`touch`]).
+trait Touch {
+    fn first_word(&self) -> u64;
+}
+
+impl<K, V> Touch for Slot<K, V> {
+    fn first_word(&self) -> u64 {
+        self.key_hash
+    }
+}
+
+impl Touch for Vec<Hash> {
+    fn first_word(&self) -> u64 {
+        self.first().map_or(0, |h| u64::from(h[0]))
     }
 }
 
@@ -673,13 +712,16 @@ impl Index {
             level.sort_unstable();
             level.dedup();
             let mut rest = &pending[..];
-            for j in &mut level {
-                let n = rest.iter().take_while(|h| bucket_of(h) == *j).count();
-                let (new, after) = rest.split_at(n);
-                rest = after;
-                add(&mut self.buckets[*j], new);
-                self.nodes[count + *j] = Self::leaf(&self.buckets[*j]);
-                *j += count;
+            for chunk in level.chunks_mut(TOUCH_AHEAD) {
+                touch(chunk.iter().map(|&j| self.buckets.get(j)));
+                for j in chunk {
+                    let n = rest.iter().take_while(|h| bucket_of(h) == *j).count();
+                    let (new, after) = rest.split_at(n);
+                    rest = after;
+                    add(&mut self.buckets[*j], new);
+                    self.nodes[count + *j] = Self::leaf(&self.buckets[*j]);
+                    *j += count;
+                }
             }
             // Every index in `level` is at the same depth: climb one level at a time.
             while level.first().is_some_and(|&i| i > 1) {
