@@ -347,6 +347,16 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// Reads `buf` from byte `pos` on (at most its length), as if the bytes
+    /// before had been read: offsets in errors count from the start of `buf`.
+    pub fn starting_at(part: &'static str, buf: &'a [u8], pos: usize) -> Self {
+        Reader {
+            buf,
+            pos: pos.min(buf.len()),
+            part,
+        }
+    }
+
     /// How many bytes have been read: a mark for [`Reader::since`].
     pub fn offset(&self) -> usize {
         self.pos

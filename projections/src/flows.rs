@@ -145,6 +145,9 @@ pub struct Flows {
     by_proposal: IdLists<()>,
 }
 
+/// The proposals' map, as [`Flows`] holds it.
+pub(crate) type Proposals = DigestMap<(String, String), Proposal>;
+
 /// What covers an execution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Cover {
@@ -424,6 +427,49 @@ impl Flows {
 
     /// Reads flows back from [`Flows::encode`]'s bytes, strictly.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
+        let proposals = Self::decode_proposals(r)?;
+        let tickets = Self::decode_tickets(r)?;
+        Ok(Self::from_parts(proposals, tickets))
+    }
+
+    /// The flows from their proposals and their tickets as decoded apart.
+    pub(crate) fn from_parts(proposals: Proposals, tickets: Flows) -> Self {
+        Flows {
+            proposals,
+            ..tickets
+        }
+    }
+
+    /// Where the tickets begin in a flows part, found by reading over the
+    /// proposals' fields without decoding them (no string is checked or
+    /// copied); `None` when the bytes are not framed so. A snapshot's decode
+    /// starts the tickets there on one thread while the proposals are decoded
+    /// on another, and falls back to where the proposals' decode ended when the
+    /// two differ.
+    pub(crate) fn tickets_offset(bytes: &[u8]) -> Option<usize> {
+        let mut r = Reader::new("flows", bytes);
+        let n = r.count(48).ok()?;
+        for _ in 0..n {
+            for _ in 0..3 {
+                r.bytes().ok()?;
+            }
+            if r.flag().ok()? {
+                r.bytes().ok()?;
+            }
+            r.bytes().ok()?;
+            r.bytes().ok()?;
+            r.u8().ok()?;
+            r.u8().ok()?;
+            if r.flag().ok()? {
+                r.u8().ok()?;
+            }
+            r.u32().ok()?;
+        }
+        Some(r.offset())
+    }
+
+    /// Reads the proposals, the first half of [`Flows::encode`]'s bytes.
+    pub(crate) fn decode_proposals(r: &mut Reader<'_>) -> Result<Proposals, CanonError> {
         let mut f = Flows::new();
         let mut prev = None;
         let n = r.count(48)?;
@@ -472,6 +518,13 @@ impl Flows {
                 .insert_read(pair(&key).to_owned(), p, r.since(start));
             prev = Some(key);
         }
+        Ok(f.proposals)
+    }
+
+    /// Reads the tickets, the second half of [`Flows::encode`]'s bytes, with
+    /// their id lists, into flows without proposals.
+    pub(crate) fn decode_tickets(r: &mut Reader<'_>) -> Result<Flows, CanonError> {
+        let mut f = Flows::new();
         let mut prev = None;
         let n = r.count(33)?;
         f.tickets.reserve(n);
@@ -758,6 +811,66 @@ fn encode_ticket<O: Out>(c: &mut Canon<O>, (t, id): &(String, String), k: &Ticke
         }
         TicketStatus::Denied => {
             c.u8(2);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canon::Canon;
+
+    /// Flows with proposals of every optional shape (agent or not, decision or
+    /// not) and a ticket, encoded.
+    fn encoded() -> (Flows, Vec<u8>) {
+        let mut f = Flows::new();
+        let shapes = [
+            (None, None),
+            (Some("agent-1"), None),
+            (None, Some(Decision::Deny)),
+            (Some("agent-2"), Some(Decision::Allow)),
+        ];
+        for (i, (agent, decision)) in shapes.into_iter().enumerate() {
+            let p = Proposal {
+                session: "s-1".into(),
+                agent: agent.map(String::from),
+                action: "refund".into(),
+                resource: "svc:payments".into(),
+                risk_tier: RiskTier::High,
+                status: ProposalStatus::Allowed,
+                decision,
+                executions: i as u32,
+            };
+            f.proposals.insert(("acme".into(), format!("p-{i}")), p);
+        }
+        let t = Ticket {
+            proposal: "p-1".into(),
+            session: "s-1".into(),
+            status: TicketStatus::Requested,
+        };
+        f.index("acme", "k-1", "s-1", "p-1");
+        f.tickets.insert(("acme".into(), "k-1".into()), t);
+        let mut c = Canon::to(Vec::new());
+        f.encode(&mut c);
+        (f, c.into_out())
+    }
+
+    #[test]
+    fn the_tickets_are_found_where_the_proposals_end() {
+        let (f, bytes) = encoded();
+        let mut r = Reader::new("flows", &bytes);
+        let proposals = Flows::decode_proposals(&mut r).expect("proposals");
+        assert_eq!(proposals.len(), 4);
+        let end = r.offset();
+        assert_eq!(Flows::tickets_offset(&bytes), Some(end));
+        // Read from there, the tickets and the proposals make the flows again.
+        let mut r = Reader::starting_at("flows", &bytes, end);
+        let tickets = Flows::decode_tickets(&mut r).expect("tickets");
+        r.end().expect("nothing left");
+        assert_eq!(Flows::from_parts(proposals, tickets), f);
+        // Cut short anywhere in the proposals, the bytes are not framed so.
+        for cut in 0..end {
+            assert_eq!(Flows::tickets_offset(&bytes[..cut]), None, "cut at {cut}");
         }
     }
 }

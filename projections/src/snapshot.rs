@@ -455,8 +455,21 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
         r.end()?;
         Ok(v)
     }
+    let apart = content.len() >= PARALLEL_DECODE_BYTES;
     let flows_part = framed.as_ref().ok().map(|(_, parts)| parts[2]);
-    let flows = || flows_part.map(|p| read(PARTS[2], p, Flows::decode));
+    // The tickets, from where the proposals end.
+    let tickets_from = |at: usize| {
+        let mut r = Reader::starting_at(PARTS[2], flows_part.unwrap_or_default(), at);
+        let tickets = Flows::decode_tickets(&mut r)?;
+        r.end()?;
+        Ok::<_, CanonError>(tickets)
+    };
+    let proposals = || {
+        flows_part.map(|p| {
+            let mut r = Reader::new(PARTS[2], p);
+            Flows::decode_proposals(&mut r).map(|m| (m, r.offset()))
+        })
+    };
     let rest = || {
         let checksum = checksum_holds(content, sum);
         let (header, parts) = checked(content, checksum, framed.map(Framed::with_digest))?;
@@ -466,13 +479,29 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
             read(PARTS[3], parts[3], Budgets::decode),
             read(PARTS[4], parts[4], Detector::decode),
         );
-        Ok::<_, SnapshotError>((header, others))
+        // Beside the proposals' decode (a large state's proposals take longer
+        // than all the rest of this thread's work), the tickets from where the
+        // proposals would end, found by reading over them.
+        let tickets = apart
+            .then(|| Flows::tickets_offset(parts[2]))
+            .flatten()
+            .map(|at| (at, tickets_from(at)));
+        Ok::<_, SnapshotError>((header, others, tickets))
     };
-    let apart = content.len() >= PARALLEL_DECODE_BYTES;
-    let (flows, rest) = crate::beside(apart, "snapshot-decode", flows, rest);
-    let (header, (ring, gates, budgets, detector)) = rest?;
+    let (proposals, rest) = crate::beside(apart, "snapshot-decode", proposals, rest);
+    let (header, (ring, gates, budgets, detector), tickets) = rest?;
     // Framed, or `rest` would have failed.
-    let flows = flows.ok_or(SnapshotError::Truncated("unframed"))?;
+    let proposals = proposals.ok_or(SnapshotError::Truncated("unframed"))?;
+    // The flows as one decode in order gives them: the proposals' error first,
+    // then the tickets from where the proposals' decode ended (those decoded
+    // beside it when they began there, else decoded now).
+    let flows = proposals.and_then(|(proposals, end)| {
+        let tickets = match tickets {
+            Some((at, tickets)) if at == end => tickets,
+            _ => tickets_from(end),
+        };
+        tickets.map(|tickets| Flows::from_parts(proposals, tickets))
+    });
     let state = State {
         ring: ring?,
         gates: gates?,
