@@ -434,14 +434,16 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
 /// otherwise check the framing, checksum and digest twice, hashing every byte
 /// of the snapshot twice more).
 ///
-/// The flows' part (proposals and tickets, most of a large state) is decoded
-/// on a thread of its own as soon as the framing is read
-/// ([`PARALLEL_DECODE_BYTES`]), while this thread checks the checksum and the
-/// parts' digest and decodes the other parts. A decoder never panics and
-/// refuses what is not canonical, so decoding before the checks have passed
-/// costs nothing but the time when they fail; the errors are those of
-/// [`verify`] first and then the first failing part in order, whichever thread
-/// finished first.
+/// A large snapshot ([`PARALLEL_DECODE_BYTES`]) is decoded on two threads as
+/// soon as its framing is read: one decodes the proposals (most of a large
+/// state) and then computes the checksum; the other computes the parts'
+/// digest, decodes the other parts, and the tickets from where it finds the
+/// proposals end. A decoder never panics and refuses what is not canonical, so
+/// decoding before the checks have passed costs nothing but the time when they
+/// fail; the errors are those of [`verify`] first and then the first failing
+/// part in order, whichever thread finished first, and the flows are those one
+/// decode in order gives (the tickets are decoded again from where the
+/// proposals' decode ended, if that is not where they were begun).
 pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
     let (content, sum) = content(bytes)?;
     let framed = framed_parts(content);
@@ -464,33 +466,42 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
         r.end()?;
         Ok::<_, CanonError>(tickets)
     };
+    // The proposals, then the checksum (a large state's proposals take longer
+    // to decode than the tickets, which the other thread decodes).
     let proposals = || {
-        flows_part.map(|p| {
+        let proposals = flows_part.map(|p| {
             let mut r = Reader::new(PARTS[2], p);
             Flows::decode_proposals(&mut r).map(|m| (m, r.offset()))
-        })
+        });
+        (proposals, checksum_holds(content, sum))
     };
+    // The parts' digest and every other part, and the tickets from where the
+    // proposals would end, found by reading over them; judged once the
+    // checksum is known.
     let rest = || {
-        let checksum = checksum_holds(content, sum);
-        let (header, parts) = checked(content, checksum, framed.map(Framed::with_digest))?;
-        let others = (
-            read(PARTS[0], parts[0], KeyRing::decode),
-            read(PARTS[1], parts[1], Gates::decode),
-            read(PARTS[3], parts[3], Budgets::decode),
-            read(PARTS[4], parts[4], Detector::decode),
-        );
-        // Beside the proposals' decode (a large state's proposals take longer
-        // than all the rest of this thread's work), the tickets from where the
-        // proposals would end, found by reading over them.
-        let tickets = apart
-            .then(|| Flows::tickets_offset(parts[2]))
-            .flatten()
-            .map(|at| (at, tickets_from(at)));
-        Ok::<_, SnapshotError>((header, others, tickets))
+        let framed = framed.map(Framed::with_digest);
+        let decoded = framed.as_ref().ok().map(|f| {
+            let parts = f.parts;
+            let others = (
+                read(PARTS[0], parts[0], KeyRing::decode),
+                read(PARTS[1], parts[1], Gates::decode),
+                read(PARTS[3], parts[3], Budgets::decode),
+                read(PARTS[4], parts[4], Detector::decode),
+            );
+            let tickets = apart
+                .then(|| Flows::tickets_offset(parts[2]))
+                .flatten()
+                .map(|at| (at, tickets_from(at)));
+            (others, tickets)
+        });
+        (framed, decoded)
     };
-    let (proposals, rest) = crate::beside(apart, "snapshot-decode", proposals, rest);
-    let (header, (ring, gates, budgets, detector), tickets) = rest?;
-    // Framed, or `rest` would have failed.
+    let ((proposals, checksum), (framed, decoded)) =
+        crate::beside(apart, "snapshot-decode", proposals, rest);
+    let (header, _) = checked(content, checksum, framed)?;
+    // Framed, or `checked` would have failed.
+    let unframed = SnapshotError::Truncated("unframed");
+    let ((ring, gates, budgets, detector), tickets) = decoded.ok_or(unframed)?;
     let proposals = proposals.ok_or(SnapshotError::Truncated("unframed"))?;
     // The flows as one decode in order gives them: the proposals' error first,
     // then the tickets from where the proposals' decode ended (those decoded
