@@ -447,7 +447,11 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 .for_each(&mut rehash);
         } else {
             for chunk in stale.keys.chunks(TOUCH_AHEAD) {
-                touch(chunk.iter().map(|&h| table.find(h, |s| s.key_hash == h)));
+                touch(
+                    chunk
+                        .iter()
+                        .filter_map(|&h| table.find(h, |s| s.key_hash == h).map(|s| s.key_hash)),
+                );
                 for &h in chunk {
                     // Any stale entry whose key hashes to `h` is one that was
                     // listed (each stale entry is listed once per change, under
@@ -470,36 +474,15 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
 /// them ([`touch`]).
 const TOUCH_AHEAD: usize = 16;
 
-/// Reads a little of each of `items`, found one after another with nothing in
-/// between, so that their cache misses overlap: a large map's entries and
-/// buckets are cold by the next checkpoint, and the work on each (encoding,
-/// hashing) is long enough that the processor would otherwise reach the next
-/// entry's miss only after the last one's work, waiting on each in turn. The
-/// items found are then worked on from the cache. (A prefetch instruction would
-/// do this without the reads, but needs `unsafe`.)
-fn touch<'a, T: Touch + 'a>(items: impl Iterator<Item = Option<&'a T>>) {
-    let mut sum = 0u64;
-    for item in items.flatten() {
-        sum = sum.wrapping_add(item.first_word());
-    }
-    std::hint::black_box(sum);
-}
-
-/// A word of an item, read only to bring its memory into the cache ([`touch`]).
-trait Touch {
-    fn first_word(&self) -> u64;
-}
-
-impl<K, V> Touch for Slot<K, V> {
-    fn first_word(&self) -> u64 {
-        self.key_hash
-    }
-}
-
-impl Touch for Vec<Hash> {
-    fn first_word(&self) -> u64 {
-        self.first().map_or(0, |h| u64::from(h[0]))
-    }
+/// Reads `words`, each a word of an entry or bucket looked up one after another
+/// with nothing in between, so that their cache misses overlap: a large map's
+/// entries and buckets are cold by the next checkpoint, and the work on each
+/// (encoding, hashing) is long enough that the processor would otherwise reach
+/// the next entry's miss only after the last one's work, waiting on each in
+/// turn. The items are then worked on from the cache. (A prefetch instruction
+/// would do this without the reads, but needs `unsafe`.)
+fn touch(words: impl Iterator<Item = u64>) {
+    std::hint::black_box(words.fold(0u64, u64::wrapping_add));
 }
 
 /// Which entries went stale since the last root: their keys' hashes, or "look at
@@ -713,7 +696,8 @@ impl Index {
             level.dedup();
             let mut rest = &pending[..];
             for chunk in level.chunks_mut(TOUCH_AHEAD) {
-                touch(chunk.iter().map(|&j| self.buckets.get(j)));
+                let first = |j: usize| Some(u64::from(self.buckets.get(j)?.first()?[0]));
+                touch(chunk.iter().filter_map(|&j| first(j)));
                 for j in chunk {
                     let n = rest.iter().take_while(|h| bucket_of(h) == *j).count();
                     let (new, after) = rest.split_at(n);

@@ -441,8 +441,9 @@ impl Flows {
     }
 
     /// Where the tickets begin in a flows part, found by reading over the
-    /// proposals' fields without decoding them (no string is checked or
-    /// copied); `None` when the bytes are not framed so. A snapshot's decode
+    /// proposals' fields (as `encode_proposal` writes them and
+    /// [`Flows::decode_proposals`] reads them) without decoding them: no string
+    /// is checked or copied. `None` when the bytes are not framed so. A snapshot's decode
     /// starts the tickets there on one thread while the proposals are decoded
     /// on another, and falls back to where the proposals' decode ended when the
     /// two differ.
@@ -470,10 +471,10 @@ impl Flows {
 
     /// Reads the proposals, the first half of [`Flows::encode`]'s bytes.
     pub(crate) fn decode_proposals(r: &mut Reader<'_>) -> Result<Proposals, CanonError> {
-        let mut f = Flows::new();
+        let mut proposals = Proposals::new();
         let mut prev = None;
         let n = r.count(48)?;
-        f.proposals.reserve(n);
+        proposals.reserve(n);
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
@@ -514,11 +515,10 @@ impl Flows {
                 decision,
                 executions: r.u32()?,
             };
-            f.proposals
-                .insert_read(pair(&key).to_owned(), p, r.since(start));
+            proposals.insert_read(pair(&key).to_owned(), p, r.since(start));
             prev = Some(key);
         }
-        Ok(f.proposals)
+        Ok(proposals)
     }
 
     /// Reads the tickets, the second half of [`Flows::encode`]'s bytes, with

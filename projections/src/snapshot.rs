@@ -499,10 +499,10 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
     let ((proposals, checksum), (framed, decoded)) =
         crate::beside(apart, "snapshot-decode", proposals, rest);
     let (header, _) = checked(content, checksum, framed)?;
-    // Framed, or `checked` would have failed.
-    let unframed = SnapshotError::Truncated("unframed");
-    let ((ring, gates, budgets, detector), tickets) = decoded.ok_or(unframed)?;
-    let proposals = proposals.ok_or(SnapshotError::Truncated("unframed"))?;
+    // Both decoded, or `checked` would have failed on the framing.
+    let unframed = || SnapshotError::Truncated("unframed");
+    let ((ring, gates, budgets, detector), tickets) = decoded.ok_or_else(unframed)?;
+    let proposals = proposals.ok_or_else(unframed)?;
     // The flows as one decode in order gives them: the proposals' error first,
     // then the tickets from where the proposals' decode ended (those decoded
     // beside it when they began there, else decoded now).
