@@ -47,6 +47,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         &mut |n| progress.set(n),
     );
     progress.finish();
+    super::let_go(walk.admission);
     let bytes = bytes?;
     crate::datadir::write_file_atomic(&args.output, &bytes, 0o644)?;
     // Read back what was written: the file on disk is what gets handed over.

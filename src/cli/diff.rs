@@ -109,5 +109,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             }
         }
     }
+    super::let_go(before);
+    super::let_go(after);
     Ok(ExitCode::SUCCESS)
 }

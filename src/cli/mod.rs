@@ -113,6 +113,16 @@ pub struct Ctx {
     pub json: bool,
 }
 
+/// Lets a command's projected state go without freeing it, once its output is
+/// written: the process ends right after, and the operating system takes the
+/// memory back at once, while freeing a large state allocation by allocation
+/// is a wait for nothing (the final state of a 2M-entry replay: 114–135 ms,
+/// docs/BENCHMARKS.md, stop 30). For values that own nothing but memory (an
+/// [`govledger_ingest::Admission`]), never for a store, a file or a thread.
+pub(crate) fn let_go(state: govledger_ingest::Admission) {
+    std::mem::forget(state);
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Ctx {
         data: DataDir::new(&cli.data),

@@ -64,7 +64,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     );
     progress.finish();
     match result {
-        Ok((_, r)) => {
+        Ok((replayed, r)) => {
+            super::let_go(replayed);
             let filter = args.filter.filter();
             let items = if filter.is_empty() {
                 None
@@ -91,6 +92,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                     &mut |n| progress.set(n),
                 )?;
                 progress.finish();
+                super::let_go(adm);
                 Some(tl)
             };
             if ctx.json {

@@ -144,5 +144,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             println!("  {}", human(v));
         }
     }
+    super::let_go(adm);
     Ok(ExitCode::SUCCESS)
 }

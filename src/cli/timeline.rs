@@ -161,6 +161,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         &mut |n| progress.set(n),
     )?;
     progress.finish();
+    super::let_go(walk.admission);
     if let Some(path) = &args.html {
         let page = govledger_replay::html::render(&tl);
         crate::datadir::write_file_atomic(path, page.as_bytes(), 0o644)?;
