@@ -140,6 +140,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             }
         }
     }
+    super::let_go(adm);
     Ok(if allowed {
         ExitCode::SUCCESS
     } else {

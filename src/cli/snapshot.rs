@@ -111,5 +111,6 @@ fn take(ctx: &Ctx, args: TakeArgs) -> Result<ExitCode> {
         (None, true) => print_json(&json!({"size": ledger.size(), "existing": true})),
         (None, false) => println!("a snapshot at size {} already exists", ledger.size()),
     }
+    super::let_go(adm);
     Ok(ExitCode::SUCCESS)
 }
