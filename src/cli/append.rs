@@ -256,5 +256,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             println!("snapshot at size {} ({} bytes)", w.size, w.bytes);
         }
     }
+    super::let_go(adm);
     Ok(ExitCode::SUCCESS)
 }
