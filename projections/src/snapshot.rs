@@ -365,11 +365,16 @@ fn claimed_digest(content: &[u8]) -> [u8; 32] {
     content[16..48].try_into().expect("32 bytes")
 }
 
+/// The size the snapshot's header claims: the entries folded into it.
+fn claimed_size(content: &[u8]) -> u64 {
+    u64::from_be_bytes(content[8..16].try_into().expect("8 bytes"))
+}
+
 /// The size and the parts of a snapshot's content (the bytes before its
 /// checksum), or why they are not framed right: reads the five lengths, hashes
 /// nothing.
 fn framed_parts(content: &[u8]) -> Result<(u64, [&[u8]; 5]), SnapshotError> {
-    let size = u64::from_be_bytes(content[8..16].try_into().expect("8 bytes"));
+    let size = claimed_size(content);
     let mut rest = &content[HEADER..];
     let mut parts: [&[u8]; 5] = [&[]; 5];
     for p in &mut parts {
@@ -406,8 +411,7 @@ fn parts_digest(parts: &[&[u8]; 5]) -> [u8; 32] {
 /// must still [`open`] or [`verify`] one before trusting anything in it.
 pub fn claimed(bytes: &[u8]) -> Option<(u64, [u8; 32])> {
     let (content, _) = content(bytes).ok()?;
-    let size = u64::from_be_bytes(content[8..16].try_into().ok()?);
-    Some((size, claimed_digest(content)))
+    Some((claimed_size(content), claimed_digest(content)))
 }
 
 /// Checks a snapshot's framing, checksum and state digest without decoding the
