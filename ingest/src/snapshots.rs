@@ -281,7 +281,8 @@ pub struct Started {
 /// fresh over `trust` when there is none. Usable means: it decodes strictly, its
 /// size is `at_most` or less, a checkpoint was signed at exactly that size (checked
 /// with `verifier`), and the checkpoint's state digest equals the snapshot's. The
-/// caller folds entries `from..` on top.
+/// caller folds entries `from..at_most` on top: the state's growing maps are
+/// decoded with room for them ([`start_ahead`]).
 pub fn start<S: LogStore>(
     ledger: &Ledger<S>,
     trust: &Trust,
@@ -289,12 +290,31 @@ pub fn start<S: LogStore>(
     limits: DecodeLimits,
     at_most: u64,
 ) -> Result<Started, SnapshotsError> {
+    start_ahead(ledger, trust, verifier, limits, at_most, at_most)
+}
+
+/// [`start`], for a caller that folds entries `from..to` on top (`to` may lie
+/// beyond `at_most`: a replay from a checkpoint to the log's end). The restored
+/// state's growing maps are decoded with room for their share of those entries
+/// (`govledger_projections::canon::Room`: the map's entries per entry in the
+/// snapshot, at most as many again as it holds), so that the fold after the
+/// start does not stop to grow them, each growth rehashing every entry on the
+/// folding thread while the pipeline's readers wait (docs/BENCHMARKS.md, stop
+/// 31). Only the maps' capacity depends on `to`.
+pub fn start_ahead<S: LogStore>(
+    ledger: &Ledger<S>,
+    trust: &Trust,
+    verifier: &NoteVerifier,
+    limits: DecodeLimits,
+    at_most: u64,
+    to: u64,
+) -> Result<Started, SnapshotsError> {
     let mut skipped = Vec::new();
     for size in ledger.snapshot_sizes()?.into_iter().rev() {
         if size > at_most {
             continue;
         }
-        match usable(ledger, verifier, size, limits) {
+        match usable(ledger, verifier, size, to.saturating_sub(size), limits) {
             Ok(admission) => {
                 return Ok(Started {
                     admission,
@@ -319,9 +339,10 @@ fn usable<S: LogStore>(
     ledger: &Ledger<S>,
     verifier: &NoteVerifier,
     size: u64,
+    ahead: u64,
     limits: DecodeLimits,
 ) -> Result<Admission, String> {
-    let checked = check(ledger, verifier, size)?;
+    let checked = check_ahead(ledger, verifier, size, ahead)?;
     Ok(Admission::from_decoded(checked.snapshot, limits))
 }
 
@@ -348,6 +369,17 @@ pub fn check<S: LogStore>(
     ledger: &Ledger<S>,
     verifier: &NoteVerifier,
     size: u64,
+) -> Result<Checked, String> {
+    check_ahead(ledger, verifier, size, 0)
+}
+
+/// [`check`], its state decoded with room for about `ahead` more entries
+/// (`govledger_projections::snapshot::open_ahead`).
+fn check_ahead<S: LogStore>(
+    ledger: &Ledger<S>,
+    verifier: &NoteVerifier,
+    size: u64,
+    ahead: u64,
 ) -> Result<Checked, String> {
     let bytes = ledger
         .snapshot(size)
@@ -380,7 +412,7 @@ pub fn check<S: LogStore>(
             "its state digest differs from the signed checkpoint's".into(),
         ));
     }
-    let (header, mut snapshot) = snapshot::open(&bytes).map_err(|e| e.to_string())?;
+    let (header, mut snapshot) = snapshot::open_ahead(&bytes, ahead).map_err(|e| e.to_string())?;
     if signed.version != 1 {
         let ours = snapshot.state.digest_of(signed.version).ok_or_else(|| {
             format!(

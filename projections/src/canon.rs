@@ -313,17 +313,73 @@ pub struct CanonError {
     pub what: String,
 }
 
+/// Room a decoder reserves in a growing map beyond the entries it reads, for a
+/// state that is about to fold more entries (a replay from a snapshot): the
+/// map's entries per entry folded so far, times the entries to come, so that
+/// the map does not grow (rehashing every entry it holds, on the one thread that
+/// folds, while the pipeline's readers wait) on the way. At most as many again
+/// as it holds: a guess never more than doubles a map's memory, and a map that
+/// outgrows it grows as before. Only the capacity differs; the state and its
+/// digest are the same whatever the room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Room {
+    folded: u64,
+    ahead: u64,
+}
+
+impl Room {
+    /// No room beyond the entries read.
+    pub const NONE: Room = Room {
+        folded: 0,
+        ahead: 0,
+    };
+
+    /// Room for a state of `folded` entries that will fold `ahead` more.
+    pub fn new(folded: u64, ahead: u64) -> Self {
+        Room { folded, ahead }
+    }
+
+    /// The capacity to reserve for a map of `n` entries: `n` and its share of
+    /// the entries ahead, at most `2 × n`.
+    pub fn for_entries(self, n: usize) -> usize {
+        if self.folded == 0 {
+            return n;
+        }
+        let ahead = u128::from(self.ahead.min(self.folded));
+        let extra = n as u128 * ahead / u128::from(self.folded);
+        n.saturating_add(usize::try_from(extra).unwrap_or(n))
+    }
+}
+
 /// A strict reader of canonical bytes.
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     part: &'static str,
+    room: Room,
 }
 
 impl<'a> Reader<'a> {
     /// Reads `buf`, the encoding of `part` (named in errors).
     pub fn new(part: &'static str, buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0, part }
+        Reader {
+            buf,
+            pos: 0,
+            part,
+            room: Room::NONE,
+        }
+    }
+
+    /// This reader, its growing maps given `room` ([`Reader::room`]).
+    pub fn with_room(mut self, room: Room) -> Self {
+        self.room = room;
+        self
+    }
+
+    /// The capacity a decoder reserves for a growing map of `n` entries read
+    /// ([`Room::for_entries`]; `n` itself unless given room).
+    pub fn room(&self, n: usize) -> usize {
+        self.room.for_entries(n)
     }
 
     /// An error at the current offset.
@@ -354,6 +410,7 @@ impl<'a> Reader<'a> {
             buf,
             pos: pos.min(buf.len()),
             part,
+            room: Room::NONE,
         }
     }
 
@@ -485,5 +542,25 @@ impl<'a> Reader<'a> {
             return Err(self.error(format!("{} bytes left over", self.buf.len() - self.pos)));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Room;
+
+    #[test]
+    fn room_is_a_maps_share_of_the_entries_ahead_at_most_as_many_again() {
+        // No room without entries ahead, or without any folded to judge by.
+        assert_eq!(Room::NONE.for_entries(1_000), 1_000);
+        assert_eq!(Room::new(5_000, 0).for_entries(1_000), 1_000);
+        assert_eq!(Room::new(0, 5_000).for_entries(1_000), 1_000);
+        // 1,000 entries in a state of 5,000 folded, 2,500 more to come: 500 more.
+        assert_eq!(Room::new(5_000, 2_500).for_entries(1_000), 1_500);
+        // Never more than as many again, however far ahead.
+        assert_eq!(Room::new(5_000, 5_000).for_entries(1_000), 2_000);
+        assert_eq!(Room::new(5_000, u64::MAX).for_entries(1_000), 2_000);
+        assert_eq!(Room::new(1, u64::MAX).for_entries(usize::MAX), usize::MAX);
+        assert_eq!(Room::new(u64::MAX, u64::MAX).for_entries(0), 0);
     }
 }

@@ -238,6 +238,11 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         self.table.reserve(additional, |s| s.key_hash);
     }
 
+    /// How many entries the map holds room for without growing.
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
     /// Writes the entry count, then every entry's canonical bytes (`encode`,
     /// the map's own encoder as [`DigestMap::root`] takes it) in key order. The
     /// entries are encoded in the order the hash table holds them, one after

@@ -474,7 +474,7 @@ impl Flows {
         let mut proposals = Proposals::new();
         let mut prev = None;
         let n = r.count(48)?;
-        proposals.reserve(n);
+        proposals.reserve(r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
@@ -527,7 +527,9 @@ impl Flows {
         let mut f = Flows::new();
         let mut prev = None;
         let n = r.count(33)?;
-        f.tickets.reserve(n);
+        f.tickets.reserve(r.room(n));
+        f.by_session.reserve(r.room(n));
+        f.by_proposal.reserve(r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
@@ -818,7 +820,7 @@ fn encode_ticket<O: Out>(c: &mut Canon<O>, (t, id): &(String, String), k: &Ticke
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canon::Canon;
+    use crate::canon::{Canon, Room};
 
     /// Flows with proposals of every optional shape (agent or not, decision or
     /// not) and a ticket, encoded.
@@ -872,5 +874,63 @@ mod tests {
         for cut in 0..end {
             assert_eq!(Flows::tickets_offset(&bytes[..cut]), None, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_decode_with_room_reserves_the_share_of_the_entries_ahead_and_nothing_else() {
+        let mut f = Flows::new();
+        for i in 0..100 {
+            let p = Proposal {
+                session: format!("s-{i}"),
+                agent: None,
+                action: "refund".into(),
+                resource: "svc:payments".into(),
+                risk_tier: RiskTier::Low,
+                status: ProposalStatus::AwaitingApproval,
+                decision: Some(Decision::RequireApproval),
+                executions: 0,
+            };
+            f.proposals.insert(("acme".into(), format!("p-{i:03}")), p);
+            let t = Ticket {
+                proposal: format!("p-{i:03}"),
+                session: format!("s-{i}"),
+                status: TicketStatus::Requested,
+            };
+            f.index(
+                "acme",
+                &format!("k-{i:03}"),
+                &format!("s-{i}"),
+                &format!("p-{i:03}"),
+            );
+            f.tickets.insert(("acme".into(), format!("k-{i:03}")), t);
+        }
+        let mut c = Canon::to(Vec::new());
+        f.encode(&mut c);
+        let bytes = c.into_out();
+        let decode = |room: Room| {
+            let mut r = Reader::new("flows", &bytes).with_room(room);
+            let back = Flows::decode(&mut r).expect("decodes");
+            r.end().expect("nothing left");
+            back
+        };
+        let capacities = |f: &Flows| {
+            [
+                f.proposals.capacity(),
+                f.tickets.capacity(),
+                f.by_session.capacity(),
+                f.by_proposal.capacity(),
+            ]
+        };
+        // A state of 1,000 entries that will fold 1,000 more: room for as many
+        // again; without room, hardly more than the 100 of each.
+        let plain = decode(Room::NONE);
+        let roomy = decode(Room::new(1_000, 1_000));
+        assert!(capacities(&plain).iter().all(|&c| (100..200).contains(&c)));
+        assert!(capacities(&roomy).iter().all(|&c| c >= 200));
+        // Only the capacity differs.
+        assert_eq!(plain, f);
+        assert_eq!(roomy, f);
+        let [a, b] = [plain, roomy].map(|mut f| f.roots());
+        assert_eq!(a, b);
     }
 }

@@ -204,7 +204,7 @@ impl Gates {
         let mut g = Gates::new();
         let mut prev = None;
         let n = r.count(27)?;
-        g.sessions.reserve(n);
+        g.sessions.reserve(r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);

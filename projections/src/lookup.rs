@@ -294,6 +294,17 @@ impl<T> Default for IdLists<T> {
 }
 
 impl<T> IdLists<T> {
+    /// Room for `n` lists in all.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.0.reserve(n.saturating_sub(self.0.len()));
+    }
+
+    /// How many lists it holds room for without growing.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+
     /// Lists `id` (tagged `tag`) under `(tenant, name)`, once.
     pub(crate) fn add(&mut self, tenant: &str, name: &str, id: &str, tag: T) {
         let ids = match self.0.get_mut(pair(&(tenant, name))) {

@@ -30,7 +30,7 @@
 //! starts from.
 
 use crate::budgets::{self, Budgets};
-use crate::canon::{self, tagged_digest, Canon, CanonError, Entries, Out, Reader};
+use crate::canon::{self, tagged_digest, Canon, CanonError, Entries, Out, Reader, Room};
 use crate::detect::Detector;
 use crate::flows::{self, Flows};
 use crate::gates::{self, Gates};
@@ -449,14 +449,25 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
 /// decode in order gives (the tickets are decoded again from where the
 /// proposals' decode ended, if that is not where they were begun).
 pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
+    open_ahead(bytes, 0)
+}
+
+/// [`open`], for a state that will fold about `ahead` more entries: its growing
+/// maps (proposals, tickets and their id lists, sessions) are decoded with room
+/// for their share of those entries ([`Room`]), so that they do not grow while
+/// those entries are folded. The result is [`open`]'s, but for the maps'
+/// capacity.
+pub fn open_ahead(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), SnapshotError> {
     let (content, sum) = content(bytes)?;
     let framed = framed_parts(content);
+    let room = Room::new(claimed_size(content), ahead);
     fn read<T>(
         name: &'static str,
         bytes: &[u8],
+        room: Room,
         f: impl FnOnce(&mut Reader<'_>) -> Result<T, CanonError>,
     ) -> Result<T, CanonError> {
-        let mut r = Reader::new(name, bytes);
+        let mut r = Reader::new(name, bytes).with_room(room);
         let v = f(&mut r)?;
         r.end()?;
         Ok(v)
@@ -465,7 +476,8 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
     let flows_part = framed.as_ref().ok().map(|(_, parts)| parts[2]);
     // The tickets, from where the proposals end.
     let tickets_from = |at: usize| {
-        let mut r = Reader::starting_at(PARTS[2], flows_part.unwrap_or_default(), at);
+        let mut r =
+            Reader::starting_at(PARTS[2], flows_part.unwrap_or_default(), at).with_room(room);
         let tickets = Flows::decode_tickets(&mut r)?;
         r.end()?;
         Ok::<_, CanonError>(tickets)
@@ -474,7 +486,7 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
     // to decode than the tickets, which the other thread decodes).
     let proposals = || {
         let proposals = flows_part.map(|p| {
-            let mut r = Reader::new(PARTS[2], p);
+            let mut r = Reader::new(PARTS[2], p).with_room(room);
             Flows::decode_proposals(&mut r).map(|m| (m, r.offset()))
         });
         (proposals, checksum_holds(content, sum))
@@ -487,10 +499,10 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
         let decoded = framed.as_ref().ok().map(|f| {
             let parts = f.parts;
             let others = (
-                read(PARTS[0], parts[0], KeyRing::decode),
-                read(PARTS[1], parts[1], Gates::decode),
-                read(PARTS[3], parts[3], Budgets::decode),
-                read(PARTS[4], parts[4], Detector::decode),
+                read(PARTS[0], parts[0], room, KeyRing::decode),
+                read(PARTS[1], parts[1], room, Gates::decode),
+                read(PARTS[3], parts[3], room, Budgets::decode),
+                read(PARTS[4], parts[4], room, Detector::decode),
             );
             let tickets = apart
                 .then(|| Flows::tickets_offset(parts[2]))

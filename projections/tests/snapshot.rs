@@ -203,6 +203,10 @@ proptest! {
             prop_assert_eq!(opened_header, header);
             prop_assert_eq!(snapshot::claimed(&bytes), Some((k as u64, head.digest_v1())));
             prop_assert_eq!(&opened, &snap);
+            // With room for entries ahead, only the maps' capacity differs.
+            let (_, roomy) = snapshot::open_ahead(&bytes, 1_000).expect("opens with room");
+            prop_assert_eq!(&roomy, &snap);
+            prop_assert_eq!(roomy.state.clone().digest(), head.digest());
             // The digest kept up to date since entry 0 equals the one the decoded
             // state gives from scratch, each entry hashed from the bytes it was
             // read from (and those are its canonical bytes: see below).

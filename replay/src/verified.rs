@@ -136,7 +136,7 @@ pub fn replay<S: LogStore>(
             ledger.size()
         )));
     }
-    let started = snapshots::start(
+    let started = snapshots::start_ahead(
         ledger,
         trust,
         verifier,
@@ -144,6 +144,7 @@ pub fn replay<S: LogStore>(
             max_body_bytes: usize::MAX,
         },
         from_checkpoint,
+        to,
     )?;
     let mut adm = started.admission;
     // Every checkpoint from the start through `to` (a snapshot's own was matched
