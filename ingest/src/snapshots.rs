@@ -328,11 +328,27 @@ pub fn start_ahead<S: LogStore>(
             }
         }
     }
+    let mut admission = Admission::new(trust, limits)?;
+    // A fold from entry 0 would grow each map many times: size them by the
+    // newest snapshot through `to`, read for its counts alone.
+    if let Some(like) = newest_counts(ledger, to) {
+        admission.reserve_like(&like, to);
+    }
     Ok(Started {
-        admission: Admission::new(trust, limits)?,
+        admission,
         from: 0,
         skipped,
     })
+}
+
+/// The growing maps' counts in the newest stored snapshot of at most `to`
+/// entries (`snapshot::counts`: its framing and counts, nothing checked), if
+/// there is one that can be read. Only capacity is sized by it.
+fn newest_counts<S: LogStore>(ledger: &Ledger<S>, to: u64) -> Option<snapshot::Counts> {
+    let sizes = ledger.snapshot_sizes().ok()?;
+    let size = sizes.into_iter().rev().find(|&s| s > 0 && s <= to)?;
+    let bytes = ledger.snapshot(size).ok()??;
+    snapshot::counts(&bytes)
 }
 
 fn usable<S: LogStore>(

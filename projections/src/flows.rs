@@ -177,6 +177,29 @@ fn grant_of(g: &ApprovalGranted) -> Grant {
 }
 
 impl Flows {
+    /// Room for `proposals` proposals and `tickets` tickets in all, and the
+    /// tickets' id lists.
+    pub(crate) fn reserve(&mut self, proposals: usize, tickets: usize) {
+        self.proposals
+            .reserve(proposals.saturating_sub(self.proposals.len()));
+        self.tickets
+            .reserve(tickets.saturating_sub(self.tickets.len()));
+        self.by_session.reserve(tickets);
+        self.by_proposal.reserve(tickets);
+    }
+
+    /// Room without growing: proposals, tickets, and the tickets' lists by
+    /// session and by proposal.
+    #[cfg(test)]
+    pub(crate) fn capacities(&self) -> [usize; 4] {
+        [
+            self.proposals.capacity(),
+            self.tickets.capacity(),
+            self.by_session.capacity(),
+            self.by_proposal.capacity(),
+        ]
+    }
+
     /// No proposals, no tickets.
     pub fn new() -> Self {
         Self::default()
@@ -527,9 +550,7 @@ impl Flows {
         let mut f = Flows::new();
         let mut prev = None;
         let n = r.count(33)?;
-        f.tickets.reserve(r.room(n));
-        f.by_session.reserve(r.room(n));
-        f.by_proposal.reserve(r.room(n));
+        f.reserve(0, r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
@@ -913,20 +934,12 @@ mod tests {
             r.end().expect("nothing left");
             back
         };
-        let capacities = |f: &Flows| {
-            [
-                f.proposals.capacity(),
-                f.tickets.capacity(),
-                f.by_session.capacity(),
-                f.by_proposal.capacity(),
-            ]
-        };
         // A state of 1,000 entries that will fold 1,000 more: room for as many
         // again; without room, hardly more than the 100 of each.
         let plain = decode(Room::NONE);
         let roomy = decode(Room::new(1_000, 1_000));
-        assert!(capacities(&plain).iter().all(|&c| (100..200).contains(&c)));
-        assert!(capacities(&roomy).iter().all(|&c| c >= 200));
+        assert!(plain.capacities().iter().all(|&c| (100..200).contains(&c)));
+        assert!(roomy.capacities().iter().all(|&c| c >= 200));
         // Only the capacity differs.
         assert_eq!(plain, f);
         assert_eq!(roomy, f);

@@ -111,6 +111,17 @@ pub fn scope_name(scope: KillScope) -> &'static str {
 }
 
 impl Gates {
+    /// Room for `n` sessions in all.
+    pub(crate) fn reserve_sessions(&mut self, n: usize) {
+        self.sessions.reserve(n.saturating_sub(self.sessions.len()));
+    }
+
+    /// Room for sessions without growing.
+    #[cfg(test)]
+    pub(crate) fn sessions_capacity(&self) -> usize {
+        self.sessions.capacity()
+    }
+
     /// No sessions, no kill switches.
     pub fn new() -> Self {
         Self::default()

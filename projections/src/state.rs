@@ -75,6 +75,22 @@ impl State {
         }
     }
 
+    /// Room in this state's growing maps (proposals, tickets and their id
+    /// lists, sessions) for a fold through `to` entries of a log, judged by a
+    /// snapshot of the same log ([`crate::snapshot::counts`]): each map's count
+    /// there, scaled from its size to `to` and at most doubled
+    /// ([`crate::canon::Room`]). For a fold from entry 0, which otherwise grows
+    /// each map many times, every growth moving all its entries on the folding
+    /// thread. Only the maps' capacity changes.
+    pub fn reserve_like(&mut self, like: &crate::snapshot::Counts, to: u64) {
+        let room = crate::canon::Room::new(like.size, to.saturating_sub(like.size));
+        self.flows.reserve(
+            room.for_entries(like.proposals),
+            room.for_entries(like.tickets),
+        );
+        self.gates.reserve_sessions(room.for_entries(like.sessions));
+    }
+
     /// Whether `env`, at event time `time_ns`, is consistent with the state.
     pub fn check(&self, env: &Envelope, time_ns: u64) -> Result<(), Refusal> {
         self.ring
@@ -186,5 +202,40 @@ impl State {
             2 => Some(self.digest()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State;
+    use crate::snapshot::Counts;
+
+    #[test]
+    fn reserve_like_sizes_the_growing_maps_by_a_snapshot_scaled_to_the_fold() {
+        let like = Counts {
+            size: 1_000,
+            sessions: 50,
+            proposals: 200,
+            tickets: 30,
+        };
+        // A fold through 1,500 entries: half as many again as the snapshot's.
+        let mut near = State::default();
+        near.reserve_like(&like, 1_500);
+        let [p, t, by_session, by_proposal] = near.flows.capacities();
+        assert!(p >= 300, "{p}");
+        assert!(t >= 45 && by_session >= 45 && by_proposal >= 45);
+        assert!(near.gates.sessions_capacity() >= 75);
+        // However far the fold goes, at most twice the snapshot's counts.
+        let mut far = State::default();
+        far.reserve_like(&like, 1_000_000);
+        assert!((400..800).contains(&far.flows.capacities()[0]));
+        assert!((100..200).contains(&far.gates.sessions_capacity()));
+        // A snapshot past the fold's end gives no more than its counts.
+        let mut before = State::default();
+        before.reserve_like(&like, 10);
+        assert!((200..400).contains(&before.flows.capacities()[0]));
+        // Only capacity: the states are the empty state.
+        assert_eq!(near, State::default());
+        assert_eq!(far, State::default());
     }
 }

@@ -203,6 +203,14 @@ proptest! {
             prop_assert_eq!(opened_header, header);
             prop_assert_eq!(snapshot::claimed(&bytes), Some((k as u64, head.digest_v1())));
             prop_assert_eq!(&opened, &snap);
+            // The growing maps' counts, read without decoding.
+            let counts = snapshot::Counts {
+                size: k as u64,
+                sessions: head.gates.sessions().count(),
+                proposals: head.flows.proposals().count(),
+                tickets: head.flows.tickets().count(),
+            };
+            prop_assert_eq!(snapshot::counts(&bytes), Some(counts));
             // With room for entries ahead, only the maps' capacity differs.
             let (_, roomy) = snapshot::open_ahead(&bytes, 1_000).expect("opens with room");
             prop_assert_eq!(&roomy, &snap);
@@ -235,6 +243,14 @@ proptest! {
         bytes[i] ^= flip;
         prop_assert!(snapshot::decode(&bytes).is_err());
         prop_assert!(snapshot::verify(&bytes).is_err());
+        // Counts are read without checks, never past the bytes: any answer but
+        // no panic, and no count larger than the bytes could hold.
+        if let Some(c) = snapshot::counts(&bytes) {
+            prop_assert!(c.sessions + c.proposals + c.tickets <= bytes.len());
+        }
+        for cut in [0, 8, i, bytes.len() - 1] {
+            let _ = snapshot::counts(&bytes[..cut]);
+        }
     }
 }
 
