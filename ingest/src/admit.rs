@@ -404,7 +404,7 @@ impl Admission {
     /// Room in the state's growing maps for a fold through `to` entries,
     /// judged by a snapshot's counts ([`State::reserve_like`]); for a fresh
     /// state about to fold a long range.
-    pub fn reserve_like(&mut self, like: &snapshot::Counts, to: u64) {
+    pub(crate) fn reserve_like(&mut self, like: &snapshot::Counts, to: u64) {
         self.state.reserve_like(like, to);
     }
 

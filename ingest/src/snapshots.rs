@@ -282,7 +282,7 @@ pub struct Started {
 /// size is `at_most` or less, a checkpoint was signed at exactly that size (checked
 /// with `verifier`), and the checkpoint's state digest equals the snapshot's. The
 /// caller folds entries `from..at_most` on top: the state's growing maps are
-/// decoded with room for them ([`start_ahead`]).
+/// given room for them ([`start_ahead`]).
 pub fn start<S: LogStore>(
     ledger: &Ledger<S>,
     trust: &Trust,
@@ -295,12 +295,16 @@ pub fn start<S: LogStore>(
 
 /// [`start`], for a caller that folds entries `from..to` on top (`to` may lie
 /// beyond `at_most`: a replay from a checkpoint to the log's end). The restored
-/// state's growing maps are decoded with room for their share of those entries
-/// (`govledger_projections::canon::Room`: the map's entries per entry in the
-/// snapshot, at most as many again as it holds), so that the fold after the
-/// start does not stop to grow them, each growth rehashing every entry on the
+/// state's growing maps (proposals, tickets and their id lists, sessions) are
+/// decoded with room for their share of those entries
+/// (`govledger_projections::snapshot::open_ahead`: the map's entries per entry
+/// in the snapshot, at most as many again as it holds), so that the fold after
+/// the start does not stop to grow them, each growth moving every entry on the
 /// folding thread while the pipeline's readers wait (docs/BENCHMARKS.md, stop
-/// 31). Only the maps' capacity depends on `to`.
+/// 31). A fresh start (no snapshot usable) sizes its empty maps the same way by
+/// the counts of the newest stored snapshot through `to` that was not passed
+/// over (`snapshot::counts`, read from its framing alone; `State::reserve_like`),
+/// if there is one. Only the maps' capacity depends on `to`.
 pub fn start_ahead<S: LogStore>(
     ledger: &Ledger<S>,
     trust: &Trust,
@@ -310,7 +314,8 @@ pub fn start_ahead<S: LogStore>(
     to: u64,
 ) -> Result<Started, SnapshotsError> {
     let mut skipped = Vec::new();
-    for size in ledger.snapshot_sizes()?.into_iter().rev() {
+    let sizes = ledger.snapshot_sizes()?;
+    for &size in sizes.iter().rev() {
         if size > at_most {
             continue;
         }
@@ -330,8 +335,14 @@ pub fn start_ahead<S: LogStore>(
     }
     let mut admission = Admission::new(trust, limits)?;
     // A fold from entry 0 would grow each map many times: size them by the
-    // newest snapshot through `to`, read for its counts alone.
-    if let Some(like) = newest_counts(ledger, to) {
+    // newest snapshot through `to`, read for its counts alone (none that was
+    // just turned down).
+    let passed_over = |s: u64| skipped.iter().any(|(at, _)| *at == s);
+    let newest = sizes
+        .iter()
+        .rev()
+        .find(|&&s| s > 0 && s <= to && !passed_over(s));
+    if let Some(like) = newest.and_then(|&s| counts_of(ledger, s)) {
         admission.reserve_like(&like, to);
     }
     Ok(Started {
@@ -341,12 +352,10 @@ pub fn start_ahead<S: LogStore>(
     })
 }
 
-/// The growing maps' counts in the newest stored snapshot of at most `to`
-/// entries (`snapshot::counts`: its framing and counts, nothing checked), if
-/// there is one that can be read. Only capacity is sized by it.
-fn newest_counts<S: LogStore>(ledger: &Ledger<S>, to: u64) -> Option<snapshot::Counts> {
-    let sizes = ledger.snapshot_sizes().ok()?;
-    let size = sizes.into_iter().rev().find(|&s| s > 0 && s <= to)?;
+/// The growing maps' counts in the snapshot stored at `size`
+/// (`snapshot::counts`: its framing and counts, nothing checked), if it can be
+/// read. Only capacity is sized by it.
+fn counts_of<S: LogStore>(ledger: &Ledger<S>, size: u64) -> Option<snapshot::Counts> {
     let bytes = ledger.snapshot(size).ok()??;
     snapshot::counts(&bytes)
 }

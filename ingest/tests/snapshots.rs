@@ -349,3 +349,75 @@ fn due_now(
     let due = ask(ledger, adm).expect("a snapshot is due");
     (due, ask)
 }
+
+/// How many proposals, tickets and sessions a state holds.
+fn held(adm: &Admission) -> [usize; 3] {
+    let s = adm.state();
+    [
+        s.flows.proposals().count(),
+        s.flows.tickets().count(),
+        s.gates.sessions().count(),
+    ]
+}
+
+/// Whether each growing map of `adm` (as [`held`] counts them) has room for at
+/// least `at_least` entries without growing.
+fn room_at_least(adm: &Admission, at_least: [usize; 3]) -> bool {
+    let room = adm.state().capacities();
+    room.iter().zip(at_least).all(|(&r, n)| r >= n)
+}
+
+#[test]
+fn a_start_gives_the_state_room_for_the_entries_it_will_fold() {
+    let (ledger, trust) = build(SnapshotPolicy {
+        every: 1_000,
+        keep: 10,
+    });
+    assert_eq!(ledger.snapshot_sizes().unwrap(), vec![1_000, 2_000, 3_000]);
+    let begin = |at_most: u64, to: u64| {
+        let s = snapshots::start_ahead(
+            &ledger,
+            &trust,
+            &signer().verifier(),
+            DecodeLimits::default(),
+            at_most,
+            to,
+        )
+        .expect("start");
+        (s.admission, s.from)
+    };
+    let twice = |n: [usize; 3]| n.map(|n| 2 * n);
+    // From the snapshot at 1,000 to 2,000: room for twice what it holds.
+    let (ahead, from) = begin(1_000, 2_000);
+    assert_eq!(from, 1_000);
+    let at_1000 = held(&ahead);
+    assert!(at_1000.iter().all(|&n| n > 0), "{at_1000:?}");
+    assert!(room_at_least(&ahead, twice(at_1000)));
+    // Folding nothing after it: no more room than a decode needs (the
+    // proposals, the largest map, have less than twice theirs).
+    let (none, _) = begin(1_000, 1_000);
+    assert!(none.state().capacities()[0] < 2 * at_1000[0]);
+    // From entry 0 to 2,500: sized by the snapshot at 2,000, scaled by 1.25.
+    let (fresh, from) = begin(0, 2_500);
+    assert_eq!(from, 0);
+    let at_2000 = held(&from_zero(&ledger, &trust, 2_000));
+    assert!(room_at_least(&fresh, at_2000.map(|n| n * 5 / 4)));
+    assert_eq!(held(&fresh), [0, 0, 0]);
+    // From entry 0 to before the first snapshot: nothing to size by.
+    let (bare, _) = begin(0, 999);
+    assert_eq!(bare.state().capacities(), [0, 0, 0]);
+    // A snapshot turned down sizes nothing: with another log's key, none is
+    // usable, and the fresh state has no room reserved.
+    let stranger = NoteSigner::from_seed("snapshots.test/log", [6; 32]).unwrap();
+    let s = snapshots::start_ahead(
+        &ledger,
+        &trust,
+        &stranger.verifier(),
+        DecodeLimits::default(),
+        EVENTS,
+        EVENTS,
+    )
+    .expect("start");
+    assert_eq!((s.from, s.skipped.len()), (0, 3));
+    assert_eq!(s.admission.state().capacities(), [0, 0, 0]);
+}

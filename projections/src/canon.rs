@@ -317,31 +317,32 @@ pub struct CanonError {
 /// state that is about to fold more entries (a replay from a snapshot): the
 /// map's entries per entry folded so far, times the entries to come, so that
 /// the map does not grow (rehashing every entry it holds, on the one thread that
-/// folds, while the pipeline's readers wait) on the way. At most as many again
-/// as it holds: a guess never more than doubles a map's memory, and a map that
-/// outgrows it grows as before. Only the capacity differs; the state and its
-/// digest are the same whatever the room.
+/// folds, while the pipeline's readers wait) on the way. At most twice the
+/// count it is judged by (a map's own entries; for the tickets' id lists, the
+/// tickets): a guess never more than doubles what a decode reserves, and a map
+/// that outgrows it grows as before. Only the capacity differs; the state and
+/// its digest are the same whatever the room.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Room {
+pub(crate) struct Room {
     folded: u64,
     ahead: u64,
 }
 
 impl Room {
     /// No room beyond the entries read.
-    pub const NONE: Room = Room {
+    pub(crate) const NONE: Room = Room {
         folded: 0,
         ahead: 0,
     };
 
     /// Room for a state of `folded` entries that will fold `ahead` more.
-    pub fn new(folded: u64, ahead: u64) -> Self {
+    pub(crate) fn new(folded: u64, ahead: u64) -> Self {
         Room { folded, ahead }
     }
 
     /// The capacity to reserve for a map of `n` entries: `n` and its share of
     /// the entries ahead, at most `2 × n`.
-    pub fn for_entries(self, n: usize) -> usize {
+    pub(crate) fn for_entries(self, n: usize) -> usize {
         if self.folded == 0 {
             return n;
         }
@@ -371,14 +372,14 @@ impl<'a> Reader<'a> {
     }
 
     /// This reader, its growing maps given `room` ([`Reader::room`]).
-    pub fn with_room(mut self, room: Room) -> Self {
+    pub(crate) fn with_room(mut self, room: Room) -> Self {
         self.room = room;
         self
     }
 
     /// The capacity a decoder reserves for a growing map of `n` entries read
     /// ([`Room::for_entries`]; `n` itself unless given room).
-    pub fn room(&self, n: usize) -> usize {
+    pub(crate) fn room(&self, n: usize) -> usize {
         self.room.for_entries(n)
     }
 

@@ -177,27 +177,29 @@ fn grant_of(g: &ApprovalGranted) -> Grant {
 }
 
 impl Flows {
-    /// Room for `proposals` proposals and `tickets` tickets in all, and the
-    /// tickets' id lists.
-    pub(crate) fn reserve(&mut self, proposals: usize, tickets: usize) {
-        self.proposals
-            .reserve(proposals.saturating_sub(self.proposals.len()));
-        self.tickets
-            .reserve(tickets.saturating_sub(self.tickets.len()));
-        self.by_session.reserve(tickets);
-        self.by_proposal.reserve(tickets);
+    /// Room for `tickets` tickets in all, their lists by proposal (one per
+    /// ticket at most) and `ticket_sessions` lists by session.
+    pub(crate) fn reserve_tickets(&mut self, tickets: usize, ticket_sessions: usize) {
+        self.tickets.reserve_total(tickets);
+        self.by_proposal.reserve_total(tickets);
+        self.by_session.reserve_total(ticket_sessions);
     }
 
-    /// Room without growing: proposals, tickets, and the tickets' lists by
-    /// session and by proposal.
+    /// Room for `proposals` proposals in all, and [`Flows::reserve_tickets`].
+    pub(crate) fn reserve_total(&mut self, proposals: usize, tickets: usize, sessions: usize) {
+        self.proposals.reserve_total(proposals);
+        self.reserve_tickets(tickets, sessions);
+    }
+
+    /// Room without growing: proposals, tickets.
+    pub(crate) fn capacities(&self) -> [usize; 2] {
+        [self.proposals.capacity(), self.tickets.capacity()]
+    }
+
+    /// Room without growing: the tickets' lists by session and by proposal.
     #[cfg(test)]
-    pub(crate) fn capacities(&self) -> [usize; 4] {
-        [
-            self.proposals.capacity(),
-            self.tickets.capacity(),
-            self.by_session.capacity(),
-            self.by_proposal.capacity(),
-        ]
+    pub(crate) fn list_capacities(&self) -> [usize; 2] {
+        [self.by_session.capacity(), self.by_proposal.capacity()]
     }
 
     /// No proposals, no tickets.
@@ -497,7 +499,7 @@ impl Flows {
         let mut proposals = Proposals::new();
         let mut prev = None;
         let n = r.count(48)?;
-        proposals.reserve(r.room(n));
+        proposals.reserve_total(r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
@@ -550,7 +552,8 @@ impl Flows {
         let mut f = Flows::new();
         let mut prev = None;
         let n = r.count(33)?;
-        f.reserve(0, r.room(n));
+        // At most one list by session per ticket.
+        f.reserve_tickets(r.room(n), r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
@@ -938,8 +941,9 @@ mod tests {
         // again; without room, hardly more than the 100 of each.
         let plain = decode(Room::NONE);
         let roomy = decode(Room::new(1_000, 1_000));
-        assert!(plain.capacities().iter().all(|&c| (100..200).contains(&c)));
-        assert!(roomy.capacities().iter().all(|&c| c >= 200));
+        let all = |f: &Flows| [f.capacities(), f.list_capacities()].concat();
+        assert!(all(&plain).iter().all(|&c| (100..200).contains(&c)));
+        assert!(all(&roomy).iter().all(|&c| c >= 200));
         // Only the capacity differs.
         assert_eq!(plain, f);
         assert_eq!(roomy, f);

@@ -113,11 +113,10 @@ pub fn scope_name(scope: KillScope) -> &'static str {
 impl Gates {
     /// Room for `n` sessions in all.
     pub(crate) fn reserve_sessions(&mut self, n: usize) {
-        self.sessions.reserve(n.saturating_sub(self.sessions.len()));
+        self.sessions.reserve_total(n);
     }
 
     /// Room for sessions without growing.
-    #[cfg(test)]
     pub(crate) fn sessions_capacity(&self) -> usize {
         self.sessions.capacity()
     }
@@ -215,7 +214,7 @@ impl Gates {
         let mut g = Gates::new();
         let mut prev = None;
         let n = r.count(27)?;
-        g.sessions.reserve(r.room(n));
+        g.sessions.reserve_total(r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);

@@ -295,7 +295,7 @@ impl<T> Default for IdLists<T> {
 
 impl<T> IdLists<T> {
     /// Room for `n` lists in all.
-    pub(crate) fn reserve(&mut self, n: usize) {
+    pub(crate) fn reserve_total(&mut self, n: usize) {
         self.0.reserve(n.saturating_sub(self.0.len()));
     }
 

@@ -434,16 +434,36 @@ pub fn counts(bytes: &[u8]) -> Option<Counts> {
 }
 
 /// What [`counts`] reads: a snapshot's size and its growing maps' entries.
+/// Made only by [`counts`], so each count is bounded by the bytes it was read
+/// from, and a state sized by them ([`State::reserve_like`]) by those bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
+    pub(crate) size: u64,
+    pub(crate) sessions: usize,
+    pub(crate) proposals: usize,
+    pub(crate) tickets: usize,
+}
+
+impl Counts {
     /// The entries folded into the snapshot.
-    pub size: u64,
-    /// Sessions.
-    pub sessions: usize,
-    /// Proposals.
-    pub proposals: usize,
-    /// Approval tickets.
-    pub tickets: usize,
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Its sessions.
+    pub fn sessions(&self) -> usize {
+        self.sessions
+    }
+
+    /// Its proposals.
+    pub fn proposals(&self) -> usize {
+        self.proposals
+    }
+
+    /// Its approval tickets.
+    pub fn tickets(&self) -> usize {
+        self.tickets
+    }
 }
 
 /// Checks a snapshot's framing, checksum and state digest without decoding the

@@ -204,16 +204,19 @@ proptest! {
             prop_assert_eq!(snapshot::claimed(&bytes), Some((k as u64, head.digest_v1())));
             prop_assert_eq!(&opened, &snap);
             // The growing maps' counts, read without decoding.
-            let counts = snapshot::Counts {
-                size: k as u64,
-                sessions: head.gates.sessions().count(),
-                proposals: head.flows.proposals().count(),
-                tickets: head.flows.tickets().count(),
-            };
-            prop_assert_eq!(snapshot::counts(&bytes), Some(counts));
+            let counts = snapshot::counts(&bytes).expect("a fresh snapshot is framed");
+            prop_assert_eq!(counts.size(), k as u64);
+            prop_assert_eq!(counts.sessions(), head.gates.sessions().count());
+            prop_assert_eq!(counts.proposals(), head.flows.proposals().count());
+            prop_assert_eq!(counts.tickets(), head.flows.tickets().count());
             // With room for entries ahead, only the maps' capacity differs.
             let (_, roomy) = snapshot::open_ahead(&bytes, 1_000).expect("opens with room");
             prop_assert_eq!(&roomy, &snap);
+            // 1,000 entries ahead of at most 60: room for twice each growing map.
+            let held = [counts.proposals(), counts.tickets(), counts.sessions()];
+            for (room, n) in roomy.state.capacities().into_iter().zip(held) {
+                prop_assert!(room >= 2 * n, "room for {} of {}", room, n);
+            }
             prop_assert_eq!(roomy.state.clone().digest(), head.digest());
             // The digest kept up to date since entry 0 equals the one the decoded
             // state gives from scratch, each entry hashed from the bytes it was
@@ -246,7 +249,7 @@ proptest! {
         // Counts are read without checks, never past the bytes: any answer but
         // no panic, and no count larger than the bytes could hold.
         if let Some(c) = snapshot::counts(&bytes) {
-            prop_assert!(c.sessions + c.proposals + c.tickets <= bytes.len());
+            prop_assert!(c.sessions() + c.proposals() + c.tickets() <= bytes.len());
         }
         for cut in [0, 8, i, bytes.len() - 1] {
             let _ = snapshot::counts(&bytes[..cut]);
@@ -416,6 +419,20 @@ fn a_large_snapshot_encodes_and_decodes_its_flows_beside_the_other_parts() {
     let back = snapshot::decode(&bytes).expect("decodes");
     assert_eq!(back.state, st);
     assert_eq!(back.detector, d);
+    // Opened for as many entries again as it holds, each growing map has room
+    // for twice its entries, decoded on either thread; opened without, the
+    // proposals have not.
+    let (_, roomy) = snapshot::open_ahead(&bytes, 20_011).expect("opens with room");
+    assert_eq!(roomy.state, st);
+    let held = [
+        st.flows.proposals().count(),
+        st.flows.tickets().count(),
+        st.gates.sessions().count(),
+    ];
+    for (room, n) in roomy.state.capacities().into_iter().zip(held) {
+        assert!(room >= 2 * n, "room for {room} of {n}");
+    }
+    assert!(back.state.capacities()[0] < 2 * held[0]);
     assert_eq!(back.state.clone().digest(), st.digest());
     // Damage is named the same with the checksum computed beside the framing
     // and the parts' digests, and the flows decoded beside the other parts.
