@@ -658,12 +658,29 @@ impl Index {
         if bits == self.bits {
             return;
         }
-        // Buckets partition the hashes by prefix, so their concatenation is sorted:
-        // split it again by the new prefix length.
-        let all: Vec<Hash> = std::mem::take(&mut self.buckets).concat();
-        self.buckets = vec![Vec::new(); 1 << bits];
-        for h in all {
-            self.buckets[Self::bucket_of(&h, bits)].push(h);
+        let old = std::mem::take(&mut self.buckets);
+        if bits == self.bits + 1 {
+            // Twice the buckets, as a growing map asks: each bucket splits in
+            // two where its hashes' next bit turns to 1 (they are sorted), read
+            // and written in order. Sending each hash to its new bucket one by
+            // one wrote all over memory and grew each new bucket from empty:
+            // 17 ms on the digest's thread, the folder waiting, for a map of
+            // 262,000 entries (docs/BENCHMARKS.md, stop 31).
+            self.buckets.reserve_exact(old.len() * 2);
+            for mut low in old {
+                let at = low.partition_point(|h| Self::bucket_of(h, bits) % 2 == 0);
+                let high = low.split_off(at);
+                self.buckets.push(low);
+                self.buckets.push(high);
+            }
+        } else {
+            // Buckets partition the hashes by prefix, so their concatenation is
+            // sorted: split it again by the new prefix length.
+            let all: Vec<Hash> = old.concat();
+            self.buckets = vec![Vec::new(); 1 << bits];
+            for h in all {
+                self.buckets[Self::bucket_of(&h, bits)].push(h);
+            }
         }
         self.bits = bits;
         self.redraw = true;
