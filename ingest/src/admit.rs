@@ -401,13 +401,6 @@ impl Admission {
         Self::at(snapshot.state, snapshot.detector, snapshot.size, limits)
     }
 
-    /// Room in the state's growing maps for a fold through `to` entries,
-    /// judged by a snapshot's counts ([`State::reserve_like`]); for a fresh
-    /// state about to fold a long range.
-    pub(crate) fn reserve_like(&mut self, like: &snapshot::Counts, to: u64) {
-        self.state.reserve_like(like, to);
-    }
-
     /// The whole state as it stands.
     pub fn state(&self) -> &State {
         &self.state

@@ -301,10 +301,7 @@ pub fn start<S: LogStore>(
 /// in the snapshot, at most as many again as it holds), so that the fold after
 /// the start does not stop to grow them, each growth moving every entry on the
 /// folding thread while the pipeline's readers wait (docs/BENCHMARKS.md, stop
-/// 31). A fresh start (no snapshot usable) sizes its empty maps the same way by
-/// the counts of the newest stored snapshot through `to` that was not passed
-/// over (`snapshot::counts`, read from its framing alone; `State::reserve_like`),
-/// if there is one. Only the maps' capacity depends on `to`.
+/// 31). Only the maps' capacity depends on `to`.
 pub fn start_ahead<S: LogStore>(
     ledger: &Ledger<S>,
     trust: &Trust,
@@ -314,8 +311,7 @@ pub fn start_ahead<S: LogStore>(
     to: u64,
 ) -> Result<Started, SnapshotsError> {
     let mut skipped = Vec::new();
-    let sizes = ledger.snapshot_sizes()?;
-    for &size in sizes.iter().rev() {
+    for size in ledger.snapshot_sizes()?.into_iter().rev() {
         if size > at_most {
             continue;
         }
@@ -333,31 +329,11 @@ pub fn start_ahead<S: LogStore>(
             }
         }
     }
-    let mut admission = Admission::new(trust, limits)?;
-    // A fold from entry 0 would grow each map many times: size them by the
-    // newest snapshot through `to`, read for its counts alone (none that was
-    // just turned down).
-    let passed_over = |s: u64| skipped.iter().any(|(at, _)| *at == s);
-    let newest = sizes
-        .iter()
-        .rev()
-        .find(|&&s| s > 0 && s <= to && !passed_over(s));
-    if let Some(like) = newest.and_then(|&s| counts_of(ledger, s)) {
-        admission.reserve_like(&like, to);
-    }
     Ok(Started {
-        admission,
+        admission: Admission::new(trust, limits)?,
         from: 0,
         skipped,
     })
-}
-
-/// The growing maps' counts in the snapshot stored at `size`
-/// (`snapshot::counts`: its framing and counts, nothing checked), if it can be
-/// read. Only capacity is sized by it.
-fn counts_of<S: LogStore>(ledger: &Ledger<S>, size: u64) -> Option<snapshot::Counts> {
-    let bytes = ledger.snapshot(size).ok()??;
-    snapshot::counts(&bytes)
 }
 
 fn usable<S: LogStore>(

@@ -397,27 +397,8 @@ fn a_start_gives_the_state_room_for_the_entries_it_will_fold() {
     // proposals, the largest map, have less than twice theirs).
     let (none, _) = begin(1_000, 1_000);
     assert!(none.state().capacities()[0] < 2 * at_1000[0]);
-    // From entry 0 to 2,500: sized by the snapshot at 2,000, scaled by 1.25.
-    let (fresh, from) = begin(0, 2_500);
+    // A fresh start (no snapshot at or below 999) reserves nothing.
+    let (bare, from) = begin(999, 2_500);
     assert_eq!(from, 0);
-    let at_2000 = held(&from_zero(&ledger, &trust, 2_000));
-    assert!(room_at_least(&fresh, at_2000.map(|n| n * 5 / 4)));
-    assert_eq!(held(&fresh), [0, 0, 0]);
-    // From entry 0 to before the first snapshot: nothing to size by.
-    let (bare, _) = begin(0, 999);
     assert_eq!(bare.state().capacities(), [0, 0, 0]);
-    // A snapshot turned down sizes nothing: with another log's key, none is
-    // usable, and the fresh state has no room reserved.
-    let stranger = NoteSigner::from_seed("snapshots.test/log", [6; 32]).unwrap();
-    let s = snapshots::start_ahead(
-        &ledger,
-        &trust,
-        &stranger.verifier(),
-        DecodeLimits::default(),
-        EVENTS,
-        EVENTS,
-    )
-    .expect("start");
-    assert_eq!((s.from, s.skipped.len()), (0, 3));
-    assert_eq!(s.admission.state().capacities(), [0, 0, 0]);
 }

@@ -185,12 +185,6 @@ impl Flows {
         self.by_session.reserve_total(ticket_sessions);
     }
 
-    /// Room for `proposals` proposals in all, and [`Flows::reserve_tickets`].
-    pub(crate) fn reserve_total(&mut self, proposals: usize, tickets: usize, sessions: usize) {
-        self.proposals.reserve_total(proposals);
-        self.reserve_tickets(tickets, sessions);
-    }
-
     /// Room without growing: proposals, tickets.
     pub(crate) fn capacities(&self) -> [usize; 2] {
         [self.proposals.capacity(), self.tickets.capacity()]

@@ -111,11 +111,6 @@ pub fn scope_name(scope: KillScope) -> &'static str {
 }
 
 impl Gates {
-    /// Room for `n` sessions in all.
-    pub(crate) fn reserve_sessions(&mut self, n: usize) {
-        self.sessions.reserve_total(n);
-    }
-
     /// Room for sessions without growing.
     pub(crate) fn sessions_capacity(&self) -> usize {
         self.sessions.capacity()

@@ -414,58 +414,6 @@ pub fn claimed(bytes: &[u8]) -> Option<(u64, [u8; 32])> {
     Some((claimed_size(content), claimed_digest(content)))
 }
 
-/// The entries a snapshot's bytes claim for the state's growing maps, read
-/// from its framing and the maps' counts without decoding or checking anything
-/// else: to size a fresh state's maps before a long fold of the same log
-/// ([`State::reserve_like`]), where a wrong count costs only memory (at most
-/// twice the count) or a growth. `None` when the bytes are not framed so.
-pub fn counts(bytes: &[u8]) -> Option<Counts> {
-    let (content, _) = content(bytes).ok()?;
-    let (size, parts) = framed_parts(content).ok()?;
-    let tickets_at = Flows::tickets_offset(parts[2])?;
-    Some(Counts {
-        size,
-        sessions: Reader::new(PARTS[1], parts[1]).count(27).ok()?,
-        proposals: Reader::new(PARTS[2], parts[2]).count(48).ok()?,
-        tickets: Reader::starting_at(PARTS[2], parts[2], tickets_at)
-            .count(33)
-            .ok()?,
-    })
-}
-
-/// What [`counts`] reads: a snapshot's size and its growing maps' entries.
-/// Made only by [`counts`], so each count is bounded by the bytes it was read
-/// from, and a state sized by them ([`State::reserve_like`]) by those bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub(crate) size: u64,
-    pub(crate) sessions: usize,
-    pub(crate) proposals: usize,
-    pub(crate) tickets: usize,
-}
-
-impl Counts {
-    /// The entries folded into the snapshot.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Its sessions.
-    pub fn sessions(&self) -> usize {
-        self.sessions
-    }
-
-    /// Its proposals.
-    pub fn proposals(&self) -> usize {
-        self.proposals
-    }
-
-    /// Its approval tickets.
-    pub fn tickets(&self) -> usize {
-        self.tickets
-    }
-}
-
 /// Checks a snapshot's framing, checksum and state digest without decoding the
 /// state; the caller compares the digest with the signed checkpoint's.
 pub fn verify(bytes: &[u8]) -> Result<Header, SnapshotError> {

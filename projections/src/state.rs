@@ -75,26 +75,9 @@ impl State {
         }
     }
 
-    /// Room in this state's growing maps (proposals, tickets and their id
-    /// lists, sessions) for a fold through `to` entries of a log, judged by a
-    /// snapshot of the same log ([`crate::snapshot::counts`]): each map's count
-    /// there, scaled from its size to `to` and at most doubled
-    /// ([`crate::canon::Room`]). For a fold from entry 0, which otherwise grows
-    /// each map many times, every growth moving all its entries on the folding
-    /// thread. Only the maps' capacity changes.
-    pub fn reserve_like(&mut self, like: &crate::snapshot::Counts, to: u64) {
-        let room = crate::canon::Room::new(like.size, to.saturating_sub(like.size));
-        self.flows.reserve_total(
-            room.for_entries(like.proposals),
-            room.for_entries(like.tickets),
-            // Lists by session: no more than the sessions or the tickets.
-            room.for_entries(like.sessions.min(like.tickets)),
-        );
-        self.gates.reserve_sessions(room.for_entries(like.sessions));
-    }
-
     /// How many proposals, tickets and sessions the state holds room for
-    /// without growing its maps ([`State::reserve_like`]).
+    /// without growing its maps (a snapshot decoded with room for the entries
+    /// ahead: `snapshot::open_ahead`).
     pub fn capacities(&self) -> [usize; 3] {
         let [proposals, tickets] = self.flows.capacities();
         [proposals, tickets, self.gates.sessions_capacity()]
@@ -211,41 +194,5 @@ impl State {
             2 => Some(self.digest()),
             _ => None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::State;
-    use crate::snapshot::Counts;
-
-    #[test]
-    fn reserve_like_sizes_the_growing_maps_by_a_snapshot_scaled_to_the_fold() {
-        let like = Counts {
-            size: 1_000,
-            sessions: 50,
-            proposals: 200,
-            tickets: 30,
-        };
-        // A fold through 1,500 entries: half as many again as the snapshot's.
-        let mut near = State::default();
-        near.reserve_like(&like, 1_500);
-        let [p, t, sessions] = near.capacities();
-        assert!(p >= 300 && t >= 45 && sessions >= 75, "{p} {t} {sessions}");
-        // Lists by session: no more than the tickets, nor the sessions.
-        let [by_session, by_proposal] = near.flows.list_capacities();
-        assert!(by_session >= 45 && by_proposal >= 45);
-        // However far the fold goes, at most twice the snapshot's counts.
-        let mut far = State::default();
-        far.reserve_like(&like, 1_000_000);
-        assert!((400..800).contains(&far.capacities()[0]));
-        assert!((100..200).contains(&far.capacities()[2]));
-        // A snapshot past the fold's end gives no more than its counts.
-        let mut before = State::default();
-        before.reserve_like(&like, 10);
-        assert!((200..400).contains(&before.capacities()[0]));
-        // Only capacity: the states are the empty state.
-        assert_eq!(near, State::default());
-        assert_eq!(far, State::default());
     }
 }
