@@ -322,7 +322,7 @@ pub struct CanonError {
 /// tickets): a guess never more than doubles what a decode reserves, and a map
 /// that outgrows it grows as before. Only the capacity differs; the state and
 /// its digest are the same whatever the room.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Room {
     folded: u64,
     ahead: u64,

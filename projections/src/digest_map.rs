@@ -238,11 +238,6 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         self.table.reserve(additional, |s| s.key_hash);
     }
 
-    /// Room for `n` entries in all (not `n` more, as [`DigestMap::reserve`]).
-    pub fn reserve_total(&mut self, n: usize) {
-        self.reserve(n.saturating_sub(self.len()));
-    }
-
     /// How many entries the map holds room for without growing.
     pub fn capacity(&self) -> usize {
         self.table.capacity()

@@ -177,12 +177,12 @@ fn grant_of(g: &ApprovalGranted) -> Grant {
 }
 
 impl Flows {
-    /// Room for `tickets` tickets in all, their lists by proposal (one per
-    /// ticket at most) and `ticket_sessions` lists by session.
-    pub(crate) fn reserve_tickets(&mut self, tickets: usize, ticket_sessions: usize) {
-        self.tickets.reserve_total(tickets);
-        self.by_proposal.reserve_total(tickets);
-        self.by_session.reserve_total(ticket_sessions);
+    /// Room for `tickets` more tickets and their lists by proposal and by
+    /// session (at most one of each per ticket).
+    fn reserve_tickets(&mut self, tickets: usize) {
+        self.tickets.reserve(tickets);
+        self.by_proposal.reserve(tickets);
+        self.by_session.reserve(tickets);
     }
 
     /// Room without growing: proposals, tickets.
@@ -493,7 +493,7 @@ impl Flows {
         let mut proposals = Proposals::new();
         let mut prev = None;
         let n = r.count(48)?;
-        proposals.reserve_total(r.room(n));
+        proposals.reserve(r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);
@@ -546,8 +546,7 @@ impl Flows {
         let mut f = Flows::new();
         let mut prev = None;
         let n = r.count(33)?;
-        // At most one list by session per ticket.
-        f.reserve_tickets(r.room(n), r.room(n));
+        f.reserve_tickets(r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);

@@ -209,7 +209,7 @@ impl Gates {
         let mut g = Gates::new();
         let mut prev = None;
         let n = r.count(27)?;
-        g.sessions.reserve_total(r.room(n));
+        g.sessions.reserve(r.room(n));
         for _ in 0..n {
             let start = r.offset();
             let key = (r.str_ref()?, r.str_ref()?);

@@ -294,9 +294,9 @@ impl<T> Default for IdLists<T> {
 }
 
 impl<T> IdLists<T> {
-    /// Room for `n` lists in all.
-    pub(crate) fn reserve_total(&mut self, n: usize) {
-        self.0.reserve(n.saturating_sub(self.0.len()));
+    /// Room for `additional` more lists.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional);
     }
 
     /// How many lists it holds room for without growing.
