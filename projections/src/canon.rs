@@ -392,16 +392,27 @@ impl<'a> Reader<'a> {
         }
     }
 
+    // The reads below are small and called for every field of every entry of a
+    // snapshot: inlined into the decoders, with their errors built out of line
+    // (`short`), a restore spends less time in calls (docs/BENCHMARKS.md, stop 32).
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], CanonError> {
         if self.buf.len() - self.pos < n {
-            return Err(self.error(format!(
-                "needs {n} more bytes, {} left",
-                self.buf.len() - self.pos
-            )));
+            return Err(self.short(n));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
+    }
+
+    /// The error of a read of `n` bytes past the end.
+    #[cold]
+    #[inline(never)]
+    fn short(&self, n: usize) -> CanonError {
+        self.error(format!(
+            "needs {n} more bytes, {} left",
+            self.buf.len() - self.pos
+        ))
     }
 
     /// Reads `buf` from byte `pos` on (at most its length), as if the bytes
@@ -428,28 +439,33 @@ impl<'a> Reader<'a> {
     }
 
     /// A byte.
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, CanonError> {
         Ok(self.take(1)?[0])
     }
 
     /// A big-endian `u32`.
+    #[inline]
     pub fn u32(&mut self) -> Result<u32, CanonError> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes(b.try_into().expect("4 bytes")))
     }
 
     /// A big-endian `u64`.
+    #[inline]
     pub fn u64(&mut self) -> Result<u64, CanonError> {
         let b = self.take(8)?;
         Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
     }
 
     /// 32 raw bytes.
+    #[inline]
     pub fn raw32(&mut self) -> Result<[u8; 32], CanonError> {
         Ok(self.take(32)?.try_into().expect("32 bytes"))
     }
 
     /// Length-prefixed bytes.
+    #[inline]
     pub fn bytes(&mut self) -> Result<&'a [u8], CanonError> {
         let n = self.u64()?;
         let n = usize::try_from(n).map_err(|_| self.error("length does not fit"))?;
@@ -457,12 +473,14 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-prefixed UTF-8 string.
+    #[inline]
     pub fn str(&mut self) -> Result<String, CanonError> {
         self.str_ref().map(str::to_string)
     }
 
     /// A length-prefixed UTF-8 string, borrowed from the bytes read: a key
     /// checked for order against the one before it without a copy kept for that.
+    #[inline]
     pub fn str_ref(&mut self) -> Result<&'a str, CanonError> {
         let at = self.pos;
         let b = self.bytes()?;
@@ -474,6 +492,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A flag byte: 0 or 1.
+    #[inline]
     pub fn flag(&mut self) -> Result<bool, CanonError> {
         match self.u8()? {
             0 => Ok(false),
@@ -548,7 +567,25 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::Room;
+    use super::{Reader, Room};
+
+    #[test]
+    fn a_read_past_the_end_names_the_part_the_offset_and_the_bytes_missing() {
+        let mut r = Reader::new("flows", &[1, 0, 0]);
+        assert_eq!(r.u8(), Ok(1));
+        let e = r.u64().unwrap_err();
+        assert_eq!((e.part, e.offset), ("flows", 1));
+        assert_eq!(e.what, "needs 8 more bytes, 2 left");
+        // A failed read reads nothing: what is left can still be read.
+        assert_eq!(r.offset(), 1);
+        // A length prefix longer than what follows it.
+        let mut r = Reader::new("gates", &[0, 0, 0, 0, 0, 0, 0, 5, b'a', b'b']);
+        let e = r.bytes().unwrap_err();
+        assert_eq!(
+            (e.offset, e.what.as_str()),
+            (8, "needs 5 more bytes, 2 left")
+        );
+    }
 
     #[test]
     fn room_is_a_maps_share_of_the_entries_ahead_at_most_as_many_again() {
