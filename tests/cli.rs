@@ -528,6 +528,49 @@ fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
     );
 }
 
+/// `replay --from-checkpoint K` starts from the newest usable snapshot at or below
+/// K: a damaged one is passed over for the one below it, and the replay still
+/// checks every checkpoint after its start.
+#[test]
+fn replay_passes_over_a_damaged_snapshot_for_an_older_one() {
+    let env = Env::new();
+    let lines = env.init_with_events(1_500, 23, 2);
+    let (a, b) = split_lines(&env, &lines, 1_000);
+    env.json(&["append", a.to_str().unwrap(), "--snapshot-every", "600"]);
+    env.json(&["append", b.to_str().unwrap()]);
+    assert_eq!(env.json(&["snapshot", "take"])["size"], 1_500);
+    let r = env.json(&["replay", "--from-checkpoint", "1500"]);
+    assert_eq!(
+        (r["snapshot"].as_u64(), r["entries_folded"].as_u64()),
+        (Some(1_500), Some(0)),
+        "{r}"
+    );
+    let intact = r["state_digest"].clone();
+
+    // One byte of the newest snapshot's first chunk flipped.
+    {
+        let db = common::raw_db(&env.data());
+        let cf = db.cf_handle("snapshots").unwrap();
+        let key = [&1_500u64.to_be_bytes()[..], &0u32.to_be_bytes()[..]].concat();
+        let mut chunk = db
+            .get_cf(cf, &key)
+            .unwrap()
+            .expect("chunk 0 of the snapshot");
+        let at = chunk.len() / 2;
+        chunk[at] ^= 0x20;
+        db.put_cf(cf, &key, &chunk).unwrap();
+    }
+    let r = env.json(&["replay", "--from-checkpoint", "1500"]);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        (r["snapshot"].as_u64(), r["entries_folded"].as_u64()),
+        (Some(1_000), Some(500)),
+        "{r}"
+    );
+    assert_eq!(r["checkpoints_checked"], 1, "the checkpoint at 1,500: {r}");
+    assert_eq!(r["state_digest"], intact);
+}
+
 /// `diff --from X --to Y`: what the incident changed between two points, by view.
 #[test]
 fn diff_shows_what_changed_between_two_points() {
