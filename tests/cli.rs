@@ -433,17 +433,25 @@ fn snapshots_are_taken_listed_and_read_the_same() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
 }
 
+/// A ledger of 1,500 generated events (seed `seed`, 2 tenants) appended in two
+/// runs: the first 1,000 with a snapshot at their checkpoint, then the rest,
+/// checkpoints at 0, 1,000 and 1,500.
+fn appended_in_two(seed: u64) -> Env {
+    let env = Env::new();
+    let lines = env.init_with_events(1_500, seed, 2);
+    let (a, b) = split_lines(&env, &lines, 1_000);
+    env.json(&["append", a.to_str().unwrap(), "--snapshot-every", "600"]);
+    env.json(&["append", b.to_str().unwrap()]);
+    env
+}
+
 /// `replay --from-checkpoint K`: from the start or from a snapshot, the state digest
 /// derived from the entries matches every signed checkpoint; a checkpoint signed
 /// with the log's own key over a different state is named, with the entry before
 /// it, and exits 1.
 #[test]
 fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
-    let env = Env::new();
-    let lines = env.init_with_events(1_500, 22, 2);
-    let (a, b) = split_lines(&env, &lines, 1_000);
-    env.json(&["append", a.to_str().unwrap(), "--snapshot-every", "600"]);
-    env.json(&["append", b.to_str().unwrap()]);
+    let env = appended_in_two(22);
 
     let r = env.json(&["replay", "--from-checkpoint", "0"]);
     assert_eq!(r["ok"], true, "{r}");
@@ -533,11 +541,7 @@ fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
 /// checks every checkpoint after its start.
 #[test]
 fn replay_passes_over_a_damaged_snapshot_for_an_older_one() {
-    let env = Env::new();
-    let lines = env.init_with_events(1_500, 23, 2);
-    let (a, b) = split_lines(&env, &lines, 1_000);
-    env.json(&["append", a.to_str().unwrap(), "--snapshot-every", "600"]);
-    env.json(&["append", b.to_str().unwrap()]);
+    let env = appended_in_two(23);
     assert_eq!(env.json(&["snapshot", "take"])["size"], 1_500);
     let r = env.json(&["replay", "--from-checkpoint", "1500"]);
     assert_eq!(
@@ -551,14 +555,14 @@ fn replay_passes_over_a_damaged_snapshot_for_an_older_one() {
     {
         let db = common::raw_db(&env.data());
         let cf = db.cf_handle("snapshots").unwrap();
-        let key = [&1_500u64.to_be_bytes()[..], &0u32.to_be_bytes()[..]].concat();
+        let key = govledger_ledger::store::keys::snapshot(1_500, 0);
         let mut chunk = db
-            .get_cf(cf, &key)
+            .get_cf(cf, key)
             .unwrap()
             .expect("chunk 0 of the snapshot");
         let at = chunk.len() / 2;
         chunk[at] ^= 0x20;
-        db.put_cf(cf, &key, &chunk).unwrap();
+        db.put_cf(cf, key, &chunk).unwrap();
     }
     let r = env.json(&["replay", "--from-checkpoint", "1500"]);
     assert_eq!(r["ok"], true, "{r}");
