@@ -17,7 +17,9 @@
 //! scan: the scan; the fold alone (no digests); the verified replay from entry 0
 //! (a digest at every checkpoint); and the verified replay from the middle
 //! checkpoint, which starts from its snapshot, with the time of that start (the
-//! state restored from the snapshot) and the rate of the rest.
+//! state restored from the snapshot), the rate of the rest, and the rate of the
+//! same entries folded from the same restored state with no digest checks (what
+//! the checks at the checkpoints cost a late start).
 
 #[path = "../../ingest/benches/support/mod.rs"]
 mod support;
@@ -169,10 +171,27 @@ fn main() {
         let second_half = passed.map(|(t, at)| (size - at, t.elapsed()));
         (wall, report.checkpoints_checked, cpu, second_half)
     };
+    // The late start's entries folded from the same restored state with no digest
+    // checks: beside "the rest" of the replay from the midway snapshot, what the
+    // checks at its checkpoints cost. Only the fold is timed.
+    let bare_after_mid = || {
+        let limits = DecodeLimits {
+            max_body_bytes: usize::MAX,
+        };
+        let started =
+            snapshots::start_ahead(&ledger, &trust, &verifier, limits, mid, size).expect("start");
+        let mut adm = started.admission;
+        let t = Instant::now();
+        govledger_replay::fold(&mut adm, &ledger, mid, size, &mut |_| {}).expect("fold");
+        let took = t.elapsed();
+        assert_eq!(adm.entries_folded(), size);
+        drop(adm);
+        took
+    };
     let (mut scans, mut folds, mut fulls, mut halves) = (vec![], vec![], vec![], vec![]);
     let (mut checked_full, mut checked_half) = (0, 0);
     let (mut half_scans, mut fold_cpus, mut full_cpus) = (vec![], vec![], vec![]);
-    let (mut restores, mut second_halves) = (vec![], vec![]);
+    let (mut restores, mut second_halves, mut bare_halves) = (vec![], vec![], vec![]);
     let rounds = rounds();
     for _ in 0..rounds {
         scans.push(scan(0));
@@ -191,6 +210,7 @@ fn main() {
         // What that replay pays before its first entry: the state restored from
         // the snapshot (read, checksum, decode, the digest matched).
         restores.push(restore());
+        bare_halves.push(bare_after_mid());
     }
     let (s, hs) = (median(scans), median(half_scans));
     let rate = |entries: u64, d: Duration| entries as f64 / d.as_secs_f64();
@@ -255,11 +275,24 @@ fn main() {
         format!("  of it, the state restored from the snapshot at {mid}"),
         restore.as_secs_f64() * 1e3
     );
+    let rest = median(halves).saturating_sub(restore);
     row(
         "  the rest: the entries after the snapshot, digests checked",
         size - mid,
-        median(halves).saturating_sub(restore),
+        rest,
         rate(size - mid, hs),
+    );
+    let bare = median(bare_halves);
+    row(
+        "  the same entries folded with no digest checks",
+        size - mid,
+        bare,
+        rate(size - mid, hs),
+    );
+    println!(
+        "{:<66} {:>10.1} %",
+        "  of the rest's time, the digest checks",
+        100.0 * (1.0 - bare.as_secs_f64() / rest.as_secs_f64())
     );
 
     // State digests of the final state beside SHA-256 of the same state's
