@@ -24,7 +24,7 @@
 //!   current window's counters.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
-use crate::digest_map::{DigestMap, Hash};
+use crate::digest_map::{DigestMap, Hash, V3Root};
 use crate::lookup::{pair, IdLists};
 use govledger_schemas::{BudgetConfigured, BudgetScope, BudgetWindow, Envelope, Event, Ident};
 
@@ -270,6 +270,12 @@ impl Budgets {
     /// [`crate::digest_map`]).
     pub fn root(&mut self) -> (u64, Hash) {
         self.budgets.root(encode_budget)
+    }
+
+    /// The number of budgets, their ordinal counter and their map's version-3
+    /// root ([`crate::digest_map`]); `None` when the ordinals are not known.
+    pub fn root_v3(&mut self) -> Option<V3Root> {
+        self.budgets.root_v3(encode_budget)
     }
 
     /// Reads budgets back from [`Budgets::encode`]'s bytes, strictly.

@@ -21,6 +21,29 @@
 //! to what changed since the last one, not to the size of the state. When `n`
 //! crosses a power of two the buckets are redrawn from the entry hashes already
 //! known (no entry is encoded again).
+//!
+//! # State digest v3, computed but not yet signed
+//! Nearly every entry a checkpoint hashes is new, and v2 puts each new hash in
+//! a random bucket: each costs a bucket's rehash and a few tree nodes beside its
+//! own hash (`docs/DESIGN.md`, "State digest v3"). Version 3 buckets entries by
+//! the order they were added instead:
+//! - Each entry has an ordinal: how many entries had been added to the map
+//!   before it (an entry changed keeps its ordinal; one removed and added again
+//!   gets a new one). The map's counter `next` is how many were ever added.
+//!   Entries present before any event (a key ring's trust roots) are numbered
+//!   in key order ([`DigestMap::renumber_in_key_order`]), so the order a trust
+//!   file lists them in does not matter.
+//! - Bucket `j` (for `j` below `ceil(next / 16)`) holds the entries whose
+//!   ordinals lie in `16j..16j + 16`; its string is their entry hashes (as in
+//!   v2) in ordinal order, the empty string when none is left.
+//! - The map's root is the RFC 6962 Merkle tree hash of the bucket strings in
+//!   bucket order (`SHA-256("")` for none); [`DigestMap::root_v3`] returns it
+//!   with the entry count and `next`.
+//!
+//! New entries fill the last buckets, so a checkpoint rehashes those and the
+//! right edge of the tree. Ordinals come from the fold, which is deterministic;
+//! snapshots do not carry them yet, so a map read from one
+//! ([`DigestMap::insert_read`]) has no v3 root until that lands.
 
 use crate::canon::{Canon, Entries, Out};
 use crate::lookup::{order_head, EncodedKey, OrderBytes};
@@ -32,6 +55,10 @@ use std::hash::{BuildHasher, Hash as StdHash, RandomState};
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
+
+/// A map's part of state digest v3: its entry count, its ordinal counter and
+/// its version-3 root.
+pub type V3Root = (u64, u64, Hash);
 
 /// Entries per bucket before the bucket count doubles.
 const PER_BUCKET: usize = 16;
@@ -46,9 +73,52 @@ struct Slot<K, V> {
     key_hash: u64,
     key: K,
     value: V,
-    /// The entry hash the index holds for it; `None` while stale (listed in
+    /// The entry hash the indexes hold for it, unless stale (listed in
     /// `stale`, or `stale.all`).
-    hash: Option<Hash>,
+    hash: Hash,
+    /// Its ordinal (state digest v3, [the module docs](self)), and in the top
+    /// bit ([`STALE`]) whether `hash` is stale: the slot is no larger than when
+    /// it had no ordinal.
+    ord: u64,
+}
+
+/// The bit of [`Slot::ord`] that says the slot's hash is stale.
+const STALE: u64 = 1 << 63;
+
+impl<K, V> Slot<K, V> {
+    /// A new slot, its hash stale.
+    fn new(key_hash: u64, key: K, value: V, ord: u64) -> Self {
+        Slot {
+            key_hash,
+            key,
+            value,
+            hash: [0; 32],
+            ord: ord | STALE,
+        }
+    }
+
+    /// Its ordinal.
+    fn ord(&self) -> u64 {
+        self.ord & !STALE
+    }
+
+    /// Its hash, unless stale.
+    fn hash(&self) -> Option<Hash> {
+        (self.ord & STALE == 0).then_some(self.hash)
+    }
+
+    /// Its hash, unless stale; stale from now on.
+    fn take_hash(&mut self) -> Option<Hash> {
+        let h = self.hash();
+        self.ord |= STALE;
+        h
+    }
+
+    /// Sets its hash, no longer stale.
+    fn set_hash(&mut self, h: Hash) {
+        self.hash = h;
+        self.ord &= !STALE;
+    }
 }
 
 /// A map that maintains the digest described in [the module docs](self).
@@ -76,6 +146,16 @@ pub struct DigestMap<K, V, S = RandomState> {
     /// Hashes of entries that changed or left since the last root.
     gone: Vec<Hash>,
     index: Index,
+    /// How many entries were ever added: the next entry's ordinal.
+    next_ord: u64,
+    /// Whether the ordinals are the fold's (false once an entry was read from a
+    /// snapshot, which does not carry them).
+    ords_known: bool,
+    /// The version-3 index, from the first [`DigestMap::root_v3`] on.
+    v3: Option<OrdIndex>,
+    /// Ordinals of entries that left since the last v3 root (kept only while
+    /// the v3 index is).
+    gone_ords: Vec<u64>,
 }
 
 impl<K, V, S: Default> Default for DigestMap<K, V, S> {
@@ -86,12 +166,16 @@ impl<K, V, S: Default> Default for DigestMap<K, V, S> {
             stale: Stale::default(),
             gone: Vec::new(),
             index: Index::default(),
+            next_ord: 0,
+            ords_known: true,
+            v3: None,
+            gone_ords: Vec::new(),
         }
     }
 }
 
 impl<K: StdHash + Eq, V: PartialEq, S: BuildHasher> PartialEq for DigestMap<K, V, S> {
-    /// Equal entries; the digest caches do not take part.
+    /// Equal entries; the digest caches and the ordinals do not take part.
     fn eq(&self, other: &Self) -> bool {
         self.table.len() == other.table.len()
             && self
@@ -297,7 +381,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             .table
             .find_mut(h, holds(h, key))
             .filter(|s| want(&s.value))?;
-        if let Some(old) = slot.hash.take() {
+        if let Some(old) = slot.take_hash() {
             self.gone.push(old);
             self.stale.push(len, h);
         }
@@ -311,19 +395,15 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         match entry(&mut self.table, h, &key) {
             Entry::Occupied(mut o) => {
                 let slot = o.get_mut();
-                if let Some(old) = slot.hash.take() {
+                if let Some(old) = slot.take_hash() {
                     self.gone.push(old);
                     self.stale.push(len, h);
                 }
                 Some(std::mem::replace(&mut slot.value, value))
             }
             Entry::Vacant(v) => {
-                v.insert(Slot {
-                    key_hash: h,
-                    key,
-                    value,
-                    hash: None,
-                });
+                v.insert(Slot::new(h, key, value, self.next_ord));
+                self.next_ord += 1;
                 self.stale.push(len, h);
                 None
             }
@@ -344,12 +424,11 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         match entry(&mut self.table, h, &key) {
             Entry::Vacant(v) => {
                 let hash: Hash = Sha256::digest(bytes).into();
-                v.insert(Slot {
-                    key_hash: h,
-                    key,
-                    value,
-                    hash: Some(hash),
-                });
+                let mut slot = Slot::new(h, key, value, self.next_ord);
+                slot.set_hash(hash);
+                v.insert(slot);
+                self.next_ord += 1;
+                self.ords_known = false;
                 self.index.insert(hash);
             }
             Entry::Occupied(_) => {
@@ -365,12 +444,8 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         let h = self.hasher.hash_one(&key);
         match entry(&mut self.table, h, &key) {
             Entry::Vacant(v) => {
-                v.insert(Slot {
-                    key_hash: h,
-                    key,
-                    value: make(),
-                    hash: None,
-                });
+                v.insert(Slot::new(h, key, make(), self.next_ord));
+                self.next_ord += 1;
                 self.stale.push(len, h);
                 true
             }
@@ -385,7 +460,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         let slot = match entry(&mut self.table, h, &key) {
             Entry::Occupied(o) => {
                 let slot = o.into_mut();
-                if let Some(old) = slot.hash.take() {
+                if let Some(old) = slot.take_hash() {
                     self.gone.push(old);
                     self.stale.push(len, h);
                 }
@@ -393,13 +468,9 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             }
             Entry::Vacant(v) => {
                 self.stale.push(len, h);
-                v.insert(Slot {
-                    key_hash: h,
-                    key,
-                    value: make(),
-                    hash: None,
-                })
-                .into_mut()
+                let ord = self.next_ord;
+                self.next_ord += 1;
+                v.insert(Slot::new(h, key, make(), ord)).into_mut()
             }
         };
         &mut slot.value
@@ -413,8 +484,11 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     {
         let h = self.hasher.hash_one(key);
         let (slot, _) = self.table.find_entry(h, holds(h, key)).ok()?.remove();
-        if let Some(old) = slot.hash {
+        if let Some(old) = slot.hash() {
             self.gone.push(old);
+        }
+        if self.v3.is_some() {
+            self.gone_ords.push(slot.ord());
         }
         Some(slot.value)
     }
@@ -424,17 +498,75 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// encoder as snapshots use it; it is called once for each entry that changed
     /// since the last call.
     pub fn root(&mut self, mut encode: impl FnMut(&mut Canon<Vec<u8>>, &K, &V)) -> (u64, Hash) {
+        self.index.remove_all(&mut self.gone);
+        // Buckets sized for the new count before the new hashes go in, so a bucket
+        // never holds more than a few dozen hashes.
+        self.index.resize_for(self.table.len());
+        self.refresh(&mut encode);
+        (self.table.len() as u64, self.index.root())
+    }
+
+    /// The number of entries, the ordinal counter and the map's version-3 root
+    /// ([the module docs](self)), or `None` when the ordinals are not known (an
+    /// entry was read from a snapshot). `encode` as for [`DigestMap::root`].
+    /// The first call builds the version-3 index from every entry's hash; later
+    /// ones cost in proportion to what changed.
+    pub fn root_v3(
+        &mut self,
+        mut encode: impl FnMut(&mut Canon<Vec<u8>>, &K, &V),
+    ) -> Option<V3Root> {
+        if !self.ords_known {
+            return None;
+        }
+        self.refresh(&mut encode);
+        let v3 = match &mut self.v3 {
+            Some(v3) => {
+                for o in self.gone_ords.drain(..) {
+                    v3.set(o, None);
+                }
+                v3
+            }
+            None => {
+                let mut v3 = OrdIndex::default();
+                for s in &self.table {
+                    v3.set(s.ord(), s.hash());
+                }
+                self.gone_ords.clear();
+                self.v3.insert(v3)
+            }
+        };
+        Some((
+            self.table.len() as u64,
+            self.next_ord,
+            v3.root(self.next_ord),
+        ))
+    }
+
+    /// Numbers the entries `0..len` in key order, as state digest v3 numbers
+    /// those present before any event (a key ring's trust roots): whatever
+    /// order they were added in, the v3 root is then the same.
+    pub fn renumber_in_key_order(&mut self) {
+        let mut slots: Vec<&mut Slot<K, V>> = self.table.iter_mut().collect();
+        slots.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        for (ord, slot) in slots.into_iter().enumerate() {
+            slot.ord = ord as u64 | (slot.ord & STALE);
+        }
+        self.next_ord = self.table.len() as u64;
+        self.v3 = None;
+        self.gone_ords.clear();
+    }
+
+    /// Encodes and hashes every entry changed since the last root (of either
+    /// version) and gives each new hash to the indexes: version 2's always,
+    /// version 3's once it is kept.
+    fn refresh(&mut self, encode: &mut impl FnMut(&mut Canon<Vec<u8>>, &K, &V)) {
         let DigestMap {
             table,
             stale,
-            gone,
             index,
+            v3,
             ..
         } = self;
-        index.remove_all(gone);
-        // Buckets sized for the new count before the new hashes go in, so a bucket
-        // never holds more than a few dozen hashes.
-        index.resize_for(table.len());
         let mut buf = Vec::new();
         let mut rehash = |slot: &mut Slot<K, V>| {
             buf.clear();
@@ -442,13 +574,16 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             encode(&mut c, &slot.key, &slot.value);
             buf = c.into_out();
             let h: Hash = Sha256::digest(&buf).into();
-            slot.hash = Some(h);
+            slot.set_hash(h);
             index.insert(h);
+            if let Some(v3) = v3 {
+                v3.set(slot.ord(), Some(h));
+            }
         };
         if std::mem::take(&mut stale.all) {
             table
                 .iter_mut()
-                .filter(|s| s.hash.is_none())
+                .filter(|s| s.hash().is_none())
                 .for_each(&mut rehash);
         } else {
             for chunk in stale.keys.chunks(TOUCH_AHEAD) {
@@ -463,7 +598,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                     // its own key's hash): so two stale keys with one hash are
                     // each found, one per listing. None when the entry left after
                     // it changed, or was already hashed by an earlier listing.
-                    let slot = table.find_mut(h, |s| s.key_hash == h && s.hash.is_none());
+                    let slot = table.find_mut(h, |s| s.key_hash == h && s.hash().is_none());
                     if let Some(slot) = slot {
                         rehash(slot);
                     }
@@ -471,7 +606,6 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             }
         }
         stale.keys = Vec::new();
-        (table.len() as u64, index.root())
     }
 }
 
@@ -748,6 +882,86 @@ impl Index {
     }
 }
 
+/// The version-3 index: entry hashes in buckets of 16 by ordinal, and the RFC
+/// 6962 Merkle tree over the buckets, kept level by level so that it grows at
+/// its right edge.
+#[derive(Clone, Debug, Default)]
+struct OrdIndex {
+    /// Bucket `j`: the hashes of ordinals `16j..16j + 16`, `None` where no entry.
+    buckets: Vec<[Option<Hash>; 16]>,
+    /// `levels[0]` the buckets' leaf hashes, `levels[k + 1]` the nodes over
+    /// pairs of `levels[k]` (an odd last one carried up as it is, which gives
+    /// RFC 6962's tree for any count).
+    levels: Vec<Vec<Hash>>,
+    /// Buckets changed since the last root (may repeat).
+    dirty: Vec<usize>,
+}
+
+impl OrdIndex {
+    /// Sets the hash of ordinal `ord` (`None`: no entry).
+    fn set(&mut self, ord: u64, h: Option<Hash>) {
+        let b = usize::try_from(ord / 16).unwrap_or(usize::MAX);
+        if self.buckets.len() <= b {
+            self.buckets.resize(b + 1, [None; 16]);
+        }
+        self.buckets[b][(ord % 16) as usize] = h;
+        self.dirty.push(b);
+    }
+
+    /// The root over the buckets of ordinals `0..next`: rehashes the buckets
+    /// changed or added since the last root, and their paths.
+    fn root(&mut self, next: u64) -> Hash {
+        let count = usize::try_from(next.div_ceil(16)).unwrap_or(usize::MAX);
+        if self.buckets.len() < count {
+            self.buckets.resize(count, [None; 16]);
+        }
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        let had = self.levels[0].len();
+        let mut level = std::mem::take(&mut self.dirty);
+        level.extend(had..count);
+        level.sort_unstable();
+        level.dedup();
+        self.levels[0].resize(count, [0; 32]);
+        for &j in &level {
+            let mut s = Sha256::new();
+            s.update([0u8]);
+            for h in self.buckets[j].iter().flatten() {
+                s.update(h);
+            }
+            self.levels[0][j] = s.finalize().into();
+        }
+        let mut k = 0;
+        while self.levels[k].len() > 1 {
+            let len = self.levels[k].len().div_ceil(2);
+            if self.levels.len() == k + 1 {
+                self.levels.push(Vec::new());
+            }
+            self.levels[k + 1].resize(len, [0; 32]);
+            for i in &mut level {
+                *i /= 2;
+            }
+            level.dedup();
+            let (low, high) = self.levels.split_at_mut(k + 1);
+            let (below, here) = (&low[k], &mut high[0]);
+            for &p in &level {
+                here[p] = match below.get(2 * p + 1) {
+                    Some(right) => Index::node(&below[2 * p], right),
+                    None => below[2 * p],
+                };
+            }
+            k += 1;
+        }
+        level.clear();
+        self.dirty = level;
+        match self.levels[k].first() {
+            Some(root) => *root,
+            None => Sha256::digest([]).into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,6 +1045,29 @@ mod tests {
         (map.len() as u64, mth(&buckets))
     }
 
+    /// The version-3 root as the module docs define it, from scratch: `ords`
+    /// gives each key of `map` its ordinal, `next` is the counter.
+    fn reference_v3(
+        map: &BTreeMap<u32, String>,
+        ords: &BTreeMap<u32, u64>,
+        next: u64,
+    ) -> (u64, u64, Hash) {
+        let mut by_ord: Vec<(u64, Hash)> = map
+            .iter()
+            .map(|(k, v)| {
+                let mut c = Canon::buffer();
+                encode(&mut c, k, v);
+                (ords[k], Sha256::digest(c.into_bytes()).into())
+            })
+            .collect();
+        by_ord.sort();
+        let mut buckets = vec![Vec::new(); next.div_ceil(16) as usize];
+        for (o, h) in by_ord {
+            buckets[(o / 16) as usize].extend_from_slice(&h);
+        }
+        (map.len() as u64, next, mth(&buckets))
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Insert(u32, String),
@@ -842,6 +1079,8 @@ mod tests {
         InsertRead(u32, String),
         Remove(u32),
         Root,
+        /// `root_v3`, checked against [`reference_v3`].
+        RootV3,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -856,6 +1095,7 @@ mod tests {
             2 => (key.clone(), val).prop_map(|(k, v)| Op::InsertRead(k, v)),
             2 => key.prop_map(Op::Remove),
             1 => Just(Op::Root),
+            1 => Just(Op::RootV3),
         ]
     }
 
@@ -868,7 +1108,26 @@ mod tests {
     ) -> Result<(), TestCaseError> {
         let mut ours: DigestMap<u32, String, S> = DigestMap::new();
         let mut model: BTreeMap<u32, String> = BTreeMap::new();
+        // Ordinals as version 3 defines them: a new key takes the next one.
+        let (mut ords, mut next, mut known) = (BTreeMap::new(), 0u64, true);
         for op in ops {
+            match &op {
+                Op::Insert(k, _)
+                | Op::InsertAbsent(k, _)
+                | Op::Upsert(k, _)
+                | Op::InsertRead(k, _)
+                    if !model.contains_key(k) =>
+                {
+                    ords.insert(*k, next);
+                    next += 1;
+                    // A snapshot carries no ordinals (yet).
+                    known &= !matches!(op, Op::InsertRead(..));
+                }
+                Op::Remove(k) => {
+                    ords.remove(k);
+                }
+                _ => {}
+            }
             match op {
                 Op::Insert(k, v) => {
                     prop_assert_eq!(ours.insert(k, v.clone()), model.insert(k, v));
@@ -909,6 +1168,10 @@ mod tests {
                 Op::Remove(k) => {
                     prop_assert_eq!(ours.remove(&k), model.remove(&k));
                 }
+                Op::RootV3 => {
+                    let want = known.then(|| reference_v3(&model, &ords, next));
+                    prop_assert_eq!(ours.root_v3(encode), want);
+                }
                 Op::Root => {
                     prop_assert_eq!(ours.root(encode), reference(&model));
                     // Walked in key order, whatever order the hash map keeps.
@@ -922,6 +1185,8 @@ mod tests {
             }
         }
         prop_assert_eq!(ours.root(encode), reference(&model));
+        let want = known.then(|| reference_v3(&model, &ords, next));
+        prop_assert_eq!(ours.root_v3(encode), want);
         let mut reversed: DigestMap<u32, String, S> = DigestMap::new();
         for (k, v) in model.iter().rev() {
             reversed.insert(*k, v.clone());
@@ -971,6 +1236,15 @@ mod tests {
         fn incremental_root_is_the_defined_root_when_keys_collide(ops in proptest::collection::vec(op(), 0..400)) {
             ops_keep_the_defined_root::<FourHashes>(ops)?;
         }
+
+        /// With no entry read from a snapshot, the ordinals stay known and the
+        /// version-3 root is checked all along, taken between version-2 roots
+        /// or without them, over enough entries for several levels of buckets.
+        #[test]
+        fn incremental_v3_root_is_the_defined_root(ops in proptest::collection::vec(op(), 0..1200)) {
+            let folded = ops.into_iter().filter(|o| !matches!(o, Op::InsertRead(..))).collect();
+            ops_keep_the_defined_root::<RandomState>(folded)?;
+        }
     }
 
     proptest! {
@@ -1000,6 +1274,46 @@ mod tests {
             encodes_as(&three, three.iter(), |c, (t, s, id), v| { c.str(t).u8(*s as u8).str(id).str(v); })?;
             encodes_as(&one, one.iter(), |c, k, v| { c.str(k).str(v); })?;
         }
+    }
+
+    #[test]
+    fn entries_present_before_any_event_are_numbered_in_key_order() {
+        let mut up: DigestMap<u32, String> = DigestMap::new();
+        let mut down: DigestMap<u32, String> = DigestMap::new();
+        for k in 0..40u32 {
+            up.insert(k, format!("v{k}"));
+            down.insert(39 - k, format!("v{}", 39 - k));
+        }
+        assert_ne!(
+            up.root_v3(encode),
+            down.root_v3(encode),
+            "added in two orders"
+        );
+        up.renumber_in_key_order();
+        down.renumber_in_key_order();
+        let model: BTreeMap<u32, String> = (0..40u32).map(|k| (k, format!("v{k}"))).collect();
+        let ords: BTreeMap<u32, u64> = (0..40u32).map(|k| (k, u64::from(k))).collect();
+        let want = Some(reference_v3(&model, &ords, 40));
+        assert_eq!(up.root_v3(encode), want);
+        assert_eq!(down.root_v3(encode), want);
+        // The next entry takes the next ordinal, in both.
+        up.insert(100, "x".into());
+        down.insert(100, "x".into());
+        assert_eq!(up.root_v3(encode), down.root_v3(encode));
+    }
+
+    #[test]
+    fn a_map_read_from_a_snapshot_has_no_v3_root_yet() {
+        let mut m: DigestMap<u32, String> = DigestMap::new();
+        m.insert(1, "a".into());
+        assert!(m.root_v3(encode).is_some());
+        let mut c = Canon::buffer();
+        encode(&mut c, &2, &"b".to_string());
+        m.insert_read(2, "b".into(), &c.into_bytes());
+        assert_eq!(m.root_v3(encode), None);
+        // Version 2 is unaffected.
+        let model: BTreeMap<u32, String> = [(1, "a".into()), (2, "b".into())].into();
+        assert_eq!(m.root(encode), reference(&model));
     }
 
     #[test]

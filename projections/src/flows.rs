@@ -30,7 +30,7 @@
 //!   other tickets.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
-use crate::digest_map::{DigestMap, Hash};
+use crate::digest_map::{DigestMap, Hash, V3Root};
 use crate::lookup::{pair, IdLists};
 use govledger_schemas::{ApprovalGranted, ApprovalScope, Decision, Envelope, Event, RiskTier};
 
@@ -442,6 +442,15 @@ impl Flows {
             self.proposals.root(encode_proposal),
             self.tickets.root(encode_ticket),
         ]
+    }
+
+    /// [`Flows::roots`] of state digest v3 (each with the map's ordinal
+    /// counter); `None` when the ordinals are not known.
+    pub fn roots_v3(&mut self) -> Option<[V3Root; 2]> {
+        Some([
+            self.proposals.root_v3(encode_proposal)?,
+            self.tickets.root_v3(encode_ticket)?,
+        ])
     }
 
     /// Reads flows back from [`Flows::encode`]'s bytes, strictly.

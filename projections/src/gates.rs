@@ -28,7 +28,7 @@
 //! engage a switch itself, for a budget's `kill_on_exceed` ([`crate::State::refuse`]).
 
 use crate::canon::{Canon, CanonError, Out, Reader};
-use crate::digest_map::{DigestMap, Hash};
+use crate::digest_map::{DigestMap, Hash, V3Root};
 use crate::lookup::{pair, triple};
 use govledger_schemas::{ActorChain, Decision, Envelope, Event, KillScope};
 
@@ -202,6 +202,17 @@ impl Gates {
             self.system_kills
                 .root(|c, target, k| encode_system_kill(c, target, k)),
         ]
+    }
+
+    /// [`Gates::roots`] of state digest v3 (each with the map's ordinal
+    /// counter); `None` when the ordinals are not known.
+    pub fn roots_v3(&mut self) -> Option<[V3Root; 3]> {
+        Some([
+            self.sessions.root_v3(encode_session)?,
+            self.kills.root_v3(encode_kill)?,
+            self.system_kills
+                .root_v3(|c, target, k| encode_system_kill(c, target, k))?,
+        ])
     }
 
     /// Reads gates back from [`Gates::encode`]'s bytes, strictly.

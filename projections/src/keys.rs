@@ -8,7 +8,7 @@
 //! wall clock.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
-use crate::digest_map::{DigestMap, Hash};
+use crate::digest_map::{DigestMap, Hash, V3Root};
 use govledger_schemas::{Envelope, Event};
 
 /// Who a key belongs to and what it may sign.
@@ -87,7 +87,9 @@ impl KeyRing {
         Self::default()
     }
 
-    /// Adds a trust root (operator or admin key).
+    /// Adds a trust root (operator or admin key). Call before any event: the
+    /// roots are numbered in key order for state digest v3, whatever order they
+    /// come in ([`DigestMap::renumber_in_key_order`]).
     pub fn add_root(&mut self, key_id: &str, tenant: &str, public_key: [u8; 32], role: KeyRole) {
         self.keys.insert(
             key_id.to_string(),
@@ -100,6 +102,7 @@ impl KeyRing {
                 valid_until_ns: None,
             },
         );
+        self.keys.renumber_in_key_order();
     }
 
     /// Every key, ordered by id.
@@ -286,6 +289,12 @@ impl KeyRing {
     /// [`crate::digest_map`]).
     pub fn root(&mut self) -> (u64, Hash) {
         self.keys.root(|c, id, r| encode_key(c, id, r))
+    }
+
+    /// The number of keys, their ordinal counter and their map's version-3 root
+    /// ([`crate::digest_map`]); `None` when the ordinals are not known.
+    pub fn root_v3(&mut self) -> Option<V3Root> {
+        self.keys.root_v3(|c, id, r| encode_key(c, id, r))
     }
 
     /// Reads a ring back from [`KeyRing::encode`]'s bytes, strictly.

@@ -158,21 +158,35 @@ impl State {
         } = self;
         let apart = flows.pending() >= DIGEST_APART_ENTRIES;
         let others = || (ring.root(), gates.roots(), budgets.root());
-        let ([proposals, tickets], (keys, [sessions, kills, system_kills], budgets)) =
-            flows.roots_beside(apart, others);
-        let mut c = Canon::new("govledger state v2");
-        for (n, root) in [
-            keys,
-            sessions,
-            kills,
-            system_kills,
-            proposals,
-            tickets,
-            budgets,
-        ] {
+        let (flows, (keys, gates, budgets)) = flows.roots_beside(apart, others);
+        let maps = in_order(keys, gates, flows, budgets);
+        seven_maps("govledger state v2", maps, |c, (n, root)| {
             c.u64(n).raw32(&root);
-        }
-        c.finish()
+        })
+    }
+
+    /// State digest version 3, computed but not yet signed (`docs/DESIGN.md`,
+    /// "State digest v3"): SHA-256 of `"govledger state v3"` followed by, for each
+    /// of the seven maps in version 2's order, its number of entries and its
+    /// ordinal counter as big-endian `u64`s and its version-3 root
+    /// ([`crate::digest_map`]). `None` when the ordinals are not known (the
+    /// state was read from a snapshot, which does not carry them yet). Kept up
+    /// to date per change like version 2; the first call builds the version-3
+    /// indexes.
+    pub fn digest_v3(&mut self) -> Option<[u8; 32]> {
+        let maps = in_order(
+            self.ring.root_v3()?,
+            self.gates.roots_v3()?,
+            self.flows.roots_v3()?,
+            self.budgets.root_v3()?,
+        );
+        Some(seven_maps(
+            "govledger state v3",
+            maps,
+            |c, (n, next, root)| {
+                c.u64(n).u64(next).raw32(&root);
+            },
+        ))
     }
 
     /// The version-1 state digest ([`crate::canon::state_digest`]), which ledgers
@@ -195,4 +209,30 @@ impl State {
             _ => None,
         }
     }
+}
+
+/// SHA-256 of `tag` and then, for each of the seven maps in the state digests'
+/// order (keys, sessions, kill switches, system switches, proposals, tickets,
+/// budgets), what `part` writes of it.
+fn seven_maps<T>(tag: &str, maps: [T; 7], mut part: impl FnMut(&mut Canon, T)) -> [u8; 32] {
+    let mut c = Canon::new(tag);
+    for map in maps {
+        part(&mut c, map);
+    }
+    c.finish()
+}
+
+/// The seven maps in the state digests' order, from the projections' own.
+fn in_order<T>(keys: T, gates: [T; 3], flows: [T; 2], budgets: T) -> [T; 7] {
+    let [sessions, kills, system_kills] = gates;
+    let [proposals, tickets] = flows;
+    [
+        keys,
+        sessions,
+        kills,
+        system_kills,
+        proposals,
+        tickets,
+        budgets,
+    ]
 }
