@@ -290,6 +290,7 @@ impl Budgets {
             }
         };
         let mut out = Budgets::new();
+        out.budgets.forget_ordinals();
         let mut prev = None;
         let n = r.count(52)?;
         out.budgets.reserve(n);

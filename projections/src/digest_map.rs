@@ -30,9 +30,10 @@
 //! - Each entry has an ordinal: how many entries had been added to the map
 //!   before it (an entry changed keeps its ordinal; one removed and added again
 //!   gets a new one). The map's counter `next` is how many were ever added.
-//!   Entries present before any event (a key ring's trust roots) are numbered
-//!   in key order ([`DigestMap::renumber_in_key_order`]), so the order a trust
-//!   file lists them in does not matter.
+//!   Entries present before any event (a key ring's trust roots, numbered by
+//!   `State::new`) are numbered in key order
+//!   ([`DigestMap::renumber_in_key_order`]), so the order a trust file lists
+//!   them in does not matter.
 //! - Bucket `j` (for `j` below `ceil(next / 16)`) holds the entries whose
 //!   ordinals lie in `16j..16j + 16`; its string is their entry hashes (as in
 //!   v2) in ordinal order, the empty string when none is left.
@@ -77,8 +78,10 @@ struct Slot<K, V> {
     /// `stale`, or `stale.all`).
     hash: Hash,
     /// Its ordinal (state digest v3, [the module docs](self)), and in the top
-    /// bit ([`STALE`]) whether `hash` is stale: the slot is no larger than when
-    /// it had no ordinal.
+    /// bit ([`STALE`]) whether `hash` is stale: the state's slots are no larger
+    /// than when they had no ordinal (where the key's and the value's sizes are
+    /// multiples of 8, as every state map's are: an `Option` hash then left 7
+    /// bytes of padding).
     ord: u64,
 }
 
@@ -143,7 +146,7 @@ pub struct DigestMap<K, V, S = RandomState> {
     hasher: S,
     /// Which entries went stale since the last root.
     stale: Stale,
-    /// Hashes of entries that changed or left since the last root.
+    /// Hashes of entries that changed or left since the last version-2 root.
     gone: Vec<Hash>,
     index: Index,
     /// How many entries were ever added: the next entry's ordinal.
@@ -428,7 +431,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 slot.set_hash(hash);
                 v.insert(slot);
                 self.next_ord += 1;
-                self.ords_known = false;
+                self.forget_ordinals();
                 self.index.insert(hash);
             }
             Entry::Occupied(_) => {
@@ -540,6 +543,16 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             self.next_ord,
             v3.root(self.next_ord),
         ))
+    }
+
+    /// Marks the ordinals as not the fold's: a map read from a snapshot, which
+    /// does not carry them (yet), even one read empty (a fold may have added
+    /// and removed entries, so its counter need not be 0). [`DigestMap::root_v3`]
+    /// is `None` from then on, and no version-3 index is kept.
+    pub fn forget_ordinals(&mut self) {
+        self.ords_known = false;
+        self.v3 = None;
+        self.gone_ords = Vec::new();
     }
 
     /// Numbers the entries `0..len` in key order, as state digest v3 numbers
@@ -681,7 +694,9 @@ struct Index {
     /// hashes that left are taken off ([`Index::remove_all`]), no hash comes
     /// twice: an entry's hash covers its key, and an entry is hashed again only
     /// after its old hash has left. (Before that, an entry read with its hash,
-    /// removed and read again waits twice, and leaves once.)
+    /// removed and read again waits twice, and leaves once; so does an entry
+    /// hashed for a version-3 root, changed back and hashed again before the
+    /// next version-2 root.)
     pending: Vec<Hash>,
     /// Whether the whole tree must be computed again (the buckets were redrawn).
     redraw: bool,
@@ -712,8 +727,8 @@ impl Index {
 
     /// Removes each of `gone` (and empties it): from the hashes still waiting
     /// for their buckets (an entry read with its hash,
-    /// [`DigestMap::insert_read`], that changed or left before the first root)
-    /// or else from its bucket. Both are multisets here: an entry read, removed
+    /// [`DigestMap::insert_read`], or hashed for a version-3 root, that changed
+    /// or left before this root) or else from its bucket. Both are multisets here: an entry read, removed
     /// and read again with the same bytes waits twice under one hash, and an
     /// entry in a bucket, removed, read again and changed leaves twice under
     /// one; each hash that leaves takes one waiting copy while there is one,
@@ -1081,6 +1096,8 @@ mod tests {
         Root,
         /// `root_v3`, checked against [`reference_v3`].
         RootV3,
+        /// `renumber_in_key_order`, stale entries and all.
+        Renumber,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1096,6 +1113,7 @@ mod tests {
             2 => key.prop_map(Op::Remove),
             1 => Just(Op::Root),
             1 => Just(Op::RootV3),
+            1 => Just(Op::Renumber),
         ]
     }
 
@@ -1125,6 +1143,10 @@ mod tests {
                 }
                 Op::Remove(k) => {
                     ords.remove(k);
+                }
+                Op::Renumber if model.len() < 40 => {
+                    ords = model.keys().zip(0..).map(|(k, o)| (*k, o)).collect();
+                    next = model.len() as u64;
                 }
                 _ => {}
             }
@@ -1172,6 +1194,10 @@ mod tests {
                     let want = known.then(|| reference_v3(&model, &ords, next));
                     prop_assert_eq!(ours.root_v3(encode), want);
                 }
+                // Only while the map is small, as a state's trust roots are:
+                // later, the ordinals of the growing map stay the fold's.
+                Op::Renumber if model.len() < 40 => ours.renumber_in_key_order(),
+                Op::Renumber => {}
                 Op::Root => {
                     prop_assert_eq!(ours.root(encode), reference(&model));
                     // Walked in key order, whatever order the hash map keeps.
@@ -1242,8 +1268,11 @@ mod tests {
         /// or without them, over enough entries for several levels of buckets.
         #[test]
         fn incremental_v3_root_is_the_defined_root(ops in proptest::collection::vec(op(), 0..1200)) {
-            let folded = ops.into_iter().filter(|o| !matches!(o, Op::InsertRead(..))).collect();
-            ops_keep_the_defined_root::<RandomState>(folded)?;
+            let folded: Vec<Op> = ops.into_iter().filter(|o| !matches!(o, Op::InsertRead(..))).collect();
+            ops_keep_the_defined_root::<RandomState>(folded.clone())?;
+            // And when keys collide, where stale entries are found by their
+            // flag among slots of one key hash.
+            ops_keep_the_defined_root::<FourHashes>(folded)?;
         }
     }
 
@@ -1303,6 +1332,28 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_of_stale_entries_feeds_the_v3_index_too() {
+        let mut m: DigestMap<u32, String> = DigestMap::new();
+        let mut model = BTreeMap::new();
+        for k in 0..10u32 {
+            m.insert(k, "a".into());
+            model.insert(k, "a".to_string());
+        }
+        assert!(m.root_v3(encode).is_some());
+        // More changes than entries: the stale list turns into a scan.
+        for k in 0..300u32 {
+            m.insert(k % 150, format!("b{k}"));
+            model.insert(k % 150, format!("b{k}"));
+        }
+        m.remove(&3);
+        model.remove(&3);
+        assert!(m.stale.all, "the stale entries are found by a scan");
+        let ords: BTreeMap<u32, u64> = model.keys().map(|&k| (k, u64::from(k))).collect();
+        assert_eq!(m.root_v3(encode), Some(reference_v3(&model, &ords, 150)));
+        assert_eq!(m.root(encode), reference(&model));
+    }
+
+    #[test]
     fn a_map_read_from_a_snapshot_has_no_v3_root_yet() {
         let mut m: DigestMap<u32, String> = DigestMap::new();
         m.insert(1, "a".into());
@@ -1311,9 +1362,20 @@ mod tests {
         encode(&mut c, &2, &"b".to_string());
         m.insert_read(2, "b".into(), &c.into_bytes());
         assert_eq!(m.root_v3(encode), None);
+        assert!(
+            m.v3.is_none() && m.gone_ords.is_empty(),
+            "no index kept for nothing"
+        );
+        m.remove(&1);
+        assert!(m.gone_ords.is_empty());
         // Version 2 is unaffected.
-        let model: BTreeMap<u32, String> = [(1, "a".into()), (2, "b".into())].into();
+        let model: BTreeMap<u32, String> = [(2, "b".into())].into();
         assert_eq!(m.root(encode), reference(&model));
+        // Read empty, a map has no v3 root either: a fold may have added and
+        // removed entries, so its counter need not be 0.
+        let mut empty: DigestMap<u32, String> = DigestMap::new();
+        empty.forget_ordinals();
+        assert_eq!(empty.root_v3(encode), None);
     }
 
     #[test]

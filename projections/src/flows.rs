@@ -500,6 +500,7 @@ impl Flows {
     /// Reads the proposals, the first half of [`Flows::encode`]'s bytes.
     pub(crate) fn decode_proposals(r: &mut Reader<'_>) -> Result<Proposals, CanonError> {
         let mut proposals = Proposals::new();
+        proposals.forget_ordinals();
         let mut prev = None;
         let n = r.count(48)?;
         proposals.reserve(r.room(n));
@@ -553,6 +554,7 @@ impl Flows {
     /// their id lists, into flows without proposals.
     pub(crate) fn decode_tickets(r: &mut Reader<'_>) -> Result<Flows, CanonError> {
         let mut f = Flows::new();
+        f.tickets.forget_ordinals();
         let mut prev = None;
         let n = r.count(33)?;
         f.reserve_tickets(r.room(n));

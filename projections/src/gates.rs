@@ -218,6 +218,9 @@ impl Gates {
     /// Reads gates back from [`Gates::encode`]'s bytes, strictly.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
         let mut g = Gates::new();
+        g.sessions.forget_ordinals();
+        g.kills.forget_ordinals();
+        g.system_kills.forget_ordinals();
         let mut prev = None;
         let n = r.count(27)?;
         g.sessions.reserve(r.room(n));

@@ -87,9 +87,7 @@ impl KeyRing {
         Self::default()
     }
 
-    /// Adds a trust root (operator or admin key). Call before any event: the
-    /// roots are numbered in key order for state digest v3, whatever order they
-    /// come in ([`DigestMap::renumber_in_key_order`]).
+    /// Adds a trust root (operator or admin key).
     pub fn add_root(&mut self, key_id: &str, tenant: &str, public_key: [u8; 32], role: KeyRole) {
         self.keys.insert(
             key_id.to_string(),
@@ -102,6 +100,12 @@ impl KeyRing {
                 valid_until_ns: None,
             },
         );
+    }
+
+    /// Numbers the keys in key order for state digest v3
+    /// ([`DigestMap::renumber_in_key_order`]): the trust roots of a state
+    /// before any event, whatever order they were added in.
+    pub(crate) fn number_in_key_order(&mut self) {
         self.keys.renumber_in_key_order();
     }
 
@@ -300,6 +304,7 @@ impl KeyRing {
     /// Reads a ring back from [`KeyRing::encode`]'s bytes, strictly.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
         let mut keys = DigestMap::new();
+        keys.forget_ordinals();
         let mut prev: Option<String> = None;
         let n = r.count(52)?;
         keys.reserve(n);

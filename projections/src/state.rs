@@ -67,8 +67,11 @@ pub struct State {
 }
 
 impl State {
-    /// The state before any event, over these trust roots.
-    pub fn new(ring: KeyRing) -> Self {
+    /// The state before any event, over these trust roots. They are numbered
+    /// in key order for state digest v3 ([`State::digest_v3`]), so the order a
+    /// trust file lists them in does not change it.
+    pub fn new(mut ring: KeyRing) -> Self {
+        ring.number_in_key_order();
         State {
             ring,
             ..State::default()
