@@ -534,6 +534,8 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 for s in &self.table {
                     v3.set(s.ord(), s.hash());
                 }
+                // The first root hashes every bucket whatever is listed.
+                v3.dirty = Vec::new();
                 self.gone_ords.clear();
                 self.v3.insert(v3)
             }
