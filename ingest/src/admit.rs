@@ -375,6 +375,13 @@ impl Admission {
         self.state.digest_of(version)
     }
 
+    /// State digest version 3 ([`State::digest_v3`]), computed but not signed
+    /// yet: `None` for a state read from a snapshot, which carries no ordinals
+    /// yet. For measurements and tests until checkpoints sign it.
+    pub fn state_digest_v3(&mut self) -> Option<[u8; 32]> {
+        self.state.digest_v3()
+    }
+
     /// The state and detector as snapshot bytes ([`govledger_projections::snapshot`]),
     /// at the log size [`Admission::entries_folded`].
     pub fn snapshot(&self) -> Vec<u8> {
