@@ -151,14 +151,21 @@ pub struct DigestMap<K, V, S = RandomState> {
     index: Index,
     /// How many entries were ever added: the next entry's ordinal.
     next_ord: u64,
-    /// Whether the ordinals are the fold's (false once an entry was read from a
-    /// snapshot, which does not carry them).
-    ords_known: bool,
-    /// The version-3 index, from the first [`DigestMap::root_v3`] on.
-    v3: Option<OrdIndex>,
-    /// Ordinals of entries that left since the last v3 root (kept only while
-    /// the v3 index is).
-    gone_ords: Vec<u64>,
+    /// Whether the ordinals are the fold's, and the version-3 index once kept.
+    v3: Ordinals,
+}
+
+/// What a [`DigestMap`] has of state digest v3.
+#[derive(Clone, Debug, Default)]
+enum Ordinals {
+    /// The fold's ordinals; no index until the first [`DigestMap::root_v3`].
+    #[default]
+    Known,
+    /// The fold's ordinals, and the index kept up to date from then on.
+    Kept(OrdIndex),
+    /// Not the fold's: the map was read from a snapshot, which does not carry
+    /// them ([`DigestMap::forget_ordinals`]).
+    Unknown,
 }
 
 impl<K, V, S: Default> Default for DigestMap<K, V, S> {
@@ -170,9 +177,7 @@ impl<K, V, S: Default> Default for DigestMap<K, V, S> {
             gone: Vec::new(),
             index: Index::default(),
             next_ord: 0,
-            ords_known: true,
-            v3: None,
-            gone_ords: Vec::new(),
+            v3: Ordinals::Known,
         }
     }
 }
@@ -490,8 +495,8 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         if let Some(old) = slot.hash() {
             self.gone.push(old);
         }
-        if self.v3.is_some() {
-            self.gone_ords.push(slot.ord());
+        if let Ordinals::Kept(v3) = &mut self.v3 {
+            v3.set(slot.ord(), None);
         }
         Some(slot.value)
     }
@@ -518,33 +523,17 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         &mut self,
         mut encode: impl FnMut(&mut Canon<Vec<u8>>, &K, &V),
     ) -> Option<V3Root> {
-        if !self.ords_known {
+        if let Ordinals::Unknown = self.v3 {
             return None;
         }
         self.refresh(&mut encode);
-        let v3 = match &mut self.v3 {
-            Some(v3) => {
-                for o in self.gone_ords.drain(..) {
-                    v3.set(o, None);
-                }
-                v3
-            }
-            None => {
-                let mut v3 = OrdIndex::default();
-                for s in &self.table {
-                    v3.set(s.ord(), s.hash());
-                }
-                // The first root hashes every bucket whatever is listed.
-                v3.dirty = Vec::new();
-                self.gone_ords.clear();
-                self.v3.insert(v3)
-            }
+        let mut v3 = match std::mem::take(&mut self.v3) {
+            Ordinals::Kept(v3) => v3,
+            _ => OrdIndex::of(self.table.iter().map(|s| (s.ord(), s.hash()))),
         };
-        Some((
-            self.table.len() as u64,
-            self.next_ord,
-            v3.root(self.next_ord),
-        ))
+        let root = v3.root(self.next_ord);
+        self.v3 = Ordinals::Kept(v3);
+        Some((self.table.len() as u64, self.next_ord, root))
     }
 
     /// Marks the ordinals as not the fold's: a map read from a snapshot, which
@@ -552,9 +541,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// and removed entries, so its counter need not be 0). [`DigestMap::root_v3`]
     /// is `None` from then on, and no version-3 index is kept.
     pub fn forget_ordinals(&mut self) {
-        self.ords_known = false;
-        self.v3 = None;
-        self.gone_ords = Vec::new();
+        self.v3 = Ordinals::Unknown;
     }
 
     /// Numbers the entries `0..len` in key order, as state digest v3 numbers
@@ -567,8 +554,9 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             slot.ord = ord as u64 | (slot.ord & STALE);
         }
         self.next_ord = self.table.len() as u64;
-        self.v3 = None;
-        self.gone_ords.clear();
+        if let Ordinals::Kept(_) = self.v3 {
+            self.v3 = Ordinals::Known;
+        }
     }
 
     /// Encodes and hashes every entry changed since the last root (of either
@@ -591,7 +579,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             let h: Hash = Sha256::digest(&buf).into();
             slot.set_hash(h);
             index.insert(h);
-            if let Some(v3) = v3 {
+            if let Ordinals::Kept(v3) = v3 {
                 v3.set(slot.ord(), Some(h));
             }
         };
@@ -915,14 +903,31 @@ struct OrdIndex {
 }
 
 impl OrdIndex {
-    /// Sets the hash of ordinal `ord` (`None`: no entry).
+    /// The index of these ordinals and hashes, its tree not built: its first
+    /// root hashes every bucket.
+    fn of(entries: impl Iterator<Item = (u64, Option<Hash>)>) -> Self {
+        let mut index = OrdIndex::default();
+        for (ord, h) in entries {
+            index.put(ord, h);
+        }
+        index
+    }
+
+    /// Sets the hash of ordinal `ord` (`None`: no entry), to be rehashed at the
+    /// next root.
     fn set(&mut self, ord: u64, h: Option<Hash>) {
+        let b = self.put(ord, h);
+        self.dirty.push(b);
+    }
+
+    /// Sets the hash of ordinal `ord`; returns its bucket.
+    fn put(&mut self, ord: u64, h: Option<Hash>) -> usize {
         let b = usize::try_from(ord / 16).unwrap_or(usize::MAX);
         if self.buckets.len() <= b {
             self.buckets.resize(b + 1, [None; 16]);
         }
         self.buckets[b][(ord % 16) as usize] = h;
-        self.dirty.push(b);
+        b
     }
 
     /// The root over the buckets of ordinals `0..next`: rehashes the buckets
@@ -1365,11 +1370,11 @@ mod tests {
         m.insert_read(2, "b".into(), &c.into_bytes());
         assert_eq!(m.root_v3(encode), None);
         assert!(
-            m.v3.is_none() && m.gone_ords.is_empty(),
+            matches!(m.v3, Ordinals::Unknown),
             "no index kept for nothing"
         );
         m.remove(&1);
-        assert!(m.gone_ords.is_empty());
+        assert!(matches!(m.v3, Ordinals::Unknown));
         // Version 2 is unaffected.
         let model: BTreeMap<u32, String> = [(2, "b".into())].into();
         assert_eq!(m.root(encode), reference(&model));
