@@ -360,24 +360,26 @@ impl Admission {
     }
 
     /// The digest of the whole projected state (key ring, gates, flows, budgets),
-    /// as checkpoints carry it: version 2 ([`State::digest`]), kept up to date per
-    /// change, so it costs in proportion to what changed since the last call.
+    /// as checkpoints carry it ([`State::signed_digest`]): version 3
+    /// ([`DIGEST_VERSION`]) when the state's ordinals are known (folded from
+    /// entry 0, or restored from a snapshot that carries them), else version 2.
+    /// Kept up to date per change, so it costs in proportion to what changed
+    /// since the last call.
     pub fn state_digest(&mut self) -> StateDigest {
-        StateDigest {
-            version: DIGEST_VERSION,
-            hash: self.state.digest(),
-        }
+        let (version, hash) = self.state.signed_digest();
+        debug_assert!(version <= DIGEST_VERSION);
+        StateDigest { version, hash }
     }
 
-    /// The state digest of `version` (1 or 2; `None` for another), to check a
-    /// checkpoint signed with it. Version 1 hashes the whole state at every call.
+    /// The state digest of `version` (1, 2 or 3; `None` for another, or for 3
+    /// when the ordinals are not known), to check a checkpoint signed with it.
+    /// Version 1 hashes the whole state at every call.
     pub fn state_digest_of(&mut self, version: u32) -> Option<[u8; 32]> {
         self.state.digest_of(version)
     }
 
-    /// State digest version 3 ([`State::digest_v3`]), computed but not signed
-    /// yet: `None` for a state read from a snapshot, which carries no ordinals
-    /// yet. For measurements and tests until checkpoints sign it.
+    /// State digest version 3 ([`State::digest_v3`]): `None` for a state read
+    /// from a version-1 snapshot, which carries no ordinals.
     pub fn state_digest_v3(&mut self) -> Option<[u8; 32]> {
         self.state.digest_v3()
     }

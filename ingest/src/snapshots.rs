@@ -9,6 +9,13 @@
 //! that fails any check is skipped with a warning and never used: folding from
 //! entry 0 is always the fallback, so a damaged or missing snapshot costs time,
 //! never correctness.
+//!
+//! Writers sign state digest v3, which needs each map entry's ordinal: they
+//! start only from a snapshot that carries them ([`start_for_writing`];
+//! snapshot format 2), and a snapshot is due at the first checkpoint while the
+//! newest stored one does not ([`due`]), so that after an upgrade the fold
+//! from an older point (or entry 0) happens once. A verified replay whose
+//! range holds a version-3 checkpoint starts the same way ([`start_with`]).
 
 use crate::admit::{Admission, Trust, TrustError};
 use govledger_ledger::checkpoint::{Checkpoint, StateDigest};
@@ -110,7 +117,7 @@ pub fn due<S: LogStore>(
     }
     let sizes = ledger.snapshot_sizes()?;
     let newest = sizes.last().copied().unwrap_or(0);
-    if size.saturating_sub(newest) < policy.every {
+    if size.saturating_sub(newest) < policy.every && !outdated(ledger, adm, newest)? {
         return Ok(None);
     }
     let keep = policy.keep.max(1);
@@ -129,6 +136,23 @@ pub fn due<S: LogStore>(
         drop,
         encode_seconds: t.elapsed().as_secs_f64(),
     }))
+}
+
+/// Whether the newest stored snapshot, at `newest`, carries no ordinals
+/// (format 1, written before state digest v3) while `adm`'s state knows them:
+/// then one is due at once, so that the next start need not fold from entry 0
+/// to learn them ([`start_for_writing`]). Reads the snapshot's first chunk
+/// only, its magic.
+fn outdated<S: LogStore>(
+    ledger: &Ledger<S>,
+    adm: &Admission,
+    newest: u64,
+) -> Result<bool, SnapshotsError> {
+    if newest == 0 || !adm.state().ordinals_known() {
+        return Ok(false);
+    }
+    let head = ledger.snapshot_head(newest)?.unwrap_or_default();
+    Ok(!head.starts_with(&snapshot::MAGIC_V2))
 }
 
 impl Due {
@@ -310,12 +334,50 @@ pub fn start_ahead<S: LogStore>(
     at_most: u64,
     to: u64,
 ) -> Result<Started, SnapshotsError> {
+    start_with(ledger, trust, verifier, limits, at_most, to, false)
+}
+
+/// [`start`] for a writer (`serve`, `append`, …), whose checkpoints sign state
+/// digest v3 ([`Admission::state_digest`]): a snapshot that carries no
+/// ordinals (format 1, written before v3) is passed over, so the state starts
+/// from an older one that carries them or from entry 0, and knows its
+/// ordinals. Once, after an upgrade: the first checkpoint then writes a
+/// snapshot that carries them ([`due`]).
+pub fn start_for_writing<S: LogStore>(
+    ledger: &Ledger<S>,
+    trust: &Trust,
+    verifier: &NoteVerifier,
+    limits: DecodeLimits,
+) -> Result<Started, SnapshotsError> {
+    let size = ledger.size();
+    start_with(ledger, trust, verifier, limits, size, size, true)
+}
+
+/// [`start_ahead`]; with `ordinals`, a snapshot that carries no ordinals is
+/// passed over (the entries up to `to` will be checked against a version-3
+/// state digest, which needs them).
+pub fn start_with<S: LogStore>(
+    ledger: &Ledger<S>,
+    trust: &Trust,
+    verifier: &NoteVerifier,
+    limits: DecodeLimits,
+    at_most: u64,
+    to: u64,
+    ordinals: bool,
+) -> Result<Started, SnapshotsError> {
     let mut skipped = Vec::new();
     for size in ledger.snapshot_sizes()?.into_iter().rev() {
         if size > at_most {
             continue;
         }
-        match usable(ledger, verifier, size, to.saturating_sub(size), limits) {
+        let found = if ordinals {
+            without_ordinals(ledger, size)
+        } else {
+            Ok(())
+        };
+        let found =
+            found.and_then(|()| usable(ledger, verifier, size, to.saturating_sub(size), limits));
+        match found {
             Ok(admission) => {
                 return Ok(Started {
                     admission,
@@ -324,7 +386,12 @@ pub fn start_ahead<S: LogStore>(
                 })
             }
             Err(why) => {
-                tracing::warn!(size, %why, "snapshot not used");
+                if why == NO_ORDINALS {
+                    // Expected once after an upgrade, not a fault.
+                    tracing::info!(size, %why, "snapshot not used");
+                } else {
+                    tracing::warn!(size, %why, "snapshot not used");
+                }
                 skipped.push((size, why));
             }
         }
@@ -335,6 +402,23 @@ pub fn start_ahead<S: LogStore>(
         skipped,
     })
 }
+
+/// Why the snapshot at `size` cannot start a fold whose checkpoints need
+/// ordinals, read from its magic alone.
+fn without_ordinals<S: LogStore>(ledger: &Ledger<S>, size: u64) -> Result<(), String> {
+    let head = ledger
+        .snapshot_head(size)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    if head.starts_with(&snapshot::MAGIC) {
+        return Err(NO_ORDINALS.into());
+    }
+    Ok(())
+}
+
+/// Why a snapshot of format 1 cannot start a state that signs, or is checked
+/// against, state digest v3.
+pub const NO_ORDINALS: &str = "it carries no ordinals (snapshot format 1, written before state digest v3), which version-3 state digests need";
 
 fn usable<S: LogStore>(
     ledger: &Ledger<S>,
@@ -357,7 +441,7 @@ pub struct Checked {
     /// The state digest the checkpoint at its size carries, which it matched.
     pub signed: StateDigest,
     /// The snapshot, decoded; its digest caches are filled when the checkpoint
-    /// carries a version-2 digest.
+    /// carries a version-2 or version-3 digest.
     pub snapshot: Snapshot,
 }
 
@@ -416,10 +500,16 @@ fn check_ahead<S: LogStore>(
     let (header, mut snapshot) = snapshot::open_ahead(&bytes, ahead).map_err(|e| e.to_string())?;
     if signed.version != 1 {
         let ours = snapshot.state.digest_of(signed.version).ok_or_else(|| {
-            format!(
-                "the checkpoint at its size carries a version-{} state digest, which this build does not know",
-                signed.version
-            )
+            if signed.version == 3 && !header.ordinals {
+                format!("the checkpoint at its size carries a version-3 state digest, but {NO_ORDINALS}")
+            } else if signed.version == 3 {
+                "its ordinals give two entries of a map one ordinal, so its state has no version-3 digest".to_string()
+            } else {
+                format!(
+                    "the checkpoint at its size carries a version-{} state digest, which this build does not know",
+                    signed.version
+                )
+            }
         })?;
         if ours != signed.hash {
             return Err("its state digest differs from the signed checkpoint's".into());

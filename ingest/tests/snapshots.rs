@@ -30,11 +30,11 @@ fn signer() -> NoteSigner {
 /// A ledger of the generated stream in batches of 250, each followed by a checkpoint
 /// and a snapshot when `policy` says so; and the trust it was admitted under.
 fn build(policy: SnapshotPolicy) -> (Ledger<MemStore>, Trust) {
-    build_signing(policy, 2)
+    build_signing(policy, 3)
 }
 
-/// [`build`], with checkpoints carrying state digests of `version` (1 as ledgers
-/// signed them before version 2, or 2).
+/// [`build`], with checkpoints carrying state digests of `version` (1 or 2 as
+/// ledgers signed them before versions 2 and 3, or 3).
 fn build_signing(policy: SnapshotPolicy, version: u32) -> (Ledger<MemStore>, Trust) {
     let trust = Generator::new(opts()).trust();
     let mut ledger = Ledger::create(MemStore::new(), "snapshots.test/log").expect("ledger");
@@ -122,14 +122,16 @@ fn a_reader_starts_at_the_newest_snapshot_at_or_below_where_it_stops() {
         assert_eq!(adm.state_digest(), full.state_digest(), "at {end}");
         assert_eq!(adm.state(), full.state());
     }
-    // The checkpoint carries the version-2 digest of the state at its size; the
-    // snapshot's header the version-1 digest of the same state.
+    // The checkpoint carries the version-3 digest of the state at its size; the
+    // snapshot's header the version-1 digest of the same state, and it carries
+    // the ordinals.
     let cp = ledger.checkpoint_at(1_500).unwrap().unwrap();
     let header = snapshot::verify(&ledger.snapshot(1_500).unwrap().unwrap()).unwrap();
     let mut at = from_zero(&ledger, &trust, 1_500);
     assert_eq!(cp.checkpoint.state_digest, Some(at.state_digest()));
-    assert_eq!(cp.checkpoint.state_digest.unwrap().version, 2);
+    assert_eq!(cp.checkpoint.state_digest.unwrap().version, 3);
     assert_eq!(header.state_digest, at.state().digest_v1());
+    assert!(header.ordinals);
 }
 
 #[test]
@@ -401,4 +403,122 @@ fn a_start_gives_the_state_room_for_the_entries_it_will_fold() {
     let (bare, from) = begin(999, 2_500);
     assert_eq!(from, 0);
     assert_eq!(bare.state().capacities(), [0, 0, 0]);
+}
+
+/// `v2`, a snapshot of format 2, as a build before state digest v3 wrote it.
+fn as_format_1(v2: &[u8]) -> Vec<u8> {
+    assert_eq!(&v2[..8], &snapshot::MAGIC_V2);
+    snapshot::to_format_1(v2).expect("a good snapshot")
+}
+
+/// A ledger signed with version-2 digests and snapshots of format 1 at 2,000
+/// and 3,000, as an older build left it: a reader still starts from the
+/// newest (and its state signs version 2, having no ordinals); a writer passes
+/// both over, folds from the one at 1,000 and signs version 3; its first
+/// checkpoint then writes a snapshot of format 2, from which the next writer
+/// starts.
+#[test]
+fn after_an_upgrade_a_writer_folds_once_from_a_snapshot_with_ordinals() {
+    let (ledger, trust) = build_signing(
+        SnapshotPolicy {
+            every: 1_000,
+            keep: 10,
+        },
+        2,
+    );
+    for size in [2_000, 3_000] {
+        let old = as_format_1(&ledger.snapshot(size).unwrap().unwrap());
+        ledger.put_snapshot(size, old, &[]).unwrap();
+        assert_eq!(
+            ledger.snapshot_head(size).unwrap().as_deref(),
+            Some(&snapshot::MAGIC[..])
+        );
+    }
+    let verifier = signer().verifier();
+    let mut full = from_zero(&ledger, &trust, EVENTS);
+    let v3 = full
+        .state_digest_v3()
+        .expect("a fold from entry 0 knows its ordinals");
+
+    let reader = start(&ledger, &trust, EVENTS);
+    assert_eq!((reader.from, reader.skipped.len()), (3_000, 0));
+    let mut old = reader.admission;
+    assert_eq!(old.state_digest().version, 2, "no ordinals: version 2");
+    assert_eq!(old.state_digest().hash, full.state_digest_of(2).unwrap());
+    assert_eq!(old.state_digest_v3(), None);
+
+    let writer = snapshots::start_for_writing(&ledger, &trust, &verifier, DecodeLimits::default())
+        .expect("start");
+    assert_eq!(writer.from, 1_000);
+    assert_eq!(
+        writer.skipped,
+        vec![
+            (3_000, snapshots::NO_ORDINALS.to_string()),
+            (2_000, snapshots::NO_ORDINALS.to_string()),
+        ]
+    );
+    let mut adm = writer.admission;
+    fold(&mut adm, &ledger, 1_000, EVENTS);
+    assert_eq!(
+        adm.state_digest(),
+        StateDigest {
+            version: 3,
+            hash: v3
+        }
+    );
+
+    // The checkpoint at 3,000 stands (version 2); with a policy that wants
+    // none for a million entries, one is due all the same, as the newest
+    // carries no ordinals. Not for the reader's state, which has none.
+    let cp = ledger.checkpoint_at(EVENTS).unwrap().unwrap();
+    let policy = SnapshotPolicy {
+        every: 1_000_000,
+        keep: 10,
+    };
+    assert!(snapshots::due(&ledger, &old, &cp.checkpoint, policy)
+        .unwrap()
+        .is_none());
+    let due = snapshots::due(&ledger, &adm, &cp.checkpoint, policy)
+        .unwrap()
+        .expect("due: the newest carries no ordinals");
+    due.write(&ledger.snapshot_store()).expect("written");
+    assert_eq!(
+        ledger.snapshot_head(EVENTS).unwrap().as_deref(),
+        Some(&snapshot::MAGIC_V2[..])
+    );
+    assert!(snapshots::due(&ledger, &adm, &cp.checkpoint, policy)
+        .unwrap()
+        .is_none());
+    let next = snapshots::start_for_writing(&ledger, &trust, &verifier, DecodeLimits::default())
+        .expect("start");
+    assert_eq!((next.from, next.skipped.len()), (3_000, 0));
+    let mut next = next.admission;
+    assert_eq!(
+        next.state_digest(),
+        StateDigest {
+            version: 3,
+            hash: v3
+        }
+    );
+    // Checked against the version-2 checkpoint at its size.
+    let checked = snapshots::check(&ledger, &verifier, EVENTS).expect("checks out");
+    assert_eq!(checked.signed.version, 2);
+    assert!(checked.header.ordinals);
+}
+
+/// A snapshot of format 1 at a checkpoint that carries a version-3 digest
+/// (which no build writes) is refused for it, by name.
+#[test]
+fn a_snapshot_without_ordinals_cannot_match_a_version_3_checkpoint() {
+    let (ledger, _) = build(SnapshotPolicy {
+        every: 1_000,
+        keep: 10,
+    });
+    let old = as_format_1(&ledger.snapshot(2_000).unwrap().unwrap());
+    ledger.put_snapshot(2_000, old, &[]).unwrap();
+    let why = snapshots::check(&ledger, &signer().verifier(), 2_000).expect_err("refused");
+    assert!(
+        why.contains("version-3 state digest") && why.contains("carries no ordinals"),
+        "{why}"
+    );
 }

@@ -6,7 +6,7 @@
 //! <origin>
 //! <tree size, decimal>
 //! <base64 root hash>
-//! state-digest v2 sha256:<64 lowercase hex>  (govledger's one extension line)
+//! state-digest v3 sha256:<64 lowercase hex>  (govledger's one extension line)
 //! ```
 //!
 //! each line ending in a newline. The extension line commits the signed tree to the
@@ -158,7 +158,8 @@ impl Checkpoint {
                 // for replay to say it cannot check it.
                 None if state_digest.is_none()
                     && (line.starts_with(STATE_DIGEST_PREFIX)
-                        || line.starts_with("state-digest v2 ")) =>
+                        || line.starts_with("state-digest v2 ")
+                        || line.starts_with("state-digest v3 ")) =>
                 {
                     return Err(bad(
                         "the state digest line must be `state-digest [v<N> ]sha256:<64 lowercase hex digits>`",

@@ -35,7 +35,7 @@ use checkpoint::{Checkpoint, CheckpointError, StateDigest};
 use govledger_schemas::{decode_entry, encode_entry, CodecError, Entry, Seq, Verdict};
 use note::{NoteError, NoteSigner};
 use std::sync::Arc;
-use store::{keys, LogStore, StoreError, StoreNodes, WriteSet, SNAPSHOT_CHUNK};
+use store::{keys, LogStore, StoreError, StoreNodes, WriteSet, SNAPSHOT_CHUNK, SNAPSHOT_HEAD};
 use tree::{Frontier, Hash, NodeId, TreeError};
 
 /// The store format version written at creation.
@@ -400,6 +400,13 @@ impl<S: LogStore> Ledger<S> {
         Ok(self.store.snapshot(size)?)
     }
 
+    /// The first bytes of the stored snapshot at log size `size`, at least its
+    /// first 8 (its magic) unless it is shorter: cheap to read, as chunk 0
+    /// holds only those ([`store::SNAPSHOT_HEAD`]).
+    pub fn snapshot_head(&self, size: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self.store.snapshot_head(size)?)
+    }
+
     /// The log sizes with a stored snapshot, ascending.
     pub fn snapshot_sizes(&self) -> Result<Vec<u64>, LedgerError> {
         Ok(self.store.snapshot_sizes()?)
@@ -465,7 +472,7 @@ fn open_snapshot<S: LogStore>(
         store,
         size,
         next: 0,
-        buf: Vec::with_capacity(SNAPSHOT_CHUNK),
+        buf: Vec::with_capacity(SNAPSHOT_HEAD),
     })
 }
 
@@ -479,13 +486,19 @@ pub struct SnapshotWriter<'a, S: LogStore> {
 }
 
 impl<S: LogStore> SnapshotWriter<'_, S> {
-    /// Appends bytes, writing each full chunk (unsynced).
+    /// Appends bytes, writing each full chunk (unsynced): chunk 0 holds the
+    /// first [`SNAPSHOT_HEAD`] bytes, each later one [`SNAPSHOT_CHUNK`].
     pub fn put(&mut self, mut bytes: &[u8]) -> Result<(), LedgerError> {
         while !bytes.is_empty() {
-            let take = (SNAPSHOT_CHUNK - self.buf.len()).min(bytes.len());
+            let full = if self.next == 0 {
+                SNAPSHOT_HEAD
+            } else {
+                SNAPSHOT_CHUNK
+            };
+            let take = (full - self.buf.len()).min(bytes.len());
             self.buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            if self.buf.len() == SNAPSHOT_CHUNK {
+            if self.buf.len() == full {
                 let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(SNAPSHOT_CHUNK));
                 self.store.commit_unsynced(self.chunk(chunk)?)?;
             }

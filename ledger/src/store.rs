@@ -77,6 +77,12 @@ pub struct WriteSet {
 /// Bytes per stored snapshot chunk.
 pub const SNAPSHOT_CHUNK: usize = 1 << 20;
 
+/// Bytes in chunk 0 of a snapshot: its first 8 (a snapshot's magic, which
+/// names its format), so that its format is read without the rest
+/// ([`LogStore::snapshot_head`]). Snapshots stored before this have a chunk 0
+/// as large as the others; readers join the chunks whatever their sizes.
+pub const SNAPSHOT_HEAD: usize = 8;
+
 /// Key encodings: the one place that decides how keys are laid out.
 pub mod keys {
     use crate::tree::NodeId;
@@ -158,6 +164,10 @@ pub trait LogStore: Send + Sync {
     fn scan_checkpoints(&self) -> Scan<'_, (u64, String)>;
     /// The snapshot stored at log size `size`, whole.
     fn snapshot(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The first chunk of the snapshot stored at log size `size`: its first
+    /// [`SNAPSHOT_HEAD`] bytes (more for one stored before they had a chunk
+    /// of their own).
+    fn snapshot_head(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The log sizes that have a stored snapshot, ascending.
     fn snapshot_sizes(&self) -> Result<Vec<u64>, StoreError>;
     /// Commits the write set atomically and durably.
@@ -508,6 +518,13 @@ impl LogStore for RocksStore {
         Ok(out)
     }
 
+    fn snapshot_head(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(cf) = self.db.cf_handle(CF_SNAPSHOTS) else {
+            return Ok(None);
+        };
+        Ok(self.db.get_cf(cf, keys::snapshot(size, 0))?)
+    }
+
     fn snapshot_sizes(&self) -> Result<Vec<u64>, StoreError> {
         let Some(cf) = self.db.cf_handle(CF_SNAPSHOTS) else {
             return Ok(Vec::new());
@@ -721,6 +738,10 @@ impl LogStore for MemStore {
             out.get_or_insert_with(Vec::new).extend_from_slice(bytes);
         }
         Ok(out)
+    }
+
+    fn snapshot_head(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read().snapshots.get(&(size, 0)).cloned())
     }
 
     fn snapshot_sizes(&self) -> Result<Vec<u64>, StoreError> {

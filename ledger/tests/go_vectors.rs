@@ -219,6 +219,7 @@ fn state_digest_lines_name_their_version_in_one_form() {
     };
     assert_eq!(parse(&format!("state-digest sha256:{hex}")), want(1));
     assert_eq!(parse(&format!("state-digest v2 sha256:{hex}")), want(2));
+    assert_eq!(parse(&format!("state-digest v3 sha256:{hex}")), want(3));
     assert_eq!(parse(&format!("state-digest v17 sha256:{hex}")), want(17));
     // A damaged line in a form this build writes is refused.
     for bad in [
@@ -228,6 +229,8 @@ fn state_digest_lines_name_their_version_in_one_form() {
         format!("state-digest v2 sha256:{}", hex.to_uppercase()),
         format!("state-digest v2  sha256:{hex}"),
         format!("state-digest v2 sha512:{hex}"),
+        format!("state-digest v3 sha256:{}", &hex[1..]),
+        format!("state-digest v3 blake3:{hex}"),
     ] {
         assert!(parse(&bad).is_err(), "{bad} must be refused");
     }
@@ -238,7 +241,7 @@ fn state_digest_lines_name_their_version_in_one_form() {
         format!("state-digest v0 sha256:{hex}"),
         format!("state-digest v02 sha256:{hex}"),
         format!("state-digest v sha256:{hex}"),
-        format!("state-digest v3 blake3:{hex}"),
+        format!("state-digest v4 blake3:{hex}"),
         format!("state-digest sha512:{hex}"),
     ] {
         let cp = Checkpoint::parse_body(&body(&other)).unwrap();

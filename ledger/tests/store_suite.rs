@@ -201,6 +201,17 @@ fn suite<S: LogStore>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
     assert!(ledger.snapshot(100).unwrap() == Some(big.clone()));
     assert_eq!(ledger.snapshot(150).unwrap(), Some(Vec::new()));
     assert_eq!(ledger.snapshot(101).unwrap(), None);
+    // The head is chunk 0: a snapshot's first 8 bytes (its magic) alone.
+    assert_eq!(
+        ledger.snapshot_head(100).unwrap().as_deref(),
+        Some(&big[..8])
+    );
+    assert_eq!(ledger.snapshot_head(150).unwrap(), Some(Vec::new()));
+    assert_eq!(
+        ledger.snapshot_head(300).unwrap().as_deref(),
+        Some(&b"three hu"[..])
+    );
+    assert_eq!(ledger.snapshot_head(101).unwrap(), None);
     // Rewriting with fewer chunks leaves none of the old ones behind.
     ledger.put_snapshot(100, b"small".to_vec(), &[]).unwrap();
     let small = ledger.snapshot(100).unwrap();

@@ -272,6 +272,11 @@ impl Budgets {
         self.budgets.root(encode_budget)
     }
 
+    /// Whether the ordinals are known (state digest v3).
+    pub fn ordinals_known(&self) -> bool {
+        self.budgets.ordinals_known()
+    }
+
     /// The number of budgets, their ordinal counter and their map's version-3
     /// root ([`crate::digest_map`]); `None` when the ordinals are not known.
     pub fn root_v3(&mut self) -> Option<V3Root> {
@@ -290,7 +295,8 @@ impl Budgets {
             }
         };
         let mut out = Budgets::new();
-        out.budgets.forget_ordinals();
+        let mut ords = r.ordinals();
+        out.budgets.read_counter(ords.counter());
         let mut prev = None;
         let n = r.count(52)?;
         out.budgets.reserve(n);
@@ -331,9 +337,11 @@ impl Budgets {
             };
             let (level, value) = scope_key(&b.terms.scope);
             out.by_scope.add(&key.0, value, &key.1, level);
-            out.budgets.insert_read(key.clone(), b, r.since(start));
+            out.budgets
+                .insert_read(key.clone(), b, r.since(start), ords.next(r)?);
             prev = Some(key);
         }
+        ords.end(r)?;
         Ok(out)
     }
 

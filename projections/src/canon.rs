@@ -49,20 +49,26 @@ pub trait Out {
 /// its key's order bytes ([`crate::lookup::OrderBytes`]: their first 16 bytes as
 /// one integer, zero-padded), which decides nearly every comparison of the sort
 /// without reading the entries; two keys that share those 16 bytes are compared
-/// in full, read back from the entries' own first fields (`cmp`). 32 bytes per
-/// entry besides its own.
+/// in full, read back from the entries' own first fields (`cmp`). Each entry
+/// also keeps its ordinal (state digest v3, [`crate::digest_map`]), which a
+/// snapshot writes beside the entries in their key order. 40 bytes per entry
+/// besides its own.
 #[derive(Clone, Debug)]
 pub struct Entries {
     pieces: Vec<Vec<u8>>,
     spans: Vec<Span>,
     len: u64,
     cmp: fn(&[u8], &[u8]) -> std::cmp::Ordering,
+    /// The map's ordinal counter, when its ordinals are known.
+    counter: Option<u64>,
 }
 
-/// Where an entry lies, and its key's head.
+/// Where an entry lies, its key's head (as two words, high first: compared
+/// as the `u128` they make, with 8-byte alignment) and its ordinal.
 #[derive(Clone, Copy, Debug)]
 struct Span {
-    head: u128,
+    head: [u64; 2],
+    ord: u64,
     piece: u32,
     start: u32,
     end: u32,
@@ -75,19 +81,25 @@ const ENTRY_SLACK: usize = 64 << 10;
 
 impl Entries {
     /// Room for `count` entries; `cmp` orders two entries' bytes as their keys
-    /// order.
-    pub fn new(cmp: fn(&[u8], &[u8]) -> std::cmp::Ordering, count: usize) -> Self {
+    /// order. `counter` is the map's ordinal counter, `None` when its
+    /// ordinals are not known (the ordinals pushed are then not written).
+    pub fn new(
+        cmp: fn(&[u8], &[u8]) -> std::cmp::Ordering,
+        count: usize,
+        counter: Option<u64>,
+    ) -> Self {
         Entries {
             pieces: Vec::new(),
             spans: Vec::with_capacity(count),
             len: 0,
             cmp,
+            counter,
         }
     }
 
     /// Adds the entry that `encode` writes, under a key whose order bytes begin
-    /// with `order` (only the first 16 bytes are read).
-    pub fn push(&mut self, order: &[u8], encode: impl FnOnce(&mut Canon<Vec<u8>>)) {
+    /// with `order` (only the first 16 bytes are read), its ordinal `ord`.
+    pub fn push(&mut self, order: &[u8], ord: u64, encode: impl FnOnce(&mut Canon<Vec<u8>>)) {
         let piece = match self.pieces.last_mut() {
             // An entry starts in the last piece while that has not reached the
             // piece size; the piece then grows to hold it whole.
@@ -108,8 +120,10 @@ impl Entries {
         // Pieces hold at most 1 MiB plus one entry; an entry of 4 GiB or a
         // piece count past u32 is beyond any state that fits in memory.
         let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let head = crate::lookup::order_head(order);
         self.spans.push(Span {
-            head: crate::lookup::order_head(order),
+            head: [(head >> 64) as u64, head as u64],
+            ord,
             piece: at(self.pieces.len() - 1),
             start: at(start),
             end: at(end),
@@ -119,6 +133,18 @@ impl Entries {
     /// Their bytes, all together.
     pub fn byte_len(&self) -> u64 {
         self.len
+    }
+
+    /// How many entries.
+    pub fn count(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The map's ordinal counter and its entries' ordinals in their present
+    /// order, when its ordinals are known.
+    pub fn ordinals(&self) -> Option<(u64, impl ExactSizeIterator<Item = u64> + '_)> {
+        let counter = self.counter?;
+        Some((counter, self.spans.iter().map(|s| s.ord)))
     }
 
     fn get(&self, s: &Span) -> &[u8] {
@@ -352,12 +378,71 @@ impl Room {
     }
 }
 
+/// One map's ordinals as a version-2 snapshot carries them
+/// ([`crate::snapshot`]): the map's ordinal counter, and its entries' ordinals
+/// in key order, 8 bytes each, big-endian. The snapshot's reader checks that
+/// the counter is at least the number of ordinals; the map's decoder reads one
+/// per entry beside the entries ([`ReadOrdinals`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MapOrdinals<'a> {
+    pub(crate) counter: u64,
+    pub(crate) list: &'a [u8],
+}
+
+/// The ordinals of the map a decoder reads, taken from its [`Reader`]
+/// ([`Reader::ordinals`]): none from a version-1 snapshot (or a part read on
+/// its own), whose maps then forget theirs
+/// ([`crate::digest_map::DigestMap::read_counter`]).
+#[derive(Debug)]
+pub struct ReadOrdinals<'a>(Option<MapOrdinals<'a>>);
+
+impl<'a> ReadOrdinals<'a> {
+    /// The map's ordinal counter, when known.
+    pub fn counter(&self) -> Option<u64> {
+        self.0.map(|m| m.counter)
+    }
+
+    /// The next entry's ordinal (`None` when the ordinals are not known); an
+    /// error when there are more entries than ordinals, or when it is not
+    /// below the counter. `r` names the error's place: the entry just read.
+    #[inline]
+    pub fn next(&mut self, r: &Reader<'_>) -> Result<Option<u64>, CanonError> {
+        let Some(m) = &mut self.0 else {
+            return Ok(None);
+        };
+        let Some((ord, rest)) = m.list.split_first_chunk::<8>() else {
+            return Err(r.error("more entries than the snapshot has ordinals for"));
+        };
+        let ord = u64::from_be_bytes(*ord);
+        if ord >= m.counter {
+            return Err(r.error(format!(
+                "ordinal {ord} is not below the map's counter {}",
+                m.counter
+            )));
+        }
+        m.list = rest;
+        Ok(Some(ord))
+    }
+
+    /// An error when ordinals are left over: fewer entries than ordinals.
+    pub fn end(self, r: &Reader<'_>) -> Result<(), CanonError> {
+        match self.0 {
+            Some(m) if !m.list.is_empty() => {
+                Err(r.error("fewer entries than the snapshot has ordinals for"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A strict reader of canonical bytes.
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     part: &'static str,
     room: Room,
+    /// The ordinals of the maps still to be read, the next one last.
+    ords: Vec<MapOrdinals<'a>>,
 }
 
 impl<'a> Reader<'a> {
@@ -368,6 +453,7 @@ impl<'a> Reader<'a> {
             pos: 0,
             part,
             room: Room::NONE,
+            ords: Vec::new(),
         }
     }
 
@@ -375,6 +461,45 @@ impl<'a> Reader<'a> {
     pub(crate) fn with_room(mut self, room: Room) -> Self {
         self.room = room;
         self
+    }
+
+    /// This reader, the maps it reads given these ordinals, in the order the
+    /// maps are read ([`Reader::ordinals`]).
+    pub(crate) fn with_ordinals(mut self, ords: &[MapOrdinals<'a>]) -> Self {
+        self.ords = ords.iter().rev().copied().collect();
+        self
+    }
+
+    /// One map's ordinals from a snapshot's ordinals part: its counter, its
+    /// entry count and that many ordinals (each checked by the map's decoder,
+    /// [`ReadOrdinals::next`]). An error when the count is above the counter,
+    /// or below it by more than `size`, or the ordinals run past the end.
+    pub(crate) fn map_ordinals(&mut self, size: u64) -> Result<MapOrdinals<'a>, CanonError> {
+        let counter = self.u64()?;
+        let n = self.u64()?;
+        if n > counter {
+            return Err(self.error(format!(
+                "{n} entries, but the counter gives out only {counter} ordinals"
+            )));
+        }
+        if counter - n > size {
+            return Err(self.error(format!(
+                "the counter {counter} is more than {n} entries and the {size} entries folded"
+            )));
+        }
+        let len = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_mul(8))
+            .ok_or_else(|| self.error("the ordinals' length does not fit"))?;
+        let list = self.take(len)?;
+        Ok(MapOrdinals { counter, list })
+    }
+
+    /// The ordinals of the next map to be read: a map's decoder asks once,
+    /// before its entries. None when the reader was given none
+    /// ([`Reader::with_ordinals`]).
+    pub fn ordinals(&mut self) -> ReadOrdinals<'a> {
+        ReadOrdinals(self.ords.pop())
     }
 
     /// The capacity a decoder reserves for a growing map of `n` entries read
@@ -423,6 +548,7 @@ impl<'a> Reader<'a> {
             pos: pos.min(buf.len()),
             part,
             room: Room::NONE,
+            ords: Vec::new(),
         }
     }
 

@@ -42,9 +42,12 @@
 //!   with the entry count and `next`.
 //!
 //! New entries fill the last buckets, so a checkpoint rehashes those and the
-//! right edge of the tree. Ordinals come from the fold, which is deterministic;
-//! snapshots do not carry them yet, so a map read from one
-//! ([`DigestMap::insert_read`]) has no v3 root until that lands.
+//! right edge of the tree. Ordinals come from the fold, which is deterministic,
+//! and snapshots of format version 2 carry them ([`crate::snapshot`]): a map
+//! read from one ([`DigestMap::read_counter`], [`DigestMap::insert_read`])
+//! takes each entry's ordinal and the counter from it. A map read from a
+//! version-1 snapshot has no v3 root, nor does one read with two entries of
+//! one ordinal (which no fold makes).
 
 use crate::canon::{Canon, Entries, Out};
 use crate::lookup::{order_head, EncodedKey, OrderBytes};
@@ -146,9 +149,16 @@ pub struct DigestMap<K, V, S = RandomState> {
     hasher: S,
     /// Which entries went stale since the last root.
     stale: Stale,
-    /// Hashes of entries that changed or left since the last version-2 root.
+    /// Hashes of entries that changed or left since the last root.
     gone: Vec<Hash>,
+    /// The version-2 index, while kept ([`DigestMap::root`]).
     index: Index,
+    /// Whether `index` is kept up to date: dropped by a version-3 root when
+    /// no version-2 root was asked since the last one, built again by the
+    /// next version-2 root.
+    v2_kept: bool,
+    /// Whether a version-2 root was asked since the last version-3 root.
+    v2_asked: bool,
     /// How many entries were ever added: the next entry's ordinal.
     next_ord: u64,
     /// Whether the ordinals are the fold's, and the version-3 index once kept.
@@ -163,8 +173,8 @@ enum Ordinals {
     Known,
     /// The fold's ordinals, and the index kept up to date from then on.
     Kept(OrdIndex),
-    /// Not the fold's: the map was read from a snapshot, which does not carry
-    /// them ([`DigestMap::forget_ordinals`]).
+    /// Not the fold's: the map was read from a snapshot that does not carry
+    /// them ([`DigestMap::forget_ordinals`]), or that gave two entries one.
     Unknown,
 }
 
@@ -176,6 +186,8 @@ impl<K, V, S: Default> Default for DigestMap<K, V, S> {
             stale: Stale::default(),
             gone: Vec::new(),
             index: Index::default(),
+            v2_kept: true,
+            v2_asked: false,
             next_ord: 0,
             v3: Ordinals::Known,
         }
@@ -316,12 +328,30 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// the entries read with their hashes ([`DigestMap::insert_read`]) still to
     /// be put in their buckets. A measure of the work ahead, not a count of it.
     pub fn pending(&self) -> usize {
-        let stale = if self.stale.all {
+        if !self.v2_kept {
+            // Built again from every entry's hash.
+            return self.table.len();
+        }
+        self.stale() + self.index.pending.len()
+    }
+
+    /// [`DigestMap::pending`] for [`DigestMap::root_v3`]: the entries to hash,
+    /// or every entry when its first call builds the version-3 index.
+    pub fn pending_v3(&self) -> usize {
+        match self.v3 {
+            Ordinals::Known => self.table.len(),
+            Ordinals::Kept(_) => self.stale(),
+            Ordinals::Unknown => 0,
+        }
+    }
+
+    /// At most how many entries went stale since the last root.
+    fn stale(&self) -> usize {
+        if self.stale.all {
             self.table.len()
         } else {
             self.stale.keys.len()
-        };
-        stale + self.index.pending.len()
+        }
     }
 
     /// Makes room for `additional` more entries (a decoder that knows the count
@@ -340,7 +370,8 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// entries are encoded in the order the hash table holds them, one after
     /// another in memory, and put in key order by `c`'s output when it chooses
     /// ([`crate::canon::Out::entries`]): a snapshot sorts them after it lets go
-    /// of the state.
+    /// of the state. Each entry's ordinal and the map's counter go with them
+    /// (unless the ordinals are not known), for a snapshot to write.
     pub fn encode_entries<O: Out>(
         &self,
         c: &mut Canon<O>,
@@ -349,12 +380,16 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         K: EncodedKey,
     {
         c.u64(self.table.len() as u64);
-        let mut entries = Entries::new(K::cmp_encoded, self.table.len());
+        let counter = match self.v3 {
+            Ordinals::Unknown => None,
+            _ => Some(self.next_ord),
+        };
+        let mut entries = Entries::new(K::cmp_encoded, self.table.len(), counter);
         let mut order = Vec::new();
         for s in &self.table {
             order.clear();
             s.key.order_bytes(&mut order);
-            entries.push(&order, |c| encode(c, &s.key, &s.value));
+            entries.push(&order, s.ord(), |c| encode(c, &s.key, &s.value));
         }
         c.entries(entries);
     }
@@ -427,17 +462,29 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// returns: with any other bytes the digest would not be the state's. A key
     /// already present (which a decoder refuses before) is set as by
     /// [`DigestMap::insert`], its entry hashed at the root from the value.
-    pub fn insert_read(&mut self, key: K, value: V, bytes: &[u8]) {
+    ///
+    /// `ord` is the entry's ordinal as the snapshot carries it (below the
+    /// counter given to [`DigestMap::read_counter`]), or `None` from a
+    /// snapshot that carries none: the map's ordinals are then not known.
+    pub fn insert_read(&mut self, key: K, value: V, bytes: &[u8], ord: Option<u64>) {
         let h = self.hasher.hash_one(&key);
         match entry(&mut self.table, h, &key) {
             Entry::Vacant(v) => {
                 let hash: Hash = Sha256::digest(bytes).into();
-                let mut slot = Slot::new(h, key, value, self.next_ord);
+                let ord = ord.unwrap_or_else(|| {
+                    self.v3 = Ordinals::Unknown;
+                    self.next_ord += 1;
+                    self.next_ord - 1
+                });
+                let mut slot = Slot::new(h, key, value, ord);
                 slot.set_hash(hash);
                 v.insert(slot);
-                self.next_ord += 1;
-                self.forget_ordinals();
-                self.index.insert(hash);
+                if let Ordinals::Kept(v3) = &mut self.v3 {
+                    v3.set(ord, Some(hash));
+                }
+                if self.v2_kept {
+                    self.index.insert(hash);
+                }
             }
             Entry::Occupied(_) => {
                 self.insert(key, value);
@@ -505,7 +552,23 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// `encode` writes an entry's canonical bytes (key, then value), the map's own
     /// encoder as snapshots use it; it is called once for each entry that changed
     /// since the last call.
+    ///
+    /// The map keeps the index behind this root while such roots are asked
+    /// (see [`DigestMap::root_v3`] for when it lets it go); a call after it
+    /// was let go builds it again from every entry's hash.
     pub fn root(&mut self, mut encode: impl FnMut(&mut Canon<Vec<u8>>, &K, &V)) -> (u64, Hash) {
+        self.v2_asked = true;
+        if !self.v2_kept {
+            self.refresh(&mut encode);
+            self.gone.clear();
+            self.index = Index::default();
+            for s in &self.table {
+                if let Some(h) = s.hash() {
+                    self.index.insert(h);
+                }
+            }
+            self.v2_kept = true;
+        }
         self.index.remove_all(&mut self.gone);
         // Buckets sized for the new count before the new hashes go in, so a bucket
         // never holds more than a few dozen hashes.
@@ -516,9 +579,16 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
 
     /// The number of entries, the ordinal counter and the map's version-3 root
     /// ([the module docs](self)), or `None` when the ordinals are not known (an
-    /// entry was read from a snapshot). `encode` as for [`DigestMap::root`].
+    /// entry was read from a snapshot that carries none, or two entries read
+    /// from one have the same ordinal). `encode` as for [`DigestMap::root`].
     /// The first call builds the version-3 index from every entry's hash; later
     /// ones cost in proportion to what changed.
+    ///
+    /// A call that finds no version-2 root ([`DigestMap::root`]) asked since
+    /// the last call (or since the map was made or read) lets the version-2
+    /// index go: a fold whose checkpoints all carry version 3 then keeps one
+    /// index, and one that passes from version-2 checkpoints to version-3
+    /// ones keeps both only until the second version-3 checkpoint.
     pub fn root_v3(
         &mut self,
         mut encode: impl FnMut(&mut Canon<Vec<u8>>, &K, &V),
@@ -526,22 +596,65 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         if let Ordinals::Unknown = self.v3 {
             return None;
         }
+        if !std::mem::take(&mut self.v2_asked) && self.v2_kept {
+            self.v2_kept = false;
+            self.index = Index::default();
+        }
         self.refresh(&mut encode);
+        if !self.v2_kept {
+            self.gone.clear();
+        }
         let mut v3 = match std::mem::take(&mut self.v3) {
             Ordinals::Kept(v3) => v3,
-            _ => OrdIndex::of(self.table.iter().map(|s| (s.ord(), s.hash()))),
+            _ => match OrdIndex::of(self.table.iter().map(|s| (s.ord(), s.hash()))) {
+                Some(v3) => v3,
+                None => {
+                    // Two entries with one ordinal: read from a snapshot
+                    // that was made so (a fold gives each its own).
+                    self.v3 = Ordinals::Unknown;
+                    return None;
+                }
+            },
         };
         let root = v3.root(self.next_ord);
         self.v3 = Ordinals::Kept(v3);
         Some((self.table.len() as u64, self.next_ord, root))
     }
 
-    /// Marks the ordinals as not the fold's: a map read from a snapshot, which
-    /// does not carry them (yet), even one read empty (a fold may have added
-    /// and removed entries, so its counter need not be 0). [`DigestMap::root_v3`]
-    /// is `None` from then on, and no version-3 index is kept.
+    /// Whether the ordinals are known ([`DigestMap::root_v3`] is `None`
+    /// otherwise).
+    pub fn ordinals_known(&self) -> bool {
+        !matches!(self.v3, Ordinals::Unknown)
+    }
+
+    /// Marks the ordinals as not the fold's: a map read from a snapshot that
+    /// does not carry them (version 1), even one read empty (a fold may have
+    /// added and removed entries, so its counter need not be 0).
+    /// [`DigestMap::root_v3`] is `None` from then on, and no version-3 index
+    /// is kept.
     pub fn forget_ordinals(&mut self) {
         self.v3 = Ordinals::Unknown;
+    }
+
+    /// Starts a map's read from a snapshot, before its entries
+    /// ([`DigestMap::insert_read`]): `counter` is the map's ordinal counter as
+    /// the snapshot carries it, or `None` from one that carries none
+    /// ([`DigestMap::forget_ordinals`]).
+    ///
+    /// A map read with its ordinals does not place the hashes it reads in the
+    /// version-2 index (which a first [`DigestMap::root`] builds from them, if
+    /// asked), as its checkpoints are likely to carry version 3; one read
+    /// without does, as they cannot.
+    pub fn read_counter(&mut self, counter: Option<u64>) {
+        match counter {
+            Some(n) => {
+                self.next_ord = n;
+                self.v3 = Ordinals::Known;
+                self.v2_kept = false;
+                self.index = Index::default();
+            }
+            None => self.forget_ordinals(),
+        }
     }
 
     /// Numbers the entries `0..len` in key order, as state digest v3 numbers
@@ -560,16 +673,18 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     }
 
     /// Encodes and hashes every entry changed since the last root (of either
-    /// version) and gives each new hash to the indexes: version 2's always,
-    /// version 3's once it is kept.
+    /// version) and gives each new hash to the indexes kept: version 2's
+    /// unless it was let go, version 3's once it is built.
     fn refresh(&mut self, encode: &mut impl FnMut(&mut Canon<Vec<u8>>, &K, &V)) {
         let DigestMap {
             table,
             stale,
             index,
+            v2_kept,
             v3,
             ..
         } = self;
+        let v2_kept = *v2_kept;
         let mut buf = Vec::new();
         let mut rehash = |slot: &mut Slot<K, V>| {
             buf.clear();
@@ -578,7 +693,9 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             buf = c.into_out();
             let h: Hash = Sha256::digest(&buf).into();
             slot.set_hash(h);
-            index.insert(h);
+            if v2_kept {
+                index.insert(h);
+            }
             if let Ordinals::Kept(v3) = v3 {
                 v3.set(slot.ord(), Some(h));
             }
@@ -904,30 +1021,33 @@ struct OrdIndex {
 
 impl OrdIndex {
     /// The index of these ordinals and hashes, its tree not built: its first
-    /// root hashes every bucket.
-    fn of(entries: impl Iterator<Item = (u64, Option<Hash>)>) -> Self {
+    /// root hashes every bucket. `None` when two hashes have one ordinal.
+    fn of(entries: impl Iterator<Item = (u64, Option<Hash>)>) -> Option<Self> {
         let mut index = OrdIndex::default();
         for (ord, h) in entries {
-            index.put(ord, h);
+            if index.put(ord, h).1.is_some() {
+                return None;
+            }
         }
-        index
+        Some(index)
     }
 
     /// Sets the hash of ordinal `ord` (`None`: no entry), to be rehashed at the
     /// next root.
     fn set(&mut self, ord: u64, h: Option<Hash>) {
-        let b = self.put(ord, h);
+        let (b, _) = self.put(ord, h);
         self.dirty.push(b);
     }
 
-    /// Sets the hash of ordinal `ord`; returns its bucket.
-    fn put(&mut self, ord: u64, h: Option<Hash>) -> usize {
+    /// Sets the hash of ordinal `ord`; returns its bucket and the hash it
+    /// replaced.
+    fn put(&mut self, ord: u64, h: Option<Hash>) -> (usize, Option<Hash>) {
         let b = usize::try_from(ord / 16).unwrap_or(usize::MAX);
         if self.buckets.len() <= b {
             self.buckets.resize(b + 1, [None; 16]);
         }
-        self.buckets[b][(ord % 16) as usize] = h;
-        b
+        let was = std::mem::replace(&mut self.buckets[b][(ord % 16) as usize], h);
+        (b, was)
     }
 
     /// The root over the buckets of ordinals `0..next`: rehashes the buckets
@@ -1105,6 +1225,10 @@ mod tests {
         RootV3,
         /// `renumber_in_key_order`, stale entries and all.
         Renumber,
+        /// The map read back as a decoder reads a snapshot's: its entries in
+        /// key order, each with the ordinal its encoding carries, after the
+        /// counter.
+        ReadBack,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1121,6 +1245,7 @@ mod tests {
             1 => Just(Op::Root),
             1 => Just(Op::RootV3),
             1 => Just(Op::Renumber),
+            1 => Just(Op::ReadBack),
         ]
     }
 
@@ -1191,7 +1316,7 @@ mod tests {
                 Op::InsertRead(k, v) => {
                     let mut c = Canon::buffer();
                     encode(&mut c, &k, &v);
-                    ours.insert_read(k, v.clone(), &c.into_bytes());
+                    ours.insert_read(k, v.clone(), &c.into_bytes(), None);
                     model.insert(k, v);
                 }
                 Op::Remove(k) => {
@@ -1205,6 +1330,7 @@ mod tests {
                 // later, the ordinals of the growing map stay the fold's.
                 Op::Renumber if model.len() < 40 => ours.renumber_in_key_order(),
                 Op::Renumber => {}
+                Op::ReadBack => ours = read_back(&ours, &model)?,
                 Op::Root => {
                     prop_assert_eq!(ours.root(encode), reference(&model));
                     // Walked in key order, whatever order the hash map keeps.
@@ -1227,6 +1353,46 @@ mod tests {
         prop_assert!(reversed == ours);
         prop_assert_eq!(reversed.root(encode), reference(&model));
         Ok(())
+    }
+
+    /// Takes what `encode_entries` gives a snapshot: each entry's ordinal
+    /// beside it and the counter, when the ordinals are known.
+    #[derive(Default)]
+    struct Taken(Vec<Entries>);
+
+    impl Out for Taken {
+        fn put(&mut self, _: &[u8]) {}
+        fn entries(&mut self, entries: Entries) {
+            self.0.push(entries);
+        }
+    }
+
+    /// `map` read back as a decoder reads it from a snapshot that carries the
+    /// ordinals `encode_entries` gives (in key order, once sorted), or none:
+    /// `model` holds its entries.
+    fn read_back<S: BuildHasher + Default>(
+        map: &DigestMap<u32, String, S>,
+        model: &BTreeMap<u32, String>,
+    ) -> Result<DigestMap<u32, String, S>, TestCaseError> {
+        let mut taken = Canon::to(Taken::default());
+        map.encode_entries(&mut taken, encode);
+        let Ok([mut entries]) = <[Entries; 1]>::try_from(taken.into_out().0) else {
+            return Err(TestCaseError::fail("not one list of entries"));
+        };
+        entries.sort();
+        let mut back: DigestMap<u32, String, S> = DigestMap::new();
+        let (counter, ords) = match entries.ordinals() {
+            Some((counter, ords)) => (Some(counter), ords.map(Some).collect()),
+            None => (None, vec![None; model.len()]),
+        };
+        prop_assert_eq!(ords.len(), model.len());
+        back.read_counter(counter);
+        for ((k, v), ord) in model.iter().zip(ords) {
+            let mut c = Canon::buffer();
+            encode(&mut c, k, v);
+            back.insert_read(*k, v.clone(), &c.into_bytes(), ord);
+        }
+        Ok(back)
     }
 
     /// Hashes keys to four values only: every lookup meets other keys of the
@@ -1361,13 +1527,94 @@ mod tests {
     }
 
     #[test]
-    fn a_map_read_from_a_snapshot_has_no_v3_root_yet() {
+    fn a_map_read_with_its_ordinals_keeps_its_v3_root_and_a_doubled_one_has_none() {
+        let model: BTreeMap<u32, String> = (0..40).map(|k| (k, format!("v{k}"))).collect();
+        // Ordinals as a fold that added keys 0..60 and removed 40..60 left them,
+        // but in reverse key order: the read follows the ordinals given.
+        let ords: BTreeMap<u32, u64> = model.keys().map(|&k| (k, 59 - u64::from(k))).collect();
+        let read = |ords: &BTreeMap<u32, u64>| {
+            let mut m: DigestMap<u32, String> = DigestMap::new();
+            m.read_counter(Some(60));
+            for (k, v) in &model {
+                let mut c = Canon::buffer();
+                encode(&mut c, k, v);
+                m.insert_read(*k, v.clone(), &c.into_bytes(), Some(ords[k]));
+            }
+            m
+        };
+        let mut m = read(&ords);
+        assert_eq!(m.root_v3(encode), Some(reference_v3(&model, &ords, 60)));
+        // The next entry takes the counter's ordinal.
+        let (mut model2, mut ords2) = (model.clone(), ords.clone());
+        m.insert(100, "new".into());
+        model2.insert(100, "new".into());
+        ords2.insert(100, 60);
+        assert_eq!(m.root_v3(encode), Some(reference_v3(&model2, &ords2, 61)));
+        // Two entries with one ordinal, which no fold makes: no v3 root, for good.
+        let mut doubled = ords.clone();
+        doubled.insert(3, ords[&4]);
+        let mut m = read(&doubled);
+        assert_eq!(m.root_v3(encode), None);
+        assert!(matches!(m.v3, Ordinals::Unknown));
+        m.insert(100, "new".into());
+        assert_eq!(m.root_v3(encode), None);
+        assert_eq!(m.root(encode), reference(&model2));
+    }
+
+    #[test]
+    fn the_v2_index_is_let_go_while_only_v3_roots_are_asked_and_built_again() {
+        let mut m: DigestMap<u32, String> = DigestMap::new();
+        let mut model = BTreeMap::new();
+        for k in 0..100u32 {
+            m.insert(k, k.to_string());
+            model.insert(k, k.to_string());
+        }
+        assert_eq!(m.root(encode), reference(&model));
+        // A version-2 root was asked since the start: both kept.
+        assert!(m.root_v3(encode).is_some());
+        assert!(m.v2_kept);
+        m.insert(100, "new".into());
+        model.insert(100, "new".into());
+        // None since the last version-3 root: version 2's index let go.
+        assert!(m.root_v3(encode).is_some());
+        assert!(!m.v2_kept);
+        assert!(m.index.buckets.is_empty() && m.index.pending.is_empty());
+        m.get_mut(&5).unwrap().push('x');
+        model.get_mut(&5).unwrap().push('x');
+        m.remove(&6);
+        model.remove(&6);
+        assert!(m.root_v3(encode).is_some());
+        assert!(m.gone.is_empty(), "nothing kept for an index let go");
+        assert!(m.index.pending.is_empty());
+        // Asked again, it is built from every entry's hash.
+        m.get_mut(&7).unwrap().push('y');
+        model.get_mut(&7).unwrap().push('y');
+        assert_eq!(m.root(encode), reference(&model));
+        assert!(m.v2_kept);
+        m.remove(&8);
+        model.remove(&8);
+        assert_eq!(m.root(encode), reference(&model));
+        // A map read with its ordinals starts without one.
+        let mut back: DigestMap<u32, String> = DigestMap::new();
+        back.read_counter(Some(101));
+        for (k, v) in &model {
+            let mut c = Canon::buffer();
+            encode(&mut c, k, v);
+            back.insert_read(*k, v.clone(), &c.into_bytes(), Some(u64::from(*k)));
+        }
+        assert!(!back.v2_kept && back.index.pending.is_empty());
+        assert_eq!(back.pending(), model.len(), "all of them to place");
+        assert_eq!(back.root(encode), reference(&model));
+    }
+
+    #[test]
+    fn a_map_read_without_ordinals_has_no_v3_root() {
         let mut m: DigestMap<u32, String> = DigestMap::new();
         m.insert(1, "a".into());
         assert!(m.root_v3(encode).is_some());
         let mut c = Canon::buffer();
         encode(&mut c, &2, &"b".to_string());
-        m.insert_read(2, "b".into(), &c.into_bytes());
+        m.insert_read(2, "b".into(), &c.into_bytes(), None);
         assert_eq!(m.root_v3(encode), None);
         assert!(
             matches!(m.v3, Ordinals::Unknown),
@@ -1452,7 +1699,7 @@ mod tests {
             let v = format!("v{k}");
             let mut c = Canon::buffer();
             encode(&mut c, &k, &v);
-            m.insert_read(k, v, &c.into_bytes());
+            m.insert_read(k, v, &c.into_bytes(), None);
         }
         assert_eq!(m.pending(), 100, "read entries are still to be placed");
         let mut encoded = 0;
@@ -1465,7 +1712,7 @@ mod tests {
         let model: BTreeMap<u32, String> = (0..100).map(|k| (k, format!("v{k}"))).collect();
         assert_eq!(root, reference(&model));
         // A key read twice is set as `insert` sets it: hashed from its value.
-        m.insert_read(5, "new".into(), b"not its bytes");
+        m.insert_read(5, "new".into(), b"not its bytes", None);
         let mut model = model;
         model.insert(5, "new".into());
         assert_eq!(m.root(encode), reference(&model));
@@ -1476,15 +1723,15 @@ mod tests {
             encode(&mut c, &k, &v.to_string());
             c.into_bytes()
         };
-        m.insert_read(300, "b".into(), &bytes(300, "b"));
+        m.insert_read(300, "b".into(), &bytes(300, "b"), None);
         m.remove(&300);
-        m.insert_read(300, "b".into(), &bytes(300, "b"));
+        m.insert_read(300, "b".into(), &bytes(300, "b"), None);
         model.insert(300, "b".into());
         assert_eq!(m.root(encode), reference(&model));
         // In its bucket, removed, read again with the same bytes and set again:
         // its hash leaves twice, once from the waiting list, once from the bucket.
         m.remove(&300);
-        m.insert_read(300, "b".into(), &bytes(300, "b"));
+        m.insert_read(300, "b".into(), &bytes(300, "b"), None);
         m.insert(300, "b".into());
         assert_eq!(m.root(encode), reference(&model));
     }

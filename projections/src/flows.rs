@@ -423,16 +423,37 @@ impl Flows {
         apart: bool,
         others: impl FnOnce() -> T,
     ) -> ([(u64, Hash); 2], T) {
+        let (p, t, other) = self.both_beside(
+            apart,
+            |p| p.root(encode_proposal),
+            |t| t.root(encode_ticket),
+            others,
+        );
+        ([p, t], other)
+    }
+
+    /// `proposals` on the proposals (on a thread of its own when `apart`),
+    /// `tickets` on the tickets and `others`, as [`Flows::roots_beside`]
+    /// runs the roots of either version.
+    fn both_beside<P: Send, T, O>(
+        &mut self,
+        apart: bool,
+        proposals: impl FnOnce(&mut Proposals) -> P + Send,
+        tickets: impl FnOnce(&mut DigestMap<(String, String), Ticket>) -> T,
+        others: impl FnOnce() -> O,
+    ) -> (P, T, O) {
         let Flows {
-            proposals, tickets, ..
+            proposals: p,
+            tickets: t,
+            ..
         } = self;
-        let (proposals, (tickets, other)) = crate::beside(
+        let (p, (t, other)) = crate::beside(
             apart,
             "state-digest",
-            || proposals.root(encode_proposal),
-            || (tickets.root(encode_ticket), others()),
+            || proposals(p),
+            || (tickets(t), others()),
         );
-        ([proposals, tickets], other)
+        (p, t, other)
     }
 
     /// The size and root of each digest map (state digest v2,
@@ -451,6 +472,31 @@ impl Flows {
             self.proposals.root_v3(encode_proposal)?,
             self.tickets.root_v3(encode_ticket)?,
         ])
+    }
+
+    /// [`Flows::pending`] for [`Flows::roots_v3`].
+    pub fn pending_v3(&self) -> usize {
+        self.proposals.pending_v3() + self.tickets.pending_v3()
+    }
+
+    /// Whether both maps' ordinals are known (state digest v3).
+    pub fn ordinals_known(&self) -> bool {
+        self.proposals.ordinals_known() && self.tickets.ordinals_known()
+    }
+
+    /// [`Flows::roots_beside`] for [`Flows::roots_v3`].
+    pub fn roots_v3_beside<T>(
+        &mut self,
+        apart: bool,
+        others: impl FnOnce() -> T,
+    ) -> (Option<[V3Root; 2]>, T) {
+        let (p, t, other) = self.both_beside(
+            apart,
+            |p| p.root_v3(encode_proposal),
+            |t| t.root_v3(encode_ticket),
+            others,
+        );
+        (p.zip(t).map(|(p, t)| [p, t]), other)
     }
 
     /// Reads flows back from [`Flows::encode`]'s bytes, strictly.
@@ -500,7 +546,8 @@ impl Flows {
     /// Reads the proposals, the first half of [`Flows::encode`]'s bytes.
     pub(crate) fn decode_proposals(r: &mut Reader<'_>) -> Result<Proposals, CanonError> {
         let mut proposals = Proposals::new();
-        proposals.forget_ordinals();
+        let mut ords = r.ordinals();
+        proposals.read_counter(ords.counter());
         let mut prev = None;
         let n = r.count(48)?;
         proposals.reserve(r.room(n));
@@ -544,9 +591,10 @@ impl Flows {
                 decision,
                 executions: r.u32()?,
             };
-            proposals.insert_read(pair(&key).to_owned(), p, r.since(start));
+            proposals.insert_read(pair(&key).to_owned(), p, r.since(start), ords.next(r)?);
             prev = Some(key);
         }
+        ords.end(r)?;
         Ok(proposals)
     }
 
@@ -554,7 +602,8 @@ impl Flows {
     /// their id lists, into flows without proposals.
     pub(crate) fn decode_tickets(r: &mut Reader<'_>) -> Result<Flows, CanonError> {
         let mut f = Flows::new();
-        f.tickets.forget_ordinals();
+        let mut ords = r.ordinals();
+        f.tickets.read_counter(ords.counter());
         let mut prev = None;
         let n = r.count(33)?;
         f.reserve_tickets(r.room(n));
@@ -599,9 +648,10 @@ impl Flows {
             };
             f.index(key.0, key.1, &t.session, &t.proposal);
             f.tickets
-                .insert_read(pair(&key).to_owned(), t, r.since(start));
+                .insert_read(pair(&key).to_owned(), t, r.since(start), ords.next(r)?);
             prev = Some(key);
         }
+        ords.end(r)?;
         Ok(f)
     }
 

@@ -204,6 +204,13 @@ impl Gates {
         ]
     }
 
+    /// Whether the ordinals are known (state digest v3).
+    pub fn ordinals_known(&self) -> bool {
+        self.sessions.ordinals_known()
+            && self.kills.ordinals_known()
+            && self.system_kills.ordinals_known()
+    }
+
     /// [`Gates::roots`] of state digest v3 (each with the map's ordinal
     /// counter); `None` when the ordinals are not known.
     pub fn roots_v3(&mut self) -> Option<[V3Root; 3]> {
@@ -218,9 +225,8 @@ impl Gates {
     /// Reads gates back from [`Gates::encode`]'s bytes, strictly.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
         let mut g = Gates::new();
-        g.sessions.forget_ordinals();
-        g.kills.forget_ordinals();
-        g.system_kills.forget_ordinals();
+        let mut ords = r.ordinals();
+        g.sessions.read_counter(ords.counter());
         let mut prev = None;
         let n = r.count(27)?;
         g.sessions.reserve(r.room(n));
@@ -240,9 +246,12 @@ impl Gates {
                 since_ns: r.u64()?,
             };
             g.sessions
-                .insert_read(pair(&key).to_owned(), s, r.since(start));
+                .insert_read(pair(&key).to_owned(), s, r.since(start), ords.next(r)?);
             prev = Some(key);
         }
+        ords.end(r)?;
+        let mut ords = r.ordinals();
+        g.kills.read_counter(ords.counter());
         let mut prev = None;
         let n = r.count(33)?;
         g.kills.reserve(n);
@@ -261,9 +270,13 @@ impl Gates {
                 reason: r.str()?,
                 since_ns: r.u64()?,
             };
-            g.kills.insert_read(key.clone(), k, r.since(start));
+            g.kills
+                .insert_read(key.clone(), k, r.since(start), ords.next(r)?);
             prev = Some(key);
         }
+        ords.end(r)?;
+        let mut ords = r.ordinals();
+        g.system_kills.read_counter(ords.counter());
         let mut prev = None;
         let n = r.count(24)?;
         g.system_kills.reserve(n);
@@ -276,9 +289,10 @@ impl Gates {
                 since_ns: r.u64()?,
             };
             g.system_kills
-                .insert_read(target.clone(), k, r.since(start));
+                .insert_read(target.clone(), k, r.since(start), ords.next(r)?);
             prev = Some(target);
         }
+        ords.end(r)?;
         Ok(g)
     }
 

@@ -295,6 +295,11 @@ impl KeyRing {
         self.keys.root(|c, id, r| encode_key(c, id, r))
     }
 
+    /// Whether the ordinals are known (state digest v3).
+    pub fn ordinals_known(&self) -> bool {
+        self.keys.ordinals_known()
+    }
+
     /// The number of keys, their ordinal counter and their map's version-3 root
     /// ([`crate::digest_map`]); `None` when the ordinals are not known.
     pub fn root_v3(&mut self) -> Option<V3Root> {
@@ -304,7 +309,8 @@ impl KeyRing {
     /// Reads a ring back from [`KeyRing::encode`]'s bytes, strictly.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, CanonError> {
         let mut keys = DigestMap::new();
-        keys.forget_ordinals();
+        let mut ords = r.ordinals();
+        keys.read_counter(ords.counter());
         let mut prev: Option<String> = None;
         let n = r.count(52)?;
         keys.reserve(n);
@@ -332,9 +338,10 @@ impl KeyRing {
                 valid_from_ns: r.opt_u64()?,
                 valid_until_ns: r.opt_u64()?,
             };
-            keys.insert_read(id.clone(), rec, r.since(start));
+            keys.insert_read(id.clone(), rec, r.since(start), ords.next(r)?);
             prev = Some(id);
         }
+        ords.end(r)?;
         Ok(KeyRing { keys })
     }
 }

@@ -4,13 +4,14 @@
 //! is derived data: the log stays the truth, and a snapshot is trusted only after
 //! its state digest equals the one the signed checkpoint at its size carries.
 //!
-//! # Format, version 1
+//! # Format, versions 1 and 2
 //! | field | bytes |
 //! |---|---|
-//! | magic | `GLSNAP` 0x00 0x01 (8 bytes) |
+//! | magic | `GLSNAP` 0x00 0x01 (version 1) or `GLSNAP` 0x00 0x02 (version 2) (8 bytes) |
 //! | size: entries folded into it | u64 big-endian |
 //! | state digest, version 1 ([`crate::canon::state_digest`]) | 32 |
 //! | key ring, gates, flows, budgets, detector | each a u64 big-endian length, then the part's canonical encoding ([`crate::canon`]) |
+//! | ordinals (version 2 only) | a u64 big-endian length, then the part (below) |
 //! | checksum: SHA-256 of every byte before it | 32 |
 //!
 //! Each of the four state parts is exactly the byte string its digest hashes after
@@ -18,6 +19,22 @@
 //! decoding them, and [`decode`] refuses a snapshot whose parts do not hash to the
 //! digest in its header. The detector part (thresholds and per-agent tracks) is not
 //! in the state digest, as it decides alerts, not verdicts; the checksum covers it.
+//!
+//! The ordinals part carries what state digest v3 needs beside the entries
+//! ([`crate::digest_map`]): for each of the seven state maps in the state
+//! digests' order (keys, sessions, kill switches, system kill switches,
+//! proposals, tickets, budgets), its ordinal counter (u64), its entry count
+//! (u64, the count its state part gives) and each entry's ordinal (u64), in
+//! the entries' key order: all big-endian. A reader refuses a map whose count
+//! is above its counter, or below it by more than the snapshot's size (an
+//! entry leaves a map only through an event, at most one per event and map),
+//! an ordinal not below its map's counter, and a count that is not the state
+//! part's. Two entries given one ordinal leave the state with no v3 digest
+//! (its v3 root is `None`), which fails any check against a checkpoint that
+//! carries one. [`encode`] writes version 2 when every map's ordinals are
+//! known (a state folded from the start, or read from a version-2 snapshot),
+//! and version 1 otherwise; a state read from a version-1 snapshot has no v3
+//! digest.
 //!
 //! The header's digest is version 1 whatever the checkpoints carry: it can be
 //! recomputed from the bytes alone. Against a checkpoint that carries a version-2
@@ -30,7 +47,9 @@
 //! starts from.
 
 use crate::budgets::{self, Budgets};
-use crate::canon::{self, tagged_digest, Canon, CanonError, Entries, Out, Reader, Room};
+use crate::canon::{
+    self, tagged_digest, Canon, CanonError, Entries, MapOrdinals, Out, Reader, Room,
+};
 use crate::detect::Detector;
 use crate::flows::{self, Flows};
 use crate::gates::{self, Gates};
@@ -42,15 +61,23 @@ use std::io::Write;
 /// The first 8 bytes of every version-1 snapshot.
 pub const MAGIC: [u8; 8] = *b"GLSNAP\x00\x01";
 
-const HEADER: usize = 8 + 8 + 32;
-const PARTS: [&str; 5] = ["key ring", "gates", "flows", "budgets", "detector"];
+/// The first 8 bytes of every version-2 snapshot: version 1's parts and the
+/// maps' ordinals.
+pub const MAGIC_V2: [u8; 8] = *b"GLSNAP\x00\x02";
 
+const HEADER: usize = 8 + 8 + 32;
+const PARTS: [&str; 6] = [
+    "key ring", "gates", "flows", "budgets", "detector", "ordinals",
+];
+
+/// The maps whose ordinals a version-2 snapshot carries, in its order.
+const MAPS: usize = 7;
 /// Why snapshot bytes are not a usable snapshot.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
-    /// Not a version-1 snapshot.
-    #[error("not a govledger snapshot (bad magic)")]
+    /// Not a snapshot of a version this build reads.
+    #[error("not a govledger snapshot of a version this build reads (bad magic)")]
     Magic,
     /// Shorter than its own framing says.
     #[error("snapshot is truncated: {0}")]
@@ -84,6 +111,9 @@ pub struct Header {
     pub size: u64,
     /// Its state digest, recomputed from its parts.
     pub state_digest: [u8; 32],
+    /// Whether it carries its maps' ordinals (format version 2), so that the
+    /// state decoded from it has a state digest v3.
+    pub ordinals: bool,
 }
 
 /// Encodes `state` and `detector` after `size` entries.
@@ -91,8 +121,9 @@ pub fn encode(size: u64, state: &State, detector: &Detector) -> Vec<u8> {
     Encoded::new(size, state, detector).into_bytes()
 }
 
-/// A snapshot's five parts, each encoded once into memory: the only step that
-/// reads the state. Each map's entries are encoded in the order the map holds
+/// A snapshot's five parts, each encoded once into memory (with each map
+/// entry's ordinal, for the ordinals part [`Encoded::write`] writes from them):
+/// the only step that reads the state. Each map's entries are encoded in the order the map holds
 /// them; sorting them into key order, framing, hashing and writing
 /// ([`Encoded::write`]) need the state no longer, so a caller that shares the
 /// state with writers (`serve`) holds its lock only for [`Encoded::new`], which
@@ -100,8 +131,8 @@ pub fn encode(size: u64, state: &State, detector: &Detector) -> Vec<u8> {
 /// own beside the other parts. The parts take the snapshot's own length in
 /// memory (31 MiB for the state of the fold bench's million entries, a small
 /// share of the 400 MiB that state occupies) in pieces of at most 1 MiB, plus
-/// 32 bytes per map entry to find and sort it by, so a part grows without
-/// copying what it holds.
+/// 40 bytes per map entry to find and sort it by and to keep its ordinal, so a
+/// part grows without copying what it holds.
 #[derive(Clone, Debug)]
 pub struct Encoded {
     size: u64,
@@ -144,7 +175,25 @@ impl Encoded {
     /// The snapshot's length in bytes, framing included.
     pub fn len(&self) -> u64 {
         let parts: u64 = self.parts.iter().map(|p| p.len).sum();
-        (HEADER + 5 * 8 + 32) as u64 + parts
+        let ordinals = self
+            .ordinal_lists()
+            .map_or(0, |lists| 8 + ordinals_len(&lists));
+        (HEADER + 5 * 8 + 32) as u64 + parts + ordinals
+    }
+
+    /// The state maps' entries, in the parts' order (the state digests'), when
+    /// every map's ordinals are known: the snapshot is then of version 2.
+    fn ordinal_lists(&self) -> Option<Vec<&Entries>> {
+        let lists: Vec<&Entries> = self.parts[..4]
+            .iter()
+            .flat_map(|p| &p.segments)
+            .filter_map(|s| match s {
+                Segment::Entries(e) => Some(e),
+                Segment::Bytes(_) => None,
+            })
+            .collect();
+        let known = lists.len() == MAPS && lists.iter().all(|e| e.ordinals().is_some());
+        known.then_some(lists)
     }
 
     /// Never: even an empty state's snapshot has its framing.
@@ -154,7 +203,9 @@ impl Encoded {
 
     /// Writes the framed snapshot (the header with the version-1 state digest,
     /// each part after its length, the checksum) into `w`, each map's entries
-    /// first put in key order; returns the bytes written.
+    /// first put in key order; returns the bytes written. Of version 2, with
+    /// the ordinals part, when every map's ordinals are known; else of
+    /// version 1 (a state restored from a version-1 snapshot).
     pub fn write<W: Write>(&mut self, w: &mut W) -> std::io::Result<u64> {
         // A second write finds them sorted: a linear pass.
         self.parts.iter_mut().for_each(Part::sort);
@@ -169,12 +220,17 @@ impl Encoded {
             sum: Sha256::new(),
             error: None,
         };
-        tee.put(&MAGIC);
+        let lists = self.ordinal_lists();
+        tee.put(if lists.is_some() { &MAGIC_V2 } else { &MAGIC });
         tee.put(&self.size.to_be_bytes());
         tee.put(&canon::state_digest(ring, g, f, b));
         for part in &self.parts {
             tee.put(&part.len.to_be_bytes());
             part.put_into(&mut tee);
+        }
+        if let Some(lists) = lists {
+            tee.put(&ordinals_len(&lists).to_be_bytes());
+            put_ordinals(&lists, &mut tee);
         }
         if let Some(e) = tee.error {
             return Err(e);
@@ -191,6 +247,33 @@ impl Encoded {
         let _ = self.write(&mut out);
         out
     }
+}
+
+/// The length of the ordinals part of these maps' entries: per map its
+/// counter, its entry count and 8 bytes per entry.
+fn ordinals_len(lists: &[&Entries]) -> u64 {
+    lists.iter().map(|e| 16 + 8 * e.count() as u64).sum()
+}
+
+/// Writes the ordinals part (without its length) of these maps' entries, put
+/// in key order: per map its counter, its entry count and each entry's
+/// ordinal, in big-endian `u64`s, gathered 64 KiB at a time.
+fn put_ordinals<O: Out>(lists: &[&Entries], out: &mut O) {
+    let mut buf = Vec::with_capacity(64 << 10);
+    for e in lists {
+        if let Some((counter, ords)) = e.ordinals() {
+            buf.extend_from_slice(&counter.to_be_bytes());
+            buf.extend_from_slice(&(ords.len() as u64).to_be_bytes());
+            for ord in ords {
+                if buf.len() + 8 > buf.capacity() {
+                    out.put(&buf);
+                    buf.clear();
+                }
+                buf.extend_from_slice(&ord.to_be_bytes());
+            }
+        }
+    }
+    out.put(&buf);
 }
 
 /// Writes through to `w` and hashes what it wrote; keeps the first error.
@@ -291,7 +374,7 @@ impl Out for Pieces {
 
 /// Splits a snapshot into its header fields and parts, checking magic, framing,
 /// checksum and that the parts hash to the header's digest.
-fn split(bytes: &[u8]) -> Result<(Header, [&[u8]; 5]), SnapshotError> {
+fn split(bytes: &[u8]) -> Result<(Header, Framed<'_>), SnapshotError> {
     let (content, sum) = content(bytes)?;
     // The checksum and the parts' digests each hash nearly every byte: a large
     // snapshot's checksum runs on a thread of its own beside the framing and the
@@ -307,10 +390,12 @@ fn split(bytes: &[u8]) -> Result<(Header, [&[u8]; 5]), SnapshotError> {
 /// A snapshot's content (the bytes before its checksum) and its checksum, once
 /// its magic and its least length are checked.
 fn content(bytes: &[u8]) -> Result<(&[u8], &[u8]), SnapshotError> {
-    if bytes.len() < 8 || bytes[..8] != MAGIC {
-        return Err(SnapshotError::Magic);
-    }
-    if bytes.len() < HEADER + 5 * 8 + 32 {
+    let parts = match bytes.get(..8) {
+        Some(m) if m == MAGIC => 5,
+        Some(m) if m == MAGIC_V2 => 6,
+        _ => return Err(SnapshotError::Magic),
+    };
+    if bytes.len() < HEADER + parts * 8 + 32 {
         return Err(SnapshotError::Truncated("shorter than the framing"));
     }
     Ok(bytes.split_at(bytes.len() - 32))
@@ -327,36 +412,40 @@ fn checked<'b>(
     content: &[u8],
     checksum: bool,
     framed: Result<Framed<'b>, SnapshotError>,
-) -> Result<(Header, [&'b [u8]; 5]), SnapshotError> {
+) -> Result<(Header, Framed<'b>), SnapshotError> {
     if !checksum {
         return Err(SnapshotError::Checksum);
     }
     let framed = framed?;
     let header = Header {
-        size: framed.size,
+        size: framed.parts.size,
         state_digest: framed.digest,
+        ordinals: framed.parts.ordinals.is_some(),
     };
     if header.state_digest != claimed_digest(content) {
         return Err(SnapshotError::Digest);
     }
-    Ok((header, framed.parts))
+    Ok((header, framed))
 }
 
-/// A snapshot's size and parts as its framing gives them, and the state digest
-/// (version 1) the parts hash to.
-struct Framed<'b> {
+/// A snapshot's size, its parts and its maps' ordinals (version 2), as its
+/// framing gives them.
+struct Parts<'b> {
     size: u64,
     parts: [&'b [u8]; 5],
+    ordinals: Option<[MapOrdinals<'b>; MAPS]>,
+}
+
+/// [`Parts`], and the state digest (version 1) the parts hash to.
+struct Framed<'b> {
+    parts: Parts<'b>,
     digest: [u8; 32],
 }
 
 impl<'b> Framed<'b> {
-    fn with_digest((size, parts): (u64, [&'b [u8]; 5])) -> Self {
-        Framed {
-            size,
-            parts,
-            digest: parts_digest(&parts),
-        }
+    fn with_digest(parts: Parts<'b>) -> Self {
+        let digest = parts_digest(&parts.parts);
+        Framed { parts, digest }
     }
 }
 
@@ -370,14 +459,14 @@ fn claimed_size(content: &[u8]) -> u64 {
     u64::from_be_bytes(content[8..16].try_into().expect("8 bytes"))
 }
 
-/// The size and the parts of a snapshot's content (the bytes before its
-/// checksum), or why they are not framed right: reads the five lengths, hashes
+/// The size, the parts and the ordinals of a snapshot's content (the bytes
+/// before its checksum; [`content`] has checked its magic), or why they are not
+/// framed right: reads the lengths and the ordinals part's framing, hashes
 /// nothing.
-fn framed_parts(content: &[u8]) -> Result<(u64, [&[u8]; 5]), SnapshotError> {
+fn framed_parts(content: &[u8]) -> Result<Parts<'_>, SnapshotError> {
     let size = claimed_size(content);
     let mut rest = &content[HEADER..];
-    let mut parts: [&[u8]; 5] = [&[]; 5];
-    for p in &mut parts {
+    let mut part = || {
         if rest.len() < 8 {
             return Err(SnapshotError::Truncated("a part's length is missing"));
         }
@@ -386,12 +475,44 @@ fn framed_parts(content: &[u8]) -> Result<(u64, [&[u8]; 5]), SnapshotError> {
         let n = usize::try_from(n).ok().filter(|&n| n <= rest.len()).ok_or(
             SnapshotError::Truncated("a part is longer than the snapshot"),
         )?;
-        (*p, rest) = rest.split_at(n);
+        let p;
+        (p, rest) = rest.split_at(n);
+        Ok(p)
+    };
+    let mut parts: [&[u8]; 5] = [&[]; 5];
+    for p in &mut parts {
+        *p = part()?;
     }
+    let ordinals = match content[..8] == MAGIC_V2 {
+        true => Some(map_ordinals(part()?, size)?),
+        false => None,
+    };
     if !rest.is_empty() {
         return Err(SnapshotError::Truncated("bytes after the last part"));
     }
-    Ok((size, parts))
+    Ok(Parts {
+        size,
+        parts,
+        ordinals,
+    })
+}
+
+/// The ordinals part's maps, each checked to hold no more entries than its
+/// counter and no fewer than its counter less `size` (the entries folded: an
+/// entry leaves a map only by an event, and an event removes at most one entry
+/// of a map), so that a counter read cannot call for an index larger than the
+/// fold that made it kept.
+fn map_ordinals(part: &[u8], size: u64) -> Result<[MapOrdinals<'_>; MAPS], CanonError> {
+    let mut r = Reader::new(PARTS[5], part);
+    let mut maps = [MapOrdinals {
+        counter: 0,
+        list: &[],
+    }; MAPS];
+    for m in &mut maps {
+        *m = r.map_ordinals(size)?;
+    }
+    r.end()?;
+    Ok(maps)
 }
 
 /// The state digest (version 1) the four state parts hash to.
@@ -418,6 +539,25 @@ pub fn claimed(bytes: &[u8]) -> Option<(u64, [u8; 32])> {
 /// state; the caller compares the digest with the signed checkpoint's.
 pub fn verify(bytes: &[u8]) -> Result<Header, SnapshotError> {
     split(bytes).map(|(h, _)| h)
+}
+
+/// The same snapshot in format 1, as a build before format 2 wrote it: its
+/// ordinals part dropped, its magic and checksum redone (a snapshot of
+/// format 1 comes back as it is). For a reader built before format 2, and
+/// for tests of what such builds left behind. The snapshot is checked first
+/// ([`verify`]); its state read from the result has no version-3 digest.
+pub fn to_format_1(bytes: &[u8]) -> Result<Vec<u8>, SnapshotError> {
+    let (_, framed) = split(bytes)?;
+    if framed.parts.ordinals.is_none() {
+        return Ok(bytes.to_vec());
+    }
+    let parts: usize = framed.parts.parts.iter().map(|p| 8 + p.len()).sum();
+    let mut out = Vec::with_capacity(HEADER + parts + 32);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&bytes[8..HEADER + parts]);
+    let sum = Sha256::digest(&out);
+    out.extend_from_slice(&sum);
+    Ok(out)
 }
 
 /// The length of a snapshot's content (its bytes before the checksum) from
@@ -461,23 +601,28 @@ pub fn open_ahead(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), Snapsh
     let (content, sum) = content(bytes)?;
     let framed = framed_parts(content);
     let room = Room::new(claimed_size(content), ahead);
-    fn read<T>(
+    // Each map's ordinals, in the state digests' order (none from version 1).
+    let ordinals = framed.as_ref().ok().and_then(|f| f.ordinals);
+    let ords = |maps: std::ops::Range<usize>| ordinals.as_ref().map_or(&[][..], |o| &o[maps]);
+    fn read<'b, T>(
         name: &'static str,
-        bytes: &[u8],
+        bytes: &'b [u8],
         room: Room,
-        f: impl FnOnce(&mut Reader<'_>) -> Result<T, CanonError>,
+        ords: &[MapOrdinals<'b>],
+        f: impl FnOnce(&mut Reader<'b>) -> Result<T, CanonError>,
     ) -> Result<T, CanonError> {
-        let mut r = Reader::new(name, bytes).with_room(room);
+        let mut r = Reader::new(name, bytes).with_room(room).with_ordinals(ords);
         let v = f(&mut r)?;
         r.end()?;
         Ok(v)
     }
     let apart = content.len() >= PARALLEL_DECODE_BYTES;
-    let flows_part = framed.as_ref().ok().map(|(_, parts)| parts[2]);
+    let flows_part = framed.as_ref().ok().map(|f| f.parts[2]);
     // The tickets, from where the proposals end.
     let tickets_from = |at: usize| {
-        let mut r =
-            Reader::starting_at(PARTS[2], flows_part.unwrap_or_default(), at).with_room(room);
+        let mut r = Reader::starting_at(PARTS[2], flows_part.unwrap_or_default(), at)
+            .with_room(room)
+            .with_ordinals(ords(5..6));
         let tickets = Flows::decode_tickets(&mut r)?;
         r.end()?;
         Ok::<_, CanonError>(tickets)
@@ -486,7 +631,9 @@ pub fn open_ahead(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), Snapsh
     // to decode than the tickets, which the other thread decodes).
     let proposals = || {
         let proposals = flows_part.map(|p| {
-            let mut r = Reader::new(PARTS[2], p).with_room(room);
+            let mut r = Reader::new(PARTS[2], p)
+                .with_room(room)
+                .with_ordinals(ords(4..5));
             Flows::decode_proposals(&mut r).map(|m| (m, r.offset()))
         });
         (proposals, checksum_holds(content, sum))
@@ -497,12 +644,12 @@ pub fn open_ahead(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), Snapsh
     let rest = || {
         let framed = framed.map(Framed::with_digest);
         let decoded = framed.as_ref().ok().map(|f| {
-            let parts = f.parts;
+            let parts = f.parts.parts;
             let others = (
-                read(PARTS[0], parts[0], room, KeyRing::decode),
-                read(PARTS[1], parts[1], room, Gates::decode),
-                read(PARTS[3], parts[3], room, Budgets::decode),
-                read(PARTS[4], parts[4], room, Detector::decode),
+                read(PARTS[0], parts[0], room, ords(0..1), KeyRing::decode),
+                read(PARTS[1], parts[1], room, ords(1..4), Gates::decode),
+                read(PARTS[3], parts[3], room, ords(6..7), Budgets::decode),
+                read(PARTS[4], parts[4], room, &[], Detector::decode),
             );
             let tickets = apart
                 .then(|| Flows::tickets_offset(parts[2]))

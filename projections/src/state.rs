@@ -50,8 +50,9 @@ pub struct AutoKill {
     pub reason: String,
 }
 
-/// The version of [`State::digest`], as checkpoints name it.
-pub const DIGEST_VERSION: u32 = 2;
+/// The newest version of the state digest, which checkpoints carry whenever
+/// the state's ordinals are known ([`State::signed_digest`]).
+pub const DIGEST_VERSION: u32 = 3;
 
 /// Key ring, gates, flows and budgets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -138,7 +139,8 @@ impl State {
         self.budgets.apply(env, time_ns)
     }
 
-    /// The state digest checkpoints carry, version 2 ([`DIGEST_VERSION`]): SHA-256
+    /// State digest version 2, which checkpoints carried before version 3
+    /// (and carry for a state whose ordinals are not known): SHA-256
     /// of `"govledger state v2"` followed by, for each of the seven maps (keys,
     /// sessions, kill switches, system switches, proposals, tickets, budgets), its
     /// number of entries as a big-endian `u64` and its root
@@ -168,21 +170,29 @@ impl State {
         })
     }
 
-    /// State digest version 3, computed but not yet signed (`docs/DESIGN.md`,
-    /// "State digest v3"): SHA-256 of `"govledger state v3"` followed by, for each
+    /// State digest version 3 ([`DIGEST_VERSION`], `docs/DESIGN.md`, "State
+    /// digest v3"): SHA-256 of `"govledger state v3"` followed by, for each
     /// of the seven maps in version 2's order, its number of entries and its
     /// ordinal counter as big-endian `u64`s and its version-3 root
     /// ([`crate::digest_map`]). `None` when the ordinals are not known (the
-    /// state was read from a snapshot, which does not carry them yet). Kept up
+    /// state was read from a version-1 snapshot, which does not carry them, or
+    /// from one that gives two entries of a map one ordinal). Kept up
     /// to date per change like version 2; the first call builds the version-3
     /// indexes.
     pub fn digest_v3(&mut self) -> Option<[u8; 32]> {
-        let maps = in_order(
-            self.ring.root_v3()?,
-            self.gates.roots_v3()?,
-            self.flows.roots_v3()?,
-            self.budgets.root_v3()?,
-        );
+        let State {
+            ring,
+            gates,
+            flows,
+            budgets,
+        } = self;
+        // As for version 2, the proposals apart when there is much to do (and
+        // at the first call, which builds the indexes).
+        let apart = flows.pending_v3() >= DIGEST_APART_ENTRIES;
+        let others = || Some((ring.root_v3()?, gates.roots_v3()?, budgets.root_v3()?));
+        let (flows, others) = flows.roots_v3_beside(apart, others);
+        let (keys, gates, budgets) = others?;
+        let maps = in_order(keys, gates, flows?, budgets);
         Some(seven_maps(
             "govledger state v3",
             maps,
@@ -203,14 +213,35 @@ impl State {
         )
     }
 
-    /// The state digest of `version` (1 or 2), or `None` for a version this build
-    /// does not know.
+    /// The state digest of `version` (1, 2 or 3), or `None` for a version this
+    /// build does not know, or version 3 when the ordinals are not known.
     pub fn digest_of(&mut self, version: u32) -> Option<[u8; 32]> {
         match version {
             1 => Some(self.digest_v1()),
             2 => Some(self.digest()),
+            3 => self.digest_v3(),
             _ => None,
         }
+    }
+
+    /// The state digest a checkpoint signs, with its version: version 3
+    /// ([`State::digest_v3`]) when the ordinals are known (a state folded
+    /// from the start, or restored from a snapshot that carries them), else
+    /// version 2 ([`State::digest`]).
+    pub fn signed_digest(&mut self) -> (u32, [u8; 32]) {
+        match self.digest_v3() {
+            Some(d) => (3, d),
+            None => (2, self.digest()),
+        }
+    }
+
+    /// Whether the maps' ordinals are known, so that [`State::digest_v3`] is
+    /// not `None` for want of them.
+    pub fn ordinals_known(&self) -> bool {
+        self.ring.ordinals_known()
+            && self.gates.ordinals_known()
+            && self.flows.ordinals_known()
+            && self.budgets.ordinals_known()
     }
 }
 

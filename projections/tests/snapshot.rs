@@ -1,6 +1,7 @@
 //! Snapshots: the state at k, encoded and decoded, then folded on, equals the fold
 //! of everything (with equal digests), for random mixed event streams; the bytes
-//! prove themselves (checksum, digest) and are frozen by a golden vector.
+//! prove themselves (checksum, digest) and are frozen by golden vectors (format
+//! versions 1 and 2); ordinals that do not fit are refused.
 
 mod common;
 
@@ -220,12 +221,19 @@ proptest! {
             // state gives from scratch, each entry hashed from the bytes it was
             // read from (and those are its canonical bytes: see below).
             prop_assert_eq!(snap.state.clone().digest(), head.digest());
+            // The snapshot carries the ordinals, so the decoded state has the
+            // version-3 digest of the fold.
+            prop_assert!(header.ordinals);
+            let v3 = head.digest_v3();
+            prop_assert!(v3.is_some());
+            prop_assert_eq!(snap.state.clone().digest_v3(), v3);
             prop_assert_eq!(&snap.detector, &head_det);
             // The encoding is canonical: decoding and encoding again gives the same bytes.
             prop_assert_eq!(&snapshot::encode(k as u64, &snap.state, &snap.detector), &bytes);
             let (mut resumed, mut resumed_det) = (snap.state, snap.detector);
             fold(&mut resumed, &mut resumed_det, &events[k..], k);
             prop_assert_eq!(resumed.digest(), all.digest());
+            prop_assert_eq!(resumed.digest_v3(), all.digest_v3());
             prop_assert_eq!(&resumed, &all);
             prop_assert_eq!(&resumed_det, &all_det);
         }
@@ -281,25 +289,94 @@ fn scenario() -> (State, Detector) {
     (st, d)
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The parts of a snapshot's bytes, as its framing gives them: the header, then
+/// each part (without its length), then the checksum.
+fn framing(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = vec![&bytes[..48]];
+    let mut at = 48;
+    while at < bytes.len() - 32 {
+        let n = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+        out.push(&bytes[at + 8..at + 8 + n]);
+        at += 8 + n;
+    }
+    assert_eq!(at, bytes.len() - 32, "the parts end at the checksum");
+    out.push(&bytes[at..]);
+    out
+}
+
 #[test]
 fn the_format_is_frozen_by_a_golden_vector() {
-    let (st, d) = scenario();
+    let (mut st, d) = scenario();
     let bytes = snapshot::encode(11, &st, &d);
-    assert_eq!(&bytes[..8], b"GLSNAP\x00\x01");
+    assert_eq!(&bytes[..8], b"GLSNAP\x00\x02");
+    assert_eq!(snapshot::MAGIC_V2, *b"GLSNAP\x00\x02");
     assert_eq!(&bytes[8..16], &11u64.to_be_bytes());
     assert_eq!(&bytes[16..48], &st.digest_v1());
     let sum: [u8; 32] = Sha256::digest(&bytes[..bytes.len() - 32]).into();
     assert_eq!(&bytes[bytes.len() - 32..], &sum);
-    let hex: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
+    assert_eq!(
+        (bytes.len(), hex(&Sha256::digest(&bytes)).as_str()),
+        GOLDEN_V2
+    );
+    // The ordinals part, read field by field: the seven maps in the state
+    // digest's order, each with its counter, its count and its ordinals in key
+    // order.
+    let parts = framing(&bytes);
+    assert_eq!(parts.len(), 8, "header, six parts, checksum");
+    let words: Vec<u64> = parts[6]
+        .chunks_exact(8)
+        .map(|w| u64::from_be_bytes(w.try_into().unwrap()))
         .collect();
-    assert_eq!((bytes.len(), hex.as_str()), GOLDEN);
+    assert_eq!(words, ORDINALS_PART);
+    // The same state restored from the version-1 snapshot (no ordinals) is
+    // written as version 1, byte for byte as before version 2 existed.
+    let v1 = snapshot::to_format_1(&bytes).expect("a good snapshot");
+    assert_eq!(&v1[..8], b"GLSNAP\x00\x01");
+    assert_eq!(snapshot::to_format_1(&v1).expect("format 1 as it is"), v1);
+    let mut damaged = bytes.clone();
+    damaged[100] ^= 1;
+    assert!(matches!(
+        snapshot::to_format_1(&damaged),
+        Err(SnapshotError::Checksum)
+    ));
+    assert_eq!((v1.len(), hex(&Sha256::digest(&v1)).as_str()), GOLDEN_V1);
+    let (header, mut back) = snapshot::open(&v1).expect("a version-1 snapshot opens");
+    assert!(!header.ordinals);
+    assert_eq!(back.state, st);
+    assert_eq!(back.state.digest(), st.digest());
+    assert_eq!(back.state.digest_v3(), None, "no ordinals, no v3 digest");
+    assert_eq!(snapshot::encode(11, &back.state, &back.detector), v1);
 }
 
-/// Length and SHA-256 of the scenario's snapshot. Changing the format changes this:
-/// that needs a new format version (magic), not a new vector.
-const GOLDEN: (usize, &str) = (
+/// Length and SHA-256 of the scenario's snapshot, version 2. Changing the format
+/// changes this: that needs a new format version (magic), not a new vector.
+const GOLDEN_V2: (usize, &str) = (
+    1203,
+    "0ff17e725b943bf6cbdf935f3ea96dbfa190aef361931b76f5c84db008e1a65a",
+);
+
+/// The ordinals part of the scenario's snapshot, as u64s, worked out by hand.
+const ORDINALS_PART: [u64; 24] = [
+    // Keys: the trust roots numbered in key order (acme/admin 0, globex/admin
+    // 1, operator/root 2), then acme/k1 registered (3) and acme/k5 rotated in
+    // (4); in key order acme/admin, acme/k1, acme/k5, globex/admin,
+    // operator/root.
+    5, 5, 0, 3, 4, 1, 2, //
+    1, 1, 0, // sessions: s-1
+    1, 1, 0, // kill switches: session s-1's
+    0, 0, // system kill switches: none
+    1, 1, 0, // proposals: p-1
+    1, 1, 0, // tickets: t-1
+    1, 1, 0, // budgets: b-0
+];
+
+/// The same in version 1: the format of every snapshot written before
+/// version 2, unchanged.
+const GOLDEN_V1: (usize, &str) = (
     1003,
     "b1a117ceb738d32f626e464ba97554257c05e323e1272b0168f25099b44831dd",
 );
@@ -371,7 +448,8 @@ fn damage_past_the_framing_is_named(good: Vec<u8>) {
 /// A detector part (outside the digest) that is not canonical, checksum redone,
 /// is refused as a damaged detector part.
 fn detector_damage_is_named(mut bad: Vec<u8>) {
-    let n = bad.len() - 32;
+    let detector = framing(&bad)[5];
+    let n = detector.as_ptr() as usize - bad.as_ptr() as usize + detector.len();
     // The last track ends: over flag, max-tier flag 1, tier tag, denials (u32).
     let detector_flag_at = n - 4 - 2;
     bad[detector_flag_at] = 9;
@@ -493,4 +571,90 @@ fn keys_out_of_order_or_twice_are_refused() {
             .map(|_| ())
             .map_err(|e| e.to_string())
     });
+}
+
+/// `v2` with its ordinals part replaced by `words`, checksum redone.
+fn with_ordinals(v2: &[u8], words: &[u64]) -> Vec<u8> {
+    let parts = framing(v2);
+    let end = v2.len() - 32 - 8 - parts[6].len();
+    let mut out = v2[..end].to_vec();
+    out.extend_from_slice(&(8 * words.len() as u64).to_be_bytes());
+    for w in words {
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+    out.extend_from_slice(&[0; 32]);
+    resealed(out)
+}
+
+/// The part an error names and what it says, or a panic.
+fn part_error(bytes: &[u8]) -> (&'static str, String) {
+    match snapshot::decode(bytes) {
+        Err(SnapshotError::Part(e)) => (e.part, e.what),
+        other => panic!("expected a part error, got {other:?}"),
+    }
+}
+
+/// Ordinals that do not fit their maps are refused, naming the part and what
+/// is wrong; ordinals that fit but are not the fold's decode to the same state
+/// with another version-3 digest, or none when two entries share one.
+#[test]
+fn ordinals_that_do_not_fit_are_refused() {
+    let (mut st, d) = scenario();
+    let good = snapshot::encode(11, &st, &d);
+    assert_eq!(with_ordinals(&good, &ORDINALS_PART), good);
+    let changed = |at: usize, to: u64| {
+        let mut w = ORDINALS_PART.to_vec();
+        w[at] = to;
+        with_ordinals(&good, &w)
+    };
+    // A key's ordinal at its map's counter.
+    let (part, what) = part_error(&changed(3, 5));
+    assert_eq!(part, "key ring");
+    assert!(what.contains("not below the map's counter 5"), "{what}");
+    // Sessions: one ordinal too many, one too few.
+    let mut w = ORDINALS_PART.to_vec();
+    w.splice(7..10, [2, 2, 0, 1]);
+    let (part, what) = part_error(&with_ordinals(&good, &w));
+    assert_eq!(part, "gates");
+    assert!(what.contains("fewer entries than"), "{what}");
+    let mut w = ORDINALS_PART.to_vec();
+    w.splice(7..10, [1, 0]);
+    let (part, what) = part_error(&with_ordinals(&good, &w));
+    assert_eq!(part, "gates");
+    assert!(what.contains("more entries than"), "{what}");
+    // A counter below the count.
+    let (part, what) = part_error(&changed(0, 4));
+    assert_eq!(part, "ordinals");
+    assert!(
+        what.contains("5 entries, but the counter gives out only 4"),
+        "{what}"
+    );
+    // A counter more than the size (11 entries) above the count: 1 + 11 is the
+    // most a session map of one entry can have seen.
+    assert!(snapshot::decode(&changed(7, 12)).is_ok());
+    let (part, what) = part_error(&changed(7, 13));
+    assert_eq!(part, "ordinals");
+    assert!(what.contains("the 11 entries folded"), "{what}");
+    // A word left over, and a list that runs past the end.
+    let mut w = ORDINALS_PART.to_vec();
+    w.push(0);
+    assert_eq!(part_error(&with_ordinals(&good, &w)).0, "ordinals");
+    let (part, what) = part_error(&with_ordinals(&good, &ORDINALS_PART[..23]));
+    assert_eq!(part, "ordinals");
+    assert!(what.contains("more bytes"), "{what}");
+    // Not the fold's ordinals: the same state, another version-3 digest.
+    let mut w = ORDINALS_PART.to_vec();
+    w.splice(2..7, [0, 3, 4, 2, 1]);
+    let mut other = snapshot::decode(&with_ordinals(&good, &w)).expect("decodes");
+    assert_eq!(other.state, st);
+    assert_eq!(other.state.digest(), st.digest());
+    let v3 = st.digest_v3().expect("the fold's ordinals are known");
+    assert_ne!(other.state.digest_v3().expect("ordinals given"), v3);
+    // Two keys with one ordinal: no version-3 digest at all.
+    let mut doubled = snapshot::decode(&changed(3, 4)).expect("decodes");
+    assert_eq!(doubled.state.digest(), st.digest());
+    assert_eq!(doubled.state.digest_v3(), None);
+    // The good ones give the fold's.
+    let mut back = snapshot::decode(&good).expect("decodes");
+    assert_eq!(back.state.digest_v3(), Some(v3));
 }

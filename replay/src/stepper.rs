@@ -16,7 +16,7 @@ use govledger_ledger::store::LogStore;
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::{decode_entry, DecodeLimits, Entry, Envelope};
 
-use crate::verified::{check, replay, ReplayError, Report};
+use crate::verified::{check, replay_before, ReplayError, Report};
 
 /// A position in the log and the state there.
 pub struct Stepper<'a, S: LogStore> {
@@ -45,12 +45,14 @@ impl<'a, S: LogStore> Stepper<'a, S> {
         verifier: &NoteVerifier,
         from_checkpoint: u64,
     ) -> Result<Self, ReplayError> {
-        let (adm, report) = replay(
+        // Its start can check every checkpoint to the end of the log.
+        let (adm, report) = replay_before(
             ledger,
             trust,
             verifier,
             from_checkpoint,
             from_checkpoint,
+            ledger.size(),
             &mut |_| {},
         )?;
         let mut notes = BTreeMap::new();
@@ -142,12 +144,18 @@ impl<'a, S: LogStore> Stepper<'a, S> {
                 ReplayError::Range(format!("cannot restore the starting state: {e}"))
             })?;
         }
-        let stops: Vec<u64> = self
-            .notes
-            .range(self.pos() + 1..=target)
-            .map(|(s, _)| *s)
-            .chain(std::iter::once(target))
-            .collect();
+        // The checkpoints on the way, none when it stands there already (a
+        // range whose start lies past its end would panic).
+        let from = self.pos();
+        let on_the_way: Vec<u64> = if target > from {
+            self.notes
+                .range(from + 1..=target)
+                .map(|(s, _)| *s)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let stops = on_the_way.into_iter().chain(std::iter::once(target));
         for stop in stops {
             let at = self.pos();
             if at < stop {

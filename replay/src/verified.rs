@@ -90,6 +90,18 @@ pub enum ReplayError {
         /// Its state-digest line.
         line: String,
     },
+    /// The checkpoint carries a version-3 state digest, and the state has no
+    /// ordinals to compute it with (it was restored from a snapshot that
+    /// carries none, which a replay chooses only when its checkpoints do not
+    /// need them).
+    #[error(
+        "the checkpoint of size {size} carries a version-3 state digest, which needs each \
+         state entry's ordinal, and the state was restored from a snapshot that carries none"
+    )]
+    NoOrdinals {
+        /// The checkpoint's size.
+        size: u64,
+    },
     /// Reading the ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -106,12 +118,31 @@ pub(crate) fn hex(b: &[u8]) -> String {
 /// Replays `ledger` from the checkpoint at `from_checkpoint` through its first `to`
 /// entries, checking every checkpoint in between (both ends included); `progress`
 /// hears the number of entries folded so far. Returns the state at `to`.
+///
+/// A checkpoint in the range that carries a version-3 state digest needs the
+/// state's ordinals: the replay then starts only from a snapshot that carries
+/// them (or from entry 0).
 pub fn replay<S: LogStore>(
     ledger: &Ledger<S>,
     trust: &Trust,
     verifier: &NoteVerifier,
     from_checkpoint: u64,
     to: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Admission, Report), ReplayError> {
+    replay_before(ledger, trust, verifier, from_checkpoint, to, to, progress)
+}
+
+/// [`replay`], its start chosen for checking the checkpoints up to `ahead`
+/// (at least `to`): a stepper that may go on to the end starts from a state
+/// that can check every checkpoint on the way.
+pub(crate) fn replay_before<S: LogStore>(
+    ledger: &Ledger<S>,
+    trust: &Trust,
+    verifier: &NoteVerifier,
+    from_checkpoint: u64,
+    to: u64,
+    ahead: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Admission, Report), ReplayError> {
     if ledger.checkpoint_at(from_checkpoint)?.is_none() {
@@ -136,7 +167,21 @@ pub fn replay<S: LogStore>(
             ledger.size()
         )));
     }
-    let started = snapshots::start_ahead(
+    // Every checkpoint from the start through `to`; whether any up to
+    // `ahead` carries a version-3 digest (read from its text: a forged one
+    // costs only the choice of an older start).
+    let mut notes: Vec<(u64, String)> = Vec::new();
+    let mut v3_ahead = false;
+    for item in ledger.store().scan_checkpoints() {
+        let (size, note) = item.map_err(LedgerError::from)?;
+        if (from_checkpoint..=ahead.max(to)).contains(&size) {
+            v3_ahead |= note.contains("\nstate-digest v3 ");
+            if size <= to {
+                notes.push((size, note));
+            }
+        }
+    }
+    let started = snapshots::start_with(
         ledger,
         trust,
         verifier,
@@ -145,17 +190,11 @@ pub fn replay<S: LogStore>(
         },
         from_checkpoint,
         to,
+        v3_ahead,
     )?;
     let mut adm = started.admission;
-    // Every checkpoint from the start through `to` (a snapshot's own was matched
-    // when it was chosen).
-    let mut notes: Vec<(u64, String)> = Vec::new();
-    for item in ledger.store().scan_checkpoints() {
-        let (size, note) = item.map_err(LedgerError::from)?;
-        if (from_checkpoint..=to).contains(&size) && (size > started.from || started.from == 0) {
-            notes.push((size, note));
-        }
-    }
+    // A snapshot's own checkpoint was matched when it was chosen.
+    notes.retain(|(size, _)| *size > started.from || started.from == 0);
     let mut report = Report {
         from_checkpoint,
         snapshot: started.from,
@@ -222,12 +261,16 @@ pub(crate) fn check(
         report.unchecked_checkpoints += 1;
         return Ok(());
     };
-    let computed =
-        adm.state_digest_of(signed.version)
-            .ok_or_else(|| ReplayError::UnknownDigest {
+    let computed = adm.state_digest_of(signed.version).ok_or_else(|| {
+        if signed.version == 3 {
+            ReplayError::NoOrdinals { size }
+        } else {
+            ReplayError::UnknownDigest {
                 size,
                 line: signed.line(),
-            })?;
+            }
+        }
+    })?;
     if computed == signed.hash {
         report.checkpoints_checked += 1;
     } else if signed.version == 1 && adm.ring().digest() == signed.hash {

@@ -56,7 +56,7 @@ pub fn admission_with(
     limits: DecodeLimits,
     detect: DetectConfig,
 ) -> Result<Admission> {
-    admission_at(ctx, ledger, limits, detect, ledger.size(), true)
+    admission_from(ctx, ledger, limits, detect, ledger.size(), true, true)
 }
 
 /// Admission as after the first `end` entries: from the newest usable snapshot at
@@ -70,6 +70,22 @@ pub fn admission_at(
     end: u64,
     use_snapshots: bool,
 ) -> Result<Admission> {
+    admission_from(ctx, ledger, limits, detect, end, use_snapshots, false)
+}
+
+/// [`admission_at`]; `writing` for a state that signs checkpoints, which
+/// starts only from a snapshot that carries ordinals
+/// (`govledger_ingest::snapshots::start_for_writing`; `end` is then the
+/// ledger's size).
+fn admission_from(
+    ctx: &Ctx,
+    ledger: &Ledger<RocksStore>,
+    limits: DecodeLimits,
+    detect: DetectConfig,
+    end: u64,
+    use_snapshots: bool,
+    writing: bool,
+) -> Result<Admission> {
     let trust = ctx.data.trust()?;
     let verifier = if use_snapshots {
         ctx.data.verifier().ok()
@@ -78,9 +94,24 @@ pub fn admission_at(
     };
     let (mut adm, from) = match verifier {
         Some(verifier) => {
-            let s = snapshots::start(ledger, &trust, &verifier, limits, end)?;
+            let s = if writing {
+                snapshots::start_for_writing(ledger, &trust, &verifier, limits)?
+            } else {
+                snapshots::start(ledger, &trust, &verifier, limits, end)?
+            };
             if s.from > 0 {
                 tracing::info!(size = s.from, "state restored from a snapshot");
+            }
+            if writing
+                && s.skipped
+                    .iter()
+                    .any(|(_, why)| why == snapshots::NO_ORDINALS)
+            {
+                tracing::info!(
+                    from = s.from,
+                    "newer snapshots carry no ordinals (written before state digest v3): \
+                     folding from an older point once; the next checkpoint writes a snapshot that carries them"
+                );
             }
             (s.admission, s.from)
         }
