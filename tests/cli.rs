@@ -524,13 +524,13 @@ fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
 
     // A digest of a version this build does not know stops the replay with an
     // error that says so, rather than passing it unchecked.
-    resign(&mut cp, 3);
+    resign(&mut cp, 4);
     let out = env.run(&["replay", "--from-checkpoint", "0"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("the checkpoint of size 1000 carries a state digest this build cannot check")
-            && err.contains("state-digest v3 sha256:0707")
+            && err.contains("state-digest v4 sha256:0707")
             && err.contains("upgrade govledger"),
         "{err}"
     );

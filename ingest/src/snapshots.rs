@@ -117,7 +117,7 @@ pub fn due<S: LogStore>(
     }
     let sizes = ledger.snapshot_sizes()?;
     let newest = sizes.last().copied().unwrap_or(0);
-    if size.saturating_sub(newest) < policy.every && !outdated(ledger, adm, newest)? {
+    if size.saturating_sub(newest) < policy.every && !outdated(ledger, adm, newest, size)? {
         return Ok(None);
     }
     let keep = policy.keep.max(1);
@@ -138,21 +138,30 @@ pub fn due<S: LogStore>(
     }))
 }
 
-/// Whether the newest stored snapshot, at `newest`, carries no ordinals
-/// (format 1, written before state digest v3) while `adm`'s state knows them:
-/// then one is due at once, so that the next start need not fold from entry 0
-/// to learn them ([`start_for_writing`]). Reads the snapshot's first chunk
-/// only, its magic.
+/// Whether the newest stored snapshot, at `newest`, cannot start a writer
+/// with its ordinals ([`start_for_writing`]: it carries none, or stands at a
+/// checkpoint whose digest does not cover them) while `adm`'s state knows
+/// them, at a checkpoint of another size: then one is due at once, so that the
+/// next start need not fold from an older point again. Reads the snapshot's
+/// first chunk (its magic) and the checkpoint at its size.
 fn outdated<S: LogStore>(
     ledger: &Ledger<S>,
     adm: &Admission,
     newest: u64,
+    size: u64,
 ) -> Result<bool, SnapshotsError> {
-    if newest == 0 || !adm.state().ordinals_known() {
+    if newest == 0 || newest == size || !adm.state().ordinals_known() {
         return Ok(false);
     }
     let head = ledger.snapshot_head(newest)?.unwrap_or_default();
-    Ok(!head.starts_with(&snapshot::MAGIC_V2))
+    if !head.starts_with(&snapshot::MAGIC_V2) {
+        return Ok(true);
+    }
+    let covered = ledger
+        .checkpoint_at(newest)?
+        .and_then(|cp| cp.checkpoint.state_digest)
+        .is_some_and(|d| d.version >= 3);
+    Ok(!covered)
 }
 
 impl Due {
@@ -375,8 +384,14 @@ pub fn start_with<S: LogStore>(
         } else {
             Ok(())
         };
-        let found =
-            found.and_then(|()| usable(ledger, verifier, size, to.saturating_sub(size), limits));
+        let found = found
+            .and_then(|()| check_ahead(ledger, verifier, size, to.saturating_sub(size)))
+            .and_then(|checked| {
+                if ordinals && checked.signed.version < 3 {
+                    return Err(UNCHECKED_ORDINALS.into());
+                }
+                Ok(Admission::from_decoded(checked.snapshot, limits))
+            });
         match found {
             Ok(admission) => {
                 return Ok(Started {
@@ -386,7 +401,7 @@ pub fn start_with<S: LogStore>(
                 })
             }
             Err(why) => {
-                if why == NO_ORDINALS {
+                if why == NO_ORDINALS || why == UNCHECKED_ORDINALS {
                     // Expected once after an upgrade, not a fault.
                     tracing::info!(size, %why, "snapshot not used");
                 } else {
@@ -420,16 +435,9 @@ fn without_ordinals<S: LogStore>(ledger: &Ledger<S>, size: u64) -> Result<(), St
 /// against, state digest v3.
 pub const NO_ORDINALS: &str = "it carries no ordinals (snapshot format 1, written before state digest v3), which version-3 state digests need";
 
-fn usable<S: LogStore>(
-    ledger: &Ledger<S>,
-    verifier: &NoteVerifier,
-    size: u64,
-    ahead: u64,
-    limits: DecodeLimits,
-) -> Result<Admission, String> {
-    let checked = check_ahead(ledger, verifier, size, ahead)?;
-    Ok(Admission::from_decoded(checked.snapshot, limits))
-}
+/// Why a snapshot of format 2 at a checkpoint of version 1 or 2 cannot either:
+/// no signed digest covers its ordinals, so they are not trusted.
+pub const UNCHECKED_ORDINALS: &str = "its ordinals are not covered by the checkpoint at its size, whose state digest is older than version 3, so they are not trusted for version-3 state digests";
 
 /// A stored snapshot whose state matches the checkpoint signed at its size.
 #[derive(Debug)]
@@ -448,8 +456,10 @@ pub struct Checked {
 /// The snapshot stored at `size`, decoded, if its framing, checksum and header
 /// digest hold and its state has the digest that the checkpoint signed at `size`
 /// (checked with `verifier`) carries: a version-1 digest is compared with the
-/// header's, a version-2 one is computed from the decoded state. Otherwise why
-/// not, in a sentence.
+/// header's, a version-2 or version-3 one is computed from the decoded state
+/// (version 3 needs the ordinals of a snapshot of format 2). A state checked
+/// against a version-1 or version-2 digest forgets its ordinals, which that
+/// digest does not cover. Otherwise why not, in a sentence.
 pub fn check<S: LogStore>(
     ledger: &Ledger<S>,
     verifier: &NoteVerifier,
@@ -498,6 +508,12 @@ fn check_ahead<S: LogStore>(
         ));
     }
     let (header, mut snapshot) = snapshot::open_ahead(&bytes, ahead).map_err(|e| e.to_string())?;
+    if signed.version < 3 {
+        // No signed digest covers its ordinals: not trusted (a state that
+        // signs version 3 from forged ones would sign what a fold from entry 0
+        // does not reach).
+        snapshot.state.forget_ordinals();
+    }
     if signed.version != 1 {
         let ours = snapshot.state.digest_of(signed.version).ok_or_else(|| {
             if signed.version == 3 && !header.ordinals {

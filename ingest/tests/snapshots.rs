@@ -46,7 +46,13 @@ fn build_signing(policy: SnapshotPolicy, version: u32) -> (Ledger<MemStore>, Tru
         let cp = ledger
             .checkpoint(&signer(), Some(digest))
             .expect("checkpoint");
-        snapshots::after_checkpoint(ledger, adm, &cp.checkpoint, policy).expect("snapshot");
+        // Signing an older version (as no writer does while it knows its
+        // ordinals), the policy alone would write one at every checkpoint
+        // after the first, whose ordinals no version-3 digest covers: asked
+        // only where it would ask at version 3.
+        if version == 3 || ledger.size() % policy.every.max(1) == 0 {
+            snapshots::after_checkpoint(ledger, adm, &cp.checkpoint, policy).expect("snapshot");
+        }
     })
     .expect("admit");
     (ledger, trust)
@@ -147,9 +153,16 @@ fn a_ledger_signed_with_version_1_digests_still_starts_from_its_snapshots() {
     assert_eq!(cp.checkpoint.state_digest.unwrap().version, 1);
     let (mut adm, from, skipped) = resumed(&ledger, &trust, EVENTS);
     assert_eq!((from, skipped), (3_000, 0));
+    // No version-3 digest covers the snapshot's ordinals: forgotten, so the
+    // state signs version 2.
     assert_eq!(
         adm.state_digest(),
-        from_zero(&ledger, &trust, EVENTS).state_digest()
+        StateDigest {
+            version: 2,
+            hash: from_zero(&ledger, &trust, EVENTS)
+                .state_digest_of(2)
+                .unwrap()
+        }
     );
     // A version-1 checkpoint is matched against the snapshot's header alone: a
     // snapshot of another state fails it.
@@ -411,29 +424,47 @@ fn as_format_1(v2: &[u8]) -> Vec<u8> {
     snapshot::to_format_1(v2).expect("a good snapshot")
 }
 
-/// A ledger signed with version-2 digests and snapshots of format 1 at 2,000
-/// and 3,000, as an older build left it: a reader still starts from the
-/// newest (and its state signs version 2, having no ordinals); a writer passes
-/// both over, folds from the one at 1,000 and signs version 3; its first
-/// checkpoint then writes a snapshot of format 2, from which the next writer
-/// starts.
+/// A ledger upgraded at 2,000 entries: checkpoints every 250 signed with
+/// version-2 digests up to there and version 3 after, snapshots only up to
+/// there (at 1,000 and 2,000), the one at 2,000 of format 1 as an older build
+/// wrote it.
+fn upgraded() -> (Ledger<MemStore>, Trust) {
+    let trust = Generator::new(opts()).trust();
+    let mut ledger = Ledger::create(MemStore::new(), "snapshots.test/log").expect("ledger");
+    let policy = SnapshotPolicy {
+        every: 1_000,
+        keep: 10,
+    };
+    admit_generated(&mut ledger, opts(), 250, &mut |ledger, adm| {
+        let version = if ledger.size() <= 2_000 { 2 } else { 3 };
+        let digest = StateDigest {
+            version,
+            hash: adm.state_digest_of(version).expect("known"),
+        };
+        let cp = ledger
+            .checkpoint(&signer(), Some(digest))
+            .expect("checkpoint");
+        // (The policy alone would write one at every checkpoint after the
+        // first: the ordinals of one at a version-2 checkpoint are not trusted.)
+        if ledger.size() % 1_000 == 0 && ledger.size() <= 2_000 {
+            snapshots::after_checkpoint(ledger, adm, &cp.checkpoint, policy).expect("snapshot");
+        }
+    })
+    .expect("admit");
+    assert_eq!(ledger.snapshot_sizes().unwrap(), vec![1_000, 2_000]);
+    let old = as_format_1(&ledger.snapshot(2_000).unwrap().unwrap());
+    ledger.put_snapshot(2_000, old, &[]).unwrap();
+    (ledger, trust)
+}
+
+/// After an upgrade a reader still starts from the newest snapshot (its state
+/// then signs version 2, having no ordinals, or none it can trust); a writer
+/// passes over every snapshot whose ordinals no version-3 digest covers, folds
+/// from an older point (here entry 0) and signs version 3; its next checkpoint
+/// writes a snapshot of format 2, from which the next writer starts.
 #[test]
 fn after_an_upgrade_a_writer_folds_once_from_a_snapshot_with_ordinals() {
-    let (ledger, trust) = build_signing(
-        SnapshotPolicy {
-            every: 1_000,
-            keep: 10,
-        },
-        2,
-    );
-    for size in [2_000, 3_000] {
-        let old = as_format_1(&ledger.snapshot(size).unwrap().unwrap());
-        ledger.put_snapshot(size, old, &[]).unwrap();
-        assert_eq!(
-            ledger.snapshot_head(size).unwrap().as_deref(),
-            Some(&snapshot::MAGIC[..])
-        );
-    }
+    let (ledger, trust) = upgraded();
     let verifier = signer().verifier();
     let mut full = from_zero(&ledger, &trust, EVENTS);
     let v3 = full
@@ -441,24 +472,29 @@ fn after_an_upgrade_a_writer_folds_once_from_a_snapshot_with_ordinals() {
         .expect("a fold from entry 0 knows its ordinals");
 
     let reader = start(&ledger, &trust, EVENTS);
-    assert_eq!((reader.from, reader.skipped.len()), (3_000, 0));
+    assert_eq!((reader.from, reader.skipped.len()), (2_000, 0));
     let mut old = reader.admission;
-    assert_eq!(old.state_digest().version, 2, "no ordinals: version 2");
+    assert_eq!(old.state_digest_v3(), None, "format 1: no ordinals");
+    fold(&mut old, &ledger, 2_000, EVENTS);
+    assert_eq!(old.state_digest().version, 2);
     assert_eq!(old.state_digest().hash, full.state_digest_of(2).unwrap());
-    assert_eq!(old.state_digest_v3(), None);
+    // Format 2, but at a version-2 checkpoint: its ordinals are not trusted.
+    let mut unchecked = start(&ledger, &trust, 1_500).admission;
+    assert_eq!(unchecked.entries_folded(), 1_000);
+    assert_eq!(unchecked.state_digest().version, 2);
 
     let writer = snapshots::start_for_writing(&ledger, &trust, &verifier, DecodeLimits::default())
         .expect("start");
-    assert_eq!(writer.from, 1_000);
+    assert_eq!(writer.from, 0);
     assert_eq!(
         writer.skipped,
         vec![
-            (3_000, snapshots::NO_ORDINALS.to_string()),
             (2_000, snapshots::NO_ORDINALS.to_string()),
+            (1_000, snapshots::UNCHECKED_ORDINALS.to_string()),
         ]
     );
     let mut adm = writer.admission;
-    fold(&mut adm, &ledger, 1_000, EVENTS);
+    fold(&mut adm, &ledger, 0, EVENTS);
     assert_eq!(
         adm.state_digest(),
         StateDigest {
@@ -467,31 +503,29 @@ fn after_an_upgrade_a_writer_folds_once_from_a_snapshot_with_ordinals() {
         }
     );
 
-    // The checkpoint at 3,000 stands (version 2); with a policy that wants
-    // none for a million entries, one is due all the same, as the newest
-    // carries no ordinals. Not for the reader's state, which has none.
+    // At the checkpoint at 3,000 (version 3), with a policy that wants none
+    // for a million entries, one is due all the same, as the newest cannot
+    // start a writer; not for the reader's state, which has no ordinals.
     let cp = ledger.checkpoint_at(EVENTS).unwrap().unwrap();
+    assert_eq!(cp.checkpoint.state_digest.unwrap().version, 3);
     let policy = SnapshotPolicy {
         every: 1_000_000,
         keep: 10,
     };
-    assert!(snapshots::due(&ledger, &old, &cp.checkpoint, policy)
-        .unwrap()
-        .is_none());
-    let due = snapshots::due(&ledger, &adm, &cp.checkpoint, policy)
-        .unwrap()
-        .expect("due: the newest carries no ordinals");
-    due.write(&ledger.snapshot_store()).expect("written");
+    let due = |adm: &Admission| snapshots::due(&ledger, adm, &cp.checkpoint, policy).unwrap();
+    assert!(due(&old).is_none());
+    due(&adm)
+        .expect("due: the newest cannot start a writer")
+        .write(&ledger.snapshot_store())
+        .expect("written");
     assert_eq!(
         ledger.snapshot_head(EVENTS).unwrap().as_deref(),
         Some(&snapshot::MAGIC_V2[..])
     );
-    assert!(snapshots::due(&ledger, &adm, &cp.checkpoint, policy)
-        .unwrap()
-        .is_none());
+    assert!(due(&adm).is_none(), "one stands at this checkpoint now");
     let next = snapshots::start_for_writing(&ledger, &trust, &verifier, DecodeLimits::default())
         .expect("start");
-    assert_eq!((next.from, next.skipped.len()), (3_000, 0));
+    assert_eq!((next.from, next.skipped.len()), (EVENTS, 0));
     let mut next = next.admission;
     assert_eq!(
         next.state_digest(),
@@ -500,9 +534,8 @@ fn after_an_upgrade_a_writer_folds_once_from_a_snapshot_with_ordinals() {
             hash: v3
         }
     );
-    // Checked against the version-2 checkpoint at its size.
     let checked = snapshots::check(&ledger, &verifier, EVENTS).expect("checks out");
-    assert_eq!(checked.signed.version, 2);
+    assert_eq!(checked.signed.version, 3);
     assert!(checked.header.ordinals);
 }
 

@@ -277,6 +277,11 @@ impl Budgets {
         self.budgets.ordinals_known()
     }
 
+    /// Forgets the ordinals ([`DigestMap::forget_ordinals`]).
+    pub fn forget_ordinals(&mut self) {
+        self.budgets.forget_ordinals();
+    }
+
     /// The number of budgets, their ordinal counter and their map's version-3
     /// root ([`crate::digest_map`]); `None` when the ordinals are not known.
     pub fn root_v3(&mut self) -> Option<V3Root> {

@@ -387,6 +387,8 @@ impl Room {
 pub(crate) struct MapOrdinals<'a> {
     pub(crate) counter: u64,
     pub(crate) list: &'a [u8],
+    /// Where its counter lies in the ordinals part, for errors.
+    pub(crate) at: usize,
 }
 
 /// The ordinals of the map a decoder reads, taken from its [`Reader`]
@@ -472,27 +474,18 @@ impl<'a> Reader<'a> {
 
     /// One map's ordinals from a snapshot's ordinals part: its counter, its
     /// entry count and that many ordinals (each checked by the map's decoder,
-    /// [`ReadOrdinals::next`]). An error when the count is above the counter,
-    /// or below it by more than `size`, or the ordinals run past the end.
-    pub(crate) fn map_ordinals(&mut self, size: u64) -> Result<MapOrdinals<'a>, CanonError> {
+    /// [`ReadOrdinals::next`], the counters by the snapshot's reader once the
+    /// parts are read). An error when the ordinals run past the end.
+    pub(crate) fn map_ordinals(&mut self) -> Result<MapOrdinals<'a>, CanonError> {
+        let at = self.pos;
         let counter = self.u64()?;
         let n = self.u64()?;
-        if n > counter {
-            return Err(self.error(format!(
-                "{n} entries, but the counter gives out only {counter} ordinals"
-            )));
-        }
-        if counter - n > size {
-            return Err(self.error(format!(
-                "the counter {counter} is more than {n} entries and the {size} entries folded"
-            )));
-        }
         let len = usize::try_from(n)
             .ok()
             .and_then(|n| n.checked_mul(8))
             .ok_or_else(|| self.error("the ordinals' length does not fit"))?;
         let list = self.take(len)?;
-        Ok(MapOrdinals { counter, list })
+        Ok(MapOrdinals { counter, list, at })
     }
 
     /// The ordinals of the next map to be read: a map's decoder asks once,

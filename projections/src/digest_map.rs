@@ -1,4 +1,5 @@
-//! A map that keeps its own digest up to date: the maps behind state digest v2.
+//! A map that keeps its own digest up to date: the maps behind state digests v2
+//! and v3.
 //!
 //! # The digest of a map (state digest v2)
 //! - Each entry's hash is SHA-256 of the entry's canonical bytes: its key and value
@@ -22,7 +23,7 @@
 //! crosses a power of two the buckets are redrawn from the entry hashes already
 //! known (no entry is encoded again).
 //!
-//! # State digest v3, computed but not yet signed
+//! # State digest v3, what checkpoints sign
 //! Nearly every entry a checkpoint hashes is new, and v2 puts each new hash in
 //! a random bucket: each costs a bucket's rehash and a few tree nodes beside its
 //! own hash (`docs/DESIGN.md`, "State digest v3"). Version 3 buckets entries by
@@ -471,17 +472,26 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         match entry(&mut self.table, h, &key) {
             Entry::Vacant(v) => {
                 let hash: Hash = Sha256::digest(bytes).into();
-                let ord = ord.unwrap_or_else(|| {
-                    self.v3 = Ordinals::Unknown;
-                    self.next_ord += 1;
-                    self.next_ord - 1
-                });
+                let ord = match ord {
+                    Some(ord) => {
+                        // Read beside a kept index (no decoder does that):
+                        // the next root builds it again and finds any ordinal
+                        // given twice.
+                        if let Ordinals::Kept(_) = self.v3 {
+                            self.v3 = Ordinals::Known;
+                        }
+                        self.next_ord = self.next_ord.max(ord.saturating_add(1));
+                        ord
+                    }
+                    None => {
+                        self.v3 = Ordinals::Unknown;
+                        self.next_ord += 1;
+                        self.next_ord - 1
+                    }
+                };
                 let mut slot = Slot::new(h, key, value, ord);
                 slot.set_hash(hash);
                 v.insert(slot);
-                if let Ordinals::Kept(v3) = &mut self.v3 {
-                    v3.set(ord, Some(hash));
-                }
                 if self.v2_kept {
                     self.index.insert(hash);
                 }

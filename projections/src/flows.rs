@@ -484,6 +484,12 @@ impl Flows {
         self.proposals.ordinals_known() && self.tickets.ordinals_known()
     }
 
+    /// Forgets the ordinals ([`DigestMap::forget_ordinals`]).
+    pub fn forget_ordinals(&mut self) {
+        self.proposals.forget_ordinals();
+        self.tickets.forget_ordinals();
+    }
+
     /// [`Flows::roots_beside`] for [`Flows::roots_v3`].
     pub fn roots_v3_beside<T>(
         &mut self,

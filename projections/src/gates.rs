@@ -211,6 +211,13 @@ impl Gates {
             && self.system_kills.ordinals_known()
     }
 
+    /// Forgets the ordinals ([`DigestMap::forget_ordinals`]).
+    pub fn forget_ordinals(&mut self) {
+        self.sessions.forget_ordinals();
+        self.kills.forget_ordinals();
+        self.system_kills.forget_ordinals();
+    }
+
     /// [`Gates::roots`] of state digest v3 (each with the map's ordinal
     /// counter); `None` when the ordinals are not known.
     pub fn roots_v3(&mut self) -> Option<[V3Root; 3]> {

@@ -300,6 +300,11 @@ impl KeyRing {
         self.keys.ordinals_known()
     }
 
+    /// Forgets the ordinals ([`DigestMap::forget_ordinals`]).
+    pub fn forget_ordinals(&mut self) {
+        self.keys.forget_ordinals();
+    }
+
     /// The number of keys, their ordinal counter and their map's version-3 root
     /// ([`crate::digest_map`]); `None` when the ordinals are not known.
     pub fn root_v3(&mut self) -> Option<V3Root> {

@@ -26,10 +26,10 @@
 //! proposals, tickets, budgets), its ordinal counter (u64), its entry count
 //! (u64, the count its state part gives) and each entry's ordinal (u64), in
 //! the entries' key order: all big-endian. A reader refuses a map whose count
-//! is above its counter, or below it by more than the snapshot's size (an
-//! entry leaves a map only through an event, at most one per event and map),
-//! an ordinal not below its map's counter, and a count that is not the state
-//! part's. Two entries given one ordinal leave the state with no v3 digest
+//! is above its counter, counters above the counts by more than the
+//! snapshot's size in all (an entry leaves a map only through an event, the
+//! release of a kill switch, one per event), an ordinal not below its map's
+//! counter, and a count that is not the state part's. Two entries given one ordinal leave the state with no v3 digest
 //! (its v3 root is `None`), which fails any check against a checkpoint that
 //! carries one. [`encode`] writes version 2 when every map's ordinals are
 //! known (a state folded from the start, or read from a version-2 snapshot),
@@ -38,8 +38,9 @@
 //!
 //! The header's digest is version 1 whatever the checkpoints carry: it can be
 //! recomputed from the bytes alone. Against a checkpoint that carries a version-2
-//! digest ([`crate::State::digest`]), a reader decodes the snapshot and compares
-//! the decoded state's version-2 digest (`govledger_ingest::snapshots` does,
+//! or version-3 digest ([`crate::State::digest`], [`crate::State::digest_v3`]), a
+//! reader decodes the snapshot and compares the decoded state's digest of that
+//! version (`govledger_ingest::snapshots` does,
 //! through [`open`], which checks and decodes in one pass). Each map entry's
 //! hash is taken from the bytes it was read from, which are its canonical bytes
 //! ([`crate::digest_map::DigestMap::insert_read`]), so that digest encodes no
@@ -484,7 +485,7 @@ fn framed_parts(content: &[u8]) -> Result<Parts<'_>, SnapshotError> {
         *p = part()?;
     }
     let ordinals = match content[..8] == MAGIC_V2 {
-        true => Some(map_ordinals(part()?, size)?),
+        true => Some(map_ordinals(part()?)?),
         false => None,
     };
     if !rest.is_empty() {
@@ -497,22 +498,57 @@ fn framed_parts(content: &[u8]) -> Result<Parts<'_>, SnapshotError> {
     })
 }
 
-/// The ordinals part's maps, each checked to hold no more entries than its
-/// counter and no fewer than its counter less `size` (the entries folded: an
-/// entry leaves a map only by an event, and an event removes at most one entry
-/// of a map), so that a counter read cannot call for an index larger than the
-/// fold that made it kept.
-fn map_ordinals(part: &[u8], size: u64) -> Result<[MapOrdinals<'_>; MAPS], CanonError> {
+/// The ordinals part's maps, as its framing gives them: their counters are
+/// checked once the parts are read ([`counters_hold`]).
+fn map_ordinals(part: &[u8]) -> Result<[MapOrdinals<'_>; MAPS], CanonError> {
     let mut r = Reader::new(PARTS[5], part);
     let mut maps = [MapOrdinals {
         counter: 0,
         list: &[],
+        at: 0,
     }; MAPS];
     for m in &mut maps {
-        *m = r.map_ordinals(size)?;
+        *m = r.map_ordinals()?;
     }
     r.end()?;
     Ok(maps)
+}
+
+/// Checks that each map holds no more entries than its counter gave out
+/// ordinals, and that all the maps together hold no fewer than their counters
+/// less `size` (the entries folded: an entry leaves a map only through an
+/// event, the release of a kill switch, one per event), so that the counters a
+/// snapshot claims cannot call for larger version-3 indexes than the fold
+/// that made it kept, once its size is matched to a signed checkpoint's.
+fn counters_hold(maps: &[MapOrdinals<'_>; MAPS], size: u64) -> Result<(), CanonError> {
+    let error = |m: &MapOrdinals<'_>, what: String| CanonError {
+        part: PARTS[5],
+        offset: m.at,
+        what,
+    };
+    let mut removed = 0u64;
+    for m in maps {
+        let n = (m.list.len() / 8) as u64;
+        if n > m.counter {
+            return Err(error(
+                m,
+                format!(
+                    "{n} entries, but the counter gives out only {} ordinals",
+                    m.counter
+                ),
+            ));
+        }
+        removed = removed.saturating_add(m.counter - n);
+        if removed > size {
+            return Err(error(
+                m,
+                format!(
+                    "the counters are {removed} more than the entries, which only the {size} entries folded could have removed"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The state digest (version 1) the four state parts hash to.
@@ -683,6 +719,9 @@ pub fn open_ahead(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), Snapsh
         budgets: budgets?,
     };
     let detector = detector?;
+    if let Some(maps) = &ordinals {
+        counters_hold(maps, header.size)?;
+    }
     let snapshot = Snapshot {
         size: header.size,
         state,

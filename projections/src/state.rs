@@ -235,6 +235,18 @@ impl State {
         }
     }
 
+    /// Forgets the maps' ordinals: [`State::digest_v3`] is `None` from then
+    /// on, and [`State::signed_digest`] of version 2. For a state read from a
+    /// snapshot whose ordinals no signed digest has covered (one that stands
+    /// at a checkpoint of version 1 or 2): they are trusted only once a
+    /// version-3 digest has matched them.
+    pub fn forget_ordinals(&mut self) {
+        self.ring.forget_ordinals();
+        self.gates.forget_ordinals();
+        self.flows.forget_ordinals();
+        self.budgets.forget_ordinals();
+    }
+
     /// Whether the maps' ordinals are known, so that [`State::digest_v3`] is
     /// not `None` for want of them.
     pub fn ordinals_known(&self) -> bool {

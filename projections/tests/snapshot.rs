@@ -622,19 +622,26 @@ fn ordinals_that_do_not_fit_are_refused() {
     let (part, what) = part_error(&with_ordinals(&good, &w));
     assert_eq!(part, "gates");
     assert!(what.contains("more entries than"), "{what}");
-    // A counter below the count.
-    let (part, what) = part_error(&changed(0, 4));
+    // A counter below the count (every ordinal below it, one given twice).
+    let mut w = ORDINALS_PART.to_vec();
+    w.splice(0..7, [4, 5, 0, 3, 3, 1, 2]);
+    let (part, what) = part_error(&with_ordinals(&good, &w));
     assert_eq!(part, "ordinals");
     assert!(
         what.contains("5 entries, but the counter gives out only 4"),
         "{what}"
     );
-    // A counter more than the size (11 entries) above the count: 1 + 11 is the
-    // most a session map of one entry can have seen.
+    // Counters more than the size (11 entries) above the counts, in all: an
+    // event removes at most one entry of one map.
     assert!(snapshot::decode(&changed(7, 12)).is_ok());
     let (part, what) = part_error(&changed(7, 13));
     assert_eq!(part, "ordinals");
     assert!(what.contains("the 11 entries folded"), "{what}");
+    let mut w = ORDINALS_PART.to_vec();
+    (w[7], w[15]) = (7, 7);
+    let (part, what) = part_error(&with_ordinals(&good, &w));
+    assert_eq!(part, "ordinals");
+    assert!(what.contains("the counters are 12 more"), "{what}");
     // A word left over, and a list that runs past the end.
     let mut w = ORDINALS_PART.to_vec();
     w.push(0);

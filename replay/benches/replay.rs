@@ -339,7 +339,7 @@ fn main() {
     );
     println!(
         "{:<66} {:>10.2} ms  {:.2}x",
-        "state digest v3 per checkpoint, the same (computed, not signed yet)",
+        "state digest v3 per checkpoint, the same (what checkpoints sign)",
         per(v3_time),
         per(v3_time) / per(v2_time)
     );
@@ -367,7 +367,7 @@ fn main() {
         std::hint::black_box(sha2::Sha256::digest(&bytes));
         hashes.push(t.elapsed());
     }
-    // State digest v3 (computed, not signed yet) of the same folded state, first:
+    // State digest v3 of the same folded state, first:
     // its entries hashed already (by a v2 digest, not timed), its index built
     // from their hashes: what a start pays once before v3's checkpoints cost
     // what changed.

@@ -3,8 +3,10 @@
 //! always holding the state at that position, and checking the signed state digest
 //! at every checkpoint it moves forward across.
 //!
-//! It starts from a signed checkpoint through [`crate::verified::replay`] (so the
-//! starting state is checked too), keeps that state's snapshot bytes, and moves
+//! It starts from a signed checkpoint as [`crate::verified::replay`] does (so the
+//! starting state is checked too), from a start that can check every checkpoint
+//! to the end of the log (one that carries ordinals when a version-3
+//! checkpoint lies ahead), keeps that state's snapshot bytes, and moves
 //! back by restoring them and folding forward again: it never goes before its
 //! starting checkpoint.
 

@@ -91,12 +91,12 @@ pub enum ReplayError {
         line: String,
     },
     /// The checkpoint carries a version-3 state digest, and the state has no
-    /// ordinals to compute it with (it was restored from a snapshot that
-    /// carries none, which a replay chooses only when its checkpoints do not
-    /// need them).
+    /// ordinals to compute it with: it was restored from a snapshot without
+    /// trusted ones (which a replay chooses only when its checkpoints do not
+    /// need them), or one whose ordinals give two entries of a map one.
     #[error(
         "the checkpoint of size {size} carries a version-3 state digest, which needs each \
-         state entry's ordinal, and the state was restored from a snapshot that carries none"
+         state entry's ordinal, and the state was restored from a snapshot without usable ones"
     )]
     NoOrdinals {
         /// The checkpoint's size.

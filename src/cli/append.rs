@@ -102,15 +102,15 @@ fn admission_from(
             if s.from > 0 {
                 tracing::info!(size = s.from, "state restored from a snapshot");
             }
-            if writing
-                && s.skipped
-                    .iter()
-                    .any(|(_, why)| why == snapshots::NO_ORDINALS)
-            {
+            let unordered = |why: &String| {
+                why == snapshots::NO_ORDINALS || why == snapshots::UNCHECKED_ORDINALS
+            };
+            if writing && s.skipped.iter().any(|(_, why)| unordered(why)) {
                 tracing::info!(
                     from = s.from,
-                    "newer snapshots carry no ordinals (written before state digest v3): \
-                     folding from an older point once; the next checkpoint writes a snapshot that carries them"
+                    "newer snapshots carry no ordinals that a version-3 state digest covers \
+                     (written before state digest v3): folding from an older point once; \
+                     the next checkpoint writes a snapshot that carries them"
                 );
             }
             (s.admission, s.from)

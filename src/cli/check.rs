@@ -6,6 +6,7 @@ use super::Ctx;
 use crate::output::print_json;
 use anyhow::{Context, Result};
 use govledger_projections::gates::scope_name;
+use govledger_projections::DetectConfig;
 use govledger_schemas::{BudgetScope, DecodeLimits, Ident};
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -61,7 +62,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         agent: ident("agent", &Some(args.agent.clone()))?,
     };
     let ledger = ctx.data.open_ro()?;
-    let adm = super::append::admission_for(ctx, &ledger, DecodeLimits::default())?;
+    // A reader: any snapshot that checks out will do (a writer's start passes
+    // over those without ordinals).
+    let adm = super::append::admission_at(
+        ctx,
+        &ledger,
+        DecodeLimits::default(),
+        DetectConfig::default(),
+        ledger.size(),
+        true,
+    )?;
     let now = match args.at_ns {
         Some(t) => t,
         None => std::time::SystemTime::now()
