@@ -498,6 +498,17 @@ impl LogStore for RocksStore {
             return Ok(None);
         };
         let mut it = self.db.raw_iterator_cf(cf);
+        // The last chunk's number bounds the length (every chunk before it
+        // holds at most SNAPSHOT_CHUNK bytes): room for it all at once, not a
+        // buffer doubled (and copied) a dozen times on the way.
+        it.seek_for_prev(keys::snapshot(size, u32::MAX));
+        let room = match (it.key(), it.value()) {
+            (Some(k), Some(v)) if k.len() == 12 && keys::be_u64(&k[..8]) == Some(size) => {
+                let last = u32::from_be_bytes([k[8], k[9], k[10], k[11]]) as usize;
+                last.saturating_mul(SNAPSHOT_CHUNK).saturating_add(v.len())
+            }
+            _ => 0,
+        };
         it.seek(keys::snapshot(size, 0));
         let mut out: Option<Vec<u8>> = None;
         let mut next = 0u32;
@@ -510,7 +521,14 @@ impl LogStore for RocksStore {
                     "snapshot at size {size} is missing chunk {next}"
                 )));
             }
-            out.get_or_insert_with(Vec::new).extend_from_slice(v);
+            out.get_or_insert_with(|| {
+                // A damaged store's chunk numbers are no promise: room only
+                // if it can be had (the read fails at the first missing chunk).
+                let mut buf = Vec::new();
+                let _ = buf.try_reserve_exact(room);
+                buf
+            })
+            .extend_from_slice(v);
             next += 1;
             it.next();
         }

@@ -634,6 +634,25 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
 /// those entries are folded. The result is [`open`]'s, but for the maps'
 /// capacity.
 pub fn open_ahead(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), SnapshotError> {
+    open_with(bytes, ahead, true)
+}
+
+/// [`open_ahead`] for a caller that compares the decoded state's version-2 or
+/// version-3 digest ([`State::digest_of`]) with a signed one: that comparison
+/// covers every state part, entry by entry, so the parts' version-1 digest is
+/// not computed again (a third pass of SHA-256 over the state's bytes, beside
+/// the checksum and the entries' own hashes). The header's digest is then
+/// returned as the snapshot claims it, unchecked; framing, checksum and every
+/// part's strict decoding are checked as by [`open`].
+pub fn open_for_digest(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), SnapshotError> {
+    open_with(bytes, ahead, false)
+}
+
+fn open_with(
+    bytes: &[u8],
+    ahead: u64,
+    check_header: bool,
+) -> Result<(Header, Snapshot), SnapshotError> {
     let (content, sum) = content(bytes)?;
     let framed = framed_parts(content);
     let room = Room::new(claimed_size(content), ahead);
@@ -678,7 +697,13 @@ pub fn open_ahead(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), Snapsh
     // proposals would end, found by reading over them; judged once the
     // checksum is known.
     let rest = || {
-        let framed = framed.map(Framed::with_digest);
+        let framed = framed.map(|parts| match check_header {
+            true => Framed::with_digest(parts),
+            false => Framed {
+                parts,
+                digest: claimed_digest(content),
+            },
+        });
         let decoded = framed.as_ref().ok().map(|f| {
             let parts = f.parts.parts;
             let others = (
