@@ -398,6 +398,21 @@ fn snapshots_are_taken_listed_and_read_the_same() {
     for (s, size) in snaps.iter().zip([1_000, 1_500]) {
         assert_eq!(s["size"], size);
         assert_eq!(s["ok"], true);
+        // Written by this build at checkpoints it signed: format 2, state
+        // digest v3, so a writer can start from either.
+        assert_eq!(
+            (
+                &s["format"],
+                &s["state_digest_version"],
+                &s["ordinals_trusted"]
+            ),
+            (
+                &serde_json::json!(2),
+                &serde_json::json!(3),
+                &serde_json::json!(true)
+            ),
+            "{s}"
+        );
         let cp = env.json(&[
             "prove",
             "inclusion",

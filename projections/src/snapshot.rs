@@ -40,8 +40,10 @@
 //! recomputed from the bytes alone. Against a checkpoint that carries a version-2
 //! or version-3 digest ([`crate::State::digest`], [`crate::State::digest_v3`]), a
 //! reader decodes the snapshot and compares the decoded state's digest of that
-//! version (`govledger_ingest::snapshots` does,
-//! through [`open`], which checks and decodes in one pass). Each map entry's
+//! version (`govledger_ingest::snapshots` does, through [`open_for_digest`],
+//! which checks the framing and the checksum and decodes in one pass, and
+//! leaves the header's version-1 digest unchecked: the decoded state's digest
+//! covers every state part, entry by entry). Each map entry's
 //! hash is taken from the bytes it was read from, which are its canonical bytes
 //! ([`crate::digest_map::DigestMap::insert_read`]), so that digest encodes no
 //! entry again, and it leaves the per-entry hashes the next checkpoint's digest

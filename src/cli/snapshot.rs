@@ -46,6 +46,8 @@ fn list(ctx: &Ctx) -> Result<ExitCode> {
                 "bytes": c.bytes,
                 "state_digest": hex(&c.signed.hash),
                 "state_digest_version": c.signed.version,
+                "format": if c.header.ordinals { 2 } else { 1 },
+                "ordinals_trusted": c.header.ordinals && c.signed.version >= 3,
                 "ok": true,
             }),
             Err(why) => {
@@ -62,11 +64,17 @@ fn list(ctx: &Ctx) -> Result<ExitCode> {
         for s in &items {
             match s["ok"].as_bool() {
                 Some(true) => println!(
-                    "  size {:>10}  {:>10} bytes  state v{} sha256:{}  ok",
+                    "  size {:>10}  {:>10} bytes  format {}  state v{} sha256:{}  ok{}",
                     s["size"],
                     s["bytes"],
+                    s["format"],
                     s["state_digest_version"],
-                    s["state_digest"].as_str().unwrap_or_default()
+                    s["state_digest"].as_str().unwrap_or_default(),
+                    if s["ordinals_trusted"] == true {
+                        ""
+                    } else {
+                        " (no trusted ordinals: writers start from an older point)"
+                    }
                 ),
                 _ => println!(
                     "  size {:>10}  NOT USABLE: {}",
