@@ -420,6 +420,11 @@ fn damage_past_the_framing_is_named(good: Vec<u8>) {
         snapshot::decode(&bad),
         Err(SnapshotError::Checksum)
     ));
+    // The same when the checksum is computed on the other thread.
+    assert!(matches!(
+        snapshot::open_for_digest(&bad, 0),
+        Err(SnapshotError::Checksum)
+    ));
     // The first part's length (after magic, size and digest) past the end.
     let mut bad = good.clone();
     bad[48..56].copy_from_slice(&u64::MAX.to_be_bytes());
