@@ -444,7 +444,9 @@ pub const UNCHECKED_ORDINALS: &str = "its ordinals are not covered by the checkp
 pub struct Checked {
     /// Its length in bytes.
     pub bytes: usize,
-    /// Its header, checked.
+    /// Its header: its state digest checked against the parts where the
+    /// checkpoint carries a version-1 digest, and otherwise as the snapshot
+    /// claims it (the decoded state's own digest was matched instead).
     pub header: snapshot::Header,
     /// The state digest the checkpoint at its size carries, which it matched.
     pub signed: StateDigest,
@@ -453,8 +455,8 @@ pub struct Checked {
     pub snapshot: Snapshot,
 }
 
-/// The snapshot stored at `size`, decoded, if its framing, checksum and header
-/// digest hold and its state has the digest that the checkpoint signed at `size`
+/// The snapshot stored at `size`, decoded, if its framing and checksum hold and
+/// its state has the digest that the checkpoint signed at `size`
 /// (checked with `verifier`) carries: a version-1 digest is compared with the
 /// header's, a version-2 or version-3 one is computed from the decoded state
 /// (version 3 needs the ordinals of a snapshot of format 2). A state checked
@@ -483,7 +485,9 @@ fn check_ahead<S: LogStore>(
     // What the header claims is judged first, without decoding the state; a
     // snapshot turned down for it is then checked (`verify`: checksum, framing,
     // digest), so that damaged bytes are named as such whatever else is wrong
-    // with them. One that passes is checked and decoded in one pass (`open`).
+    // with them. One that passes is checked and decoded in one pass
+    // (`open_ahead`, or `open_for_digest` against a version-2 or version-3
+    // digest).
     let (claimed_size, claimed_digest) = snapshot::claimed(&bytes).unwrap_or_default();
     let refuse = |why: String| match snapshot::verify(&bytes) {
         Err(e) => e.to_string(),

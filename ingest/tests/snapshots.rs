@@ -555,3 +555,38 @@ fn a_snapshot_without_ordinals_cannot_match_a_version_3_checkpoint() {
         "{why}"
     );
 }
+
+/// `bytes` with its header's (version 1) state digest changed and its checksum
+/// redone: a snapshot whose header claims another digest than its parts hash to.
+fn wrong_header(bytes: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut bad = bytes.to_vec();
+    bad[20] ^= 1;
+    let n = bad.len() - 32;
+    let sum: [u8; 32] = Sha256::digest(&bad[..n]).into();
+    bad[n..].copy_from_slice(&sum);
+    bad
+}
+
+/// Against a version-1 checkpoint the header's digest is what is matched, so a
+/// header that claims another digest than its parts hash to is refused; against
+/// a version-3 one the decoded state's own digest is matched, which covers every
+/// state part, and the header's claim is not read.
+#[test]
+fn the_header_digest_counts_only_against_a_version_1_checkpoint() {
+    let policy = SnapshotPolicy {
+        every: 1_000,
+        keep: 10,
+    };
+    let verifier = signer().verifier();
+    let (ledger, _) = build(policy);
+    let bad = wrong_header(&ledger.snapshot(2_000).unwrap().unwrap());
+    ledger.put_snapshot(2_000, bad, &[]).unwrap();
+    let checked = snapshots::check(&ledger, &verifier, 2_000).expect("used at a v3 checkpoint");
+    assert_eq!(checked.signed.version, 3);
+    let (ledger, _) = build_signing(policy, 1);
+    let bad = wrong_header(&ledger.snapshot(2_000).unwrap().unwrap());
+    ledger.put_snapshot(2_000, bad, &[]).unwrap();
+    let why = snapshots::check(&ledger, &verifier, 2_000).expect_err("refused at a v1 checkpoint");
+    assert!(why.contains("state digest"), "{why}");
+}

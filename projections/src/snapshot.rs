@@ -4,14 +4,14 @@
 //! is derived data: the log stays the truth, and a snapshot is trusted only after
 //! its state digest equals the one the signed checkpoint at its size carries.
 //!
-//! # Format, versions 1 and 2
+//! # Formats 1 and 2
 //! | field | bytes |
 //! |---|---|
-//! | magic | `GLSNAP` 0x00 0x01 (version 1) or `GLSNAP` 0x00 0x02 (version 2) (8 bytes) |
+//! | magic | `GLSNAP` 0x00 0x01 (format 1) or `GLSNAP` 0x00 0x02 (format 2) (8 bytes) |
 //! | size: entries folded into it | u64 big-endian |
 //! | state digest, version 1 ([`crate::canon::state_digest`]) | 32 |
 //! | key ring, gates, flows, budgets, detector | each a u64 big-endian length, then the part's canonical encoding ([`crate::canon`]) |
-//! | ordinals (version 2 only) | a u64 big-endian length, then the part (below) |
+//! | ordinals (format 2 only) | a u64 big-endian length, then the part (below) |
 //! | checksum: SHA-256 of every byte before it | 32 |
 //!
 //! Each of the four state parts is exactly the byte string its digest hashes after

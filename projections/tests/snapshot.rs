@@ -432,8 +432,13 @@ fn damage_past_the_framing_is_named(good: Vec<u8>) {
         snapshot::decode(&bad),
         Err(SnapshotError::Checksum)
     ));
+    let bad = resealed(bad);
     assert!(matches!(
-        snapshot::decode(&resealed(bad)),
+        snapshot::decode(&bad),
+        Err(SnapshotError::Truncated(_))
+    ));
+    assert!(matches!(
+        snapshot::open_for_digest(&bad, 0),
         Err(SnapshotError::Truncated(_))
     ));
     // A header digest that does not match the parts, with the checksum redone.
@@ -461,7 +466,12 @@ fn detector_damage_is_named(mut bad: Vec<u8>) {
     // The last track ends: over flag, max-tier flag 1, tier tag, denials (u32).
     let detector_flag_at = n - 4 - 2;
     bad[detector_flag_at] = 9;
-    match snapshot::decode(&resealed(bad)) {
+    let bad = resealed(bad);
+    match snapshot::decode(&bad) {
+        Err(SnapshotError::Part(e)) => assert_eq!(e.part, "detector", "{e}"),
+        other => panic!("expected a detector part error, got {other:?}"),
+    }
+    match snapshot::open_for_digest(&bad, 0) {
         Err(SnapshotError::Part(e)) => assert_eq!(e.part, "detector", "{e}"),
         other => panic!("expected a detector part error, got {other:?}"),
     }
