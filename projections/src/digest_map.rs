@@ -616,11 +616,15 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         }
         let mut v3 = match std::mem::take(&mut self.v3) {
             Ordinals::Kept(v3) => v3,
-            _ => match OrdIndex::of(self.table.iter().map(|s| (s.ord(), s.hash()))) {
+            _ => match OrdIndex::of(
+                self.table.iter().map(|s| (s.ord(), s.hash())),
+                self.next_ord,
+            ) {
                 Some(v3) => v3,
                 None => {
                     // Two entries with one ordinal: read from a snapshot
-                    // that was made so (a fold gives each its own).
+                    // that was made so (a fold gives each its own); or no
+                    // memory for as many buckets as its counter calls for.
                     self.v3 = Ordinals::Unknown;
                     return None;
                 }
@@ -1030,10 +1034,18 @@ struct OrdIndex {
 }
 
 impl OrdIndex {
-    /// The index of these ordinals and hashes, its tree not built: its first
-    /// root hashes every bucket. `None` when two hashes have one ordinal.
-    fn of(entries: impl Iterator<Item = (u64, Option<Hash>)>) -> Option<Self> {
+    /// The index of these ordinals (each below `next`) and hashes, its tree
+    /// not built: its first root hashes every bucket. `None` when two hashes
+    /// have one ordinal, or when the memory for the buckets that `next` calls
+    /// for cannot be had (a counter read from a snapshot not yet matched to a
+    /// checkpoint can be any number; this never aborts on it).
+    fn of(entries: impl Iterator<Item = (u64, Option<Hash>)>, next: u64) -> Option<Self> {
+        let count = usize::try_from(next.div_ceil(16)).ok()?;
         let mut index = OrdIndex::default();
+        index.buckets.try_reserve_exact(count).ok()?;
+        let mut leaves = Vec::new();
+        leaves.try_reserve_exact(count).ok()?;
+        index.levels.push(leaves);
         for (ord, h) in entries {
             if index.put(ord, h).1.is_some() {
                 return None;
@@ -1615,6 +1627,19 @@ mod tests {
         assert!(!back.v2_kept && back.index.pending.is_empty());
         assert_eq!(back.pending(), model.len(), "all of them to place");
         assert_eq!(back.root(encode), reference(&model));
+    }
+
+    #[test]
+    fn a_counter_past_any_memory_gives_no_v3_root_not_an_abort() {
+        let mut m: DigestMap<u32, String> = DigestMap::new();
+        m.read_counter(Some(1 << 62));
+        let mut c = Canon::buffer();
+        encode(&mut c, &1, &"a".to_string());
+        m.insert_read(1, "a".into(), &c.into_bytes(), Some(0));
+        assert_eq!(m.root_v3(encode), None);
+        assert!(!m.ordinals_known());
+        let model: BTreeMap<u32, String> = [(1, "a".into())].into();
+        assert_eq!(m.root(encode), reference(&model));
     }
 
     #[test]
