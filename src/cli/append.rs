@@ -119,7 +119,25 @@ fn admission_from(
         None => (Admission::new(&trust, limits)?, 0),
     };
     adm.set_detect_config(detect);
-    govledger_replay::fold(&mut adm, ledger, from, end, &mut |_| {})?;
+    // A long fold (a large log without a usable snapshot, or the one fold
+    // from an older point after an upgrade) says how far it is, every few
+    // seconds, and how long it took.
+    let (began, mut said) = (std::time::Instant::now(), std::time::Instant::now());
+    let total = end.saturating_sub(from);
+    govledger_replay::fold(&mut adm, ledger, from, end, &mut |done| {
+        if said.elapsed() >= std::time::Duration::from_secs(5) {
+            said = std::time::Instant::now();
+            tracing::info!(from, done, total, "folding the log to restore the state");
+        }
+    })?;
+    if began.elapsed() >= std::time::Duration::from_secs(5) {
+        tracing::info!(
+            from,
+            total,
+            seconds = began.elapsed().as_secs_f64(),
+            "state restored: the log folded"
+        );
+    }
     Ok(adm)
 }
 
