@@ -153,15 +153,7 @@ fn outdated<S: LogStore>(
     if newest == 0 || newest == size || !adm.state().ordinals_known() {
         return Ok(false);
     }
-    let head = ledger.snapshot_head(newest)?.unwrap_or_default();
-    if !head.starts_with(&snapshot::MAGIC_V2) {
-        return Ok(true);
-    }
-    let covered = ledger
-        .checkpoint_at(newest)?
-        .and_then(|cp| cp.checkpoint.state_digest)
-        .is_some_and(|d| d.version >= 3);
-    Ok(!covered)
+    Ok(ordinals_refused(ledger, newest)?.is_some())
 }
 
 impl Due {
@@ -379,19 +371,17 @@ pub fn start_with<S: LogStore>(
         if size > at_most {
             continue;
         }
-        let found = if ordinals {
-            without_ordinals(ledger, size)
-        } else {
-            Ok(())
+        // Passed over before it is read whole when its ordinals are wanted
+        // and cannot be trusted.
+        let refused = match ordinals {
+            true => ordinals_refused(ledger, size).map_err(|e| e.to_string()),
+            false => Ok(None),
         };
-        let found = found
-            .and_then(|()| check_ahead(ledger, verifier, size, to.saturating_sub(size)))
-            .and_then(|checked| {
-                if ordinals && checked.signed.version < 3 {
-                    return Err(UNCHECKED_ORDINALS.into());
-                }
-                Ok(Admission::from_decoded(checked.snapshot, limits))
-            });
+        let found = refused.and_then(|refused| match refused {
+            Some(why) => Err(why.to_string()),
+            None => check_ahead(ledger, verifier, size, to.saturating_sub(size))
+                .map(|checked| Admission::from_decoded(checked.snapshot, limits)),
+        });
         match found {
             Ok(admission) => {
                 return Ok(Started {
@@ -401,7 +391,7 @@ pub fn start_with<S: LogStore>(
                 })
             }
             Err(why) => {
-                if why == NO_ORDINALS || why == UNCHECKED_ORDINALS {
+                if for_want_of_ordinals(&why) {
                     // Expected once after an upgrade, not a fault.
                     tracing::info!(size, %why, "snapshot not used");
                 } else {
@@ -418,17 +408,31 @@ pub fn start_with<S: LogStore>(
     })
 }
 
-/// Why the snapshot at `size` cannot start a fold whose checkpoints need
-/// ordinals, read from its magic alone.
-fn without_ordinals<S: LogStore>(ledger: &Ledger<S>, size: u64) -> Result<(), String> {
-    let head = ledger
-        .snapshot_head(size)
-        .map_err(|e| e.to_string())?
-        .unwrap_or_default();
+/// Why the ordinals of the snapshot at `size` cannot start a state that signs
+/// (or is checked against) state digest v3, as its magic and the checkpoint at
+/// its size say, neither read whole nor verified: [`NO_ORDINALS`] for format
+/// 1, [`UNCHECKED_ORDINALS`] at a checkpoint whose digest is older than
+/// version 3. `None` does not make it usable: [`check`] decides that.
+fn ordinals_refused<S: LogStore>(
+    ledger: &Ledger<S>,
+    size: u64,
+) -> Result<Option<&'static str>, LedgerError> {
+    let head = ledger.snapshot_head(size)?.unwrap_or_default();
     if head.starts_with(&snapshot::MAGIC) {
-        return Err(NO_ORDINALS.into());
+        return Ok(Some(NO_ORDINALS));
     }
-    Ok(())
+    let older = ledger
+        .checkpoint_at(size)?
+        .and_then(|cp| cp.checkpoint.state_digest)
+        .is_some_and(|d| d.version < 3);
+    Ok(older.then_some(UNCHECKED_ORDINALS))
+}
+
+/// Whether `why` (a reason in [`Started::skipped`]) passed a snapshot over for
+/// its ordinals alone ([`NO_ORDINALS`], [`UNCHECKED_ORDINALS`]): expected once
+/// after an upgrade, not a fault.
+pub fn for_want_of_ordinals(why: &str) -> bool {
+    why == NO_ORDINALS || why == UNCHECKED_ORDINALS
 }
 
 /// Why a snapshot of format 1 cannot start a state that signs, or is checked

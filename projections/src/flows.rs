@@ -465,16 +465,7 @@ impl Flows {
         ]
     }
 
-    /// [`Flows::roots`] of state digest v3 (each with the map's ordinal
-    /// counter); `None` when the ordinals are not known.
-    pub fn roots_v3(&mut self) -> Option<[V3Root; 2]> {
-        Some([
-            self.proposals.root_v3(encode_proposal)?,
-            self.tickets.root_v3(encode_ticket)?,
-        ])
-    }
-
-    /// [`Flows::pending`] for [`Flows::roots_v3`].
+    /// [`Flows::pending`] for [`Flows::roots_v3_beside`].
     pub fn pending_v3(&self) -> usize {
         self.proposals.pending_v3() + self.tickets.pending_v3()
     }
@@ -490,7 +481,8 @@ impl Flows {
         self.tickets.forget_ordinals();
     }
 
-    /// [`Flows::roots_beside`] for [`Flows::roots_v3`].
+    /// [`Flows::roots_beside`] for state digest v3: each map's count, ordinal
+    /// counter and version-3 root; `None` when the ordinals are not known.
     pub fn roots_v3_beside<T>(
         &mut self,
         apart: bool,

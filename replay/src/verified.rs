@@ -175,7 +175,10 @@ pub(crate) fn replay_before<S: LogStore>(
     for item in ledger.store().scan_checkpoints() {
         let (size, note) = item.map_err(LedgerError::from)?;
         if (from_checkpoint..=ahead.max(to)).contains(&size) {
-            v3_ahead |= note.contains("\nstate-digest v3 ");
+            v3_ahead |= note
+                .lines()
+                .find_map(StateDigest::parse)
+                .is_some_and(|d| d.version == 3);
             if size <= to {
                 notes.push((size, note));
             }

@@ -102,10 +102,11 @@ fn admission_from(
             if s.from > 0 {
                 tracing::info!(size = s.from, "state restored from a snapshot");
             }
-            let unordered = |why: &String| {
-                why == snapshots::NO_ORDINALS || why == snapshots::UNCHECKED_ORDINALS
-            };
-            if writing && s.skipped.iter().any(|(_, why)| unordered(why)) {
+            if writing
+                && s.skipped
+                    .iter()
+                    .any(|(_, why)| snapshots::for_want_of_ordinals(why))
+            {
                 tracing::info!(
                     from = s.from,
                     "newer snapshots carry no ordinals that a version-3 state digest covers \
