@@ -497,7 +497,12 @@ impl LogStore for RocksStore {
         let Some(cf) = self.db.cf_handle(CF_SNAPSHOTS) else {
             return Ok(None);
         };
-        let mut it = self.db.raw_iterator_cf(cf);
+        // Read as the entries are, past the block cache: each 1 MiB chunk is a
+        // block of its own, read once per start. Cached, every block kept a
+        // megabyte of freshly mapped memory of its own, whose page faults cost
+        // a process that restores once (as `replay` does) a third of the read;
+        // passed by, they reuse one buffer (docs/BENCHMARKS.md, stop 36).
+        let mut it = self.db.raw_iterator_cf_opt(cf, Self::scan_options());
         // The last chunk's number bounds the length (every chunk before it
         // holds at most SNAPSHOT_CHUNK bytes): room for it all at once, not a
         // buffer doubled (and copied) a dozen times on the way.
