@@ -130,7 +130,7 @@ impl<K, V> Slot<K, V> {
 
 /// A map that maintains the digest described in [the module docs](self).
 ///
-/// Entries live in a hash table: a fold looks entries up by key several times per
+/// Entries are found by a hash table: a fold looks entries up by key several times per
 /// event and never by range, and a hashed lookup reads one or two cache lines
 /// where an ordered map's search reads a key at every level. Whatever needs the
 /// key order ([`DigestMap::iter`]: snapshots, views) sorts the entries when it
@@ -144,9 +144,25 @@ impl<K, V> Slot<K, V> {
 /// directly so that each entry keeps its key's hash: the table then grows
 /// without hashing any key again, and a stale entry is found again at the next
 /// root by that hash alone, with no copy of its key kept in the meantime.
+///
+/// The table holds each entry's place in a vector of entries, not the entry:
+/// a table is kept at most seven-eighths full and a restored state's tables
+/// are sized for the entries its fold will add (`canon::Room`), so
+/// entries of 160-250 bytes held in the table took two to three times their
+/// own size, all of it touched (a 2M-entry log's midway state: 325 MB
+/// resident after its restore, 189 MB with the entries apart; in a process
+/// that restores once, every fresh page costs a fault). The vector's unused
+/// room is never touched, a decoder's entries lie in key order one after
+/// another, and walks over every entry (a snapshot's encoding, the first
+/// version-3 root) read them in memory order. A removal moves the last entry
+/// into the removed one's place.
 #[derive(Clone)]
 pub struct DigestMap<K, V, S = RandomState> {
-    table: HashTable<Slot<K, V>>,
+    /// Where each entry stands in `slots`, found by its key's hash.
+    table: HashTable<usize>,
+    /// The entries, one after another: in the order they were added (a
+    /// decoder's: key order), but that the last takes a removed one's place.
+    slots: Vec<Slot<K, V>>,
     hasher: S,
     /// Which entries went stale since the last root.
     stale: Stale,
@@ -183,6 +199,7 @@ impl<K, V, S: Default> Default for DigestMap<K, V, S> {
     fn default() -> Self {
         DigestMap {
             table: HashTable::new(),
+            slots: Vec::new(),
             hasher: S::default(),
             stale: Stale::default(),
             gone: Vec::new(),
@@ -198,9 +215,9 @@ impl<K, V, S: Default> Default for DigestMap<K, V, S> {
 impl<K: StdHash + Eq, V: PartialEq, S: BuildHasher> PartialEq for DigestMap<K, V, S> {
     /// Equal entries; the digest caches and the ordinals do not take part.
     fn eq(&self, other: &Self) -> bool {
-        self.table.len() == other.table.len()
+        self.slots.len() == other.slots.len()
             && self
-                .table
+                .slots
                 .iter()
                 .all(|a| other.slot(&a.key).is_some_and(|b| a.value == b.value))
     }
@@ -210,11 +227,11 @@ impl<K: StdHash + Eq, V: Eq, S: BuildHasher> Eq for DigestMap<K, V, S> {}
 
 impl<K: OrderBytes + fmt::Debug, V: fmt::Debug, S> fmt::Debug for DigestMap<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(sorted(&self.table)).finish()
+        f.debug_map().entries(sorted(&self.slots)).finish()
     }
 }
 
-/// The entries of `table` in key order.
+/// The entries of `slots` in key order.
 ///
 /// Sorted by the keys' [`OrderBytes`], written one after another into one
 /// buffer, and compared first by their first 32 bytes as two integers held
@@ -223,11 +240,11 @@ impl<K: OrderBytes + fmt::Debug, V: fmt::Debug, S> fmt::Debug for DigestMap<K, V
 /// strings lie wherever they were allocated, and a sort that compared them in
 /// place missed the cache at nearly every comparison.
 fn sorted<K: OrderBytes, V>(
-    table: &HashTable<Slot<K, V>>,
+    slots: &[Slot<K, V>],
 ) -> impl ExactSizeIterator<Item = (&K, &V)> + DoubleEndedIterator {
-    let mut bytes = Vec::with_capacity(table.len() * 24);
-    let mut all: Vec<([u128; 2], usize, usize, &K, &V)> = Vec::with_capacity(table.len());
-    for s in table {
+    let mut bytes = Vec::with_capacity(slots.len() * 24);
+    let mut all: Vec<([u128; 2], usize, usize, &K, &V)> = Vec::with_capacity(slots.len());
+    for s in slots {
         let start = bytes.len();
         s.key.order_bytes(&mut bytes);
         let key = &bytes[start..];
@@ -244,23 +261,25 @@ fn sorted<K: OrderBytes, V>(
     all.into_iter().map(|(_, _, _, k, v)| (k, v))
 }
 
-/// Whether a slot holds `key`, whose hash is `h`: the stored hash first, the key
-/// only when the hashes agree.
-fn holds<'q, K: Borrow<Q>, V, Q: Eq + ?Sized>(
+/// Whether the slot at `i` of `slots` holds `key`, whose hash is `h`: the
+/// stored hash first, the key only when the hashes agree.
+fn holds<'a, K: Borrow<Q>, V, Q: Eq + ?Sized>(
+    slots: &'a [Slot<K, V>],
     h: u64,
-    key: &'q Q,
-) -> impl Fn(&Slot<K, V>) -> bool + 'q {
-    move |s| s.key_hash == h && s.key.borrow() == key
+    key: &'a Q,
+) -> impl Fn(&usize) -> bool + 'a {
+    move |&i| slots[i].key_hash == h && slots[i].key.borrow() == key
 }
 
 /// The entry of `key` (hashed `h`) in `table`, found or to add; the table grows
-/// by the hashes it keeps.
+/// by the hashes its slots keep.
 fn entry<'t, K: Eq, V>(
-    table: &'t mut HashTable<Slot<K, V>>,
+    table: &'t mut HashTable<usize>,
+    slots: &[Slot<K, V>],
     h: u64,
     key: &K,
-) -> Entry<'t, Slot<K, V>> {
-    table.entry(h, holds(h, key), |s| s.key_hash)
+) -> Entry<'t, usize> {
+    table.entry(h, holds(slots, h, key), |&i| slots[i].key_hash)
 }
 
 impl<K: StdHash + Eq, V, S: BuildHasher> DigestMap<K, V, S> {
@@ -271,7 +290,8 @@ impl<K: StdHash + Eq, V, S: BuildHasher> DigestMap<K, V, S> {
         Q: StdHash + Eq + ?Sized,
     {
         let h = self.hasher.hash_one(key);
-        self.table.find(h, holds(h, key))
+        let i = *self.table.find(h, holds(&self.slots, h, key))?;
+        Some(&self.slots[i])
     }
 }
 
@@ -283,12 +303,12 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.slots.len()
     }
 
     /// Whether it has no entries.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.slots.is_empty()
     }
 
     /// The value under `key`.
@@ -320,7 +340,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
 
     /// Entries in key order (sorted for each call: `O(n log n)`).
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator {
-        sorted(&self.table)
+        sorted(&self.slots)
     }
 
     /// At most how many entries [`DigestMap::root`] would hash or place now: the
@@ -331,7 +351,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     pub fn pending(&self) -> usize {
         if !self.v2_kept {
             // Built again from every entry's hash.
-            return self.table.len();
+            return self.slots.len();
         }
         self.stale() + self.index.pending.len()
     }
@@ -340,7 +360,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// or every entry when its first call builds the version-3 index.
     pub fn pending_v3(&self) -> usize {
         match self.v3 {
-            Ordinals::Known => self.table.len(),
+            Ordinals::Known => self.slots.len(),
             Ordinals::Kept(_) => self.stale(),
             Ordinals::Unknown => 0,
         }
@@ -349,7 +369,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// At most how many entries went stale since the last root.
     fn stale(&self) -> usize {
         if self.stale.all {
-            self.table.len()
+            self.slots.len()
         } else {
             self.stale.keys.len()
         }
@@ -358,12 +378,14 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// Makes room for `additional` more entries (a decoder that knows the count
     /// spares the table its growth: each doubling moves every entry).
     pub fn reserve(&mut self, additional: usize) {
-        self.table.reserve(additional, |s| s.key_hash);
+        let slots = &self.slots;
+        self.table.reserve(additional, |&i| slots[i].key_hash);
+        self.slots.reserve(additional);
     }
 
     /// How many entries the map holds room for without growing.
     pub fn capacity(&self) -> usize {
-        self.table.capacity()
+        self.table.capacity().min(self.slots.capacity())
     }
 
     /// Writes the entry count, then every entry's canonical bytes (`encode`,
@@ -380,14 +402,14 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     ) where
         K: EncodedKey,
     {
-        c.u64(self.table.len() as u64);
+        c.u64(self.slots.len() as u64);
         let counter = match self.v3 {
             Ordinals::Unknown => None,
             _ => Some(self.next_ord),
         };
-        let mut entries = Entries::new(K::cmp_encoded, self.table.len(), counter);
+        let mut entries = Entries::new(K::cmp_encoded, self.slots.len(), counter);
         let mut order = Vec::new();
-        for s in &self.table {
+        for s in &self.slots {
             order.clear();
             s.key.order_bytes(&mut order);
             entries.push(&order, s.ord(), |c| encode(c, &s.key, &s.value));
@@ -397,7 +419,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
 
     /// The entry with the least key: one pass, no sort.
     pub fn first(&self) -> Option<(&K, &V)> {
-        self.table
+        self.slots
             .iter()
             .min_by(|a, b| a.key.cmp(&b.key))
             .map(|s| (&s.key, &s.value))
@@ -419,12 +441,10 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         K: Borrow<Q>,
         Q: StdHash + Eq + ?Sized,
     {
-        let len = self.table.len();
+        let len = self.slots.len();
         let h = self.hasher.hash_one(key);
-        let slot = self
-            .table
-            .find_mut(h, holds(h, key))
-            .filter(|s| want(&s.value))?;
+        let i = *self.table.find(h, holds(&self.slots, h, key))?;
+        let slot = Some(&mut self.slots[i]).filter(|s| want(&s.value))?;
         if let Some(old) = slot.take_hash() {
             self.gone.push(old);
             self.stale.push(len, h);
@@ -434,11 +454,11 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
 
     /// Sets `key` to `value`; returns the value it replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let len = self.table.len();
+        let len = self.slots.len();
         let h = self.hasher.hash_one(&key);
-        match entry(&mut self.table, h, &key) {
-            Entry::Occupied(mut o) => {
-                let slot = o.get_mut();
+        match entry(&mut self.table, &self.slots, h, &key) {
+            Entry::Occupied(o) => {
+                let slot = &mut self.slots[*o.get()];
                 if let Some(old) = slot.take_hash() {
                     self.gone.push(old);
                     self.stale.push(len, h);
@@ -446,7 +466,8 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 Some(std::mem::replace(&mut slot.value, value))
             }
             Entry::Vacant(v) => {
-                v.insert(Slot::new(h, key, value, self.next_ord));
+                v.insert(len);
+                self.slots.push(Slot::new(h, key, value, self.next_ord));
                 self.next_ord += 1;
                 self.stale.push(len, h);
                 None
@@ -469,7 +490,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// snapshot that carries none: the map's ordinals are then not known.
     pub fn insert_read(&mut self, key: K, value: V, bytes: &[u8], ord: Option<u64>) {
         let h = self.hasher.hash_one(&key);
-        match entry(&mut self.table, h, &key) {
+        match entry(&mut self.table, &self.slots, h, &key) {
             Entry::Vacant(v) => {
                 let hash: Hash = Sha256::digest(bytes).into();
                 let ord = match ord {
@@ -491,7 +512,8 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 };
                 let mut slot = Slot::new(h, key, value, ord);
                 slot.set_hash(hash);
-                v.insert(slot);
+                v.insert(self.slots.len());
+                self.slots.push(slot);
                 if self.v2_kept {
                     self.index.insert(hash);
                 }
@@ -505,11 +527,12 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// Adds `key` with the value `make` gives, unless it has an entry already (which
     /// stays as it is, unmarked). Whether it added one.
     pub fn insert_absent(&mut self, key: K, make: impl FnOnce() -> V) -> bool {
-        let len = self.table.len();
+        let len = self.slots.len();
         let h = self.hasher.hash_one(&key);
-        match entry(&mut self.table, h, &key) {
+        match entry(&mut self.table, &self.slots, h, &key) {
             Entry::Vacant(v) => {
-                v.insert(Slot::new(h, key, make(), self.next_ord));
+                v.insert(len);
+                self.slots.push(Slot::new(h, key, make(), self.next_ord));
                 self.next_ord += 1;
                 self.stale.push(len, h);
                 true
@@ -520,25 +543,27 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
 
     /// The value under `key`, added by `make` when absent, to change: marks it stale.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let len = self.table.len();
+        let len = self.slots.len();
         let h = self.hasher.hash_one(&key);
-        let slot = match entry(&mut self.table, h, &key) {
+        let i = match entry(&mut self.table, &self.slots, h, &key) {
             Entry::Occupied(o) => {
-                let slot = o.into_mut();
-                if let Some(old) = slot.take_hash() {
+                let i = *o.get();
+                if let Some(old) = self.slots[i].take_hash() {
                     self.gone.push(old);
                     self.stale.push(len, h);
                 }
-                slot
+                i
             }
             Entry::Vacant(v) => {
                 self.stale.push(len, h);
                 let ord = self.next_ord;
                 self.next_ord += 1;
-                v.insert(Slot::new(h, key, make(), ord)).into_mut()
+                v.insert(len);
+                self.slots.push(Slot::new(h, key, make(), ord));
+                len
             }
         };
-        &mut slot.value
+        &mut self.slots[i].value
     }
 
     /// Removes `key`'s entry; returns its value.
@@ -548,7 +573,20 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         Q: StdHash + Eq + ?Sized,
     {
         let h = self.hasher.hash_one(key);
-        let (slot, _) = self.table.find_entry(h, holds(h, key)).ok()?.remove();
+        let (i, _) = self
+            .table
+            .find_entry(h, holds(&self.slots, h, key))
+            .ok()?
+            .remove();
+        let slot = self.slots.swap_remove(i);
+        if let Some(moved) = self.slots.get(i) {
+            // The last entry took its place: its one index in the table, found
+            // by its key's hash, follows it.
+            let last = self.slots.len();
+            if let Some(at) = self.table.find_mut(moved.key_hash, |&j| j == last) {
+                *at = i;
+            }
+        }
         if let Some(old) = slot.hash() {
             self.gone.push(old);
         }
@@ -572,7 +610,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             self.refresh(&mut encode);
             self.gone.clear();
             self.index = Index::default();
-            for s in &self.table {
+            for s in &self.slots {
                 if let Some(h) = s.hash() {
                     self.index.insert(h);
                 }
@@ -582,9 +620,9 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         self.index.remove_all(&mut self.gone);
         // Buckets sized for the new count before the new hashes go in, so a bucket
         // never holds more than a few dozen hashes.
-        self.index.resize_for(self.table.len());
+        self.index.resize_for(self.slots.len());
         self.refresh(&mut encode);
-        (self.table.len() as u64, self.index.root())
+        (self.slots.len() as u64, self.index.root())
     }
 
     /// The number of entries, the ordinal counter and the map's version-3 root
@@ -617,7 +655,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         let mut v3 = match std::mem::take(&mut self.v3) {
             Ordinals::Kept(v3) => v3,
             _ => match OrdIndex::of(
-                self.table.iter().map(|s| (s.ord(), s.hash())),
+                self.slots.iter().map(|s| (s.ord(), s.hash())),
                 self.next_ord,
             ) {
                 Some(v3) => v3,
@@ -632,7 +670,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         };
         let root = v3.root(self.next_ord);
         self.v3 = Ordinals::Kept(v3);
-        Some((self.table.len() as u64, self.next_ord, root))
+        Some((self.slots.len() as u64, self.next_ord, root))
     }
 
     /// Whether the ordinals are known ([`DigestMap::root_v3`] is `None`
@@ -675,12 +713,12 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     /// those present before any event (a key ring's trust roots): whatever
     /// order they were added in, the v3 root is then the same.
     pub fn renumber_in_key_order(&mut self) {
-        let mut slots: Vec<&mut Slot<K, V>> = self.table.iter_mut().collect();
+        let mut slots: Vec<&mut Slot<K, V>> = self.slots.iter_mut().collect();
         slots.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         for (ord, slot) in slots.into_iter().enumerate() {
             slot.ord = ord as u64 | (slot.ord & STALE);
         }
-        self.next_ord = self.table.len() as u64;
+        self.next_ord = self.slots.len() as u64;
         if let Ordinals::Kept(_) = self.v3 {
             self.v3 = Ordinals::Known;
         }
@@ -692,6 +730,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     fn refresh(&mut self, encode: &mut impl FnMut(&mut Canon<Vec<u8>>, &K, &V)) {
         let DigestMap {
             table,
+            slots,
             stale,
             index,
             v2_kept,
@@ -715,26 +754,25 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             }
         };
         if std::mem::take(&mut stale.all) {
-            table
+            slots
                 .iter_mut()
                 .filter(|s| s.hash().is_none())
                 .for_each(&mut rehash);
         } else {
             for chunk in stale.keys.chunks(TOUCH_AHEAD) {
-                touch(
-                    chunk
-                        .iter()
-                        .filter_map(|&h| table.find(h, |s| s.key_hash == h).map(|s| s.key_hash)),
-                );
+                touch(chunk.iter().filter_map(|&h| {
+                    let i = *table.find(h, |&i| slots[i].key_hash == h)?;
+                    Some(slots[i].key_hash)
+                }));
                 for &h in chunk {
                     // Any stale entry whose key hashes to `h` is one that was
                     // listed (each stale entry is listed once per change, under
                     // its own key's hash): so two stale keys with one hash are
                     // each found, one per listing. None when the entry left after
                     // it changed, or was already hashed by an earlier listing.
-                    let slot = table.find_mut(h, |s| s.key_hash == h && s.hash().is_none());
-                    if let Some(slot) = slot {
-                        rehash(slot);
+                    let i = table.find(h, |&i| slots[i].key_hash == h && slots[i].hash().is_none());
+                    if let Some(&i) = i {
+                        rehash(&mut slots[i]);
                     }
                 }
             }
@@ -1343,6 +1381,10 @@ mod tests {
                 }
                 Op::Remove(k) => {
                     prop_assert_eq!(ours.remove(&k), model.remove(&k));
+                    // The entry moved into the removed one's place is found
+                    // there, as is every other.
+                    prop_assert!(model.iter().all(|(k, v)| ours.get(k) == Some(v)));
+                    prop_assert_eq!(ours.len(), model.len());
                 }
                 Op::RootV3 => {
                     let want = known.then(|| reference_v3(&model, &ords, next));
