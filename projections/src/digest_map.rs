@@ -380,7 +380,12 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     pub fn reserve(&mut self, additional: usize) {
         let slots = &self.slots;
         self.table.reserve(additional, |&i| slots[i].key_hash);
-        self.slots.reserve(additional);
+        // As much room as the table has (at least `additional`, rounded up
+        // as its buckets are): the entries' vector then grows no sooner than
+        // the table, and its room costs no memory until it is used, where a
+        // vector that filled up first was copied whole.
+        let room = self.table.capacity().saturating_sub(self.slots.len());
+        self.slots.reserve(room);
     }
 
     /// How many entries the map holds room for without growing.
