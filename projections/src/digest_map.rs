@@ -131,8 +131,9 @@ impl<K, V> Slot<K, V> {
 /// A map that maintains the digest described in [the module docs](self).
 ///
 /// Entries are found by a hash table: a fold looks entries up by key several times per
-/// event and never by range, and a hashed lookup reads one or two cache lines
-/// where an ordered map's search reads a key at every level. Whatever needs the
+/// event and never by range, and a hashed lookup reads a few cache lines (the
+/// table's control bytes, the entry's place, the entry) where an ordered map's
+/// search reads a key at every level. Whatever needs the
 /// key order ([`DigestMap::iter`]: snapshots, views) sorts the entries when it
 /// asks. Every way to change an entry ([`DigestMap::get_mut`],
 /// [`DigestMap::insert`], [`DigestMap::remove`], …) marks it, so the digest can
@@ -376,7 +377,8 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
     }
 
     /// Makes room for `additional` more entries (a decoder that knows the count
-    /// spares the table its growth: each doubling moves every entry).
+    /// spares the map its growth: each doubling of the entries' vector moves
+    /// every entry, each of the table rehashes every place).
     pub fn reserve(&mut self, additional: usize) {
         let slots = &self.slots;
         self.table.reserve(additional, |&i| slots[i].key_hash);
@@ -395,7 +397,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
 
     /// Writes the entry count, then every entry's canonical bytes (`encode`,
     /// the map's own encoder as [`DigestMap::root`] takes it) in key order. The
-    /// entries are encoded in the order the hash table holds them, one after
+    /// entries are encoded in the order the map's vector holds them, one after
     /// another in memory, and put in key order by `c`'s output when it chooses
     /// ([`crate::canon::Out::entries`]): a snapshot sorts them after it lets go
     /// of the state. Each entry's ordinal and the map's counter go with them
@@ -536,8 +538,11 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
         let h = self.hasher.hash_one(&key);
         match entry(&mut self.table, &self.slots, h, &key) {
             Entry::Vacant(v) => {
+                // The value first: a `make` that panics leaves no place
+                // in the table without its entry.
+                let value = make();
                 v.insert(len);
-                self.slots.push(Slot::new(h, key, make(), self.next_ord));
+                self.slots.push(Slot::new(h, key, value, self.next_ord));
                 self.next_ord += 1;
                 self.stale.push(len, h);
                 true
@@ -563,8 +568,9 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 self.stale.push(len, h);
                 let ord = self.next_ord;
                 self.next_ord += 1;
+                let value = make();
                 v.insert(len);
-                self.slots.push(Slot::new(h, key, make(), ord));
+                self.slots.push(Slot::new(h, key, value, ord));
                 len
             }
         };
@@ -588,9 +594,8 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
             // The last entry took its place: its one index in the table, found
             // by its key's hash, follows it.
             let last = self.slots.len();
-            if let Some(at) = self.table.find_mut(moved.key_hash, |&j| j == last) {
-                *at = i;
-            }
+            let at = self.table.find_mut(moved.key_hash, |&j| j == last);
+            *at.expect("every entry's place is in the table under its key's hash") = i;
         }
         if let Some(old) = slot.hash() {
             self.gone.push(old);
@@ -1294,6 +1299,11 @@ mod tests {
         /// key order, each with the ordinal its encoding carries, after the
         /// counter.
         ReadBack,
+        /// Room for this many more entries (the table may rehash its places
+        /// in place, over the marks removals left).
+        Reserve(u16),
+        /// Carried on as a clone of itself.
+        Clone,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1311,6 +1321,8 @@ mod tests {
             1 => Just(Op::RootV3),
             1 => Just(Op::Renumber),
             1 => Just(Op::ReadBack),
+            1 => (0u16..300).prop_map(Op::Reserve),
+            1 => Just(Op::Clone),
         ]
     }
 
@@ -1318,7 +1330,7 @@ mod tests {
     /// each root, and at the end, that the incremental root is the root the
     /// definition gives, that the entries walk in key order, and that a map
     /// built in another order has the same root.
-    fn ops_keep_the_defined_root<S: BuildHasher + Default>(
+    fn ops_keep_the_defined_root<S: BuildHasher + Default + Clone>(
         ops: Vec<Op>,
     ) -> Result<(), TestCaseError> {
         let mut ours: DigestMap<u32, String, S> = DigestMap::new();
@@ -1400,6 +1412,11 @@ mod tests {
                 Op::Renumber if model.len() < 40 => ours.renumber_in_key_order(),
                 Op::Renumber => {}
                 Op::ReadBack => ours = read_back(&ours, &model)?,
+                Op::Reserve(n) => {
+                    ours.reserve(usize::from(n));
+                    prop_assert!(ours.capacity() >= model.len() + usize::from(n));
+                }
+                Op::Clone => ours = ours.clone(),
                 Op::Root => {
                     prop_assert_eq!(ours.root(encode), reference(&model));
                     // Walked in key order, whatever order the hash map keeps.
