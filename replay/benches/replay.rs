@@ -190,8 +190,37 @@ fn main() {
     let (mut checked_full, mut checked_half) = (0, 0);
     let (mut half_scans, mut fold_cpus, mut full_cpus) = (vec![], vec![], vec![]);
     let (mut restores, mut second_halves, mut bare_halves) = (vec![], vec![], vec![]);
+    let mut cold_halves = vec![];
+    // The replay from the midway snapshot as `govledger replay` runs it: once,
+    // in a fresh process (this bench, run again for that row alone), whose
+    // state takes fresh memory, every page of it a page fault on first touch;
+    // the rounds above reuse the memory of the rounds before them. Its rate,
+    // as the child prints it.
+    let cold_mid = || -> f64 {
+        let exe = std::env::current_exe().expect("the bench's own path");
+        let out = std::process::Command::new(exe)
+            .env("GOVLEDGER_BENCH_DIR", &dir)
+            .env("GOVLEDGER_BENCH_VERIFIED_ONLY", "middle")
+            .env("GOVLEDGER_BENCH_ROUNDS", "1")
+            .output()
+            .expect("the bench runs itself");
+        assert!(out.status.success(), "the fresh process failed: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .filter_map(|l| {
+                l.strip_suffix(" entries/s")?
+                    .rsplit(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .next_back()
+            .expect("the fresh process prints its rate")
+    };
     let rounds = rounds();
     for _ in 0..rounds {
+        // First, while this process holds the least memory.
+        cold_halves.push(cold_mid());
         scans.push(scan(0));
         half_scans.push(scan(mid));
         let (d, cpu) = fold();
@@ -264,6 +293,14 @@ fn main() {
         size - mid,
         median(halves.clone()),
         rate(size - mid, hs),
+    );
+    cold_halves.sort_by(f64::total_cmp);
+    let cold = cold_halves[cold_halves.len() / 2];
+    println!(
+        "{:<66} {:>10.0} entries/s  {:.2}x",
+        "  the same, once in a fresh process (as `govledger replay`)",
+        cold,
+        cold / rate(size - mid, hs)
     );
     // The same replay without its start: the entries after the snapshot, folded
     // and checked, at the rate a longer replay from there tends to.
