@@ -476,14 +476,63 @@ pub fn check<S: LogStore>(
 
 /// [`check`], its state decoded with room for about `ahead` more entries
 /// (`govledger_projections::snapshot::open_ahead`).
+/// The snapshot stored at `size`, and the SHA-256 of its content
+/// ([`snapshot::ContentSum`]) computed on a thread of its own while the rest
+/// is read: the read runs on one core (a large snapshot's in tens of
+/// milliseconds, most of them page faults of the fresh buffer), and the
+/// checksum it spares the decode was the longer decoding thread's last 20 ms
+/// (docs/BENCHMARKS.md, stop 36). Each chunk is copied for that thread into
+/// one of a few buffers it hands back.
+fn read_summed<S: LogStore>(
+    ledger: &Ledger<S>,
+    size: u64,
+) -> Result<Option<Summed>, LedgerError> {
+    std::thread::scope(|s| {
+        let (to_sum, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(SUM_AHEAD);
+        let (spent, reuse) = std::sync::mpsc::channel::<Vec<u8>>();
+        let summing = std::thread::Builder::new()
+            .name("snapshot-sum".into())
+            .spawn_scoped(s, move || {
+                let mut sum = snapshot::ContentSum::new();
+                for piece in pieces {
+                    sum.update(&piece);
+                    // The reader may be done with them already.
+                    let _ = spent.send(piece);
+                }
+                sum.finish()
+            })
+            // As `Scope::spawn` does: a thread that cannot start is a panic.
+            .expect("failed to spawn thread");
+        let read = ledger.snapshot_with(size, &mut |bytes| {
+            let mut piece = reuse.try_recv().unwrap_or_default();
+            piece.clear();
+            piece.extend_from_slice(bytes);
+            // It ends only after this sender is dropped.
+            let _ = to_sum.send(piece);
+        });
+        drop(to_sum);
+        let sum = match summing.join() {
+            Ok(sum) => sum,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        Ok(read?.map(|bytes| (bytes, sum)))
+    })
+}
+
+/// A stored snapshot's bytes, and the SHA-256 of its content.
+type Summed = (Vec<u8>, [u8; 32]);
+
+/// Pieces (1 MiB chunks) [`read_summed`] may hand its summing thread ahead of
+/// its hashing.
+const SUM_AHEAD: usize = 4;
+
 fn check_ahead<S: LogStore>(
     ledger: &Ledger<S>,
     verifier: &NoteVerifier,
     size: u64,
     ahead: u64,
 ) -> Result<Checked, String> {
-    let bytes = ledger
-        .snapshot(size)
+    let (bytes, content_sum) = read_summed(ledger, size)
         .map_err(|e| e.to_string())?
         .ok_or("it vanished while being read")?;
     // What the header claims is judged first, without decoding the state; a
@@ -520,7 +569,7 @@ fn check_ahead<S: LogStore>(
     // not computed again.
     let (header, mut snapshot) = match signed.version {
         1 => snapshot::open_ahead(&bytes, ahead),
-        _ => snapshot::open_for_digest(&bytes, ahead),
+        _ => snapshot::open_for_digest_summed(&bytes, ahead, content_sum),
     }
     .map_err(|e| e.to_string())?;
     if signed.version < 3 {

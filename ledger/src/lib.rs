@@ -400,6 +400,16 @@ impl<S: LogStore> Ledger<S> {
         Ok(self.store.snapshot(size)?)
     }
 
+    /// [`Ledger::snapshot`], giving `each` its bytes in order as they are
+    /// read ([`LogStore::snapshot_with`]).
+    pub fn snapshot_with(
+        &self,
+        size: u64,
+        each: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self.store.snapshot_with(size, each)?)
+    }
+
     /// The first bytes of the stored snapshot at log size `size`, at least its
     /// first 8 (its magic) unless it is shorter: cheap to read, as chunk 0
     /// holds only those ([`store::SNAPSHOT_HEAD`]).

@@ -164,6 +164,22 @@ pub trait LogStore: Send + Sync {
     fn scan_checkpoints(&self) -> Scan<'_, (u64, String)>;
     /// The snapshot stored at log size `size`, whole.
     fn snapshot(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// [`LogStore::snapshot`], giving `each` the snapshot's bytes as they are
+    /// read, in order (in one call or in pieces; together, every byte of what
+    /// it returns, and only those: nothing if it returns `None`, and perhaps
+    /// a first part when it fails), so that a caller can work on them while
+    /// the rest is read.
+    fn snapshot_with(
+        &self,
+        size: u64,
+        each: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let snapshot = self.snapshot(size)?;
+        if let Some(bytes) = &snapshot {
+            each(bytes);
+        }
+        Ok(snapshot)
+    }
     /// The first chunk of the snapshot stored at log size `size`: its first
     /// [`SNAPSHOT_HEAD`] bytes (more for one stored before they had a chunk
     /// of their own).
@@ -494,6 +510,14 @@ impl LogStore for RocksStore {
     }
 
     fn snapshot(&self, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.snapshot_with(size, &mut |_| {})
+    }
+
+    fn snapshot_with(
+        &self,
+        size: u64,
+        each: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(cf) = self.db.cf_handle(CF_SNAPSHOTS) else {
             return Ok(None);
         };
@@ -534,6 +558,7 @@ impl LogStore for RocksStore {
                 buf
             })
             .extend_from_slice(v);
+            each(v);
             next += 1;
             it.next();
         }

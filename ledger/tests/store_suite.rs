@@ -199,6 +199,20 @@ fn suite<S: LogStore>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
     assert_eq!(ledger.snapshot_sizes().unwrap(), vec![100, 150, 300]);
     // (Compared with assert!, not assert_eq!: a failure would print megabytes.)
     assert!(ledger.snapshot(100).unwrap() == Some(big.clone()));
+    // Read with its bytes given as they come: in order, every one once.
+    let mut given = Vec::new();
+    let read = ledger
+        .snapshot_with(100, &mut |piece| given.extend_from_slice(piece))
+        .unwrap();
+    assert!(read == Some(big.clone()) && given == big);
+    let mut none_given = true;
+    assert_eq!(
+        ledger
+            .snapshot_with(101, &mut |_| none_given = false)
+            .unwrap(),
+        None
+    );
+    assert!(none_given, "bytes given for a snapshot that is not there");
     assert_eq!(ledger.snapshot(150).unwrap(), Some(Vec::new()));
     assert_eq!(ledger.snapshot(101).unwrap(), None);
     // The head is chunk 0: a snapshot's first 8 bytes (its magic) alone.

@@ -638,7 +638,7 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Snapshot), SnapshotError> {
 /// those entries are folded. The result is [`open`]'s, but for the maps'
 /// capacity.
 pub fn open_ahead(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), SnapshotError> {
-    open_with(bytes, ahead, true)
+    open_with(bytes, ahead, true, None)
 }
 
 /// [`open_ahead`] for a caller that compares the decoded state's version-2 or
@@ -649,13 +649,61 @@ pub fn open_ahead(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), Snapsh
 /// returned as the snapshot claims it, unchecked; framing, checksum and every
 /// part's strict decoding are checked as by [`open`].
 pub fn open_for_digest(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), SnapshotError> {
-    open_with(bytes, ahead, false)
+    open_with(bytes, ahead, false, None)
+}
+
+/// [`open_for_digest`] for a caller that hashed the snapshot's bytes as they
+/// were read ([`ContentSum`] over every byte of `bytes`, in order): its
+/// checksum is compared with `content_sum`, not computed again, which takes
+/// a pass of SHA-256 over the whole snapshot off the decode (a large one's
+/// read runs on one thread, beside which the sum can run on another). With
+/// any other `content_sum` than those bytes' own, the checksum fails.
+pub fn open_for_digest_summed(
+    bytes: &[u8],
+    ahead: u64,
+    content_sum: [u8; 32],
+) -> Result<(Header, Snapshot), SnapshotError> {
+    open_with(bytes, ahead, false, Some(content_sum))
+}
+
+/// The SHA-256 of a snapshot's content (every byte but its last 32, its
+/// checksum's), fed the snapshot's bytes in pieces of any length as they
+/// come: its last 32 bytes so far are held back until more come.
+#[derive(Clone, Default)]
+pub struct ContentSum {
+    hasher: Sha256,
+    tail: Vec<u8>,
+}
+
+impl ContentSum {
+    /// Nothing hashed yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next bytes of the snapshot.
+    pub fn update(&mut self, bytes: &[u8]) {
+        // Of the held bytes and these, all but the last 32 can be hashed.
+        let ready = (self.tail.len() + bytes.len()).saturating_sub(32);
+        let from_tail = ready.min(self.tail.len());
+        let from_bytes = ready - from_tail;
+        self.hasher.update(&self.tail[..from_tail]);
+        self.hasher.update(&bytes[..from_bytes]);
+        self.tail.drain(..from_tail);
+        self.tail.extend_from_slice(&bytes[from_bytes..]);
+    }
+
+    /// The SHA-256 of every byte given but the last 32.
+    pub fn finish(self) -> [u8; 32] {
+        self.hasher.finalize().into()
+    }
 }
 
 fn open_with(
     bytes: &[u8],
     ahead: u64,
     check_header: bool,
+    content_sum: Option<[u8; 32]>,
 ) -> Result<(Header, Snapshot), SnapshotError> {
     let (content, sum) = content(bytes)?;
     let framed = framed_parts(content);
@@ -691,7 +739,10 @@ fn open_with(
     // unless the other thread computes the parts' digest too (measured over
     // the 2M-entry bench log's midway state: proposals 105-121 ms, the rest
     // 91-101, the checksum and the parts' digest about 20 each).
-    let checksum = || checksum_holds(content, sum);
+    let checksum = || match content_sum {
+        Some(given) => given.as_slice() == sum,
+        None => checksum_holds(content, sum),
+    };
     // The proposals (then the checksum, if the other thread hashes the parts).
     let proposals = || {
         let proposals = flows_part.map(|p| {
