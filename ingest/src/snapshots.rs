@@ -474,19 +474,14 @@ pub fn check<S: LogStore>(
     check_ahead(ledger, verifier, size, 0)
 }
 
-/// [`check`], its state decoded with room for about `ahead` more entries
-/// (`govledger_projections::snapshot::open_ahead`).
 /// The snapshot stored at `size`, and the SHA-256 of its content
 /// ([`snapshot::ContentSum`]) computed on a thread of its own while the rest
 /// is read: the read runs on one core (a large snapshot's in tens of
 /// milliseconds, most of them page faults of the fresh buffer), and the
-/// checksum it spares the decode was the longer decoding thread's last 20 ms
-/// (docs/BENCHMARKS.md, stop 36). Each chunk is copied for that thread into
+/// checksum it spares the decode was 20 ms more on the longer decoding
+/// thread (docs/BENCHMARKS.md, stop 36). Each chunk is copied for that thread into
 /// one of a few buffers it hands back.
-fn read_summed<S: LogStore>(
-    ledger: &Ledger<S>,
-    size: u64,
-) -> Result<Option<Summed>, LedgerError> {
+fn read_summed<S: LogStore>(ledger: &Ledger<S>, size: u64) -> Result<Option<Summed>, LedgerError> {
     std::thread::scope(|s| {
         let (to_sum, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(SUM_AHEAD);
         let (spent, reuse) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -526,6 +521,8 @@ type Summed = (Vec<u8>, [u8; 32]);
 /// its hashing.
 const SUM_AHEAD: usize = 4;
 
+/// [`check`], its state decoded with room for about `ahead` more entries
+/// (`govledger_projections::snapshot::open_ahead`).
 fn check_ahead<S: LogStore>(
     ledger: &Ledger<S>,
     verifier: &NoteVerifier,
@@ -539,8 +536,8 @@ fn check_ahead<S: LogStore>(
     // snapshot turned down for it is then checked (`verify`: checksum, framing,
     // digest), so that damaged bytes are named as such whatever else is wrong
     // with them. One that passes is checked and decoded in one pass
-    // (`open_ahead`, or `open_for_digest` against a version-2 or version-3
-    // digest).
+    // (`open_ahead`, or against a version-2 or version-3 digest
+    // `open_for_digest_summed`, its checksum summed as it was read).
     let (claimed_size, claimed_digest) = snapshot::claimed(&bytes).unwrap_or_default();
     let refuse = |why: String| match snapshot::verify(&bytes) {
         Err(e) => e.to_string(),
