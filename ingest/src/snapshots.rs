@@ -459,6 +459,15 @@ pub struct Checked {
     pub snapshot: Snapshot,
 }
 
+impl Checked {
+    /// Whether its ordinals can start a state that signs state digest v3: it
+    /// carries them (format 2) and the checkpoint at its size covers them
+    /// (version 3), as [`start_with`] asks of a writer's start.
+    pub fn ordinals_trusted(&self) -> bool {
+        self.header.ordinals && self.signed.version >= 3
+    }
+}
+
 /// The snapshot stored at `size`, decoded, if its framing and checksum hold and
 /// its state has the digest that the checkpoint signed at `size`
 /// (checked with `verifier`) carries: a version-1 digest is compared with the
@@ -536,8 +545,9 @@ fn check_ahead<S: LogStore>(
     // snapshot turned down for it is then checked (`verify`: checksum, framing,
     // digest), so that damaged bytes are named as such whatever else is wrong
     // with them. One that passes is checked and decoded in one pass
-    // (`open_ahead`, or against a version-2 or version-3 digest
-    // `open_for_digest_summed`, its checksum summed as it was read).
+    // (`open_ahead_summed`, or against a version-2 or version-3 digest
+    // `open_for_digest_summed`; either way its checksum summed as it was
+    // read).
     let (claimed_size, claimed_digest) = snapshot::claimed(&bytes).unwrap_or_default();
     let refuse = |why: String| match snapshot::verify(&bytes) {
         Err(e) => e.to_string(),
@@ -565,7 +575,7 @@ fn check_ahead<S: LogStore>(
     // that version covers every state part: the header's version-1 digest is
     // not computed again.
     let (header, mut snapshot) = match signed.version {
-        1 => snapshot::open_ahead(&bytes, ahead),
+        1 => snapshot::open_ahead_summed(&bytes, ahead, content_sum),
         _ => snapshot::open_for_digest_summed(&bytes, ahead, content_sum),
     }
     .map_err(|e| e.to_string())?;

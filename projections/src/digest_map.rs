@@ -52,7 +52,7 @@
 
 use crate::canon::{Canon, Entries, Out};
 use crate::lookup::{order_head, EncodedKey, OrderBytes};
-use hashbrown::hash_table::{Entry, HashTable};
+use hashbrown::hash_table::{Entry, HashTable, VacantEntry};
 use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
 use std::fmt;
@@ -283,6 +283,19 @@ fn entry<'t, K: Eq, V>(
     table.entry(h, holds(slots, h, key), |&i| slots[i].key_hash)
 }
 
+/// Adds `slot` at the end of `slots` and its place at `vacant`, the one way
+/// an entry is added: the table and the vector change together. Its place.
+fn place<K, V>(
+    vacant: VacantEntry<'_, usize>,
+    slots: &mut Vec<Slot<K, V>>,
+    slot: Slot<K, V>,
+) -> usize {
+    let at = slots.len();
+    vacant.insert(at);
+    slots.push(slot);
+    at
+}
+
 impl<K: StdHash + Eq, V, S: BuildHasher> DigestMap<K, V, S> {
     /// The slot under `key`.
     fn slot<Q>(&self, key: &Q) -> Option<&Slot<K, V>>
@@ -473,8 +486,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 Some(std::mem::replace(&mut slot.value, value))
             }
             Entry::Vacant(v) => {
-                v.insert(len);
-                self.slots.push(Slot::new(h, key, value, self.next_ord));
+                place(v, &mut self.slots, Slot::new(h, key, value, self.next_ord));
                 self.next_ord += 1;
                 self.stale.push(len, h);
                 None
@@ -519,8 +531,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 };
                 let mut slot = Slot::new(h, key, value, ord);
                 slot.set_hash(hash);
-                v.insert(self.slots.len());
-                self.slots.push(slot);
+                place(v, &mut self.slots, slot);
                 if self.v2_kept {
                     self.index.insert(hash);
                 }
@@ -541,8 +552,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 // The value first: a `make` that panics leaves no place
                 // in the table without its entry.
                 let value = make();
-                v.insert(len);
-                self.slots.push(Slot::new(h, key, value, self.next_ord));
+                place(v, &mut self.slots, Slot::new(h, key, value, self.next_ord));
                 self.next_ord += 1;
                 self.stale.push(len, h);
                 true
@@ -569,9 +579,7 @@ impl<K: Ord + StdHash + Clone + OrderBytes, V, S: BuildHasher + Default> DigestM
                 let ord = self.next_ord;
                 self.next_ord += 1;
                 let value = make();
-                v.insert(len);
-                self.slots.push(Slot::new(h, key, value, ord));
-                len
+                place(v, &mut self.slots, Slot::new(h, key, value, ord))
             }
         };
         &mut self.slots[i].value

@@ -652,6 +652,17 @@ pub fn open_for_digest(bytes: &[u8], ahead: u64) -> Result<(Header, Snapshot), S
     open_with(bytes, ahead, false, None)
 }
 
+/// [`open_ahead`] for a caller that hashed the snapshot's bytes as they were
+/// read, as [`open_for_digest_summed`] describes: the checksum is compared
+/// with `content_sum`, the header's digest checked against the parts.
+pub fn open_ahead_summed(
+    bytes: &[u8],
+    ahead: u64,
+    content_sum: [u8; 32],
+) -> Result<(Header, Snapshot), SnapshotError> {
+    open_with(bytes, ahead, true, Some(content_sum))
+}
+
 /// [`open_for_digest`] for a caller that hashed the snapshot's bytes as they
 /// were read ([`ContentSum`] over every byte of `bytes`, in order): its
 /// checksum is compared with `content_sum`, not computed again, which takes

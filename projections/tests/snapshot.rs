@@ -722,12 +722,21 @@ fn a_snapshot_summed_as_it_was_read_opens_as_when_its_checksum_is_computed() {
     assert_eq!(summed_header, header);
     assert_eq!(opened.state, whole.state);
     assert_eq!(opened.detector, whole.detector);
+    // Opened with the header's digest checked too, as `open_ahead` opens it.
+    assert_eq!(
+        snapshot::open_ahead_summed(&bytes, 0, summed(&bytes)).expect("opens"),
+        snapshot::open_ahead(&bytes, 0).expect("opens")
+    );
     // The sum of other bytes fails the checksum, and so do damaged bytes with
     // their own sum (the stored checksum is the intact content's).
     let mut other = summed(&bytes);
     other[0] ^= 1;
     assert!(matches!(
         snapshot::open_for_digest_summed(&bytes, 0, other),
+        Err(SnapshotError::Checksum)
+    ));
+    assert!(matches!(
+        snapshot::open_ahead_summed(&bytes, 0, other),
         Err(SnapshotError::Checksum)
     ));
     let mut bad = bytes.clone();

@@ -47,7 +47,7 @@ fn list(ctx: &Ctx) -> Result<ExitCode> {
                 "state_digest": hex(&c.signed.hash),
                 "state_digest_version": c.signed.version,
                 "format": if c.header.ordinals { 2 } else { 1 },
-                "ordinals_trusted": c.header.ordinals && c.signed.version >= 3,
+                "ordinals_trusted": c.ordinals_trusted(),
                 "ok": true,
             }),
             Err(why) => {
