@@ -13,15 +13,15 @@
 //! below check it against the tuples' own order and hash.
 //!
 //! The state maps ([`crate::digest_map::DigestMap`]) and the id lists are hash
-//! maps (std's, keyed at random per map, so ids a producer chooses cannot be made
-//! to collide); the few ordered maps left (detection's per-agent tracks) compare
-//! keys eight bytes at a time.
+//! tables (hashbrown's, hashed with std's SipHash keyed at random per table, so
+//! ids a producer chooses cannot be made to collide); the few ordered maps left
+//! (detection's per-agent tracks) compare keys eight bytes at a time.
 
 use govledger_schemas::KillScope;
+use hashbrown::HashTable;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 
 /// A `(tenant, id)` key, owned or borrowed.
 pub trait Pair {
@@ -281,62 +281,88 @@ impl EncodedKey for u32 {
 /// looks at a few entries, not at all its tenant's (tickets by session and by
 /// proposal, budgets by scope). Never holds an empty list, so one kept up to date
 /// equals one built afresh.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct IdLists<T>(HashMap<(String, String), IdList<T>>);
+///
+/// A hash table keyed at random as std's maps are, on hashbrown's `HashTable`
+/// so that [`IdLists::add`] hashes its key once whether or not the list is
+/// there (std's map hashes it again to add one, which most adds do: a
+/// proposal's list usually holds one ticket). A new list has room for its one
+/// id only.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdLists<T> {
+    lists: HashTable<((String, String), IdList<T>)>,
+    hasher: RandomState,
+}
 
 /// One list of [`IdLists`]: ids, ascending, each with its tag.
 type IdList<T> = Vec<(String, T)>;
 
-impl<T> Default for IdLists<T> {
-    fn default() -> Self {
-        IdLists(HashMap::new())
+impl<T: PartialEq> PartialEq for IdLists<T> {
+    /// The same lists under the same keys (whatever the tables' seeds).
+    fn eq(&self, other: &Self) -> bool {
+        self.lists.len() == other.lists.len()
+            && self
+                .lists
+                .iter()
+                .all(|((tenant, name), ids)| other.get(tenant, name) == ids.as_slice())
     }
 }
+
+impl<T: Eq> Eq for IdLists<T> {}
 
 impl<T> IdLists<T> {
     /// Room for `additional` more lists.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.0.reserve(additional);
+        let hasher = &self.hasher;
+        self.lists
+            .reserve(additional, |(key, _)| hasher.hash_one(key));
     }
 
     /// How many lists it holds room for without growing.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.0.capacity()
+        self.lists.capacity()
     }
 
     /// Lists `id` (tagged `tag`) under `(tenant, name)`, once.
     pub(crate) fn add(&mut self, tenant: &str, name: &str, id: &str, tag: T) {
-        let ids = match self.0.get_mut(pair(&(tenant, name))) {
-            Some(ids) => ids,
-            None => self
-                .0
-                .entry((tenant.to_string(), name.to_string()))
-                .or_default(),
-        };
-        if let Err(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
-            ids.insert(at, (id.to_string(), tag));
+        let h = self.hasher.hash_one(pair(&(tenant, name)));
+        let hasher = &self.hasher;
+        let held = |(k, _): &((String, String), IdList<T>)| k.0 == tenant && k.1 == name;
+        match self.lists.entry(h, held, |(key, _)| hasher.hash_one(key)) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                let ids = &mut o.get_mut().1;
+                if let Err(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
+                    ids.insert(at, (id.to_string(), tag));
+                }
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let key = (tenant.to_string(), name.to_string());
+                v.insert((key, vec![(id.to_string(), tag)]));
+            }
         }
     }
 
     /// Takes `id` off the list under `(tenant, name)`.
     pub(crate) fn remove(&mut self, tenant: &str, name: &str, id: &str) {
-        let key = (tenant, name);
-        if let Some(ids) = self.0.get_mut(pair(&key)) {
+        let h = self.hasher.hash_one(pair(&(tenant, name)));
+        let held = |(k, _): &((String, String), IdList<T>)| k.0 == tenant && k.1 == name;
+        if let Ok(mut o) = self.lists.find_entry(h, held) {
+            let ids = &mut o.get_mut().1;
             if let Ok(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
                 ids.remove(at);
             }
             if ids.is_empty() {
-                self.0.remove(pair(&key));
+                o.remove();
             }
         }
     }
 
     /// The list under `(tenant, name)`, ascending by id.
     pub(crate) fn get(&self, tenant: &str, name: &str) -> &[(String, T)] {
-        self.0
-            .get(pair(&(tenant, name)))
-            .map_or(&[][..], Vec::as_slice)
+        let h = self.hasher.hash_one(pair(&(tenant, name)));
+        self.lists
+            .find(h, |(k, _)| k.0 == tenant && k.1 == name)
+            .map_or(&[][..], |(_, ids)| ids.as_slice())
     }
 }
 
@@ -346,7 +372,7 @@ mod tests {
     use crate::canon::Canon;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
-    use std::hash::{BuildHasher, RandomState};
+    use std::collections::HashMap;
 
     /// One hasher for every call of a test run, seeded at random as maps are.
     fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -467,6 +493,52 @@ mod tests {
             let borrowed = (probe.0.as_str(), probe.1.as_str());
             prop_assert_eq!(ordered.get(pair(&borrowed)), ordered.get(&probe));
             prop_assert_eq!(hashed.get(pair(&borrowed)), hashed.get(&probe));
+        }
+
+        /// Id lists hold what a model of ordered sets holds after any adds and
+        /// removals (lists ascending, each id once, no empty list), and equal
+        /// the lists built afresh from that model, in another order and with
+        /// another table seed; lists that differ are not equal.
+        #[test]
+        fn id_lists_hold_what_a_model_holds(
+            ops in proptest::collection::vec((any::<bool>(), "[a-b]{0,1}", "[a-c]{0,1}", "[a-d]{0,1}", any::<u8>()), 0..60),
+        ) {
+            let mut lists = IdLists::default();
+            let mut model: BTreeMap<(String, String), BTreeMap<String, u8>> = BTreeMap::new();
+            for (add, tenant, name, id, tag) in &ops {
+                let key = (tenant.clone(), name.clone());
+                if *add {
+                    lists.add(tenant, name, id, *tag);
+                    model.entry(key).or_default().entry(id.clone()).or_insert(*tag);
+                } else {
+                    lists.remove(tenant, name, id);
+                    if let Some(ids) = model.get_mut(&key) {
+                        ids.remove(id);
+                        if ids.is_empty() {
+                            model.remove(&key);
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(lists.lists.len(), model.len());
+            let mut afresh = IdLists::default();
+            for ((tenant, name), ids) in model.iter().rev() {
+                for (id, tag) in ids.iter().rev() {
+                    afresh.add(tenant, name, id, *tag);
+                }
+                let want: Vec<(String, u8)> = ids.iter().map(|(i, t)| (i.clone(), *t)).collect();
+                prop_assert_eq!(lists.get(tenant, name), want.as_slice());
+            }
+            prop_assert!(lists == afresh);
+            if let Some(((tenant, name), ids)) = model.iter().next() {
+                let first = ids.keys().next().cloned().unwrap_or_default();
+                afresh.remove(tenant, name, &first);
+                prop_assert!(lists != afresh, "one id fewer");
+                afresh.add(tenant, name, "zz", 0);
+                prop_assert!(lists != afresh, "another id in its place");
+                afresh.add(tenant, name, &first, ids[&first]);
+                prop_assert!(lists != afresh, "one id more");
+            }
         }
     }
 }
