@@ -15,8 +15,11 @@
 //! checkpoint's state digest: it decides alerts, not verdicts.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
+use crate::lookup::pair;
 use govledger_schemas::{Decision, Envelope, Event, RiskTier};
-use std::collections::{BTreeMap, VecDeque};
+use hashbrown::HashTable;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 
 /// Thresholds; 0 turns a rule off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,28 +66,63 @@ struct AgentTrack {
     denials: u32,
 }
 
-/// The agents' tracks: by tenant, then by agent id. Walked in that order, they
-/// come in (tenant, agent) order, as the encoding lists them. A tenant is here
-/// only with at least one track.
-///
-/// Two levels of `String` keys rather than one map of `(tenant, agent)` pairs:
-/// a pair looked up by borrowed strings is compared through `lookup::Pair`'s
-/// dynamic calls at every step of a search, and the tracks are searched twice for
-/// every proposal and decision (`docs/BENCHMARKS.md`, stop 27).
-type Tracks = BTreeMap<String, BTreeMap<String, AgentTrack>>;
-
-/// The track of `agent` of `tenant`, added when it has none (owned keys are built
-/// only then: agents act many times).
-fn track<'m>(agents: &'m mut Tracks, tenant: &str, agent: &str) -> &'m mut AgentTrack {
-    if !agents.contains_key(tenant) {
-        agents.insert(tenant.to_string(), BTreeMap::new());
-    }
-    let of_tenant = agents.get_mut(tenant).expect("the tenant was just added");
-    if !of_tenant.contains_key(agent) {
-        of_tenant.insert(agent.to_string(), AgentTrack::default());
-    }
-    of_tenant.get_mut(agent).expect("the track was just added")
+/// The agents' tracks by (tenant, agent): a hash table (hashbrown's, hashed
+/// with std's SipHash keyed at random, as the state maps are), so that the
+/// track of a proposal's or a decision's agent is found with one hash and one
+/// probe, added with the same when it has none (owned keys are built only
+/// then: agents act many times). Two levels of ordered maps searched the tenant
+/// and then the agent twice each (`docs/BENCHMARKS.md`, stop 37). Encoded in
+/// (tenant, agent) order, sorted then.
+#[derive(Clone, Debug, Default)]
+struct Tracks {
+    table: HashTable<((String, String), AgentTrack)>,
+    hasher: RandomState,
 }
+
+impl Tracks {
+    /// The track of `agent` of `tenant`, added when it has none.
+    fn track(&mut self, tenant: &str, agent: &str) -> &mut AgentTrack {
+        let h = self.hasher.hash_one(pair(&(tenant, agent)));
+        let hasher = &self.hasher;
+        let held = |(k, _): &((String, String), AgentTrack)| k.0 == tenant && k.1 == agent;
+        let entry = self.table.entry(h, held, |(k, _)| hasher.hash_one(k));
+        let made = || {
+            (
+                (tenant.to_string(), agent.to_string()),
+                AgentTrack::default(),
+            )
+        };
+        &mut entry.or_insert_with(made).into_mut().1
+    }
+
+    /// The track of `agent` of `tenant`, if any.
+    fn get(&self, tenant: &str, agent: &str) -> Option<&AgentTrack> {
+        let h = self.hasher.hash_one(pair(&(tenant, agent)));
+        self.table
+            .find(h, |(k, _)| k.0 == tenant && k.1 == agent)
+            .map(|(_, t)| t)
+    }
+
+    /// Every track with its (tenant, agent), in that order.
+    fn sorted(&self) -> Vec<&((String, String), AgentTrack)> {
+        let mut all: Vec<_> = self.table.iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+impl PartialEq for Tracks {
+    /// The same tracks for the same agents (whatever the tables' seeds).
+    fn eq(&self, other: &Self) -> bool {
+        self.table.len() == other.table.len()
+            && self
+                .table
+                .iter()
+                .all(|((t, a), track)| other.get(t, a) == Some(track))
+    }
+}
+
+impl Eq for Tracks {}
 
 /// Per-agent tracks, by (tenant, agent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -107,7 +145,7 @@ impl Detector {
     pub fn new(config: DetectConfig) -> Self {
         Detector {
             config,
-            agents: BTreeMap::new(),
+            agents: Tracks::default(),
         }
     }
 
@@ -133,7 +171,7 @@ impl Detector {
                 let Some(agent) = a.actor.agent.as_ref().map(|x| x.as_str()) else {
                     return out;
                 };
-                let t = track(agents, tenant, agent);
+                let t = agents.track(tenant, agent);
                 if cfg.velocity_max > 0 && cfg.velocity_window_ns > 0 {
                     t.recent.push_back(time_ns);
                     while t
@@ -185,7 +223,7 @@ impl Detector {
                 let Some(agent) = d.actor.agent.as_ref().map(|x| x.as_str()) else {
                     return out;
                 };
-                let t = track(agents, tenant, agent);
+                let t = agents.track(tenant, agent);
                 match d.decision {
                     Decision::Deny => {
                         t.denials = t.denials.saturating_add(1);
@@ -218,17 +256,8 @@ impl Detector {
             .u64(cfg.velocity_window_ns)
             .u8(u8::from(cfg.risk_escalation))
             .u32(cfg.denials_max);
-        c.u64(
-            self.agents
-                .values()
-                .map(|of_tenant| of_tenant.len() as u64)
-                .sum(),
-        );
-        let tracks = self
-            .agents
-            .iter()
-            .flat_map(|(t, of_tenant)| of_tenant.iter().map(move |(a, track)| (t, a, track)));
-        for (t, a, track) in tracks {
+        c.u64(self.agents.table.len() as u64);
+        for ((t, a), track) in self.agents.sorted() {
             c.str(t).str(a).u64(track.recent.len() as u64);
             for &time in &track.recent {
                 c.u64(time);
@@ -277,12 +306,40 @@ impl Detector {
                 max_tier,
                 denials: r.u32()?,
             };
-            d.agents
-                .entry(key.0.clone())
-                .or_default()
-                .insert(key.1.clone(), track);
+            *d.agents.track(&key.0, &key.1) = track;
             prev = Some(key);
         }
         Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_are_equal_when_they_hold_the_same_tracks_in_any_order() {
+        let (mut a, mut b) = (Tracks::default(), Tracks::default());
+        for (tenant, agent) in [("t1", "a"), ("t2", "b"), ("t1", "c")] {
+            a.track(tenant, agent).denials = 1;
+        }
+        for (tenant, agent) in [("t1", "c"), ("t1", "a"), ("t2", "b")] {
+            b.track(tenant, agent).denials = 1;
+        }
+        assert!(a == b);
+        let order: Vec<(&str, &str)> = a
+            .sorted()
+            .iter()
+            .map(|((t, g), _)| (t.as_str(), g.as_str()))
+            .collect();
+        assert_eq!(order, [("t1", "a"), ("t1", "c"), ("t2", "b")]);
+        b.track("t1", "c").denials = 2;
+        assert!(a != b, "a track's content differs");
+        b.track("t1", "c").denials = 1;
+        assert!(a == b);
+        b.track("t3", "d");
+        assert!(a != b, "one track more");
+        a.track("t3", "e");
+        assert!(a != b, "another agent's track");
     }
 }

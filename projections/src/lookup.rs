@@ -12,10 +12,11 @@
 //! its bytes, and hash their parts in turn as a tuple does; the property tests
 //! below check it against the tuples' own order and hash.
 //!
-//! The state maps ([`crate::digest_map::DigestMap`]) and the id lists are hash
-//! tables (hashbrown's, hashed with std's SipHash keyed at random per table, so
-//! ids a producer chooses cannot be made to collide); the few ordered maps left
-//! (detection's per-agent tracks) compare keys eight bytes at a time.
+//! The state maps ([`crate::digest_map::DigestMap`]), the id lists and
+//! detection's per-agent tracks are hash tables (hashbrown's, hashed with std's
+//! SipHash keyed at random per table, so ids a producer chooses cannot be made
+//! to collide); keys are ordered (for snapshots and listings) by
+//! [`EncodedKey`] and [`OrderBytes`], eight bytes at a time.
 
 use govledger_schemas::KillScope;
 use hashbrown::HashTable;
