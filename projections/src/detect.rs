@@ -95,6 +95,12 @@ impl Tracks {
         &mut entry.or_insert_with(made).into_mut().1
     }
 
+    /// Room for `additional` more tracks.
+    fn reserve(&mut self, additional: usize) {
+        let hasher = &self.hasher;
+        self.table.reserve(additional, |(k, _)| hasher.hash_one(k));
+    }
+
     /// The track of `agent` of `tenant`, if any.
     fn get(&self, tenant: &str, agent: &str) -> Option<&AgentTrack> {
         let h = self.hasher.hash_one(pair(&(tenant, agent)));
@@ -281,7 +287,9 @@ impl Detector {
         };
         let mut d = Detector::new(config);
         let mut prev = None;
-        for _ in 0..r.count(30)? {
+        let n = r.count(30)?;
+        d.agents.reserve(n);
+        for _ in 0..n {
             let key = (r.str()?, r.str()?);
             r.ascending(prev.as_ref(), &key)?;
             let n = r.count(8)?;

@@ -15,8 +15,9 @@
 //! The state maps ([`crate::digest_map::DigestMap`]), the id lists and
 //! detection's per-agent tracks are hash tables (hashbrown's, hashed with std's
 //! SipHash keyed at random per table, so ids a producer chooses cannot be made
-//! to collide); keys are ordered (for snapshots and listings) by
-//! [`EncodedKey`] and [`OrderBytes`], eight bytes at a time.
+//! to collide). The one ordered set searched by these borrowed forms is
+//! admission's ids of the batch being committed, whose pairs compare eight
+//! bytes at a time.
 
 use govledger_schemas::KillScope;
 use hashbrown::HashTable;
@@ -126,8 +127,9 @@ borrowed_key!(
 
 /// `a.cmp(b)`, inline: eight bytes at a time as big-endian integers (which order
 /// as their bytes do), instead of a call to `memcmp` per comparison. Ids are
-/// short and a search in an ordered map (detection's per-agent tracks) compares
-/// several of them per lookup, where the call would be most of the cost.
+/// short and a search in an ordered set (admission's ids of the batch being
+/// committed) compares several of them per lookup, where the call would be
+/// most of the cost.
 #[inline]
 fn cmp_str(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
