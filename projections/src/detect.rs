@@ -15,11 +15,9 @@
 //! checkpoint's state digest: it decides alerts, not verdicts.
 
 use crate::canon::{Canon, CanonError, Out, Reader};
-use crate::lookup::pair;
+use crate::lookup::PairMap;
 use govledger_schemas::{Decision, Envelope, Event, RiskTier};
-use hashbrown::HashTable;
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, RandomState};
 
 /// Thresholds; 0 turns a rule off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,69 +64,12 @@ struct AgentTrack {
     denials: u32,
 }
 
-/// The agents' tracks by (tenant, agent): a hash table (hashbrown's, hashed
-/// with std's SipHash keyed at random, as the state maps are), so that the
-/// track of a proposal's or a decision's agent is found with one hash and one
-/// probe, added with the same when it has none (owned keys are built only
-/// then: agents act many times). Two levels of ordered maps searched the tenant
-/// and then the agent twice each (`docs/BENCHMARKS.md`, stop 37). Encoded in
-/// (tenant, agent) order, sorted then.
-#[derive(Clone, Debug, Default)]
-struct Tracks {
-    table: HashTable<((String, String), AgentTrack)>,
-    hasher: RandomState,
-}
-
-impl Tracks {
-    /// The track of `agent` of `tenant`, added when it has none.
-    fn track(&mut self, tenant: &str, agent: &str) -> &mut AgentTrack {
-        let h = self.hasher.hash_one(pair(&(tenant, agent)));
-        let hasher = &self.hasher;
-        let held = |(k, _): &((String, String), AgentTrack)| k.0 == tenant && k.1 == agent;
-        let entry = self.table.entry(h, held, |(k, _)| hasher.hash_one(k));
-        let made = || {
-            (
-                (tenant.to_string(), agent.to_string()),
-                AgentTrack::default(),
-            )
-        };
-        &mut entry.or_insert_with(made).into_mut().1
-    }
-
-    /// Room for `additional` more tracks.
-    fn reserve(&mut self, additional: usize) {
-        let hasher = &self.hasher;
-        self.table.reserve(additional, |(k, _)| hasher.hash_one(k));
-    }
-
-    /// The track of `agent` of `tenant`, if any.
-    fn get(&self, tenant: &str, agent: &str) -> Option<&AgentTrack> {
-        let h = self.hasher.hash_one(pair(&(tenant, agent)));
-        self.table
-            .find(h, |(k, _)| k.0 == tenant && k.1 == agent)
-            .map(|(_, t)| t)
-    }
-
-    /// Every track with its (tenant, agent), in that order.
-    fn sorted(&self) -> Vec<&((String, String), AgentTrack)> {
-        let mut all: Vec<_> = self.table.iter().collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        all
-    }
-}
-
-impl PartialEq for Tracks {
-    /// The same tracks for the same agents (whatever the tables' seeds).
-    fn eq(&self, other: &Self) -> bool {
-        self.table.len() == other.table.len()
-            && self
-                .table
-                .iter()
-                .all(|((t, a), track)| other.get(t, a) == Some(track))
-    }
-}
-
-impl Eq for Tracks {}
+/// The agents' tracks by (tenant, agent): a [`PairMap`], so the track of a
+/// proposal's or a decision's agent is found with one hash and one probe, and
+/// added with the same when it has none (two levels of ordered maps searched
+/// the tenant and then the agent twice each: `docs/BENCHMARKS.md`, stop 37).
+/// Encoded in (tenant, agent) order, sorted then.
+type Tracks = PairMap<AgentTrack>;
 
 /// Per-agent tracks, by (tenant, agent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -177,7 +118,7 @@ impl Detector {
                 let Some(agent) = a.actor.agent.as_ref().map(|x| x.as_str()) else {
                     return out;
                 };
-                let t = agents.track(tenant, agent);
+                let t = agents.get_or_insert_with(tenant, agent, AgentTrack::default);
                 if cfg.velocity_max > 0 && cfg.velocity_window_ns > 0 {
                     t.recent.push_back(time_ns);
                     while t
@@ -229,7 +170,7 @@ impl Detector {
                 let Some(agent) = d.actor.agent.as_ref().map(|x| x.as_str()) else {
                     return out;
                 };
-                let t = agents.track(tenant, agent);
+                let t = agents.get_or_insert_with(tenant, agent, AgentTrack::default);
                 match d.decision {
                     Decision::Deny => {
                         t.denials = t.denials.saturating_add(1);
@@ -262,7 +203,7 @@ impl Detector {
             .u64(cfg.velocity_window_ns)
             .u8(u8::from(cfg.risk_escalation))
             .u32(cfg.denials_max);
-        c.u64(self.agents.table.len() as u64);
+        c.u64(self.agents.len() as u64);
         for ((t, a), track) in self.agents.sorted() {
             c.str(t).str(a).u64(track.recent.len() as u64);
             for &time in &track.recent {
@@ -314,7 +255,8 @@ impl Detector {
                 max_tier,
                 denials: r.u32()?,
             };
-            *d.agents.track(&key.0, &key.1) = track;
+            *d.agents
+                .get_or_insert_with(&key.0, &key.1, AgentTrack::default) = track;
             prev = Some(key);
         }
         Ok(d)
@@ -329,10 +271,12 @@ mod tests {
     fn tracks_are_equal_when_they_hold_the_same_tracks_in_any_order() {
         let (mut a, mut b) = (Tracks::default(), Tracks::default());
         for (tenant, agent) in [("t1", "a"), ("t2", "b"), ("t1", "c")] {
-            a.track(tenant, agent).denials = 1;
+            a.get_or_insert_with(tenant, agent, AgentTrack::default)
+                .denials = 1;
         }
         for (tenant, agent) in [("t1", "c"), ("t1", "a"), ("t2", "b")] {
-            b.track(tenant, agent).denials = 1;
+            b.get_or_insert_with(tenant, agent, AgentTrack::default)
+                .denials = 1;
         }
         assert!(a == b);
         let order: Vec<(&str, &str)> = a
@@ -341,13 +285,13 @@ mod tests {
             .map(|((t, g), _)| (t.as_str(), g.as_str()))
             .collect();
         assert_eq!(order, [("t1", "a"), ("t1", "c"), ("t2", "b")]);
-        b.track("t1", "c").denials = 2;
+        b.get_or_insert_with("t1", "c", AgentTrack::default).denials = 2;
         assert!(a != b, "a track's content differs");
-        b.track("t1", "c").denials = 1;
+        b.get_or_insert_with("t1", "c", AgentTrack::default).denials = 1;
         assert!(a == b);
-        b.track("t3", "d");
+        b.get_or_insert_with("t3", "d", AgentTrack::default);
         assert!(a != b, "one track more");
-        a.track("t3", "e");
+        a.get_or_insert_with("t3", "e", AgentTrack::default);
         assert!(a != b, "another agent's track");
     }
 }

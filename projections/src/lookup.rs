@@ -279,93 +279,163 @@ impl EncodedKey for u32 {
     }
 }
 
-/// Ids listed under `(tenant, name)` keys, each list ascending with a tag per id:
-/// the indexes a projection derives from its own map so that a per-event search
-/// looks at a few entries, not at all its tenant's (tickets by session and by
-/// proposal, budgets by scope). Never holds an empty list, so one kept up to date
-/// equals one built afresh.
-///
-/// A hash table keyed at random as std's maps are, on hashbrown's `HashTable`
-/// so that [`IdLists::add`] hashes its key once whether or not the list is
-/// there (std's map hashes it again to add one, which most adds do: a
-/// proposal's list usually holds one ticket). A new list has room for its one
-/// id only.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct IdLists<T> {
-    lists: HashTable<((String, String), IdList<T>)>,
+/// Values under `(tenant, name)` keys, in a hash table (hashbrown's
+/// `HashTable`, hashed with std's SipHash keyed at random per table, as std's
+/// maps are): a value is found, or added when absent, with one hash and one
+/// probe (std's map hashes the key again to add it, and an ordered map
+/// searches at every level). Owned keys are built only when a value is added.
+/// Equal when they hold equal values under the same keys, whatever the
+/// tables' seeds. The id lists and detection's per-agent tracks are ones.
+#[derive(Clone, Debug)]
+pub(crate) struct PairMap<V> {
+    table: HashTable<((String, String), V)>,
     hasher: RandomState,
 }
 
-/// One list of [`IdLists`]: ids, ascending, each with its tag.
-type IdList<T> = Vec<(String, T)>;
-
-impl<T: PartialEq> PartialEq for IdLists<T> {
-    /// The same lists under the same keys (whatever the tables' seeds).
-    fn eq(&self, other: &Self) -> bool {
-        self.lists.len() == other.lists.len()
-            && self
-                .lists
-                .iter()
-                .all(|((tenant, name), ids)| other.get(tenant, name) == ids.as_slice())
+impl<V> Default for PairMap<V> {
+    fn default() -> Self {
+        PairMap {
+            table: HashTable::new(),
+            hasher: RandomState::new(),
+        }
     }
 }
 
-impl<T: Eq> Eq for IdLists<T> {}
+impl<V: PartialEq> PartialEq for PairMap<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .table
+                .iter()
+                .all(|((a, b), v)| other.get(a, b) == Some(v))
+    }
+}
 
-impl<T> IdLists<T> {
-    /// Room for `additional` more lists.
+impl<V: Eq> Eq for PairMap<V> {}
+
+impl<V> PairMap<V> {
+    /// The hash of the key `(a, b)`, as the table hashes its owned keys.
+    fn hash(&self, a: &str, b: &str) -> u64 {
+        self.hasher.hash_one(pair(&(a, b)))
+    }
+
+    /// How many values it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Room for `additional` more values.
     pub(crate) fn reserve(&mut self, additional: usize) {
         let hasher = &self.hasher;
-        self.lists
-            .reserve(additional, |(key, _)| hasher.hash_one(key));
+        self.table.reserve(additional, |(k, _)| hasher.hash_one(k));
     }
 
-    /// How many lists it holds room for without growing.
+    /// How many values it holds room for without growing.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.lists.capacity()
+        self.table.capacity()
     }
 
-    /// Lists `id` (tagged `tag`) under `(tenant, name)`, once.
-    pub(crate) fn add(&mut self, tenant: &str, name: &str, id: &str, tag: T) {
-        let h = self.hasher.hash_one(pair(&(tenant, name)));
+    /// The value under `(a, b)`, if any.
+    pub(crate) fn get(&self, a: &str, b: &str) -> Option<&V> {
+        self.table
+            .find(self.hash(a, b), |(k, _)| k.0 == a && k.1 == b)
+            .map(|(_, v)| v)
+    }
+
+    /// The value under `(a, b)`, added by `make` when it has none.
+    pub(crate) fn get_or_insert_with(
+        &mut self,
+        a: &str,
+        b: &str,
+        make: impl FnOnce() -> V,
+    ) -> &mut V {
+        let h = self.hash(a, b);
         let hasher = &self.hasher;
-        let held = |(k, _): &((String, String), IdList<T>)| k.0 == tenant && k.1 == name;
-        match self.lists.entry(h, held, |(key, _)| hasher.hash_one(key)) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => {
-                let ids = &mut o.get_mut().1;
-                if let Err(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
-                    ids.insert(at, (id.to_string(), tag));
-                }
-            }
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                let key = (tenant.to_string(), name.to_string());
-                v.insert((key, vec![(id.to_string(), tag)]));
-            }
-        }
+        let held = |(k, _): &((String, String), V)| k.0 == a && k.1 == b;
+        let entry = self.table.entry(h, held, |(k, _)| hasher.hash_one(k));
+        let made = || ((a.to_string(), b.to_string()), make());
+        &mut entry.or_insert_with(made).into_mut().1
     }
 
-    /// Takes `id` off the list under `(tenant, name)`.
-    pub(crate) fn remove(&mut self, tenant: &str, name: &str, id: &str) {
-        let h = self.hasher.hash_one(pair(&(tenant, name)));
-        let held = |(k, _): &((String, String), IdList<T>)| k.0 == tenant && k.1 == name;
-        if let Ok(mut o) = self.lists.find_entry(h, held) {
-            let ids = &mut o.get_mut().1;
-            if let Ok(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
-                ids.remove(at);
-            }
-            if ids.is_empty() {
+    /// Changes the value under `(a, b)`, if any, with `change`, and takes it
+    /// out when `change` says it is not to be kept.
+    pub(crate) fn change_or_remove(
+        &mut self,
+        a: &str,
+        b: &str,
+        change: impl FnOnce(&mut V) -> bool,
+    ) {
+        let held = |(k, _): &((String, String), V)| k.0 == a && k.1 == b;
+        if let Ok(mut o) = self.table.find_entry(self.hash(a, b), held) {
+            if !change(&mut o.get_mut().1) {
                 o.remove();
             }
         }
     }
 
+    /// Every value with its key, in `(a, b)` order.
+    pub(crate) fn sorted(&self) -> Vec<&((String, String), V)> {
+        let mut all: Vec<_> = self.table.iter().collect();
+        all.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        all
+    }
+}
+
+/// Ids listed under `(tenant, name)` keys, each list ascending with a tag per id:
+/// the indexes a projection derives from its own map so that a per-event search
+/// looks at a few entries, not at all its tenant's (tickets by session and by
+/// proposal, budgets by scope). Never holds an empty list, so one kept up to date
+/// equals one built afresh. A [`PairMap`], so an add hashes its key once
+/// whether or not the list is there (most adds make one: a proposal's list
+/// usually holds one ticket); a new list has room for its one id only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IdLists<T>(PairMap<IdList<T>>);
+
+/// One list of [`IdLists`]: ids, ascending, each with its tag.
+type IdList<T> = Vec<(String, T)>;
+
+impl<T> Default for IdLists<T> {
+    fn default() -> Self {
+        IdLists(PairMap::default())
+    }
+}
+
+impl<T> IdLists<T> {
+    /// Room for `additional` more lists.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional);
+    }
+
+    /// How many lists it holds room for without growing.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+
+    /// Lists `id` (tagged `tag`) under `(tenant, name)`, once.
+    pub(crate) fn add(&mut self, tenant: &str, name: &str, id: &str, tag: T) {
+        let ids = self
+            .0
+            .get_or_insert_with(tenant, name, || Vec::with_capacity(1));
+        if let Err(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
+            ids.insert(at, (id.to_string(), tag));
+        }
+    }
+
+    /// Takes `id` off the list under `(tenant, name)`.
+    pub(crate) fn remove(&mut self, tenant: &str, name: &str, id: &str) {
+        self.0.change_or_remove(tenant, name, |ids| {
+            if let Ok(at) = ids.binary_search_by(|(x, _)| x.as_str().cmp(id)) {
+                ids.remove(at);
+            }
+            !ids.is_empty()
+        });
+    }
+
     /// The list under `(tenant, name)`, ascending by id.
     pub(crate) fn get(&self, tenant: &str, name: &str) -> &[(String, T)] {
-        let h = self.hasher.hash_one(pair(&(tenant, name)));
-        self.lists
-            .find(h, |(k, _)| k.0 == tenant && k.1 == name)
-            .map_or(&[][..], |(_, ids)| ids.as_slice())
+        self.0.get(tenant, name).map_or(&[][..], Vec::as_slice)
     }
 }
 
@@ -523,7 +593,7 @@ mod tests {
                     }
                 }
             }
-            prop_assert_eq!(lists.lists.len(), model.len());
+            prop_assert_eq!(lists.0.len(), model.len());
             let mut afresh = IdLists::default();
             for ((tenant, name), ids) in model.iter().rev() {
                 for (id, tag) in ids.iter().rev() {

@@ -194,9 +194,9 @@ fn main() {
     // The replay from the midway snapshot as `govledger replay` runs it: once,
     // in a fresh process (this bench, run again for that row alone), whose
     // state takes fresh memory, every page of it a page fault on first touch;
-    // the rounds above reuse the memory of the rounds before them. Its rate,
-    // as the child prints it.
-    let cold_mid = || -> f64 {
+    // the rounds above reuse the memory of the rounds before them. Its time,
+    // from the rate the child prints.
+    let cold_mid = || -> Duration {
         let exe = std::env::current_exe().expect("the bench's own path");
         let out = std::process::Command::new(exe)
             .env("GOVLEDGER_BENCH_DIR", &dir)
@@ -215,6 +215,7 @@ fn main() {
                     .ok()
             })
             .next_back()
+            .map(|rate: f64| Duration::from_secs_f64((size - mid) as f64 / rate))
             .expect("the fresh process prints its rate")
     };
     let rounds = rounds();
@@ -294,8 +295,7 @@ fn main() {
         median(halves.clone()),
         rate(size - mid, hs),
     );
-    cold_halves.sort_by(f64::total_cmp);
-    let cold = cold_halves[cold_halves.len() / 2];
+    let cold = rate(size - mid, median(cold_halves));
     println!(
         "{:<66} {:>10.0} entries/s  {:.2}x",
         "  the same, once in a fresh process (as `govledger replay`)",
