@@ -19,11 +19,15 @@
 //! checkpoint, which starts from its snapshot, with the time of that start (the
 //! state restored from the snapshot), the rate of the rest, and the rate of the
 //! same entries folded from the same restored state with no digest checks (what
-//! the checks at the checkpoints cost a late start).
+//! the checks at the checkpoints cost a late start). The replay from the midway
+//! snapshot is also run once in a fresh process (this bench, run again for that
+//! row), with its page faults and what one costs on this host.
 
 #[path = "../../ingest/benches/support/mod.rs"]
 mod support;
-use support::{env_u64, median, print_cpu_per_entry, rounds, timed_with_cpu};
+use support::{
+    env_u64, fault_cost, median, minor_faults, print_cpu_per_entry, rounds, timed_with_cpu,
+};
 
 use govledger_ingest::gen::admit_generated;
 use govledger_ingest::snapshots::{self, SnapshotPolicy};
@@ -38,6 +42,20 @@ use std::time::{Duration, Instant};
 
 fn main() {
     govledger_ingest::no_huge_pages();
+    // What a page fault costs here, measured first, while this process's memory
+    // is all fresh (later, freed memory comes back without faults). Not in the
+    // modes that time one replay alone, the fresh process's among them: its
+    // faults are what this explains, and the memory touched here would save
+    // some of them.
+    let only = [
+        "GOVLEDGER_BENCH_VERIFIED_ONLY",
+        "GOVLEDGER_BENCH_RESTORE_ONLY",
+    ];
+    let fault = if only.iter().any(|v| std::env::var_os(v).is_some()) {
+        None
+    } else {
+        fault_cost()
+    };
     let n = env_u64("GOVLEDGER_BENCH_ENTRIES", 1_000_000);
     let every = env_u64("GOVLEDGER_BENCH_CHECKPOINT_EVERY", 10_000).max(1024);
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -93,12 +111,25 @@ fn main() {
     if let Some(only) = std::env::var_os("GOVLEDGER_BENCH_VERIFIED_ONLY") {
         let from = if only == "middle" { mid } else { 0 };
         for _ in 0..rounds() {
+            // Only for the row "once in a fresh process", which asks: the CPU
+            // clock dies under callgrind.
+            let faults = std::env::var_os("GOVLEDGER_BENCH_FAULTS")
+                .and_then(|_| Some((minor_faults()?, govledger_ingest::process_cpu_time())));
             let t = Instant::now();
             let (state, report) =
                 replay(&ledger, &trust, &verifier, from, size, &mut |_| {}).expect("replay");
             // As in the other rows, and as `govledger replay`, which lets the
             // final state go without freeing it: its drop is not timed.
             let took = t.elapsed();
+            if let Some(((before, cpu), after)) = faults.zip(minor_faults()) {
+                println!(
+                    "page faults during it: {} in {:.3} s of CPU",
+                    after.saturating_sub(before),
+                    govledger_ingest::process_cpu_time()
+                        .saturating_sub(cpu)
+                        .as_secs_f64()
+                );
+            }
             drop(state);
             assert_eq!(report.to, size);
             println!(
@@ -190,23 +221,25 @@ fn main() {
     let (mut checked_full, mut checked_half) = (0, 0);
     let (mut half_scans, mut fold_cpus, mut full_cpus) = (vec![], vec![], vec![]);
     let (mut restores, mut second_halves, mut bare_halves) = (vec![], vec![], vec![]);
-    let mut cold_halves = vec![];
+    let (mut cold_halves, mut cold_faults) = (vec![], vec![]);
     // The replay from the midway snapshot as `govledger replay` runs it: once,
     // in a fresh process (this bench, run again for that row alone), whose
     // state takes fresh memory, every page of it a page fault on first touch;
     // the rounds above reuse the memory of the rounds before them. Its time,
-    // from the rate the child prints.
-    let cold_mid = || -> Duration {
+    // from the rate the child prints, and the page faults it took meanwhile.
+    let cold_mid = || -> (Duration, Option<(u64, f64)>) {
         let exe = std::env::current_exe().expect("the bench's own path");
         let out = std::process::Command::new(exe)
             .env("GOVLEDGER_BENCH_DIR", &dir)
             .env("GOVLEDGER_BENCH_VERIFIED_ONLY", "middle")
             .env("GOVLEDGER_BENCH_ROUNDS", "1")
+            .env("GOVLEDGER_BENCH_FAULTS", "1")
             .output()
             .expect("the bench runs itself");
         assert!(out.status.success(), "the fresh process failed: {out:?}");
         let text = String::from_utf8_lossy(&out.stdout);
-        text.lines()
+        let took = text
+            .lines()
             .filter_map(|l| {
                 l.strip_suffix(" entries/s")?
                     .rsplit(' ')
@@ -216,12 +249,25 @@ fn main() {
             })
             .next_back()
             .map(|rate: f64| Duration::from_secs_f64((size - mid) as f64 / rate))
-            .expect("the fresh process prints its rate")
+            .expect("the fresh process prints its rate");
+        let faults = text
+            .lines()
+            .filter_map(|l| {
+                let (faults, cpu) = l
+                    .strip_prefix("page faults during it: ")?
+                    .strip_suffix(" s of CPU")?
+                    .split_once(" in ")?;
+                Some((faults.parse().ok()?, cpu.parse().ok()?))
+            })
+            .next_back();
+        (took, faults)
     };
     let rounds = rounds();
     for _ in 0..rounds {
         // First, while this process holds the least memory.
-        cold_halves.push(cold_mid());
+        let (took, faults) = cold_mid();
+        cold_halves.push(took);
+        cold_faults.extend(faults);
         scans.push(scan(0));
         half_scans.push(scan(mid));
         let (d, cpu) = fold();
@@ -302,6 +348,24 @@ fn main() {
         cold,
         cold / rate(size - mid, hs)
     );
+    // How much of that is first touches of fresh memory: its page faults, at
+    // what one costs on this host (a few hundred nanoseconds on bare metal,
+    // several microseconds in some virtual machines).
+    // (The run of median faults, whose CPU time goes with them.)
+    if let (false, Some(each)) = (cold_faults.is_empty(), fault) {
+        cold_faults.sort_unstable_by_key(|&(faults, _)| faults);
+        let (faults, cpu) = cold_faults[cold_faults.len() / 2];
+        let cost = each.as_secs_f64() * faults as f64;
+        println!(
+            "{:<66} {:>10} faults  {:.2} us each here: {:.0} ms, {:.0}% of its {:.2} s of CPU",
+            "  its page faults (first touches of fresh memory)",
+            faults,
+            each.as_secs_f64() * 1e6,
+            cost * 1e3,
+            100.0 * cost / cpu,
+            cpu
+        );
+    }
     // The same replay without its start: the entries after the snapshot, folded
     // and checked, at the rate a longer replay from there tends to.
     let restore = median(restores);

@@ -77,3 +77,35 @@ pub fn print_cpu_per_entry(
 pub fn rounds() -> usize {
     env_u64("GOVLEDGER_BENCH_ROUNDS", 3).max(1) as usize
 }
+
+/// The page faults this process has taken that needed no read from disk (Linux's
+/// minor faults: nearly all of them the first touch of a fresh page of memory,
+/// which the kernel must find and zero), from `/proc/self/stat`; `None` where
+/// there is no such file.
+pub fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields 3 on follow the command's name, which is in parentheses and may
+    // hold spaces; `minflt` is field 10.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(10 - 3)?.parse().ok()
+}
+
+/// What one page fault costs on this host: 64 MiB of fresh memory touched once
+/// per page, its time over its faults (zeroing included). `None` without
+/// [`minor_faults`], or when the memory came back already mapped (fewer
+/// faults than half its pages).
+pub fn fault_cost() -> Option<Duration> {
+    const BYTES: usize = 64 << 20;
+    const PAGE: usize = 4096;
+    let before = minor_faults()?;
+    let t = std::time::Instant::now();
+    // Zeroed, so a fresh mapping is not written before the loop touches it.
+    let mut fresh = vec![0u8; BYTES];
+    for i in (0..BYTES).step_by(PAGE) {
+        fresh[i] = 1;
+    }
+    let took = t.elapsed();
+    std::hint::black_box(&fresh);
+    let faults = minor_faults()?.saturating_sub(before);
+    (faults >= (BYTES / PAGE / 2) as u64).then(|| took.div_f64(faults as f64))
+}
