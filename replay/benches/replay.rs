@@ -11,7 +11,9 @@
 //! clocks: for profilers, `valgrind --tool=callgrind` included; set to `middle`,
 //! from the midway checkpoint's snapshot instead),
 //! `GOVLEDGER_BENCH_RESTORE_ONLY` (only the midway snapshot's restore, `ROUNDS`
-//! times: read, checked, decoded, its digest matched; for profilers too).
+//! times: read, checked, decoded, its digest matched; for profilers too),
+//! `GOVLEDGER_BENCH_FAULTS` (with `VERIFIED_ONLY`: also print each replay's page
+//! faults and CPU time, as the bench asks of the fresh process it runs).
 //!
 //! Prints medians of the alternating rounds, as entries/s and as a ratio to the
 //! scan: the scan; the fold alone (no digests); the verified replay from entry 0
