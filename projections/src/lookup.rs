@@ -319,6 +319,11 @@ impl<V> PairMap<V> {
         self.hasher.hash_one(pair(&(a, b)))
     }
 
+    /// Whether an entry of the table is the one under `(a, b)`.
+    fn under<'k>(a: &'k str, b: &'k str) -> impl Fn(&((String, String), V)) -> bool + 'k {
+        move |(k, _)| k.0 == a && k.1 == b
+    }
+
     /// How many values it holds.
     pub(crate) fn len(&self) -> usize {
         self.table.len()
@@ -339,7 +344,7 @@ impl<V> PairMap<V> {
     /// The value under `(a, b)`, if any.
     pub(crate) fn get(&self, a: &str, b: &str) -> Option<&V> {
         self.table
-            .find(self.hash(a, b), |(k, _)| k.0 == a && k.1 == b)
+            .find(self.hash(a, b), Self::under(a, b))
             .map(|(_, v)| v)
     }
 
@@ -352,8 +357,9 @@ impl<V> PairMap<V> {
     ) -> &mut V {
         let h = self.hash(a, b);
         let hasher = &self.hasher;
-        let held = |(k, _): &((String, String), V)| k.0 == a && k.1 == b;
-        let entry = self.table.entry(h, held, |(k, _)| hasher.hash_one(k));
+        let entry = self
+            .table
+            .entry(h, Self::under(a, b), |(k, _)| hasher.hash_one(k));
         let made = || ((a.to_string(), b.to_string()), make());
         &mut entry.or_insert_with(made).into_mut().1
     }
@@ -366,8 +372,7 @@ impl<V> PairMap<V> {
         b: &str,
         change: impl FnOnce(&mut V) -> bool,
     ) {
-        let held = |(k, _): &((String, String), V)| k.0 == a && k.1 == b;
-        if let Ok(mut o) = self.table.find_entry(self.hash(a, b), held) {
+        if let Ok(mut o) = self.table.find_entry(self.hash(a, b), Self::under(a, b)) {
             if !change(&mut o.get_mut().1) {
                 o.remove();
             }

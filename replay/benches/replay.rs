@@ -42,6 +42,27 @@ use govledger_schemas::DecodeLimits;
 use sha2::Digest as _;
 use std::time::{Duration, Instant};
 
+/// Set by the bench for the fresh process it runs: print the replay's page
+/// faults and CPU time, in a line [`faults_line`] writes and [`read_faults`]
+/// reads.
+const FAULTS_ENV: &str = "GOVLEDGER_BENCH_FAULTS";
+
+fn faults_line(faults: u64, cpu: Duration) -> String {
+    format!(
+        "page faults during it: {faults} in {:.3} s of CPU",
+        cpu.as_secs_f64()
+    )
+}
+
+/// The faults and CPU seconds of a line [`faults_line`] wrote.
+fn read_faults(line: &str) -> Option<(u64, f64)> {
+    let (faults, cpu) = line
+        .strip_prefix("page faults during it: ")?
+        .strip_suffix(" s of CPU")?
+        .split_once(" in ")?;
+    Some((faults.parse().ok()?, cpu.parse().ok()?))
+}
+
 fn main() {
     govledger_ingest::no_huge_pages();
     // What a page fault costs here, measured first, while this process's memory
@@ -115,7 +136,7 @@ fn main() {
         for _ in 0..rounds() {
             // Only for the row "once in a fresh process", which asks: the CPU
             // clock dies under callgrind.
-            let faults = std::env::var_os("GOVLEDGER_BENCH_FAULTS")
+            let faults = std::env::var_os(FAULTS_ENV)
                 .and_then(|_| Some((minor_faults()?, govledger_ingest::process_cpu_time())));
             let t = Instant::now();
             let (state, report) =
@@ -124,13 +145,8 @@ fn main() {
             // final state go without freeing it: its drop is not timed.
             let took = t.elapsed();
             if let Some(((before, cpu), after)) = faults.zip(minor_faults()) {
-                println!(
-                    "page faults during it: {} in {:.3} s of CPU",
-                    after.saturating_sub(before),
-                    govledger_ingest::process_cpu_time()
-                        .saturating_sub(cpu)
-                        .as_secs_f64()
-                );
+                let cpu = govledger_ingest::process_cpu_time().saturating_sub(cpu);
+                println!("{}", faults_line(after.saturating_sub(before), cpu));
             }
             drop(state);
             assert_eq!(report.to, size);
@@ -235,7 +251,7 @@ fn main() {
             .env("GOVLEDGER_BENCH_DIR", &dir)
             .env("GOVLEDGER_BENCH_VERIFIED_ONLY", "middle")
             .env("GOVLEDGER_BENCH_ROUNDS", "1")
-            .env("GOVLEDGER_BENCH_FAULTS", "1")
+            .env(FAULTS_ENV, "1")
             .output()
             .expect("the bench runs itself");
         assert!(out.status.success(), "the fresh process failed: {out:?}");
@@ -252,16 +268,7 @@ fn main() {
             .next_back()
             .map(|rate: f64| Duration::from_secs_f64((size - mid) as f64 / rate))
             .expect("the fresh process prints its rate");
-        let faults = text
-            .lines()
-            .filter_map(|l| {
-                let (faults, cpu) = l
-                    .strip_prefix("page faults during it: ")?
-                    .strip_suffix(" s of CPU")?
-                    .split_once(" in ")?;
-                Some((faults.parse().ok()?, cpu.parse().ok()?))
-            })
-            .next_back();
+        let faults = text.lines().filter_map(read_faults).next_back();
         (took, faults)
     };
     let rounds = rounds();
@@ -350,11 +357,10 @@ fn main() {
         cold,
         cold / rate(size - mid, hs)
     );
-    // How much of that is first touches of fresh memory: its page faults, at
-    // what one costs on this host (a few hundred nanoseconds on bare metal,
-    // several microseconds in some virtual machines).
-    // (The run of median faults, whose CPU time goes with them.)
-    if let (false, Some(each)) = (cold_faults.is_empty(), fault) {
+    // How much of that is first touches of fresh memory: the page faults of the
+    // run with the median count (its CPU time goes with them), at what one
+    // costs on this host.
+    if let Some(each) = fault.filter(|_| !cold_faults.is_empty()) {
         cold_faults.sort_unstable_by_key(|&(faults, _)| faults);
         let (faults, cpu) = cold_faults[cold_faults.len() / 2];
         let cost = each.as_secs_f64() * faults as f64;
