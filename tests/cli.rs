@@ -551,6 +551,86 @@ fn replay_checks_the_signed_state_digest_at_every_checkpoint() {
     );
 }
 
+/// Changes, behind the ledger's back, the cost of the first budget increment at
+/// or after `from`: one digit of its stored body, whose recorded length and
+/// SHA-256 stay as they were. Returns its seq.
+fn change_a_cost(env: &Env, from: u64) -> u64 {
+    let db = common::raw_db(&env.data());
+    let cf = db.cf_handle("entries").unwrap();
+    let has = |leaf: &[u8], needle: &[u8]| leaf.windows(needle.len()).position(|w| w == needle);
+    for seq in from.. {
+        let mut leaf = db.get_cf(cf, seq.to_be_bytes()).unwrap().expect("an entry");
+        if has(&leaf, b"\"type\":\"budget.incremented\"").is_none() {
+            continue;
+        }
+        let key = b"\"cost_micros\":";
+        let at = has(&leaf, key).expect("a cost") + key.len();
+        let end = at + leaf[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let d = &mut leaf[end - 1];
+        *d = if *d == b'9' { b'8' } else { *d + 1 };
+        db.put_cf(cf, seq.to_be_bytes(), &leaf).unwrap();
+        return seq;
+    }
+    unreachable!("the log ends")
+}
+
+/// `replay` names an entry whose body was changed behind its recorded hash, and
+/// exits 1: one that a later signed whole-state digest covers (read without its
+/// hash, found when that digest does not match, the entries since the last
+/// matched checkpoint then read again with every check), and one after the
+/// last checkpoint of the range (read with its hash).
+#[test]
+fn replay_names_an_entry_whose_body_was_changed_behind_its_hash() {
+    let env = appended_in_two(24);
+    let problem = |args: &[&str]| {
+        let out = env.run(args);
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{r}");
+        assert_eq!(r["ok"], false);
+        r["problem"].clone()
+    };
+
+    let covered = change_a_cost(&env, 600);
+    assert!(covered < 1_000, "under the checkpoint at 1,000: {covered}");
+    let p = problem(&["--json", "replay", "--from-checkpoint", "0"]);
+    assert_eq!(p["kind"], "entry_body_changed", "{p}");
+    assert_eq!(p["seq"], covered);
+    assert_eq!(
+        p["checkpoint"], 1_000,
+        "found through the digest signed at 1,000"
+    );
+    let message = p["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("entry {covered}: its stored body does not match"))
+            && message.contains("checkpoint of size 1000"),
+        "{message}"
+    );
+
+    // From the snapshot at 1,000 to 1,300: no checkpoint after the start.
+    let tail = change_a_cost(&env, 1_100);
+    assert!(tail < 1_300, "{tail}");
+    let p = problem(&[
+        "--json",
+        "replay",
+        "--from-checkpoint",
+        "1000",
+        "--to",
+        "1300",
+    ]);
+    assert_eq!(p["kind"], "entry_body_changed", "{p}");
+    assert_eq!(p["seq"], tail);
+    assert!(p.get("checkpoint").is_none(), "found by reading it: {p}");
+
+    // Without --json: loud, on stderr.
+    let out = env.run(&["replay", "--from-checkpoint", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("REPLAY FAILED: entry {covered}:")),
+        "{err}"
+    );
+}
+
 /// `replay --from-checkpoint K` starts from the newest usable snapshot at or below
 /// K: a damaged one is passed over for the one below it, and the replay still
 /// checks every checkpoint after its start.

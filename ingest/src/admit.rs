@@ -44,8 +44,9 @@ use govledger_projections::{
     KeyRing, KeyRole, Refusal, Snapshot, SnapshotError, State, DIGEST_VERSION,
 };
 use govledger_schemas::{
-    decode_body, decode_body_into, decode_fold_leaf, peek_ids, CodecError, DecodeError,
-    DecodeLimits, Entry, Envelope, Event, KillScope, RejectReason, Seq, Verdict,
+    decode_body, decode_body_into, decode_fold_leaf, decode_fold_leaf_unhashed, peek_ids,
+    CodecError, DecodeError, DecodeLimits, Entry, Envelope, Event, KillScope, RejectReason, Seq,
+    Verdict,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -531,6 +532,29 @@ impl Admission {
         stops: &[u64],
         at_stop: &mut dyn FnMut(&mut Admission) -> Result<(), E>,
     ) -> Result<(), E> {
+        let covered = range.start;
+        self.replay_pipelined_covered(range, covered, open, codec_error, progress, stops, at_stop)
+    }
+
+    /// [`Admission::replay_pipelined_stopping`], the kept bodies of the entries
+    /// before `covered` read without their SHA-256
+    /// ([`govledger_schemas::decode_fold_leaf_unhashed`]; about a tenth of a
+    /// fold's CPU, `docs/BENCHMARKS.md`, stop 39). For a caller that checks a
+    /// signed whole-state digest at a stop at or after `covered`: a body changed
+    /// behind its hash that bears on the state fails that check, and the caller
+    /// then names the entry by reading the entries again with every check. One
+    /// that does not bear on the state leaves the folded state as it would be.
+    #[allow(clippy::too_many_arguments)]
+    pub fn replay_pipelined_covered<'s, E: Send>(
+        &mut self,
+        range: Range<u64>,
+        covered: u64,
+        open: &(dyn Fn() -> Box<dyn LeafReader<E> + 's> + Sync),
+        codec_error: impl Fn(u64, CodecError) -> E + Sync,
+        progress: &mut dyn FnMut(u64),
+        stops: &[u64],
+        at_stop: &mut dyn FnMut(&mut Admission) -> Result<(), E>,
+    ) -> Result<(), E> {
         let start = self.entries_folded;
         let mut stops = stops.iter().copied().filter(move |&s| s > start).peekable();
         let round_len = PIPELINE_ROUND as u64;
@@ -556,7 +580,7 @@ impl Admission {
                     return false;
                 }
                 next += 1;
-                match decode_leaf(leaf, &mut entries) {
+                match decode_leaf(leaf, &mut entries, seq >= covered) {
                     Ok(()) => true,
                     Err(err) => {
                         bad = Some((seq, err));
@@ -941,9 +965,14 @@ type ToFold = (u64, FoldAs, Option<Envelope>);
 
 /// What folding a stored leaf needs of it, read in place and added to `round`
 /// (nothing added on an error). The decoded body is built in its place in the
-/// round, not moved there.
-fn decode_leaf(leaf: &[u8], round: &mut Vec<ToFold>) -> Result<(), CodecError> {
-    let e = decode_fold_leaf(leaf)?;
+/// round, not moved there. A kept body is checked against its SHA-256 when
+/// `hashed` ([`Admission::replay_pipelined_covered`]).
+fn decode_leaf(leaf: &[u8], round: &mut Vec<ToFold>, hashed: bool) -> Result<(), CodecError> {
+    let e = if hashed {
+        decode_fold_leaf(leaf)?
+    } else {
+        decode_fold_leaf_unhashed(leaf)?
+    };
     let how = FoldAs::of(e.rejected);
     let at = round.len();
     round.push((e.time_ns, how, None));

@@ -1140,6 +1140,38 @@ fn a_generated_stream_is_accepted_in_full() {
         assert_eq!(err, format!("leaf {at}"));
         assert_eq!(p.entries_folded(), at as u64);
     }
+    // A body changed behind its recorded hash (a budget increment's cost, one
+    // digit, so that it still reads as an event): refused where bodies are
+    // hashed, folded as it stands before `covered` (whose caller checks a
+    // signed whole-state digest after it, which the changed cost fails).
+    let at = (R..two)
+        .find(|&i| contains(&leaves[i].1, b"\"type\":\"budget.incremented\""))
+        .expect("a budget increment in the second round");
+    let mut changed = leaves[..two].to_vec();
+    change_cost(&mut changed[at].1);
+    let clean = pipelined(two, 2).state_digest();
+    for covered in [0, at as u64, at as u64 + 1, two as u64] {
+        let mut p = Admission::new(&trust, DecodeLimits::default()).unwrap();
+        p.set_verify_threads(2);
+        let folded = p.replay_pipelined_covered(
+            0..two as u64,
+            covered,
+            &|| in_memory(&changed, None),
+            |seq, e| format!("leaf {seq}: {e}"),
+            &mut |_| {},
+            &[],
+            &mut |_| Ok(()),
+        );
+        if covered > at as u64 {
+            folded.unwrap();
+            assert_eq!(p.entries_folded(), two as u64);
+            assert_ne!(p.state_digest(), clean, "the changed cost is in the state");
+        } else {
+            let want = format!("leaf {at}: {}", govledger_schemas::CodecError::BodyMismatch);
+            assert_eq!(folded.unwrap_err(), want, "covered up to {covered}");
+            assert_eq!(p.entries_folded(), at as u64);
+        }
+    }
     // Stops: `at_stop` sees the state right after each stop's entries, on the
     // folding thread, in a short range and across rounds; its digest there is the
     // one of a replay that stopped there. An error from it ends the fold at that
@@ -1543,6 +1575,24 @@ fn an_increment_past_a_plain_budget_is_refused_and_nothing_else() {
 
 /// Stored leaves (seq `i` at index `i`) as a pipelined fold reads them, the read of
 /// `fail_at` failing with `read {seq}`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Changes the last digit of the first `cost_micros` in stored leaf bytes, its
+/// length and recorded hash left as they were.
+fn change_cost(leaf: &mut [u8]) {
+    let key = b"\"cost_micros\":";
+    let at = leaf
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("a cost")
+        + key.len();
+    let end = at + leaf[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let d = &mut leaf[end - 1];
+    *d = if *d == b'9' { b'8' } else { *d + 1 };
+}
+
 fn in_memory(leaves: &[(u64, Vec<u8>)], fail_at: Option<u64>) -> Box<dyn LeafReader<String> + '_> {
     misreading(leaves, fail_at.map_or(Misread::None, Misread::Fail))
 }

@@ -109,10 +109,28 @@ pub fn fold_stopping<S: LogStore, E: From<LedgerError> + Send>(
     stops: &[u64],
     at_stop: &mut dyn FnMut(&mut Admission) -> Result<(), E>,
 ) -> Result<(), E> {
+    fold_covered(adm, ledger, from..to, from, progress, stops, at_stop)
+}
+
+/// [`fold_stopping`] over `range`, the kept bodies of the entries before
+/// `covered` read without their SHA-256, for a caller that checks a signed
+/// whole-state digest at a stop at or after `covered`
+/// ([`Admission::replay_pipelined_covered`]; [`verified`] does).
+pub(crate) fn fold_covered<S: LogStore, E: From<LedgerError> + Send>(
+    adm: &mut Admission,
+    ledger: &Ledger<S>,
+    range: std::ops::Range<u64>,
+    covered: u64,
+    progress: &mut dyn FnMut(u64),
+    stops: &[u64],
+    at_stop: &mut dyn FnMut(&mut Admission) -> Result<(), E>,
+) -> Result<(), E> {
+    let (from, to) = (range.start, range.end);
     within_log(ledger, from, to)?;
     let open = || -> Box<dyn LeafReader<E> + '_> { Box::new(StoredLeaves::new(ledger.store())) };
-    adm.replay_pipelined_stopping(
+    adm.replay_pipelined_covered(
         from..to,
+        covered,
         &open,
         |seq, source| LedgerError::Codec { seq, source }.into(),
         progress,

@@ -10,6 +10,16 @@
 //! (for example the store in `tests/data/store-v1/`); those are matched against the
 //! key ring's digest and counted apart as legacy. A checkpoint with no digest is
 //! counted as unchecked.
+//!
+//! The entries that a later checkpoint of the range covers with a whole-state
+//! digest (version 2 or 3) are read without hashing their bodies (their lengths
+//! are checked): that digest is their check. When one does not match, the
+//! entries since the last checkpoint that did are read again with every check,
+//! and a body changed behind its recorded SHA-256 is named
+//! ([`ReplayError::BodyChanged`]) rather than the checkpoint alone; an entry
+//! that no longer reads is checked the same way. The entries after the range's
+//! last such checkpoint are hashed as they are read. README, "What a replay
+//! checks of each entry".
 
 use govledger_ingest::snapshots::{self, SnapshotsError};
 use govledger_ingest::{Admission, Trust};
@@ -17,7 +27,7 @@ use govledger_ledger::checkpoint::{Checkpoint, StateDigest};
 use govledger_ledger::note::NoteVerifier;
 use govledger_ledger::store::LogStore;
 use govledger_ledger::{Ledger, LedgerError};
-use govledger_schemas::DecodeLimits;
+use govledger_schemas::{decode_entry_ref, CodecError, DecodeLimits};
 
 /// What a verified replay did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +111,22 @@ pub enum ReplayError {
     NoOrdinals {
         /// The checkpoint's size.
         size: u64,
+    },
+    /// A stored entry's body is not the one its recorded SHA-256 (part of the
+    /// entry under the tree) names: changed behind the ledger's back. Found by
+    /// reading the entry, or, for an entry that a later signed whole-state
+    /// digest covers, when that digest did not match (`checkpoint`).
+    #[error(
+        "entry {seq}: its stored body does not match the SHA-256 its entry records (changed behind the ledger's back){}",
+        checkpoint.map_or(String::new(), |size| format!(
+            "; found when the state digest signed at the checkpoint of size {size} did not match"
+        ))
+    )]
+    BodyChanged {
+        /// The entry.
+        seq: u64,
+        /// The checkpoint whose digest did not match, if that is how it was found.
+        checkpoint: Option<u64>,
     },
     /// Reading the ledger failed.
     #[error(transparent)]
@@ -219,23 +245,79 @@ pub(crate) fn replay_before<S: LogStore>(
     }
     let rest = &notes[at_start..];
     let sizes: Vec<u64> = rest.iter().map(|(s, _)| *s).collect();
+    // The entries before the last checkpoint ahead that signs a whole-state
+    // digest are read without their bodies' SHA-256: that digest is checked
+    // (a note whose signature fails stops the replay), and when one does not
+    // match, the entries since the last one that did are read again with every
+    // check, to name a body changed behind its hash.
+    let covered = rest
+        .iter()
+        .filter(|(_, note)| whole_state_digest(note))
+        .map(|(size, _)| *size)
+        .max()
+        .unwrap_or(started.from);
     let mut next = rest.iter();
+    let mut matched = started.from;
     let checks = &mut report;
-    crate::fold_stopping(
+    crate::fold_covered(
         &mut adm,
         ledger,
-        started.from,
-        to,
+        started.from..to,
+        covered,
         progress,
         &sizes,
         &mut |adm: &mut Admission| -> Result<(), ReplayError> {
             let (size, note) = next.next().expect("one note per stop");
-            check(adm, verifier, *size, note, checks)
+            let before = checks.checkpoints_checked;
+            let checked = check(adm, verifier, *size, note, checks);
+            if matches!(checked, Err(ReplayError::Mismatch { .. })) {
+                if let Some(seq) = changed_body(ledger, matched..*size) {
+                    let checkpoint = Some(*size);
+                    return Err(ReplayError::BodyChanged { seq, checkpoint });
+                }
+            } else if checks.checkpoints_checked > before {
+                matched = *size;
+            }
+            checked
         },
-    )?;
+    )
+    .map_err(|e| match e {
+        // An entry that did not read (its body no longer an event, say) may
+        // have had its body changed.
+        ReplayError::Ledger(LedgerError::Codec { seq, .. })
+            if changed_body(ledger, seq..seq + 1).is_some() =>
+        {
+            ReplayError::BodyChanged {
+                seq,
+                checkpoint: None,
+            }
+        }
+        e => e,
+    })?;
     report.entries_folded = to - started.from;
     report.state_digest = adm.state_digest();
     Ok((adm, report))
+}
+
+/// Whether a checkpoint's note carries a whole-state digest (version 2 or
+/// later), read from its text without its signature: [`check`] verifies the
+/// signature before it uses the digest, and fails the replay if it does not.
+fn whole_state_digest(note: &str) -> bool {
+    note.rsplit_once("\n\n")
+        .and_then(|(text, _)| Checkpoint::parse_body(&format!("{text}\n")).ok())
+        .and_then(|cp| cp.state_digest)
+        .is_some_and(|d| d.version >= 2)
+}
+
+/// The first entry in `range` whose kept body does not match the SHA-256 its
+/// entry records, read with every check.
+fn changed_body<S: LogStore>(ledger: &Ledger<S>, range: std::ops::Range<u64>) -> Option<u64> {
+    crate::leaves_from(ledger, range.start)
+        .take_while(|item| item.as_ref().map_or(true, |(seq, _)| *seq < range.end))
+        .find_map(|item| {
+            let (seq, leaf) = item.ok()?;
+            matches!(decode_entry_ref(&leaf), Err(CodecError::BodyMismatch)).then_some(seq)
+        })
 }
 
 /// Checks the state after `size` entries against the checkpoint signed there.

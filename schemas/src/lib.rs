@@ -30,8 +30,8 @@ pub mod ids;
 pub mod verdict;
 
 pub use codec::{
-    decode_entry, decode_entry_ref, decode_fold_leaf, encode_entry, entry_seq, CodecError,
-    EntryRef, FoldLeaf, VerdictRef, ENTRY_MAGIC, MAX_ENTRY_BYTES,
+    decode_entry, decode_entry_ref, decode_fold_leaf, decode_fold_leaf_unhashed, encode_entry,
+    entry_seq, CodecError, EntryRef, FoldLeaf, VerdictRef, ENTRY_MAGIC, MAX_ENTRY_BYTES,
 };
 pub use decode::{decode_body, decode_body_into, peek_ids, DecodeError, DecodeLimits};
 pub use entry::{body_digest, Entry, MessageMeta, Verdict};

@@ -3,9 +3,9 @@
 mod common;
 
 use govledger_schemas::{
-    decode_body, decode_entry, decode_entry_ref, decode_fold_leaf, encode_entry, CodecError,
-    DecodeLimits, Entry, EntryRef, EventType, FoldLeaf, MessageMeta, RejectReason, Seq, Verdict,
-    VerdictRef, ENTRY_MAGIC,
+    decode_body, decode_entry, decode_entry_ref, decode_fold_leaf, decode_fold_leaf_unhashed,
+    encode_entry, CodecError, DecodeLimits, Entry, EntryRef, EventType, FoldLeaf, MessageMeta,
+    RejectReason, Seq, Verdict, VerdictRef, ENTRY_MAGIC,
 };
 use proptest::prelude::*;
 
@@ -245,8 +245,16 @@ fn decode_errors() {
         &encode_entry(&wrong_len),
     ] {
         let err = decode_entry(bad).expect_err("refused");
-        assert_eq!(decode_fold_leaf(bad), Err(err));
+        assert_eq!(decode_fold_leaf(bad), Err(err.clone()));
+        // And so does the reader that does not hash the body, but for the
+        // body changed behind its hash (below).
+        if *bad != encode_entry(&tampered) {
+            assert_eq!(decode_fold_leaf_unhashed(bad), Err(err));
+        }
     }
+    let leaf = encode_entry(&tampered);
+    let read = decode_fold_leaf_unhashed(&leaf).expect("read without the hash");
+    assert_eq!(read.body, tampered.body.as_deref());
 }
 
 #[test]
@@ -426,6 +434,15 @@ proptest! {
                 decode_fold_leaf(input),
                 decode_entry_ref(input).map(|r| fold_leaf_of(&r))
             );
+            // Without the body's hash: the same, but for a wrong hash alone.
+            let unhashed = decode_fold_leaf_unhashed(input);
+            match decode_fold_leaf(input) {
+                Err(CodecError::BodyMismatch) => prop_assert!(matches!(
+                    unhashed,
+                    Ok(_) | Err(CodecError::BodyMismatch)
+                )),
+                checked => prop_assert_eq!(unhashed, checked),
+            }
         }
     }
 

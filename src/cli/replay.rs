@@ -145,8 +145,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 return Err(e.into());
             };
             if ctx.json {
-                let mut problem =
-                    json!({"kind": kind, "checkpoint": size, "message": e.to_string()});
+                let mut problem = json!({"kind": kind, "message": e.to_string()});
+                if let Some(size) = size {
+                    problem["checkpoint"] = json!(size);
+                }
                 if let Some(seq) = seq {
                     problem["seq"] = json!(seq);
                 }
@@ -165,13 +167,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
 }
 
 /// A replay that found the log inconsistent (exit 1), as (problem kind, checkpoint
-/// size, last entry before it); `None` for errors that stopped it from looking.
-fn failure(e: &ReplayError) -> Option<(&'static str, u64, Option<u64>)> {
+/// size, entry): the entry is the last one before a checkpoint whose digest did
+/// not match, or the one whose body was changed behind its hash (with the
+/// checkpoint whose digest did not match, if that is how it was found); `None`
+/// for errors that stopped it from looking.
+fn failure(e: &ReplayError) -> Option<(&'static str, Option<u64>, Option<u64>)> {
     match e {
         ReplayError::Mismatch { size, seq, .. } => {
-            Some(("state_digest_mismatch", *size, Some(*seq)))
+            Some(("state_digest_mismatch", Some(*size), Some(*seq)))
         }
-        ReplayError::Signature { size, .. } => Some(("bad_checkpoint_signature", *size, None)),
+        ReplayError::Signature { size, .. } => {
+            Some(("bad_checkpoint_signature", Some(*size), None))
+        }
+        ReplayError::BodyChanged { seq, checkpoint } => {
+            Some(("entry_body_changed", *checkpoint, Some(*seq)))
+        }
         _ => None,
     }
 }

@@ -304,10 +304,13 @@ pub fn run(
     })
 }
 
-/// A failed digest check or signature: loud, exit 1.
+/// A failed digest check or signature, or a body changed behind its hash: loud,
+/// exit 1.
 fn failed(ctx: &Ctx, e: &ReplayError) -> Result<ExitCode> {
     match e {
-        ReplayError::Mismatch { .. } | ReplayError::Signature { .. } => {
+        ReplayError::Mismatch { .. }
+        | ReplayError::Signature { .. }
+        | ReplayError::BodyChanged { .. } => {
             if ctx.json {
                 println!("{}", json!({"ok": false, "problem": e.to_string()}));
             } else {
