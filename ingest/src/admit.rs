@@ -487,7 +487,9 @@ impl Admission {
     /// [`LeafReader`] with `open` and take rounds of [`PIPELINE_ROUND`] leaves in
     /// turn (worker `w` of `n` the rounds `w`, `w + n`, …), reading each round
     /// straight from the store's buffers and decoding it as it reads (leaf, body
-    /// hash check and strict body decode); this thread folds the decoded rounds in
+    /// length and hash check, strict body decode; without the hash for the
+    /// entries [`Admission::replay_pipelined_covered`] is told a signed digest
+    /// covers); this thread folds the decoded rounds in
     /// log order while the next ones are read and decoded. No leaf is copied, and
     /// no thread only reads: the reading is spread over the workers with the
     /// decoding it feeds.
@@ -540,10 +542,11 @@ impl Admission {
     /// before `covered` read without their SHA-256
     /// ([`govledger_schemas::decode_fold_leaf_unhashed`]; about a tenth of a
     /// fold's CPU, `docs/BENCHMARKS.md`, stop 39). For a caller that checks a
-    /// signed whole-state digest at a stop at or after `covered`: a body changed
-    /// behind its hash that bears on the state fails that check, and the caller
-    /// then names the entry by reading the entries again with every check. One
-    /// that does not bear on the state leaves the folded state as it would be.
+    /// signed digest of all its state at a stop at or after `covered`: a body
+    /// changed behind its hash so that the state there differs fails that
+    /// check, and the caller then names the entry by reading the entries again
+    /// with every check. The detector's tracks, which no digest covers, are
+    /// folded from such a body as it stands.
     #[allow(clippy::too_many_arguments)]
     pub fn replay_pipelined_covered<'s, E: Send>(
         &mut self,

@@ -18,7 +18,7 @@ use govledger_ledger::store::LogStore;
 use govledger_ledger::{Ledger, LedgerError};
 use govledger_schemas::{decode_entry, DecodeLimits, Entry, Envelope};
 
-use crate::verified::{check, replay_before, ReplayError, Report};
+use crate::verified::{body_changed_named, check, replay_before, ReplayError, Report};
 
 /// A position in the log and the state there.
 pub struct Stepper<'a, S: LogStore> {
@@ -121,7 +121,8 @@ impl<'a, S: LogStore> Stepper<'a, S> {
             return Ok(None);
         }
         let (leaf, _) = self.ledger.entry(seq)?;
-        let entry = decode_entry(&leaf).map_err(|source| LedgerError::Codec { seq, source })?;
+        let entry = decode_entry(&leaf)
+            .map_err(|source| body_changed_named(LedgerError::Codec { seq, source }.into()))?;
         let env = self
             .adm
             .replay_entry(&entry)
@@ -161,7 +162,8 @@ impl<'a, S: LogStore> Stepper<'a, S> {
         for stop in stops {
             let at = self.pos();
             if at < stop {
-                crate::fold(&mut self.adm, self.ledger, at, stop, &mut |_| {})?;
+                crate::fold(&mut self.adm, self.ledger, at, stop, &mut |_| {})
+                    .map_err(|e| body_changed_named(e.into()))?;
                 self.check_here()?;
             }
         }

@@ -11,9 +11,12 @@
 //! key ring's digest and counted apart as legacy. A checkpoint with no digest is
 //! counted as unchecked.
 //!
-//! The entries that a later checkpoint of the range covers with a whole-state
-//! digest (version 2 or 3) are read without hashing their bodies (their lengths
-//! are checked): that digest is their check. When one does not match, the
+//! The entries that a later checkpoint of the range covers with a digest of
+//! all the state holds (version 3; version 2 for a state without ordinals,
+//! which version 2 does not cover) are read without hashing their bodies
+//! (their lengths are checked): that digest is their check. The detector's
+//! per-agent tracks, which no digest covers and nothing a replay answers
+//! reads, are folded from those bodies as they stand. When one does not match, the
 //! entries since the last checkpoint that did are read again with every check,
 //! and a body changed behind its recorded SHA-256 is named
 //! ([`ReplayError::BodyChanged`]) rather than the checkpoint alone; an entry
@@ -117,7 +120,7 @@ pub enum ReplayError {
     /// reading the entry, or, for an entry that a later signed whole-state
     /// digest covers, when that digest did not match (`checkpoint`).
     #[error(
-        "entry {seq}: its stored body does not match the SHA-256 its entry records (changed behind the ledger's back){}",
+        "entry {seq}: its stored body does not match the length and SHA-256 its entry records (changed behind the ledger's back){}",
         checkpoint.map_or(String::new(), |size| format!(
             "; found when the state digest signed at the checkpoint of size {size} did not match"
         ))
@@ -245,14 +248,18 @@ pub(crate) fn replay_before<S: LogStore>(
     }
     let rest = &notes[at_start..];
     let sizes: Vec<u64> = rest.iter().map(|(s, _)| *s).collect();
-    // The entries before the last checkpoint ahead that signs a whole-state
-    // digest are read without their bodies' SHA-256: that digest is checked
-    // (a note whose signature fails stops the replay), and when one does not
-    // match, the entries since the last one that did are read again with every
-    // check, to name a body changed behind its hash.
+    // The entries before the last checkpoint ahead that signs a digest of all
+    // the state this replay holds are read without their bodies' SHA-256: that
+    // digest is checked (a note whose signature fails stops the replay), and
+    // when one does not match, the entries since the last one that did are
+    // read again with every check, to name a body changed behind its hash.
+    // Version 3 covers the maps' ordinals, which version 2 does not: a state
+    // that has them (and reports its digest in version 3) is covered by
+    // version 3 alone.
+    let ordinals = adm.state().ordinals_known();
     let covered = rest
         .iter()
-        .filter(|(_, note)| whole_state_digest(note))
+        .filter(|(_, note)| covers_all(note, ordinals))
         .map(|(size, _)| *size)
         .max()
         .unwrap_or(started.from);
@@ -299,14 +306,32 @@ pub(crate) fn replay_before<S: LogStore>(
     Ok((adm, report))
 }
 
-/// Whether a checkpoint's note carries a whole-state digest (version 2 or
-/// later), read from its text without its signature: [`check`] verifies the
-/// signature before it uses the digest, and fails the replay if it does not.
-fn whole_state_digest(note: &str) -> bool {
+/// Whether a checkpoint's note carries a digest of all that a replay's state
+/// holds: version 3, or version 2 for a state without ordinals (which version
+/// 2 does not cover). Read from the note's text without its signature: [`check`]
+/// verifies the signature before it uses the digest, and fails the replay if it
+/// does not verify.
+fn covers_all(note: &str, ordinals: bool) -> bool {
+    let wanted = if ordinals { 3..=3 } else { 2..=3 };
     note.rsplit_once("\n\n")
         .and_then(|(text, _)| Checkpoint::parse_body(&format!("{text}\n")).ok())
         .and_then(|cp| cp.state_digest)
-        .is_some_and(|d| d.version >= 2)
+        .is_some_and(|d| wanted.contains(&d.version))
+}
+
+/// `e`, or for an entry whose body does not match its recorded length and
+/// hash, [`ReplayError::BodyChanged`] naming it (found as it was read).
+pub(crate) fn body_changed_named(e: ReplayError) -> ReplayError {
+    match e {
+        ReplayError::Ledger(LedgerError::Codec {
+            seq,
+            source: CodecError::BodyMismatch,
+        }) => ReplayError::BodyChanged {
+            seq,
+            checkpoint: None,
+        },
+        e => e,
+    }
 }
 
 /// The first entry in `range` whose kept body does not match the SHA-256 its
@@ -369,4 +394,50 @@ pub(crate) fn check(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use govledger_ledger::note::NoteSigner;
+
+    fn note(digest: Option<(u32, &str)>) -> String {
+        let signer = NoteSigner::generate("example.org/log").unwrap();
+        let cp = Checkpoint {
+            origin: "example.org/log".into(),
+            size: 10,
+            root: [1; 32],
+            state_digest: None,
+            extensions: digest
+                .map(|(v, h)| match v {
+                    1 => format!("state-digest sha256:{h}"),
+                    v => format!("state-digest v{v} sha256:{h}"),
+                })
+                .into_iter()
+                .collect(),
+        };
+        cp.sign(&signer).unwrap()
+    }
+
+    /// Which checkpoints let the bodies before them go unhashed: version 3
+    /// always, version 2 only for a state without ordinals (which version 2
+    /// does not cover), no other version, and no note that does not read.
+    #[test]
+    fn a_digest_covers_the_bodies_before_it_only_if_it_covers_all_the_state() {
+        let h = "ab".repeat(32);
+        for (digest, with_ordinals, without) in [
+            (Some((3, h.as_str())), true, true),
+            (Some((2, h.as_str())), false, true),
+            (Some((1, h.as_str())), false, false),
+            (Some((4, h.as_str())), false, false),
+            (None, false, false),
+        ] {
+            let n = note(digest);
+            assert_eq!(covers_all(&n, true), with_ordinals, "{n}");
+            assert_eq!(covers_all(&n, false), without, "{n}");
+        }
+        assert!(!covers_all("not a note", false));
+        let cut = note(Some((3, h.as_str())));
+        assert!(!covers_all(&cut[..cut.find("\n\n").unwrap()], false));
+    }
 }
