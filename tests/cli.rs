@@ -668,6 +668,7 @@ fn replay_names_an_entry_whose_body_was_changed_behind_its_hash() {
 #[test]
 fn a_failed_digest_names_a_changed_body_since_the_last_matched_checkpoint() {
     let env = appended_in_two(25);
+    assert_eq!(env.json(&["snapshot", "take"])["size"], 1_500);
     let harmless = change_a_number(&env, 100, "telemetry", "ms");
     assert!(harmless < 1_000, "{harmless}");
     let r = env.json(&["replay", "--from-checkpoint", "0", "--to", "1000"]);
@@ -680,6 +681,35 @@ fn a_failed_digest_names_a_changed_body_since_the_last_matched_checkpoint() {
     assert_eq!(r["problem"]["kind"], "entry_body_changed", "{r}");
     assert_eq!(r["problem"]["seq"], cost);
     assert_eq!(r["problem"]["checkpoint"], 1_500);
+
+    // A signed note moved to another size's place is refused there, whatever
+    // its digest: the signed digests are what vouch for those bodies (and for
+    // the snapshot there).
+    {
+        let db = common::raw_db(&env.data());
+        let cf = db.cf_handle("checkpoints").unwrap();
+        let at_1000 = db.get_cf(cf, 1_000u64.to_be_bytes()).unwrap().unwrap();
+        db.put_cf(cf, 1_500u64.to_be_bytes(), at_1000).unwrap();
+    }
+    let out = env.run(&["--json", "replay", "--from-checkpoint", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["problem"]["kind"], "bad_checkpoint_signature", "{r}");
+    assert_eq!(r["problem"]["checkpoint"], 1_500);
+    let message = r["problem"]["message"].as_str().unwrap();
+    assert!(message.contains("signed for size 1000"), "{message}");
+    let out = env.run(&["--json", "snapshot", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let at_1500 = list["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["size"] == 1_500)
+        .expect("the snapshot at 1,500");
+    assert_eq!(at_1500["ok"], false);
+    let why = at_1500["problem"].as_str().unwrap();
+    assert!(why.contains("signed for size 1000"), "{why}");
 }
 
 /// `replay --from-checkpoint K` starts from the newest usable snapshot at or below

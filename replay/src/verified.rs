@@ -357,6 +357,16 @@ pub(crate) fn check(
         size,
         why: e.to_string(),
     })?;
+    // A note moved to another size's place: its digest is not this state's.
+    if cp.size != size {
+        return Err(ReplayError::Signature {
+            size,
+            why: format!(
+                "it is signed for size {}, not the size it is stored under",
+                cp.size
+            ),
+        });
+    }
     let Some(signed) = cp.state_digest else {
         if let Some(line) = cp
             .extensions
