@@ -87,6 +87,15 @@ pub enum CheckpointError {
     /// The signed note around it is bad.
     #[error(transparent)]
     Note(#[from] NoteError),
+    /// The note is signed for another size than the one it is stored under:
+    /// moved there, its digest is not that state's.
+    #[error("it is signed for size {signed}, not the size {stored} it is stored under")]
+    WrongSize {
+        /// The size it is stored under.
+        stored: u64,
+        /// The size it is signed for.
+        signed: u64,
+    },
 }
 
 impl Checkpoint {
@@ -117,6 +126,30 @@ impl Checkpoint {
     /// Verifies `note` with `verifier` and parses its body.
     pub fn open(note: &str, verifier: &NoteVerifier) -> Result<Checkpoint, CheckpointError> {
         let text = verifier.open(note)?;
+        Self::parse_body(text)
+    }
+
+    /// [`Checkpoint::open`] for a note stored under the log size `size`, which
+    /// must be the size it is signed for ([`CheckpointError::WrongSize`]).
+    pub fn open_at(
+        note: &str,
+        verifier: &NoteVerifier,
+        size: u64,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let cp = Self::open(note, verifier)?;
+        if cp.size != size {
+            return Err(CheckpointError::WrongSize {
+                stored: size,
+                signed: cp.size,
+            });
+        }
+        Ok(cp)
+    }
+
+    /// The checkpoint a note's text says, its signature not checked: to plan
+    /// with (which digests lie ahead) before [`Checkpoint::open`] checks it.
+    pub fn peek(note: &str) -> Result<Checkpoint, CheckpointError> {
+        let (text, _) = crate::note::split_note(note)?;
         Self::parse_body(text)
     }
 

@@ -283,7 +283,7 @@ fn check_text(text: &str) -> Result<(), NoteError> {
 }
 
 /// Splits a signed note at its last blank line into (text, signature lines).
-fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
+pub(crate) fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
     let at = note
         .rfind("\n\n")
         .ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;

@@ -125,11 +125,10 @@ pub(crate) fn fold_covered<S: LogStore, E: From<LedgerError> + Send>(
     stops: &[u64],
     at_stop: &mut dyn FnMut(&mut Admission) -> Result<(), E>,
 ) -> Result<(), E> {
-    let (from, to) = (range.start, range.end);
-    within_log(ledger, from, to)?;
+    within_log(ledger, range.start, range.end)?;
     let open = || -> Box<dyn LeafReader<E> + '_> { Box::new(StoredLeaves::new(ledger.store())) };
     adm.replay_pipelined_covered(
-        from..to,
+        range,
         covered,
         &open,
         |seq, source| LedgerError::Codec { seq, source }.into(),

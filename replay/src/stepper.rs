@@ -121,8 +121,9 @@ impl<'a, S: LogStore> Stepper<'a, S> {
             return Ok(None);
         }
         let (leaf, _) = self.ledger.entry(seq)?;
-        let entry = decode_entry(&leaf)
-            .map_err(|source| body_changed_named(LedgerError::Codec { seq, source }.into()))?;
+        let entry = decode_entry(&leaf).map_err(|source| {
+            body_changed_named(self.ledger, LedgerError::Codec { seq, source }.into())
+        })?;
         let env = self
             .adm
             .replay_entry(&entry)
@@ -163,7 +164,7 @@ impl<'a, S: LogStore> Stepper<'a, S> {
             let at = self.pos();
             if at < stop {
                 crate::fold(&mut self.adm, self.ledger, at, stop, &mut |_| {})
-                    .map_err(|e| body_changed_named(e.into()))?;
+                    .map_err(|e| body_changed_named(self.ledger, e.into()))?;
                 self.check_here()?;
             }
         }

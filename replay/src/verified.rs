@@ -196,20 +196,22 @@ pub(crate) fn replay_before<S: LogStore>(
             ledger.size()
         )));
     }
-    // Every checkpoint from the start through `to`; whether any up to
-    // `ahead` carries a version-3 digest (read from its text: a forged one
-    // costs only the choice of an older start).
-    let mut notes: Vec<(u64, String)> = Vec::new();
+    // Every checkpoint from the start through `to`, with the version of the
+    // digest its text says it signs; whether any up to `ahead` carries a
+    // version-3 digest (read from its text: a forged one costs only the choice
+    // of an older start, or bodies read unhashed before a check that fails).
+    let mut notes: Vec<(u64, String, Option<u32>)> = Vec::new();
     let mut v3_ahead = false;
     for item in ledger.store().scan_checkpoints() {
         let (size, note) = item.map_err(LedgerError::from)?;
         if (from_checkpoint..=ahead.max(to)).contains(&size) {
-            v3_ahead |= note
-                .lines()
-                .find_map(StateDigest::parse)
-                .is_some_and(|d| d.version == 3);
+            let version = Checkpoint::peek(&note)
+                .ok()
+                .and_then(|cp| cp.state_digest)
+                .map(|d| d.version);
+            v3_ahead |= version == Some(3);
             if size <= to {
-                notes.push((size, note));
+                notes.push((size, note, version));
             }
         }
     }
@@ -226,7 +228,7 @@ pub(crate) fn replay_before<S: LogStore>(
     )?;
     let mut adm = started.admission;
     // A snapshot's own checkpoint was matched when it was chosen.
-    notes.retain(|(size, _)| *size > started.from || started.from == 0);
+    notes.retain(|(size, ..)| *size > started.from || started.from == 0);
     let mut report = Report {
         from_checkpoint,
         snapshot: started.from,
@@ -242,12 +244,15 @@ pub(crate) fn replay_before<S: LogStore>(
     };
     // One at the start itself is checked before folding; the others by the fold's
     // own thread as it reaches them, so the pipeline never drains at a checkpoint.
-    let at_start = notes.iter().take_while(|(s, _)| *s <= started.from).count();
-    for (size, note) in &notes[..at_start] {
+    let at_start = notes
+        .iter()
+        .take_while(|(s, ..)| *s <= started.from)
+        .count();
+    for (size, note, _) in &notes[..at_start] {
         check(&mut adm, verifier, *size, note, &mut report)?;
     }
     let rest = &notes[at_start..];
-    let sizes: Vec<u64> = rest.iter().map(|(s, _)| *s).collect();
+    let sizes: Vec<u64> = rest.iter().map(|(s, ..)| *s).collect();
     // The entries before the last checkpoint ahead that signs a digest of all
     // the state this replay holds are read without their bodies' SHA-256: that
     // digest is checked (a note whose signature fails stops the replay), and
@@ -259,8 +264,8 @@ pub(crate) fn replay_before<S: LogStore>(
     let ordinals = adm.state().ordinals_known();
     let covered = rest
         .iter()
-        .filter(|(_, note)| covers_all(note, ordinals))
-        .map(|(size, _)| *size)
+        .filter(|(.., version)| covers_all(*version, ordinals))
+        .map(|(size, ..)| *size)
         .max()
         .unwrap_or(started.from);
     let mut next = rest.iter();
@@ -274,7 +279,7 @@ pub(crate) fn replay_before<S: LogStore>(
         progress,
         &sizes,
         &mut |adm: &mut Admission| -> Result<(), ReplayError> {
-            let (size, note) = next.next().expect("one note per stop");
+            let (size, note, _) = next.next().expect("one note per stop");
             let before = checks.checkpoints_checked;
             let checked = check(adm, verifier, *size, note, checks);
             if matches!(checked, Err(ReplayError::Mismatch { .. })) {
@@ -288,11 +293,32 @@ pub(crate) fn replay_before<S: LogStore>(
             checked
         },
     )
-    .map_err(|e| match e {
-        // An entry that did not read (its body no longer an event, say) may
-        // have had its body changed.
-        ReplayError::Ledger(LedgerError::Codec { seq, .. })
-            if changed_body(ledger, seq..seq + 1).is_some() =>
+    .map_err(|e| body_changed_named(ledger, e))?;
+    report.entries_folded = to - started.from;
+    report.state_digest = adm.state_digest();
+    Ok((adm, report))
+}
+
+/// Whether a checkpoint whose note says it signs a digest of `version` covers
+/// all that a replay's state holds: version 3, or version 2 for a state without
+/// ordinals (which version 2 does not cover). The version is read from the
+/// note's text without its signature ([`Checkpoint::peek`]): [`check`] verifies
+/// the signature before it uses the digest, and fails the replay if it does
+/// not verify.
+fn covers_all(version: Option<u32>, ordinals: bool) -> bool {
+    let wanted = if ordinals { 3..=3 } else { 2..=3 };
+    version.is_some_and(|v| wanted.contains(&v))
+}
+
+/// `e`, or for an entry that did not read because its body does not match its
+/// recorded length and hash, [`ReplayError::BodyChanged`] naming it (found as
+/// it was read). An entry read without its hash that failed otherwise (its
+/// body no longer an event, say) is read again with every check to tell.
+pub(crate) fn body_changed_named<S: LogStore>(ledger: &Ledger<S>, e: ReplayError) -> ReplayError {
+    match e {
+        ReplayError::Ledger(LedgerError::Codec { seq, ref source })
+            if *source == CodecError::BodyMismatch
+                || changed_body(ledger, seq..seq + 1).is_some() =>
         {
             ReplayError::BodyChanged {
                 seq,
@@ -300,45 +326,15 @@ pub(crate) fn replay_before<S: LogStore>(
             }
         }
         e => e,
-    })?;
-    report.entries_folded = to - started.from;
-    report.state_digest = adm.state_digest();
-    Ok((adm, report))
-}
-
-/// Whether a checkpoint's note carries a digest of all that a replay's state
-/// holds: version 3, or version 2 for a state without ordinals (which version
-/// 2 does not cover). Read from the note's text without its signature: [`check`]
-/// verifies the signature before it uses the digest, and fails the replay if it
-/// does not verify.
-fn covers_all(note: &str, ordinals: bool) -> bool {
-    let wanted = if ordinals { 3..=3 } else { 2..=3 };
-    note.rsplit_once("\n\n")
-        .and_then(|(text, _)| Checkpoint::parse_body(&format!("{text}\n")).ok())
-        .and_then(|cp| cp.state_digest)
-        .is_some_and(|d| wanted.contains(&d.version))
-}
-
-/// `e`, or for an entry whose body does not match its recorded length and
-/// hash, [`ReplayError::BodyChanged`] naming it (found as it was read).
-pub(crate) fn body_changed_named(e: ReplayError) -> ReplayError {
-    match e {
-        ReplayError::Ledger(LedgerError::Codec {
-            seq,
-            source: CodecError::BodyMismatch,
-        }) => ReplayError::BodyChanged {
-            seq,
-            checkpoint: None,
-        },
-        e => e,
     }
 }
 
 /// The first entry in `range` whose kept body does not match the SHA-256 its
 /// entry records, read with every check.
 fn changed_body<S: LogStore>(ledger: &Ledger<S>, range: std::ops::Range<u64>) -> Option<u64> {
+    let n = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
     crate::leaves_from(ledger, range.start)
-        .take_while(|item| item.as_ref().map_or(true, |(seq, _)| *seq < range.end))
+        .take(n)
         .find_map(|item| {
             let (seq, leaf) = item.ok()?;
             matches!(decode_entry_ref(&leaf), Err(CodecError::BodyMismatch)).then_some(seq)
@@ -353,20 +349,10 @@ pub(crate) fn check(
     note: &str,
     report: &mut Report,
 ) -> Result<(), ReplayError> {
-    let cp = Checkpoint::open(note, verifier).map_err(|e| ReplayError::Signature {
+    let cp = Checkpoint::open_at(note, verifier, size).map_err(|e| ReplayError::Signature {
         size,
         why: e.to_string(),
     })?;
-    // A note moved to another size's place: its digest is not this state's.
-    if cp.size != size {
-        return Err(ReplayError::Signature {
-            size,
-            why: format!(
-                "it is signed for size {}, not the size it is stored under",
-                cp.size
-            ),
-        });
-    }
     let Some(signed) = cp.state_digest else {
         if let Some(line) = cp
             .extensions
@@ -443,11 +429,15 @@ mod tests {
             (None, false, false),
         ] {
             let n = note(digest);
-            assert_eq!(covers_all(&n, true), with_ordinals, "{n}");
-            assert_eq!(covers_all(&n, false), without, "{n}");
+            let version = Checkpoint::peek(&n)
+                .unwrap()
+                .state_digest
+                .map(|d| d.version);
+            assert_eq!(covers_all(version, true), with_ordinals, "{n}");
+            assert_eq!(covers_all(version, false), without, "{n}");
         }
-        assert!(!covers_all("not a note", false));
         let cut = note(Some((3, h.as_str())));
-        assert!(!covers_all(&cut[..cut.find("\n\n").unwrap()], false));
+        assert!(Checkpoint::peek(&cut[..cut.find("\n\n").unwrap()]).is_err());
+        assert!(Checkpoint::peek("not a note").is_err());
     }
 }

@@ -255,7 +255,7 @@ pub fn decode_entry_ref(bytes: &[u8]) -> Result<EntryRef<'_>, CodecError> {
             extra: rest.len().saturating_sub(read),
         });
     }
-    check_body(entry.body, entry.body_len, &entry.body_sha256)?;
+    check_body(entry.body, entry.body_len, &entry.body_sha256, true)?;
     Ok(entry)
 }
 
@@ -336,11 +336,7 @@ fn fold_leaf(bytes: &[u8], hashed: bool) -> Result<FoldLeaf<'_>, CodecError> {
     if !r.0.is_empty() {
         return Err(CodecError::TrailingBytes { extra: r.0.len() });
     }
-    if hashed {
-        check_body(body, body_len, body_sha256)?;
-    } else if body.is_some_and(|b| b.len() as u64 != body_len) {
-        return Err(CodecError::BodyMismatch);
-    }
+    check_body(body, body_len, body_sha256, hashed)?;
     Ok(FoldLeaf {
         time_ns,
         rejected,
@@ -421,10 +417,16 @@ fn after_magic(bytes: &[u8]) -> Result<&[u8], CodecError> {
     bytes.strip_prefix(&ENTRY_MAGIC).ok_or(CodecError::BadMagic)
 }
 
-/// A kept body must have the length and SHA-256 its entry gives.
-fn check_body(body: Option<&[u8]>, len: u64, sha256: &[u8; 32]) -> Result<(), CodecError> {
+/// A kept body must have the length and (when `hashed`) the SHA-256 its entry
+/// gives.
+fn check_body(
+    body: Option<&[u8]>,
+    len: u64,
+    sha256: &[u8; 32],
+    hashed: bool,
+) -> Result<(), CodecError> {
     match body {
-        Some(b) if b.len() as u64 != len || body_digest(b) != *sha256 => {
+        Some(b) if b.len() as u64 != len || (hashed && body_digest(b) != *sha256) => {
             Err(CodecError::BodyMismatch)
         }
         _ => Ok(()),

@@ -234,6 +234,7 @@ fn decode_errors() {
     );
 
     // The folds' own reader refuses each of them with the same error.
+    let leaf = encode_entry(&tampered);
     for bad in [
         &trailing,
         &bad_utf8,
@@ -241,18 +242,17 @@ fn decode_errors() {
         &bad_tag,
         &bad_reason,
         &huge,
-        &encode_entry(&tampered),
+        &leaf,
         &encode_entry(&wrong_len),
     ] {
         let err = decode_entry(bad).expect_err("refused");
         assert_eq!(decode_fold_leaf(bad), Err(err.clone()));
         // And so does the reader that does not hash the body, but for the
         // body changed behind its hash (below).
-        if *bad != encode_entry(&tampered) {
+        if *bad != leaf {
             assert_eq!(decode_fold_leaf_unhashed(bad), Err(err));
         }
     }
-    let leaf = encode_entry(&tampered);
     let read = decode_fold_leaf_unhashed(&leaf).expect("read without the hash");
     assert_eq!(read.body, tampered.body.as_deref());
 }

@@ -171,7 +171,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
 /// not match, or the one whose body was changed behind its hash (with the
 /// checkpoint whose digest did not match, if that is how it was found); `None`
 /// for errors that stopped it from looking.
-fn failure(e: &ReplayError) -> Option<(&'static str, Option<u64>, Option<u64>)> {
+pub(super) fn failure(e: &ReplayError) -> Option<(&'static str, Option<u64>, Option<u64>)> {
     match e {
         ReplayError::Mismatch { size, seq, .. } => {
             Some(("state_digest_mismatch", Some(*size), Some(*seq)))

@@ -307,10 +307,8 @@ pub fn run(
 /// A failed digest check or signature, or a body changed behind its hash: loud,
 /// exit 1.
 fn failed(ctx: &Ctx, e: &ReplayError) -> Result<ExitCode> {
-    match e {
-        ReplayError::Mismatch { .. }
-        | ReplayError::Signature { .. }
-        | ReplayError::BodyChanged { .. } => {
+    match super::replay::failure(e) {
+        Some(_) => {
             if ctx.json {
                 println!("{}", json!({"ok": false, "problem": e.to_string()}));
             } else {
