@@ -107,6 +107,26 @@ fn bad_requests_are_clear_errors() {
     let out = env.run(&["prove", "consistency", "--from", "9", "--to", "11"]);
     assert_eq!(out.status.code(), Some(2));
 
+    // The stepper moves with its own commands: the flags that end or list a
+    // replay are refused with it, not ignored.
+    for flag in [["--to", "5"], ["--agent", "agent-1"], ["--session", "s-1"]] {
+        let args = [
+            "replay",
+            "--from-checkpoint",
+            "0",
+            "--step",
+            flag[0],
+            flag[1],
+        ];
+        let out = env.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{flag:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{} does not apply to --step", flag[0])),
+            "{err}"
+        );
+    }
+
     std::fs::write(env.path("bad.jsonl"), "{\"subject\": 1}\n").unwrap();
     let out = env.run(&["append", env.path("bad.jsonl").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));

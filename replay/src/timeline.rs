@@ -5,7 +5,9 @@
 //! and, re-derived by folding the log to that entry:
 //!
 //! - `decision`: for anything about a proposal, the last policy decision on it
-//!   (decision, policy id and version, rules, reason);
+//!   (decision, policy id and version, rules, reason, and its entry's seq; one
+//!   made before the walk began is found by reading the log back from where it
+//!   began);
 //! - `approvals`: the approval tickets of that proposal, with what is left of each
 //!   grant after the entry;
 //! - `budgets`: after a spend, every budget that applies to it, with its counters in
@@ -16,7 +18,7 @@
 //! its digest is the one signed in its checkpoint): a timeline is as trustworthy
 //! as `verify` and `replay` say the log is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use govledger_ingest::Admission;
 use govledger_ledger::store::LogStore;
@@ -66,17 +68,8 @@ pub fn build<S: LogStore>(
     let mut items = Vec::new();
     let mut visit = |adm: &Admission, _: &[u8], entry: &Entry, env: Option<&Envelope>| {
         let keep = scope.observe(entry, env) && (from_ns..=to_ns).contains(&entry.time_ns);
-        if let (Verdict::Accepted { .. }, Some(Event::PolicyDecided(d))) =
-            (&entry.verdict, env.map(|e| &e.event))
-        {
-            let tenant = entry.tenant().unwrap_or_default().to_owned();
-            decisions.insert(
-                (tenant, d.proposal.as_str().to_owned()),
-                json!({"seq": entry.seq.0, "decision": d.decision,
-                           "policy_id": d.policy_id.as_str(),
-                           "policy_version": d.policy_version, "rule_ids": d.rule_ids,
-                           "reason": d.reason}),
-            );
+        if let Some((key, d)) = decision(entry, env) {
+            decisions.insert(key, d);
         }
         if keep {
             items.push(item_json(entry, env, adm, &decisions));
@@ -84,6 +77,7 @@ pub fn build<S: LogStore>(
         Ok::<(), LedgerError>(())
     };
     crate::walk(adm, ledger, start, end, progress, &mut visit)?;
+    decided_earlier(ledger, start, &mut items, FIRST_STEP_BACK)?;
     Ok(Timeline {
         filter,
         from_ns,
@@ -91,6 +85,93 @@ pub fn build<S: LogStore>(
         entries_scanned: end - start,
         items,
     })
+}
+
+/// An accepted policy decision: its `(tenant, proposal)` and an item's
+/// `decision` for it.
+fn decision(entry: &Entry, env: Option<&Envelope>) -> Option<((String, String), Value)> {
+    let (Verdict::Accepted { tenant, .. }, Some(Event::PolicyDecided(d))) =
+        (&entry.verdict, env.map(|e| &e.event))
+    else {
+        return None;
+    };
+    let value = json!({"seq": entry.seq.0, "decision": d.decision,
+                       "policy_id": d.policy_id.as_str(),
+                       "policy_version": d.policy_version, "rule_ids": d.rule_ids,
+                       "reason": d.reason});
+    Some(((tenant.clone(), d.proposal.as_str().to_owned()), value))
+}
+
+/// Entries read in the first step back of [`decided_earlier`]'s search.
+const FIRST_STEP_BACK: u64 = 4096;
+
+/// Gives the items whose proposal was decided before the walk began (the state
+/// there keeps the decision alone: `{"seq": null, "decision"}`) that decision's
+/// entry in full, as the walk gives the others: the last accepted
+/// `policy.decided` on the proposal before `start`, found by reading back from
+/// `start` in steps of `first_step` entries and then twice as many each time,
+/// so that a decision shortly before the walk costs a few thousand reads and
+/// one far back at most about twice the entries between it and the walk. The
+/// entry found must carry the decision the state holds; otherwise the item
+/// keeps the state's alone.
+fn decided_earlier<S: LogStore>(
+    ledger: &Ledger<S>,
+    start: u64,
+    items: &mut [Value],
+    first_step: u64,
+) -> Result<(), LedgerError> {
+    let key = |item: &Value| -> Option<(String, String)> {
+        let decision = item.get("decision")?;
+        if !decision.get("seq")?.is_null() {
+            return None;
+        }
+        let tenant = item.get("tenant")?.as_str()?;
+        Some((
+            tenant.to_owned(),
+            item.get("proposal")?.as_str()?.to_owned(),
+        ))
+    };
+    let mut wanted: BTreeSet<_> = items.iter().filter_map(key).collect();
+    let tenants: BTreeSet<String> = wanted.iter().map(|(t, _)| t.clone()).collect();
+    let mut found = BTreeMap::new();
+    let (mut end, mut step) = (start, first_step.max(1));
+    while !wanted.is_empty() && end > 0 {
+        let from = end.saturating_sub(step);
+        // The last decision on each proposal within `from..end`.
+        let mut here = BTreeMap::new();
+        for leaf in crate::leaves_from(ledger, from).take((end - from) as usize) {
+            let (seq, leaf) = leaf?;
+            let codec = |source| LedgerError::Codec { seq, source };
+            let entry = govledger_schemas::decode_entry(&leaf).map_err(codec)?;
+            // Only the bodies that may hold one are decoded.
+            if entry.event_type() != Some("policy.decided")
+                || !entry.tenant().is_some_and(|t| tenants.contains(t))
+            {
+                continue;
+            }
+            let env = govledger_ingest::admit::fold_input(&entry).map_err(codec)?;
+            if let Some((key, d)) = decision(&entry, env.as_ref()) {
+                if wanted.contains(&key) {
+                    here.insert(key, d);
+                }
+            }
+        }
+        for (key, d) in here {
+            wanted.remove(&key);
+            found.insert(key, d);
+        }
+        end = from;
+        step = step.saturating_mul(2);
+    }
+    for item in items.iter_mut() {
+        let Some(d) = key(item).and_then(|k| found.get(&k)) else {
+            continue;
+        };
+        if item["decision"]["decision"] == d["decision"] {
+            item["decision"] = d.clone();
+        }
+    }
+    Ok(())
 }
 
 fn opt<T: std::fmt::Display>(label: &str, v: &Option<T>) -> String {
@@ -309,7 +390,8 @@ fn item_json(
         if let Some(d) = decisions.get(&(tenant.to_owned(), p.to_owned())) {
             v["decision"] = d.clone();
         } else if let Some(d) = prop.and_then(|p| p.decision) {
-            // Decided before the walk began: the state keeps the decision alone.
+            // Decided before the walk began: the state keeps the decision alone
+            // (`decided_earlier` finds its entry once the walk is done).
             v["decision"] = json!({"seq": null, "decision": d});
         }
         if let Some(prop) = prop {
@@ -348,4 +430,59 @@ fn item_json(
         v["budgets"] = json!(budgets);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use govledger_ingest::gen::admit_generated;
+    use govledger_ingest::GenOptions;
+    use govledger_ledger::store::MemStore;
+
+    /// The search back finds, for each proposal decided before `start`, its
+    /// last accepted decision, whatever the size of its first step (1: every
+    /// step doubles many times over), and leaves alone an item whose state
+    /// holds another decision than the entry found.
+    #[test]
+    fn the_search_back_finds_each_proposals_last_decision_before_the_start() {
+        let opts = GenOptions {
+            events: 1_500,
+            seed: 11,
+            tenants: 2,
+            ..GenOptions::default()
+        };
+        let mut ledger = Ledger::create(MemStore::new(), "timeline.test/log").unwrap();
+        admit_generated(&mut ledger, opts, 500, &mut |_, _| {}).unwrap();
+        let start = 1_200;
+        // Each proposal's last decision before `start`, read straight off the log.
+        let mut last = BTreeMap::new();
+        for leaf in crate::leaves_from(&ledger, 0).take(start as usize) {
+            let (_, leaf) = leaf.unwrap();
+            let entry = govledger_schemas::decode_entry(&leaf).unwrap();
+            let env = govledger_ingest::admit::fold_input(&entry).unwrap();
+            if let Some((key, d)) = decision(&entry, env.as_ref()) {
+                last.insert(key, d);
+            }
+        }
+        assert!(last.len() > 100, "the log decides many proposals");
+        let item = |(t, p): &(String, String), d: &Value| json!({"tenant": t, "proposal": p, "decision": {"seq": null, "decision": d}});
+        for first_step in [1, 7, FIRST_STEP_BACK] {
+            let mut items: Vec<Value> = last.iter().map(|(k, d)| item(k, &d["decision"])).collect();
+            decided_earlier(&ledger, start, &mut items, first_step).unwrap();
+            for (it, d) in items.iter().zip(last.values()) {
+                assert_eq!(&it["decision"], d, "first step {first_step}");
+            }
+        }
+        // A decision the state does not hold is not put in its place.
+        let (key, d) = last.iter().next().unwrap();
+        let other = if d["decision"] == "deny" {
+            "allow"
+        } else {
+            "deny"
+        };
+        let mut items = vec![item(key, &json!(other))];
+        decided_earlier(&ledger, start, &mut items, 1).unwrap();
+        assert!(items[0]["decision"]["seq"].is_null());
+        assert_eq!(items[0]["decision"]["decision"], other);
+    }
 }

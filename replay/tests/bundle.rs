@@ -202,6 +202,75 @@ fn a_timeline_lists_the_bundle_entries_with_what_was_in_force() {
     );
 }
 
+/// A timeline whose walk starts mid-log (as `timeline --from` and `replay
+/// --from-checkpoint` start it, from the state there) gives each item the same
+/// decision in full as a walk from entry 0, also where the decision came
+/// before the walk began (its entry is found by reading back from the start).
+#[test]
+fn a_timeline_started_mid_log_names_decisions_made_before_it_in_full() {
+    let (ledger, trust) = build(false);
+    let entries = all(&ledger);
+    let tenant = Filter {
+        tenant: entries[0].tenant().map(str::to_owned),
+        ..Filter::default()
+    };
+    // Starts right after a decision whose proposal has entries later on.
+    let proposal_of = |e: &Entry| match envelope(e).map(|env| env.event) {
+        Some(Event::PolicyDecided(d)) => Some(("d", d.proposal.as_str().to_owned())),
+        Some(Event::ActionExecuted(x)) => Some(("x", x.proposal.as_str().to_owned())),
+        _ => None,
+    };
+    let starts: Vec<usize> = (300..1_100)
+        .filter(|&d| {
+            let Some(("d", p)) = proposal_of(&entries[d]) else {
+                return false;
+            };
+            entries[d + 1..]
+                .iter()
+                .any(|e| proposal_of(e) == Some(("x", p.clone())))
+        })
+        .map(|d| d + 1)
+        .step_by(40)
+        .take(4)
+        .collect();
+    assert!(!starts.is_empty());
+    let mut decided_before = 0;
+    for filter in [agent_filter(), tenant] {
+        for &first in &starts {
+            let (t0, t1) = (entries[first].time_ns, entries[1199].time_ns);
+            let walk = |start: u64| {
+                let mut adm = Admission::new(&trust, DecodeLimits::default()).unwrap();
+                govledger_replay::fold(&mut adm, &ledger, 0, start, &mut |_| {}).unwrap();
+                let end = entries.len() as u64;
+                timeline::build(
+                    &mut adm,
+                    &ledger,
+                    start,
+                    end,
+                    filter.clone(),
+                    t0,
+                    t1,
+                    &mut |_| {},
+                )
+                .expect("timeline")
+            };
+            let start = count_until(&ledger, t0 - 1).unwrap();
+            let (whole, late) = (walk(0), walk(start));
+            assert_eq!(late.items, whole.items, "{filter:?} from {start}");
+            decided_before += late
+                .items
+                .iter()
+                .filter(|i| i["decision"]["seq"].as_u64().is_some_and(|s| s < start))
+                .count();
+            assert!(late
+                .items
+                .iter()
+                .all(|i| !i["decision"].is_object() || i["decision"]["policy_id"].is_string()));
+        }
+    }
+    assert!(decided_before > 0, "some decisions came before their walk");
+}
+
 /// The 1-based line that byte `i` of `bytes` is on.
 fn line_of(bytes: &[u8], i: usize) -> usize {
     1 + bytes[..i].iter().filter(|&&b| b == b'\n').count()

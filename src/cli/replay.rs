@@ -39,6 +39,19 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     if args.step {
+        // The stepper goes where its commands take it (`jump`, `find`), over
+        // every entry; `--tenant` narrows what `state` and `find` look at.
+        let ignored = [
+            ("--to", args.to.is_some()),
+            ("--agent", args.filter.agent.is_some()),
+            ("--session", args.filter.session.is_some()),
+        ];
+        if let Some((flag, _)) = ignored.iter().find(|(_, given)| *given) {
+            anyhow::bail!(
+                "{flag} does not apply to --step: the stepper moves with its own commands \
+                 (`jump SEQ|TIME`, `find AGENT`); --tenant narrows `state` and `find`"
+            );
+        }
         return super::step::run(
             ctx,
             args.from_checkpoint,

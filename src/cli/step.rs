@@ -9,7 +9,7 @@
 //! | `back [N]`, `b` | goes back N entries (default 1) |
 //! | `jump SEQ\|TIME`, `j` | to right after entry SEQ, or as of TIME (RFC 3339) |
 //! | `state [VIEW]`, `s` | the state here: one view or all (`--tenant` narrows it) |
-//! | `find AGENT`, `f` | folds on to the next entry that concerns AGENT, and shows it |
+//! | `find AGENT`, `f` | folds on to the next entry that concerns AGENT (of `--tenant` only, when given), and shows it |
 //! | `where`, `w` | the position and the digests checked so far |
 //! | `help`, `h`, `?` | this list |
 //! | `quit`, `q` | stops (so does the end of the input) |
