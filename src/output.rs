@@ -64,6 +64,7 @@ pub fn entry_json(leaf: &[u8], leaf_hash: &[u8; 32], e: &Entry) -> Value {
         v["event"] = serde_json::from_slice(body).unwrap_or(Value::Null);
     } else {
         v["body"] = Value::Null;
+        v["event"] = Value::Null;
     }
     v
 }

@@ -106,6 +106,13 @@ fn bad_requests_are_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("the log has 10 entries"));
     let out = env.run(&["prove", "consistency", "--from", "9", "--to", "11"]);
     assert_eq!(out.status.code(), Some(2));
+    let out = env.run(&["prove", "inclusion", "--seq", "10"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("entry 10 does not exist: the log has 10 entries"),
+        "{err}"
+    );
 
     // The stepper moves with its own commands: the flags that end or list a
     // replay are refused with it, not ignored.

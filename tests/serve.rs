@@ -311,6 +311,7 @@ fn bad_messages_are_rejected_entries_with_alerts_and_the_consumer_goes_on() {
     assert_eq!(e["verdict"], "rejected");
     assert_eq!(e["body_len"], 3);
     assert_eq!(e["body"], Value::Null);
+    assert_eq!(e.get("event"), Some(&Value::Null), "{e}");
     env.json(&["verify"]);
 }
 
@@ -393,7 +394,7 @@ fn metric(text: &str, name: &str) -> u64 {
 #[test]
 fn healthz_and_metrics_report_the_consumer() {
     const N: u64 = 40;
-    let nats = NatsServer::start();
+    let mut nats = NatsServer::start();
     let env = Env::new();
     let events = env.init_with_events(N, 4, 2);
     let rt = rt();
@@ -497,10 +498,88 @@ fn healthz_and_metrics_report_the_consumer() {
         0,
         "no checkpoint by count or time"
     );
+    // serve's own receipts, read back, append nothing and are no batch: the
+    // last batch is the last one of entries.
+    let text = serve.http_get("/metrics").1;
+    assert!(metric(&text, "govledger_batch_size") > 0, "{text}");
+    assert_eq!(metric(&text, "govledger_batches_total"), batches);
+    assert_eq!(metric(&text, "govledger_nats_connected"), 1);
 
     // A graceful stop signs a last checkpoint over everything appended.
     assert!(serve.terminate().success(), "{}", serve.log());
     assert_eq!(env.status()["last_checkpoint"], N + 1);
+
+    // Started again, serve shows the newest checkpoint before it signs one.
+    let mut serve = env.spawn_serve(
+        &nats.url(),
+        &["--checkpoint-ms", "0", "--checkpoint-every", "0"],
+    );
+    serve.wait_for_line("consuming", WAIT);
+    let text = serve.http_get("/metrics").1;
+    assert_eq!(metric(&text, "govledger_checkpoint_size"), N + 1);
+
+    // With NATS gone, /healthz says so (a load balancer or probe stops
+    // counting on this serve) until the connection is back.
+    nats.kill();
+    let until = |code: u16, body: &str| {
+        let deadline = std::time::Instant::now() + WAIT;
+        while serve.http_get("/healthz") != (code, body.to_string()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/healthz never answered {code} {body:?}: {:?}",
+                serve.http_get("/healthz")
+            );
+            std::thread::sleep(Duration::from_millis(20)); // poll interval
+        }
+    };
+    until(503, "nats disconnected\n");
+    assert_eq!(
+        metric(&serve.http_get("/metrics").1, "govledger_nats_connected"),
+        0
+    );
+    nats.restart();
+    until(200, "ok\n");
+    assert!(serve.terminate().success(), "{}", serve.log());
+}
+
+/// `--checkpoint-ms` holds while no message comes: the entries of a burst are
+/// signed once the interval has passed, without another message to wake serve.
+#[test]
+fn an_idle_serve_signs_its_last_entries_when_the_interval_has_passed() {
+    const N: u64 = 30;
+    let nats = NatsServer::start();
+    let env = Env::new();
+    let events = env.init_with_events(N, 6, 1);
+    let rt = rt();
+    let client = rt.block_on(async { async_nats::connect(nats.url()).await.expect("connect") });
+    let [mut checkpoints] = rt.block_on(subscribed(&client, ["gov.checkpoints"]));
+    let mut serve = env.spawn_serve(
+        &nats.url(),
+        &["--checkpoint-ms", "300", "--checkpoint-every", "0"],
+    );
+    serve.wait_for_line("consuming", WAIT);
+    publish(&env, &nats, &events);
+    // Nothing more is published: the checkpoint over all N comes by time alone.
+    let size = rt.block_on(async {
+        loop {
+            let Ok(m) = tokio::time::timeout(WAIT, checkpoints.next()).await else {
+                panic!(
+                    "no checkpoint at size {N} within {WAIT:?}; serve's log:\n{}",
+                    serve.log()
+                );
+            };
+            let note = String::from_utf8(m.expect("subscribed").payload.to_vec()).unwrap();
+            let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+            if size >= N {
+                return size;
+            }
+        }
+    });
+    assert_eq!(size, N);
+    assert_eq!(env.status()["last_checkpoint"], N);
+    let text = serve.http_get("/metrics").1;
+    assert_eq!(metric(&text, "govledger_checkpoint_size"), N);
+    assert!(serve.terminate().success(), "{}", serve.log());
 }
 
 #[test]

@@ -238,19 +238,23 @@ fn a_bad_sink_table_stops_serve_before_it_consumes_anything() {
             &["sink \"s8\"", "--sync-bytes applies to file destinations only"],
         ),
     ];
-    for (text, needles) in &cases {
-        let cfg = write_config(&env, "bad.toml", text);
-        let out = env.run(&[
+    let url = nats.url();
+    let run_serve = |cfg: &std::path::Path| {
+        let cfg = cfg.to_str().unwrap();
+        let args = [
             "serve",
             "--config",
-            cfg.to_str().unwrap(),
+            cfg,
             "--nats-url",
-            &nats.url(),
+            &url,
             "--http",
             "off",
-            "--stop-at-size",
-            "1",
-        ]);
+        ];
+        env.run(&[&args[..], &["--stop-at-size", "1"]].concat())
+    };
+    for (text, needles) in &cases {
+        let cfg = write_config(&env, "bad.toml", text);
+        let out = run_serve(&cfg);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{text}: {err}");
         for n in *needles {
@@ -259,6 +263,43 @@ fn a_bad_sink_table_stops_serve_before_it_consumes_anything() {
     }
     assert_eq!(size(&env), 0, "nothing was consumed");
     assert!(!env.data().join("sinks").join("s4").exists());
+
+    // A sink whose cursor was made for another format: serve says what to do
+    // with its own means (export's --reset and --sink are no flags of serve's).
+    let made = env.run(&[
+        "export",
+        "--sink",
+        "s9",
+        "--format",
+        "ocsf",
+        "--to",
+        &format!("{file}.s9"),
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let cfg = write_config(
+        &env,
+        "bad.toml",
+        &sink(&format!(
+            "name = \"s9\"\nformat = \"ecs\"\nto = \"{file}.s9\""
+        )),
+    );
+    let out = run_serve(&cfg);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for n in [
+        "sink \"s9\"",
+        "format, to:",
+        "give the table a new name",
+        "sinks/s9",
+    ] {
+        assert!(err.contains(n), "no {n:?} in {err}");
+    }
+    assert!(!err.contains("--reset"), "{err}");
+    assert_eq!(size(&env), 0, "nothing was consumed");
 }
 
 /// A Splunk HEC stand-in (`common::hec`) that answers `refusal` (503 or 403)

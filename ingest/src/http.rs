@@ -15,7 +15,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Serves `/healthz` (200 `ok` while the consumer runs, 503 otherwise), `/metrics`
+/// Serves `/healthz` (200 `ok` while the consumer runs and NATS is connected, 503
+/// otherwise), `/metrics`
 /// (Prometheus text) and, given the shared state, `/v1/state/{tenant}/{view}` on
 /// `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -33,6 +34,8 @@ pub async fn serve(
                 async move {
                     if m.ready() {
                         (StatusCode::OK, "ok\n")
+                    } else if !m.connected() {
+                        (StatusCode::SERVICE_UNAVAILABLE, "nats disconnected\n")
                     } else {
                         (StatusCode::SERVICE_UNAVAILABLE, "not consuming\n")
                     }

@@ -89,6 +89,8 @@ pub enum Stage {
 #[derive(Debug, Default)]
 pub struct Metrics {
     ready: AtomicBool,
+    /// Whether the NATS connection is down (so that `Default` starts it up).
+    disconnected: AtomicBool,
     consumed: AtomicU64,
     accepted: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
@@ -130,9 +132,19 @@ impl Metrics {
         self.ready.store(ready, Relaxed);
     }
 
-    /// True while the consumer runs.
+    /// True while the consumer runs and the NATS connection is up.
     pub fn ready(&self) -> bool {
-        self.ready.load(Relaxed)
+        self.ready.load(Relaxed) && self.connected()
+    }
+
+    /// Whether the NATS connection is up, as its last connection event said.
+    pub fn set_connected(&self, up: bool) {
+        self.disconnected.store(!up, Relaxed);
+    }
+
+    /// True unless the NATS connection was last seen down.
+    pub fn connected(&self) -> bool {
+        !self.disconnected.load(Relaxed)
     }
 
     /// Messages the server says are still pending for the consumer.
@@ -302,6 +314,11 @@ impl Metrics {
                 n.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            s,
+            "# HELP govledger_nats_connected 1 while the NATS connection is up.\n# TYPE govledger_nats_connected gauge\ngovledger_nats_connected {}",
+            u8::from(self.connected())
+        );
         let _ = writeln!(
             s,
             "# HELP govledger_checkpoint_size Tree size of the newest signed checkpoint.\n# TYPE govledger_checkpoint_size gauge\ngovledger_checkpoint_size {}",

@@ -103,15 +103,20 @@ pub enum NatsError {
 
 /// Connects with `cfg`.
 pub async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, NatsError> {
-    connect_notifying(cfg, None).await
+    connect_notifying(cfg, None, None).await
 }
+
+/// Told whether the connection is up at each connection event.
+pub type OnConnection = std::sync::Arc<dyn Fn(bool) + Send + Sync>;
 
 /// Connects with `cfg`; `reconnected` is notified each time the client
 /// (re)connects, so a consumer can reopen at once instead of waiting for missed
-/// heartbeats. Connection events are logged.
+/// heartbeats, and `on_connection` hears each connect (`true`) and disconnect
+/// (`false`). Connection events are logged.
 pub async fn connect_notifying(
     cfg: &NatsConfig,
     reconnected: Option<std::sync::Arc<tokio::sync::Notify>>,
+    on_connection: Option<OnConnection>,
 ) -> Result<async_nats::Client, NatsError> {
     let err = |e: &dyn std::fmt::Display| NatsError::Connect {
         url: cfg.url.clone(),
@@ -132,15 +137,24 @@ pub async fn connect_notifying(
     opts = opts
         .event_callback(move |event| {
             let reconnected = reconnected.clone();
+            let on_connection = on_connection.clone();
             async move {
                 match &event {
                     async_nats::Event::Connected => {
                         tracing::info!("nats: connected");
+                        if let Some(f) = on_connection {
+                            f(true);
+                        }
                         if let Some(n) = reconnected {
                             n.notify_one();
                         }
                     }
-                    async_nats::Event::Disconnected => tracing::warn!("nats: disconnected"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("nats: disconnected");
+                        if let Some(f) = on_connection {
+                            f(false);
+                        }
+                    }
                     other => tracing::info!("nats: {other}"),
                 }
             }

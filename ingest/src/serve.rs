@@ -18,7 +18,9 @@
 //! a second, weaker copy of the cursor (acked after the commit, so always behind).
 //!
 //! Checkpoints are due every `checkpoint_every` entries or `checkpoint_interval`,
-//! whichever comes first. The interval reads the wall clock only to decide *when*
+//! whichever comes first. The interval runs from the last checkpoint and is kept
+//! also when no message comes: an idle `serve` signs the entries it holds once
+//! the interval has passed. It reads the wall clock only to decide *when*
 //! to sign; nothing signed depends on it. Replicas that cosign must use the count
 //! alone (interval 0) so they sign the same sizes.
 
@@ -192,12 +194,17 @@ pub async fn run<S: LogStore + 'static>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Ledger<S>, ServeError> {
     let reconnected = Arc::new(tokio::sync::Notify::new());
-    let client = connect_notifying(&cfg.nats, Some(reconnected.clone())).await?;
+    let watched = metrics.clone();
+    let on_connection: crate::nats::OnConnection = Arc::new(move |up| watched.set_connected(up));
+    let client =
+        connect_notifying(&cfg.nats, Some(reconnected.clone()), Some(on_connection)).await?;
     check_server(&client)?;
     tracing::info!(version = %client.server_info().version, "connected to nats-server");
     let js = jetstream::new(client.clone());
     let stream = ensure_stream(&js, &cfg.stream).await?;
     let mut cursor = ledger.cursor()?.unwrap_or(0);
+    // The newest checkpoint signed before this start, until this run signs one.
+    metrics.set_checkpoint(ledger.latest_checkpoint()?.map_or(0, |c| c.checkpoint.size));
     let mut messages = open_messages(&stream, &cfg.stream.name, cursor + 1).await?;
     // Fill the state digest's caches now (a state folded from entry 0, or from a
     // snapshot checked against an older digest, has none), so that the first
@@ -239,6 +246,12 @@ pub async fn run<S: LogStore + 'static>(
         let full = batch.len() >= cfg.batch_max;
         let mut flush = full;
         let mut reopen = false;
+        // When entries are waiting for a checkpoint, the time one is due by
+        // `checkpoint_interval`: it comes whether or not messages do.
+        let timed = !cfg.checkpoint_interval.is_zero() && since_checkpoint > 0;
+        let checkpoint_at =
+            tokio::time::Instant::from_std(last_checkpoint) + cfg.checkpoint_interval;
+        let mut checkpoint_time = false;
         if !full {
             tokio::select! {
                 biased;
@@ -289,9 +302,14 @@ pub async fn run<S: LogStore + 'static>(
                     flush = true;
                 }
                 _ = tokio::time::sleep_until(deadline), if batch_last_seq > cursor => { flush = true; }
+                _ = tokio::time::sleep_until(checkpoint_at), if timed => {
+                    checkpoint_time = true;
+                    flush = true;
+                }
             }
         }
-        if flush && batch_last_seq > cursor {
+        let flushing = flush && batch_last_seq > cursor;
+        if flushing {
             let started = Instant::now();
             let msgs: Vec<&Message> = batch.iter().map(|p| &p.msg).collect();
             // Readers of the shared state (GET /v1/state) wait while a batch is
@@ -312,7 +330,11 @@ pub async fn run<S: LogStore + 'static>(
                     ))
                 })?;
             cursor = batch_last_seq;
-            metrics.record_batch(&entries, started.elapsed());
+            // A batch of serve's own receipts, alerts and checkpoints read back
+            // (the gov.> stream keeps them) appends nothing: not a batch to report.
+            if !entries.is_empty() {
+                metrics.record_batch(&entries, started.elapsed());
+            }
             metrics.record_alerts("budget_warning", warnings.len() as u64);
             metrics.record_alerts("detection", detections.len() as u64);
             publish_outcomes(&client, &metrics, &batch, &entries, &appended).await;
@@ -332,6 +354,8 @@ pub async fn run<S: LogStore + 'static>(
                 progress_size = ledger.size();
             }
             batch.clear();
+        }
+        if flushing || checkpoint_time {
             let due_by_count = cfg.checkpoint_every > 0 && since_checkpoint >= cfg.checkpoint_every;
             let due_by_time = !cfg.checkpoint_interval.is_zero()
                 && since_checkpoint > 0

@@ -31,7 +31,9 @@ pub struct Args {
     /// Exactly-once for one input file: record each entry's line number as its
     /// stream sequence and the last whole batch's line as the log's cursor, and skip
     /// lines at or below the cursor. Re-running the same command after a crash
-    /// appends the rest, never a line twice.
+    /// appends the rest, never a line twice. The cursor is the one `serve` keeps
+    /// (a stream sequence): do not `serve` a ledger built with --resume, nor
+    /// --resume into one that `serve` feeds.
     #[arg(long)]
     pub resume: bool,
     /// After the checkpoint, write a state snapshot if N entries were folded since

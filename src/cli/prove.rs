@@ -33,6 +33,12 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     let ledger = ctx.data.open_ro()?;
     match cmd {
         Command::Inclusion { seq, size } => {
+            if seq >= ledger.size() {
+                bail!(
+                    "entry {seq} does not exist: the log has {} entries",
+                    ledger.size()
+                );
+            }
             let size = match size {
                 Some(s) => s,
                 None => match ledger.latest_checkpoint()? {

@@ -228,6 +228,16 @@ fn prepare_sinks(ctx: &Ctx, sinks: &[SinkFile], config: &Path) -> Result<Vec<(St
         .into_iter()
         .map(|(s, args)| {
             let prepared = export::prepare(&ctx.data, &args, FromOnResume::Ignore)
+                .map_err(|e| match e.downcast_ref::<PipelineError>() {
+                    // `export`'s advice (--reset, --sink) is no flag of serve's.
+                    Some(PipelineError::ConfigMismatch { stored, asked, .. }) => anyhow!(
+                        "format, to: the sink's cursor was made for {stored}; this table asks for \
+                         {asked}: give the table a new name to start a new sink, or, with serve \
+                         stopped, remove the old one's cursor ({}) to start this one over",
+                        ctx.data.path.join("sinks").join(&s.name).display()
+                    ),
+                    _ => e,
+                })
                 .with_context(|| context(s))?;
             Ok((s.name.clone(), prepared))
         })
