@@ -114,6 +114,28 @@ fn bad_requests_are_clear_errors() {
         "{err}"
     );
 
+    // `serve` and `append --resume` cannot share a cursor: the first claims it.
+    let resumed = Env::new();
+    let lines = resumed.init_with_events(5, 2, 1);
+    resumed.json(&["append", lines.to_str().unwrap(), "--resume"]);
+    let nats = "nats://127.0.0.1:1"; // refused before any connection is tried
+    let out = resumed.run(&["serve", "--nats-url", nats, "--http", "off"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cursor counts the lines of an input file"),
+        "{err}"
+    );
+    let served = Env::new();
+    let lines = served.init_with_events(5, 2, 1);
+    let out = served.run(&["serve", "--nats-url", nats, "--http", "off"]);
+    assert_eq!(out.status.code(), Some(2), "no nats-server there");
+    let out = served.run(&["append", lines.to_str().unwrap(), "--resume"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cursor counts stream sequences"), "{err}");
+    served.json(&["append", lines.to_str().unwrap()]);
+
     // The stepper moves with its own commands: the flags that end or list a
     // replay are refused with it, not ignored.
     for flag in [["--to", "5"], ["--agent", "agent-1"], ["--session", "s-1"]] {

@@ -193,6 +193,9 @@ pub async fn run<S: LogStore + 'static>(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Ledger<S>, ServeError> {
+    // Refused for a ledger that `append --resume` fills (its cursor counts
+    // lines), before anything else.
+    ledger.claim_cursor(govledger_ledger::CursorSource::Stream)?;
     let reconnected = Arc::new(tokio::sync::Notify::new());
     let watched = metrics.clone();
     let on_connection: crate::nats::OnConnection = Arc::new(move |up| watched.set_connected(up));

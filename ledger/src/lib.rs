@@ -74,6 +74,51 @@ pub enum LedgerError {
     /// A question about entries or sizes the log does not have.
     #[error("{0}")]
     OutOfRange(String),
+    /// The cursor already counts something else than a writer needs it to.
+    #[error("this ledger's cursor counts {held}, and {wanted} would be read against it: {advice}", held = held.describe(), wanted = wanted.describe(), advice = wanted.advice())]
+    CursorClaimed {
+        /// What the writer needs the cursor to count.
+        wanted: CursorSource,
+        /// What it counts.
+        held: CursorSource,
+    },
+}
+
+/// What a ledger's cursor counts: `serve`'s stream sequences or the line
+/// numbers of `append --resume`'s input file. The two cannot share a cursor (a
+/// line number read as a stream sequence skips that many messages), so the
+/// first writer of either kind claims it ([`Ledger::claim_cursor`]) and the
+/// other kind is refused from then on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CursorSource {
+    /// JetStream stream sequences (`serve`).
+    Stream,
+    /// Line numbers of one input file (`append --resume`).
+    Lines,
+}
+
+impl CursorSource {
+    /// As stored in the `meta` key `cursor_source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CursorSource::Stream => "stream",
+            CursorSource::Lines => "lines",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            CursorSource::Stream => "stream sequences (`serve`)",
+            CursorSource::Lines => "the lines of an input file (`append --resume`)",
+        }
+    }
+
+    fn advice(self) -> &'static str {
+        match self {
+            CursorSource::Stream => "serve a ledger of its own (`govledger init` another data dir)",
+            CursorSource::Lines => "append without --resume, or into a ledger of its own",
+        }
+    }
 }
 
 /// What an append reports for each entry.
@@ -190,6 +235,42 @@ impl<S: LogStore> Ledger<S> {
     /// The last applied stream sequence, written with the batch that applied it.
     pub fn cursor(&self) -> Result<Option<u64>, LedgerError> {
         meta_u64(&*self.store, keys::CURSOR)
+    }
+
+    /// What the cursor counts, as its first writer claimed it; `None` for a
+    /// ledger whose cursor predates the claim (or that has none).
+    pub fn cursor_source(&self) -> Result<Option<CursorSource>, LedgerError> {
+        let Some(v) = self.store.meta(keys::CURSOR_SOURCE)? else {
+            return Ok(None);
+        };
+        match v.as_slice() {
+            b"stream" => Ok(Some(CursorSource::Stream)),
+            b"lines" => Ok(Some(CursorSource::Lines)),
+            other => Err(StoreError::Corrupt(format!(
+                "meta cursor_source is {:?}, neither \"stream\" nor \"lines\"",
+                String::from_utf8_lossy(other)
+            ))
+            .into()),
+        }
+    }
+
+    /// Claims the cursor for `source` (durably), or says why it cannot be: it
+    /// already counts the other thing. A ledger whose cursor predates the claim
+    /// is claimed as it stands.
+    pub fn claim_cursor(&mut self, source: CursorSource) -> Result<(), LedgerError> {
+        match self.cursor_source()? {
+            Some(s) if s == source => Ok(()),
+            Some(other) => Err(LedgerError::CursorClaimed {
+                wanted: source,
+                held: other,
+            }),
+            None => {
+                let mut set = WriteSet::default();
+                set.meta
+                    .push((keys::CURSOR_SOURCE, source.as_str().as_bytes().to_vec()));
+                Ok(self.store.commit(set)?)
+            }
+        }
     }
 
     /// The seq of the accepted entry with this event id, if any.

@@ -19,7 +19,7 @@
 //! | `nodes` | level u8, index u64 big-endian | 32-byte hash of that complete subtree |
 //! | `checkpoints` | tree size, u64 big-endian | the signed checkpoint note (UTF-8) |
 //! | `index` | `e` ‖ tenant ‖ 0x00 ‖ event id | seq of the accepted entry, u64 big-endian |
-//! | `meta` | `size`, `cursor`, `origin`, `format` | u64 big-endian, or UTF-8 |
+//! | `meta` | `size`, `cursor`, `origin`, `format`, `cursor_source` | u64 big-endian, or UTF-8 |
 //! | `snapshots` | log size u64 ‖ chunk number u32, big-endian | up to [`SNAPSHOT_CHUNK`] bytes of the snapshot at that size |
 //!
 //! Snapshots are opaque bytes here (their format is `govledger-projections`'): the
@@ -99,6 +99,8 @@ pub mod keys {
     pub const SIZE: &[u8] = b"size";
     /// Meta key: last applied stream sequence.
     pub const CURSOR: &[u8] = b"cursor";
+    /// Meta key: what the cursor counts ([`crate::CursorSource`]), UTF-8.
+    pub const CURSOR_SOURCE: &[u8] = b"cursor_source";
     /// Meta key: the log's origin.
     pub const ORIGIN: &[u8] = b"origin";
     /// Meta key: store format version.

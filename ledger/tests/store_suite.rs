@@ -6,7 +6,7 @@ use govledger_ledger::note::NoteSigner;
 use govledger_ledger::store::{LogStore, MemStore, OpenMode, RocksStore, SNAPSHOT_CHUNK};
 use govledger_ledger::tree::{self, Frontier, NodeId};
 use govledger_ledger::verify::{verify, VerifyOptions};
-use govledger_ledger::{Ledger, LedgerError};
+use govledger_ledger::{CursorSource, Ledger, LedgerError};
 use govledger_schemas::{encode_entry, Entry, RejectReason, Seq, Verdict};
 use proptest::prelude::*;
 
@@ -278,6 +278,38 @@ fn suite<S: LogStore>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
     assert_eq!(ledger.cursor().unwrap(), Some(1332));
     assert_eq!(ledger.snapshot_sizes().unwrap(), vec![100, 200, 333]);
     assert!(ledger.snapshot(100).unwrap() == Some(big));
+
+    // The cursor's source: claimed once (a cursor written before any claim is
+    // claimed as it stands), kept across a reopen, the other kind refused.
+    let mut ledger = ledger;
+    assert_eq!(ledger.cursor_source().unwrap(), None);
+    ledger.claim_cursor(CursorSource::Lines).unwrap();
+    ledger.claim_cursor(CursorSource::Lines).unwrap();
+    let Ok(store) = ledger.into_store() else {
+        panic!("no handle shares the store")
+    };
+    let mut ledger = Ledger::open(reopen(store)).unwrap();
+    assert_eq!(ledger.cursor_source().unwrap(), Some(CursorSource::Lines));
+    let refused = ledger.claim_cursor(CursorSource::Stream).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            LedgerError::CursorClaimed {
+                wanted: CursorSource::Stream,
+                held: CursorSource::Lines
+            }
+        ),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("`append --resume`"),
+        "{refused}"
+    );
+    assert_eq!(
+        ledger.cursor().unwrap(),
+        Some(1332),
+        "the cursor is untouched"
+    );
 }
 
 #[test]

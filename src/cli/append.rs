@@ -31,9 +31,9 @@ pub struct Args {
     /// Exactly-once for one input file: record each entry's line number as its
     /// stream sequence and the last whole batch's line as the log's cursor, and skip
     /// lines at or below the cursor. Re-running the same command after a crash
-    /// appends the rest, never a line twice. The cursor is the one `serve` keeps
-    /// (a stream sequence): do not `serve` a ledger built with --resume, nor
-    /// --resume into one that `serve` feeds.
+    /// appends the rest, never a line twice. The cursor is the one `serve` keeps,
+    /// so a ledger that `serve` feeds refuses --resume (and `serve` one built
+    /// with it).
     #[arg(long)]
     pub resume: bool,
     /// After the checkpoint, write a state snapshot if N entries were folded since
@@ -169,6 +169,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let mut detections: Vec<Value> = Vec::new();
     let mut batch: Vec<Message> = Vec::new();
     let skip_to = if args.resume {
+        // Refused when `serve` feeds this ledger: its cursor is a stream's.
+        ledger.claim_cursor(govledger_ledger::CursorSource::Lines)?;
         ledger.cursor()?.unwrap_or(0)
     } else {
         0
