@@ -93,6 +93,42 @@ fn an_entry_appended_behind_the_back_is_found() {
     assert_eq!(v["problem"]["seq"], 100);
 }
 
+/// An outside checkpoint is checked whole: one that does not verify with the
+/// log's key is a failed check (exit 1), and one the log's key did sign, with
+/// the root of the log's own checkpoint at that size but another state digest,
+/// is a fork of the state the roots alone would not show.
+#[test]
+fn an_outside_checkpoint_must_verify_and_sign_the_same_state() {
+    use govledger_ledger::checkpoint::Checkpoint;
+    use govledger_ledger::note::NoteSigner;
+    let env = ledger_with(50);
+    let note = env.json(&["checkpoint", "--latest"])["checkpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let saved = env.path("seen.txt");
+
+    // Edited: the size line no longer matches its signature.
+    std::fs::write(&saved, note.replacen("\n50\n", "\n49\n", 1)).unwrap();
+    let v = verify_fails(&env, &["--against", saved.to_str().unwrap()]);
+    assert_eq!(v["problem"]["kind"], "against_bad_signature", "{v}");
+
+    // Signed by the log's own key: same size and root, another state.
+    let key = std::fs::read_to_string(env.data().join("log.key")).unwrap();
+    let signer = NoteSigner::from_key_string(key.trim()).unwrap();
+    let mut cp = Checkpoint::open(&note, &signer.verifier()).unwrap();
+    let digest = cp.state_digest.as_mut().expect("a state digest line");
+    digest.hash[0] ^= 1;
+    std::fs::write(&saved, cp.sign(&signer).unwrap()).unwrap();
+    let v = verify_fails(&env, &["--against", saved.to_str().unwrap()]);
+    assert_eq!(v["problem"]["kind"], "against_state_mismatch", "{v}");
+    let message = v["problem"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("signed two states at one size"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_truncated_tail_fails_against_an_outside_checkpoint() {
     let env = ledger_with(300);

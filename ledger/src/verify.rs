@@ -12,6 +12,10 @@
 //!    the next;
 //! 4. does the same for checkpoints kept outside the store (`--against`): a client's
 //!    or witness's copy catches a truncated log whose own checkpoints were cut too;
+//!    one that does not verify with the log's key is a problem
+//!    (`against_bad_signature`), and where the log kept its own checkpoint at the
+//!    same size, both must carry the same state digest and extension lines
+//!    (`against_state_mismatch`), not only the same root;
 //! 5. finds anything beyond the recorded size: entries, nodes or checkpoints
 //!    appended behind the ledger's back.
 //!
@@ -57,7 +61,8 @@ pub struct Problem {
     /// Machine-readable kind: `missing_entry`, `misplaced_entry`, `undecodable_entry`,
     /// `leaf_mismatch`, `node_mismatch`, `checkpoint_root_mismatch`,
     /// `checkpoint_signature`, `checkpoint_beyond_log`, `entry_beyond_size`,
-    /// `node_beyond_log`, `against_mismatch`, `against_beyond_log`, `store`.
+    /// `node_beyond_log`, `against_mismatch`, `against_bad_signature`,
+    /// `against_state_mismatch`, `against_beyond_log`, `store`.
     pub kind: &'static str,
     /// The first bad seq, when it can be pinned down.
     pub seq: Option<u64>,
@@ -166,8 +171,23 @@ pub fn verify<S: LogStore>(
         store,
     };
     let mut against: Vec<Checkpoint> = Vec::new();
-    for note in &opts.against {
-        let cp = Checkpoint::open(note, verifier)?;
+    for (i, note) in opts.against.iter().enumerate() {
+        // One that does not verify is a failed check, as a bad stored one is.
+        let cp = match Checkpoint::open(note, verifier) {
+            Ok(cp) => cp,
+            Err(e) => {
+                walk.report.problem = Some(problem(
+                    "against_bad_signature",
+                    None,
+                    format!(
+                        "outside checkpoint {} of {} does not verify with the log's key: {e}",
+                        i + 1,
+                        opts.against.len()
+                    ),
+                ));
+                return Ok(walk.report);
+            }
+        };
         if cp.origin != ledger.origin() {
             walk.report.problem = Some(problem(
                 "against_mismatch",
@@ -218,6 +238,30 @@ pub fn verify<S: LogStore>(
                         ),
                     ));
                     return Ok($ret);
+                }
+                // The log's own checkpoint at that size, if it kept one, must
+                // sign the same state: one key signing two states at one size is
+                // a fork of the state, whatever the roots say.
+                if let Some(own) = ledger.checkpoint_at(cp.size)? {
+                    let own = own.checkpoint;
+                    if (&own.state_digest, &own.extensions) != (&cp.state_digest, &cp.extensions) {
+                        let line = |c: &Checkpoint| {
+                            c.state_digest.map_or("no state digest".to_string(), |d| d.line())
+                        };
+                        walk.report.problem = Some(problem(
+                            "against_state_mismatch",
+                            None,
+                            format!(
+                                "the outside checkpoint at size {} signs the same root as the \
+                                 log's own there but another state ({} against {}): the log's key \
+                                 signed two states at one size",
+                                cp.size,
+                                line(&cp),
+                                line(&own)
+                            ),
+                        ));
+                        return Ok($ret);
+                    }
                 }
                 walk.report.against_checked += 1;
             }
