@@ -234,9 +234,16 @@ fn a_named_sink_resumes_exactly_after_its_cursor_and_refuses_another_format() {
         (s["from"].as_u64(), s["exported"].as_u64()),
         (Some(250), Some(350))
     );
-    // Nothing new: nothing exported.
+    // Nothing new: nothing exported; also with the file spelled another way.
     let s = export_json(&env, &["--format", "ocsf", "--to", to, "--sink", "siem"]);
     assert_eq!(s["exported"].as_u64(), Some(0));
+    let parent = out.parent().unwrap().to_str().unwrap();
+    let spelled = format!("{parent}/.//siem.ocsf");
+    let s = export_json(
+        &env,
+        &["--format", "ocsf", "--to", &spelled, "--sink", "siem"],
+    );
+    assert_eq!(s["exported"].as_u64(), Some(0), "{s}");
     // The two runs wrote exactly what one run writes.
     assert_eq!(std::fs::read(&out).unwrap(), env.export_whole("ocsf"));
 

@@ -135,6 +135,26 @@ impl SinkSpec {
         serde_json::json!({"format": self.format.as_str(), "to": self.to.describe()}).to_string()
     }
 
+    /// Whether a stored configuration and this run's name one sink: equal, or
+    /// equal once a file destination stored by an older build (which did not
+    /// drop `.` components) is written as [`SinkSpec::config_json`] writes it.
+    fn same_config(stored: &str, asked: &str) -> bool {
+        if stored == asked {
+            return true;
+        }
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(stored) else {
+            return false;
+        };
+        match v["to"].as_str().filter(|to| to.starts_with('/')) {
+            Some(to) => {
+                let to = crate::sink::normal(Path::new(to)).display().to_string();
+                v["to"] = serde_json::Value::String(to);
+                serde_json::from_str::<serde_json::Value>(asked).is_ok_and(|a| a == v)
+            }
+            None => false,
+        }
+    }
+
     fn describe(config: &str) -> String {
         match serde_json::from_str::<serde_json::Value>(config) {
             Ok(v) => format!(
@@ -162,11 +182,13 @@ pub fn open_cursor(
     let cursor = SinkCursor::open(path)?;
     let asked = spec.config_json();
     match cursor.config()? {
-        Some(stored) if stored != asked => Err(PipelineError::ConfigMismatch {
-            sink: name.to_owned(),
-            stored: SinkSpec::describe(&stored),
-            asked: SinkSpec::describe(&asked),
-        }),
+        Some(stored) if !SinkSpec::same_config(&stored, &asked) => {
+            Err(PipelineError::ConfigMismatch {
+                sink: name.to_owned(),
+                stored: SinkSpec::describe(&stored),
+                asked: SinkSpec::describe(&asked),
+            })
+        }
         _ => {
             let pos = cursor.position()?;
             Ok((cursor, pos))
@@ -736,5 +758,32 @@ fn render_chunk(render: Render<'_>, job: Job, scratch: &mut String) -> Result<Ch
 impl From<StoreError> for PipelineError {
     fn from(e: StoreError) -> Self {
         PipelineError::Ledger(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SinkSpec;
+
+    /// A cursor an older build stored with `.` in its file path still names the
+    /// sink of a run that spells the file plainly; anything else differs.
+    #[test]
+    fn a_stored_file_path_is_compared_as_written_one_way() {
+        let asked = r#"{"format":"ocsf","to":"/var/siem/out.ocsf"}"#;
+        for stored in [
+            r#"{"format":"ocsf","to":"/var/siem/out.ocsf"}"#,
+            r#"{"to":"/var/siem/out.ocsf","format":"ocsf"}"#,
+            r#"{"format":"ocsf","to":"/var/./siem//out.ocsf"}"#,
+        ] {
+            assert!(SinkSpec::same_config(stored, asked), "{stored}");
+        }
+        for stored in [
+            r#"{"format":"ecs","to":"/var/./siem/out.ocsf"}"#,
+            r#"{"format":"ocsf","to":"/var/other/../siem/out.ocsf"}"#,
+            r#"{"format":"ocsf","to":"syslog+tcp://h:514"}"#,
+            "not json",
+        ] {
+            assert!(!SinkSpec::same_config(stored, asked), "{stored}");
+        }
     }
 }

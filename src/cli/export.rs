@@ -105,7 +105,8 @@ pub struct Args {
     /// HEC `source` [default: the ledger's origin].
     #[arg(long)]
     pub hec_source: Option<String>,
-    /// HEC `sourcetype` [default: govledger:<format>].
+    /// HEC `sourcetype` [default: govledger:<format>; govledger:jsonl for
+    /// `--format hec` lines to a file or stdout, which always carry jsonl].
     #[arg(long)]
     pub hec_sourcetype: Option<String>,
     /// HEC `host` [default: none].

@@ -261,14 +261,22 @@ impl Destination {
 }
 
 /// `p` made absolute against the current directory, without touching the disk
-/// beyond that (the file may not exist yet).
+/// beyond that (the file may not exist yet), and written one way: `.`
+/// components and repeated separators dropped (`..` is kept: past a symbolic
+/// link it is not the parent it looks like).
 fn absolute(p: &std::path::Path) -> PathBuf {
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    std::env::current_dir()
-        .map(|d| d.join(p))
-        .unwrap_or_else(|_| p.to_path_buf())
+    let whole = match p.is_absolute() {
+        true => p.to_path_buf(),
+        false => std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf()),
+    };
+    normal(&whole)
+}
+
+/// A path's components written again: `.` and repeated separators dropped.
+pub(crate) fn normal(p: &std::path::Path) -> PathBuf {
+    p.components().collect()
 }
 
 /// Sleeps `d` in short steps, returning early with [`SinkError::Stopped`] once
