@@ -489,6 +489,13 @@ fn snapshots_are_taken_listed_and_read_the_same() {
             assert_eq!(with, env.json(&a), "state {view} at {at:?}");
         }
     }
+    // With one at the current size already, --keep still prunes the older.
+    let out = env.json(&["snapshot", "take", "--keep", "1"]);
+    assert_eq!(out["existing"], true);
+    assert_eq!(out["dropped"], serde_json::json!([1_000]));
+    let list = env.json(&["snapshot", "list"]);
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["snapshots"][0]["size"], 1_500);
     // An empty log has nothing to snapshot.
     let empty = Env::new();
     empty.init_with_events(1, 1, 1);

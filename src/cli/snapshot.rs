@@ -116,8 +116,30 @@ fn take(ctx: &Ctx, args: TakeArgs) -> Result<ExitCode> {
             w.bytes,
             w.seconds * 1e3
         ),
-        (None, true) => print_json(&json!({"size": ledger.size(), "existing": true})),
-        (None, false) => println!("a snapshot at size {} already exists", ledger.size()),
+        (None, json) => {
+            // One is there already: `--keep` still holds, the newest ones kept.
+            let store = ledger.snapshot_store();
+            let sizes = store.sizes()?;
+            let dropped: Vec<u64> = sizes
+                .iter()
+                .copied()
+                .take(sizes.len().saturating_sub(policy.keep.max(1)))
+                .collect();
+            for &s in &dropped {
+                store.remove(s)?;
+            }
+            if json {
+                print_json(&json!({"size": ledger.size(), "existing": true, "dropped": dropped}));
+            } else {
+                println!("a snapshot at size {} already exists", ledger.size());
+                if !dropped.is_empty() {
+                    println!(
+                        "older snapshots deleted (--keep {}): {dropped:?}",
+                        args.keep
+                    );
+                }
+            }
+        }
     }
     super::let_go(adm);
     Ok(ExitCode::SUCCESS)
