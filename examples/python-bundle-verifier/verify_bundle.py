@@ -55,6 +55,15 @@ def node(l, r):
     return sha(b'\x01' + l + r)
 
 
+def shift_past_right_edges(fn, sn):
+    # RFC 9162 2.1.3.2 / 2.1.4.2: "right-shift fn and sn equally until either
+    # LSB(fn) is set or fn is 0"
+    while True:
+        fn >>= 1; sn >>= 1
+        if fn & 1 or fn == 0:
+            return fn, sn
+
+
 def verify_inclusion(index, size, leaf_hash, proof, root):
     # RFC 9162 2.1.3.2
     if index >= size:
@@ -66,10 +75,7 @@ def verify_inclusion(index, size, leaf_hash, proof, root):
         if fn & 1 or fn == sn:
             r = node(p, r)
             if not fn & 1:
-                while True:
-                    fn >>= 1; sn >>= 1
-                    if fn & 1 or fn == 0:
-                        break
+                fn, sn = shift_past_right_edges(fn, sn)
         else:
             r = node(r, p)
         fn >>= 1; sn >>= 1
@@ -99,10 +105,7 @@ def verify_consistency(n1, n2, root1, root2, proof):
         if fn & 1 or fn == sn:
             fr = node(c, fr); sr = node(c, sr)
             if not fn & 1:
-                while True:
-                    fn >>= 1; sn >>= 1
-                    if fn & 1 or fn == 0:
-                        break
+                fn, sn = shift_past_right_edges(fn, sn)
         else:
             sr = node(sr, c)
         fn >>= 1; sn >>= 1

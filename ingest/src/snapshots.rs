@@ -120,15 +120,9 @@ pub fn due<S: LogStore>(
     if size.saturating_sub(newest) < policy.every && !outdated(ledger, adm, newest, size)? {
         return Ok(None);
     }
-    let keep = policy.keep.max(1);
     // The new one counts as kept: drop all but the newest keep - 1 of the others.
-    let drop: Vec<u64> = sizes
-        .iter()
-        .copied()
-        .filter(|&s| s != size)
-        .rev()
-        .skip(keep - 1)
-        .collect();
+    let others = sizes.iter().copied().filter(|&s| s != size);
+    let drop = beyond_newest(others, policy.keep.max(1) - 1);
     let t = Instant::now();
     let encoded = adm.encode_snapshot();
     Ok(Some(Due {
@@ -193,6 +187,12 @@ impl Due {
             encode_seconds: self.encode_seconds,
         })
     }
+}
+
+/// Of snapshot sizes in ascending order, those past the newest `keep`: what
+/// keeping `keep` deletes, newest first.
+pub fn beyond_newest(sizes: impl DoubleEndedIterator<Item = u64>, keep: usize) -> Vec<u64> {
+    sizes.rev().skip(keep).collect()
 }
 
 /// Writes due snapshots on a thread of its own, one at a time, so that whoever

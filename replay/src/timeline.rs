@@ -139,17 +139,20 @@ fn decided_earlier<S: LogStore>(
         let from = end.saturating_sub(step);
         // The last decision on each proposal within `from..end`.
         let mut here = BTreeMap::new();
-        for leaf in crate::leaves_from(ledger, from).take((end - from) as usize) {
-            let (seq, leaf) = leaf?;
-            let codec = |source| LedgerError::Codec { seq, source };
-            let entry = govledger_schemas::decode_entry(&leaf).map_err(codec)?;
+        for entry in crate::entries_from(ledger, from).take((end - from) as usize) {
+            let entry = entry?;
             // Only the bodies that may hold one are decoded.
             if entry.event_type() != Some("policy.decided")
                 || !entry.tenant().is_some_and(|t| tenants.contains(t))
             {
                 continue;
             }
-            let env = govledger_ingest::admit::fold_input(&entry).map_err(codec)?;
+            let env = govledger_ingest::admit::fold_input(&entry).map_err(|source| {
+                LedgerError::Codec {
+                    seq: entry.seq.0,
+                    source,
+                }
+            })?;
             if let Some((key, d)) = decision(&entry, env.as_ref()) {
                 if wanted.contains(&key) {
                     here.insert(key, d);
@@ -456,9 +459,8 @@ mod tests {
         let start = 1_200;
         // Each proposal's last decision before `start`, read straight off the log.
         let mut last = BTreeMap::new();
-        for leaf in crate::leaves_from(&ledger, 0).take(start as usize) {
-            let (_, leaf) = leaf.unwrap();
-            let entry = govledger_schemas::decode_entry(&leaf).unwrap();
+        for entry in crate::entries_from(&ledger, 0).take(start as usize) {
+            let entry = entry.unwrap();
             let env = govledger_ingest::admit::fold_input(&entry).unwrap();
             if let Some((key, d)) = decision(&entry, env.as_ref()) {
                 last.insert(key, d);

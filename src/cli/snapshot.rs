@@ -119,12 +119,7 @@ fn take(ctx: &Ctx, args: TakeArgs) -> Result<ExitCode> {
         (None, json) => {
             // One is there already: `--keep` still holds, the newest ones kept.
             let store = ledger.snapshot_store();
-            let sizes = store.sizes()?;
-            let dropped: Vec<u64> = sizes
-                .iter()
-                .copied()
-                .take(sizes.len().saturating_sub(policy.keep.max(1)))
-                .collect();
+            let dropped = snapshots::beyond_newest(store.sizes()?.into_iter(), policy.keep.max(1));
             for &s in &dropped {
                 store.remove(s)?;
             }
